@@ -1,0 +1,185 @@
+package groups
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/mosaik-go/mosaik/storage"
+)
+
+type prefKind uint8
+
+const (
+	prefNormal prefKind = 1 + iota
+	prefReluctant
+	prefObserver
+)
+
+// Preference is a node's wish about leading its group. It is per node and
+// not part of the group id. The zero value means Normal.
+type Preference struct {
+	kind   prefKind
+	factor uint32
+}
+
+var (
+	// Normal members vote and may lead.
+	Normal = Preference{kind: prefNormal}
+	// Observer members replicate the log but never vote, never lead and never
+	// count toward a quorum.
+	Observer = Preference{kind: prefObserver}
+)
+
+// Reluctant members vote and may lead, but their election and heartbeat
+// timeouts and bootstrap delay are multiplied by factor, and a reluctant
+// leader hands leadership to a caught-up Normal voter when one exists.
+func Reluctant(factor uint32) Preference {
+	return Preference{kind: prefReluctant, factor: max(factor, 1)}
+}
+
+// IsObserver reports whether p is Observer.
+func (p Preference) IsObserver() bool { return p.kind == prefObserver }
+
+// IsReluctant reports whether p is Reluctant.
+func (p Preference) IsReluctant() bool { return p.kind == prefReluctant }
+
+// Factor is the timeout multiplier: 1 unless Reluctant.
+func (p Preference) Factor() uint32 {
+	if p.kind == prefReluctant {
+		return p.factor
+	}
+	return 1
+}
+
+func (p Preference) String() string {
+	switch p.kind {
+	case prefReluctant:
+		return fmt.Sprintf("reluctant(%d)", p.factor)
+	case prefObserver:
+		return "observer"
+	default:
+		return "normal"
+	}
+}
+
+func (p Preference) normalized() Preference {
+	if p.kind == 0 {
+		return Normal
+	}
+	return p
+}
+
+// Consistency says how fresh a query must be.
+type Consistency int
+
+const (
+	// Weak reads the local state: fast, possibly behind the leader.
+	Weak Consistency = 1 + iota
+	// Strong is linearizable: it sees every command committed before the
+	// query started.
+	Strong
+)
+
+// Config configures a group member. A nil *Config means all defaults; a zero
+// field means that field's default. HeartbeatInterval and ElectionTimeout
+// are part of the group id: members must agree on them.
+type Config struct {
+	// HeartbeatInterval is how often the leader shows it is alive. Followers
+	// start an election after ten missed heartbeats. Default 100ms.
+	HeartbeatInterval time.Duration
+	// ElectionTimeout is how long a candidate waits for votes. Default 1s.
+	ElectionTimeout time.Duration
+	// BootstrapDelay is how long a new member listens for an existing group
+	// before the lowest PeerID among those present founds one. Default 3s.
+	BootstrapDelay time.Duration
+	// DeadMemberTimeout is how long a member may stay silent before the
+	// leader removes it. Default 30s.
+	DeadMemberTimeout time.Duration
+	// ForwardTimeout bounds how long a command waits for a leader, and each
+	// attempt to hand it to one. Default 5s.
+	ForwardTimeout time.Duration
+	// QueryTimeout bounds a Strong query's wait for the leader. Default 5s.
+	QueryTimeout time.Duration
+	// Preference is this node's leadership preference. Default Normal.
+	Preference Preference
+	// Storage keeps the log and snapshots. Default storage.Memory().
+	Storage storage.Provider
+	// SnapshotThreshold is how many log entries since the last snapshot
+	// trigger a new one, for machines that implement rsm.Snapshotter.
+	// Default 8192.
+	SnapshotThreshold uint64
+	// TrailingLogs is how many entries stay in the log after a snapshot, so
+	// a briefly lagging follower catches up without one. Default 10240.
+	TrailingLogs uint64
+	// Logger receives the group's logs. Default: the network's logger.
+	Logger *slog.Logger
+}
+
+// resolve returns a copy with defaults filled in, or every problem at once.
+func (c *Config) resolve(fallback *slog.Logger) (Config, error) {
+	var r Config
+	if c != nil {
+		r = *c
+	}
+	var errs []error
+	neg := func(name string, d time.Duration) {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("groups: Config.%s is negative (%v)", name, d))
+		}
+	}
+	neg("HeartbeatInterval", r.HeartbeatInterval)
+	neg("ElectionTimeout", r.ElectionTimeout)
+	neg("BootstrapDelay", r.BootstrapDelay)
+	neg("DeadMemberTimeout", r.DeadMemberTimeout)
+	neg("ForwardTimeout", r.ForwardTimeout)
+	neg("QueryTimeout", r.QueryTimeout)
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&r.HeartbeatInterval, 100*time.Millisecond)
+	def(&r.ElectionTimeout, time.Second)
+	def(&r.BootstrapDelay, 3*time.Second)
+	def(&r.DeadMemberTimeout, 30*time.Second)
+	def(&r.ForwardTimeout, 5*time.Second)
+	def(&r.QueryTimeout, 5*time.Second)
+	if r.HeartbeatInterval > 0 && r.HeartbeatInterval < time.Millisecond {
+		errs = append(errs, fmt.Errorf("groups: Config.HeartbeatInterval %v is below 1ms", r.HeartbeatInterval))
+	}
+	if r.ElectionTimeout > 0 && r.ElectionTimeout < 5*time.Millisecond {
+		errs = append(errs, fmt.Errorf("groups: Config.ElectionTimeout %v is below 5ms", r.ElectionTimeout))
+	}
+	if r.DeadMemberTimeout > 0 && r.DeadMemberTimeout < 2*r.announceInterval() {
+		errs = append(errs, fmt.Errorf("groups: Config.DeadMemberTimeout %v is shorter than two announcements (%v)", r.DeadMemberTimeout, 2*r.announceInterval()))
+	}
+	r.Preference = r.Preference.normalized()
+	if r.Storage == nil {
+		r.Storage = storage.Memory()
+	}
+	if r.SnapshotThreshold == 0 {
+		r.SnapshotThreshold = 8192
+	}
+	if r.TrailingLogs == 0 {
+		r.TrailingLogs = 10240
+	}
+	if r.Logger == nil {
+		r.Logger = fallback
+	}
+	if r.Logger == nil {
+		r.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return r, errors.Join(errs...)
+}
+
+// announceInterval is how often a member announces itself.
+func (c *Config) announceInterval() time.Duration {
+	return max(5*c.HeartbeatInterval, 20*time.Millisecond)
+}
+
+// liveWindow is how recently a member must have been heard to count as
+// present for bootstrap decisions.
+func (c *Config) liveWindow() time.Duration { return 4 * c.announceInterval() }

@@ -1,0 +1,60 @@
+package groups
+
+import "errors"
+
+var (
+	// ErrOffline means no leader is reachable now; the command was not
+	// applied. Retry later.
+	ErrOffline = errors.New("groups: offline")
+	// ErrNoCommands is returned by ExecuteMany and FeedMany without commands.
+	ErrNoCommands = errors.New("groups: no commands")
+	// ErrClosed is returned by a closed group, or one whose network closed.
+	ErrClosed = errors.New("groups: closed")
+	// ErrTooLarge is returned for a command or batch over the limits; nothing
+	// was sent.
+	ErrTooLarge = errors.New("groups: too large")
+	// ErrOutcomeUnknown means a command was applied once but its result can no
+	// longer be recalled.
+	ErrOutcomeUnknown = errors.New("groups: outcome unknown")
+	// ErrNotLeader is reported by a member asked to do what only the leader
+	// does; commands and queries retry elsewhere on their own.
+	ErrNotLeader = errors.New("groups: not leader")
+)
+
+// Wire codes let an error cross the network and still match with errors.Is.
+const (
+	codeNotLeader uint8 = 1 + iota
+	codeClosed
+	codeMalformed
+	codeInternal
+)
+
+func errorCode(err error) uint8 {
+	switch {
+	case errors.Is(err, ErrNotLeader):
+		return codeNotLeader
+	case errors.Is(err, ErrClosed):
+		return codeClosed
+	default:
+		return codeInternal
+	}
+}
+
+// remoteError is an error a peer reported. It matches the sentinel its code
+// names.
+type remoteError struct {
+	code uint8
+	msg  string
+}
+
+func (e *remoteError) Error() string { return "groups: remote: " + e.msg }
+
+func (e *remoteError) Is(target error) bool {
+	switch e.code {
+	case codeNotLeader:
+		return target == ErrNotLeader
+	case codeClosed:
+		return target == ErrClosed
+	}
+	return false
+}

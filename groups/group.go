@@ -1,0 +1,539 @@
+// Package groups runs a Raft group over a replicated state machine. Members
+// find each other over the network, found the group or join it, forward
+// commands to the leader, and keep the membership healthy on their own.
+package groups
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"github.com/mosaik-go/mosaik/rsm"
+	"github.com/mosaik-go/mosaik/storage"
+	"github.com/mosaik-go/mosaik/transport"
+)
+
+// Limits. Over them a call fails with ErrTooLarge before anything is sent.
+const (
+	// MaxCommandSize is the largest encoded command.
+	MaxCommandSize = 1 << 20
+	// MaxBatchCommands is the most commands ExecuteMany or FeedMany take,
+	// and the most the group puts in one log entry.
+	MaxBatchCommands = 4096
+	// MaxBatchSize is the largest encoded batch of commands.
+	MaxBatchSize = 8 << 20
+)
+
+// Group is this node's membership in a Raft group replicating a machine of
+// type StateMachine[C, Q, R]. It is safe for concurrent use. Create it with
+// Join; stop it with Close or Leave.
+type Group[C, Q, R any] struct {
+	*core
+	fsm *rsm.FSM[C, Q, R]
+}
+
+// fsmView is what the untyped core needs of the typed FSM.
+type fsmView interface {
+	Applied() rsm.Index
+	AppliedRaft() uint64
+	Last() rsm.Cursor
+	SessionLast(rsm.SessionID) (uint64, bool)
+	SessionOutcome(rsm.SessionID, uint64) (rsm.Outcome, bool)
+	CanSnapshot() bool
+}
+
+// core is everything that does not depend on the machine's types.
+type core struct {
+	net     *transport.Network
+	id      ID
+	self    transport.PeerID
+	cfg     Config
+	log     *slog.Logger
+	fsm     fsmView
+	raft    *raft.Raft
+	trans   *transport.RaftTransport
+	stores  storage.Stores
+	when    *When
+	session rsm.SessionID
+	started time.Time
+
+	annSubj string
+	annSub  *transport.Subscription
+	ctlSub  *transport.Subscription
+
+	peersMu sync.Mutex
+	peers   map[transport.PeerID]*peerState
+
+	leadMu sync.Mutex
+	lead   *leadership // set while this member leads and is ready
+
+	appendCh   chan submission
+	completeCh chan completion
+	sub        *submitter
+
+	notifyCh chan bool
+	obsCh    chan raft.Observation
+	observer *raft.Observer
+
+	hasState atomic.Bool
+	leaving  atomic.Bool
+
+	closing   chan struct{}
+	baseCtx   context.Context // cancelled when the member stops
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// Join makes this node a member of the group named by key, replicating sm.
+// It returns at once; use When().Online to wait until the group is usable.
+// sm must be a fresh machine: the group owns it from now on.
+func Join[C, Q, R any](net *transport.Network, key Key, sm rsm.StateMachine[C, Q, R], cfg *Config) (*Group[C, Q, R], error) {
+	if net == nil {
+		return nil, errors.New("groups: Join: nil network")
+	}
+	if sm == nil {
+		return nil, errors.New("groups: Join: nil state machine")
+	}
+	select {
+	case <-net.Done():
+		return nil, ErrClosed
+	default:
+	}
+	rc, err := cfg.resolve(net.Logger())
+	if err != nil {
+		return nil, err
+	}
+	id := deriveID(key, sm.Signature(), &rc)
+	c := &core{
+		net:        net,
+		id:         id,
+		self:       net.ID(),
+		cfg:        rc,
+		log:        rc.Logger.With("group", id.Short(), "peer", net.ID().Short()),
+		started:    time.Now(),
+		annSubj:    net.Subject("ann", id.String()),
+		peers:      map[transport.PeerID]*peerState{},
+		appendCh:   make(chan submission, 1024),
+		completeCh: make(chan completion, 4096),
+		notifyCh:   make(chan bool, 64),
+		obsCh:      make(chan raft.Observation, 256),
+		closing:    make(chan struct{}),
+	}
+	c.baseCtx, c.cancel = context.WithCancel(context.Background())
+	if _, err := rand.Read(c.session[:]); err != nil {
+		return nil, fmt.Errorf("groups: session id: %w", err)
+	}
+	c.when = newWhen(c.self, nil)
+	fsm := rsm.NewFSM(sm, c.when.applied.broadcast)
+	c.when.index = fsm.Applied
+	c.fsm = fsm
+	g := &Group[C, Q, R]{core: c, fsm: fsm}
+	if err := c.start(fsm); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+func (c *core) raftConfig(canSnapshot bool) *raft.Config {
+	f := time.Duration(c.cfg.Preference.Factor())
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(c.self.String())
+	rc.HeartbeatTimeout = 10 * c.cfg.HeartbeatInterval * f
+	rc.ElectionTimeout = c.cfg.ElectionTimeout * f
+	rc.LeaderLeaseTimeout = min(rc.HeartbeatTimeout, rc.ElectionTimeout) / 2
+	rc.CommitTimeout = min(max(c.cfg.HeartbeatInterval/2, 5*time.Millisecond), 50*time.Millisecond)
+	rc.MaxAppendEntries = 256
+	rc.BatchApplyCh = true
+	rc.ShutdownOnRemove = false
+	rc.NotifyCh = c.notifyCh
+	rc.NoLegacyTelemetry = true
+	rc.Logger = raftLogger(c.log)
+	rc.TrailingLogs = c.cfg.TrailingLogs
+	rc.SnapshotThreshold = c.cfg.SnapshotThreshold
+	if !canSnapshot {
+		// Log replay only: never compact.
+		rc.SnapshotThreshold = math.MaxUint64
+		rc.SnapshotInterval = 24 * time.Hour
+	}
+	return rc
+}
+
+func (c *core) start(fsm raft.FSM) error {
+	stores, err := c.cfg.Storage.Stores(c.id)
+	if err != nil {
+		return fmt.Errorf("groups: storage: %w", err)
+	}
+	c.stores = stores
+	fail := func(err error) error {
+		if c.stores.Release != nil {
+			_ = c.stores.Release()
+		}
+		return err
+	}
+	hasState, err := raft.HasExistingState(stores.Log, stores.Stable, stores.Snapshots)
+	if err != nil {
+		return fail(fmt.Errorf("groups: read stored state: %w", err))
+	}
+	c.hasState.Store(hasState)
+
+	rpcTimeout := max(2*c.cfg.ElectionTimeout*time.Duration(c.cfg.Preference.Factor()), 500*time.Millisecond)
+	trans, err := transport.NewRaftTransport(c.net, c.id.String(), rpcTimeout)
+	if err != nil {
+		return fail(err)
+	}
+	c.trans = trans
+	r, err := raft.NewRaft(c.raftConfig(c.fsm.CanSnapshot()), fsm, stores.Log, stores.Stable, stores.Snapshots, trans)
+	if err != nil {
+		_ = trans.Close()
+		return fail(fmt.Errorf("groups: start raft: %w", err))
+	}
+	c.raft = r
+	c.observer = raft.NewObserver(c.obsCh, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.LeaderObservation, raft.PeerObservation, raft.ResumedHeartbeatObservation:
+			return true
+		}
+		return false
+	})
+	r.RegisterObserver(c.observer)
+
+	if c.annSub, err = c.net.Subscribe(c.annSubj, c.onAnnouncement); err == nil {
+		c.ctlSub, err = c.net.Subscribe(c.ctlSubject(c.self), c.onControl)
+	}
+	if err != nil {
+		c.shutdownRaft()
+		return fail(err)
+	}
+	c.sub = newSubmitter(c)
+	c.goFunc(c.runLeadership)
+	c.goFunc(c.runStatus)
+	c.goFunc(c.runAnnounce)
+	c.goFunc(c.runMembership)
+	c.goFunc(c.runAppender)
+	c.goFunc(c.runCompleter)
+	c.goFunc(c.sub.run)
+	c.log.Debug("groups: joined", "has_state", hasState, "preference", c.cfg.Preference)
+	return nil
+}
+
+func (c *core) goFunc(f func()) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
+}
+
+func (c *core) ctlSubject(p transport.PeerID) string {
+	return c.net.Subject("ctl", c.id.String(), p.String())
+}
+
+func (c *core) ctx() context.Context { return c.baseCtx }
+
+func (c *core) isClosing() bool {
+	select {
+	case <-c.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// ID returns the group id.
+func (c *core) ID() ID { return c.id }
+
+// Self returns this member's peer id.
+func (c *core) Self() transport.PeerID { return c.self }
+
+// When returns the group's status waiter.
+func (c *core) When() *When { return c.when }
+
+// Leader returns the leader this member knows of.
+func (c *core) Leader() (transport.PeerID, bool) {
+	l := c.when.get().leader
+	return l, !l.IsZero()
+}
+
+// IsLeader reports whether this member leads and is ready to serve.
+func (c *core) IsLeader() bool { return c.when.get().isLeader }
+
+// Committed returns the index of the last command this member applied.
+func (c *core) Committed() rsm.Index { return c.fsm.Applied() }
+
+// LogPosition returns the term and index of the last command this member
+// applied.
+func (c *core) LogPosition() rsm.Cursor { return c.fsm.Last() }
+
+// Execute submits cmd and waits until it is committed and applied on the
+// leader. It returns the command's index.
+func (g *Group[C, Q, R]) Execute(ctx context.Context, cmd C) (rsm.Index, error) {
+	res, err := g.submit(ctx, []C{cmd}, false)
+	if err != nil {
+		return 0, err
+	}
+	return res.First, nil
+}
+
+// ExecuteMany submits cmds as one batch applied as an unbroken run, and
+// waits until it is applied on the leader. It returns the indexes the
+// commands occupy, in order.
+func (g *Group[C, Q, R]) ExecuteMany(ctx context.Context, cmds []C) (rsm.IndexRange, error) {
+	res, err := g.submit(ctx, cmds, false)
+	if err != nil {
+		return rsm.IndexRange{}, err
+	}
+	return res.Range(), nil
+}
+
+// Feed submits cmd and returns once the leader has given it an index; it
+// does not wait for the command to commit. If that leader fails before the
+// command commits, the group submits it again, possibly at a later index.
+func (g *Group[C, Q, R]) Feed(ctx context.Context, cmd C) (rsm.Index, error) {
+	res, err := g.submit(ctx, []C{cmd}, true)
+	if err != nil {
+		return 0, err
+	}
+	return res.First, nil
+}
+
+// FeedMany is Feed for a batch applied as one unbroken run.
+func (g *Group[C, Q, R]) FeedMany(ctx context.Context, cmds []C) (rsm.IndexRange, error) {
+	res, err := g.submit(ctx, cmds, true)
+	if err != nil {
+		return rsm.IndexRange{}, err
+	}
+	return res.Range(), nil
+}
+
+// Reply is the answer to a command of a machine that implements
+// rsm.Replier.
+type Reply[R any] struct {
+	Value R
+	Index rsm.Index
+}
+
+// ExecuteReply is Execute for machines that implement rsm.Replier: it
+// returns the value ApplyReply produced for cmd.
+func (g *Group[C, Q, R]) ExecuteReply(ctx context.Context, cmd C) (Reply[R], error) {
+	rs, err := g.ExecuteManyReply(ctx, []C{cmd})
+	if err != nil {
+		return Reply[R]{}, err
+	}
+	return rs[0], nil
+}
+
+// ExecuteManyReply is ExecuteMany for machines that implement rsm.Replier:
+// it returns one reply per command, in order.
+func (g *Group[C, Q, R]) ExecuteManyReply(ctx context.Context, cmds []C) ([]Reply[R], error) {
+	if _, ok := any(g.fsm.Machine()).(rsm.Replier[C, R]); !ok {
+		return nil, fmt.Errorf("groups: ExecuteReply: %T does not implement rsm.Replier", g.fsm.Machine())
+	}
+	res, err := g.submit(ctx, cmds, false)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Reply[R], len(cmds))
+	for i := range out {
+		out[i].Index = res.First + rsm.Index(i)
+		if i < len(res.Replies) && res.Replies[i] != nil {
+			if err := rsm.Unmarshal(res.Replies[i], &out[i].Value); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+func (g *Group[C, Q, R]) submit(ctx context.Context, cmds []C, feed bool) (rsm.Outcome, error) {
+	if len(cmds) == 0 {
+		return rsm.Outcome{}, ErrNoCommands
+	}
+	if len(cmds) > MaxBatchCommands {
+		return rsm.Outcome{}, fmt.Errorf("%w: %d commands, limit %d", ErrTooLarge, len(cmds), MaxBatchCommands)
+	}
+	enc := make([][]byte, len(cmds))
+	size := 0
+	for i, c := range cmds {
+		b, err := rsm.Marshal(c)
+		if err != nil {
+			return rsm.Outcome{}, fmt.Errorf("groups: encode command: %w", err)
+		}
+		if len(b) > MaxCommandSize {
+			return rsm.Outcome{}, fmt.Errorf("%w: command of %d bytes, limit %d", ErrTooLarge, len(b), MaxCommandSize)
+		}
+		size += len(b)
+		enc[i] = b
+	}
+	if size > MaxBatchSize {
+		return rsm.Outcome{}, fmt.Errorf("%w: batch of %d bytes, limit %d", ErrTooLarge, size, MaxBatchSize)
+	}
+	return g.sub.submit(ctx, enc, size, feed)
+}
+
+// QueryResult is a query's answer and the index of the state it read.
+type QueryResult[R any] struct {
+	Value    R
+	Position rsm.Index
+}
+
+// Query runs q against the machine. Weak reads this member's state as it is.
+// Strong first learns the leader's commit index (the leader confirms it
+// still leads) and waits until this member has applied that far, so the
+// answer reflects every command committed before the call.
+func (g *Group[C, Q, R]) Query(ctx context.Context, q Q, c Consistency) (QueryResult[R], error) {
+	if g.isClosing() {
+		return QueryResult[R]{}, ErrClosed
+	}
+	switch c {
+	case Weak:
+	case Strong:
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, g.cfg.QueryTimeout)
+			defer cancel()
+		}
+		idx, err := g.readIndex(ctx)
+		if err != nil {
+			return QueryResult[R]{}, err
+		}
+		if err := g.when.Committed(ctx, idx); err != nil {
+			return QueryResult[R]{}, err
+		}
+	default:
+		return QueryResult[R]{}, fmt.Errorf("groups: Query: consistency %d unknown", c)
+	}
+	// Position first: the state read is at least this far.
+	pos := g.fsm.Applied()
+	return QueryResult[R]{Value: g.fsm.Query(q), Position: pos}, nil
+}
+
+// Member is one member of the group as this node sees it.
+type Member struct {
+	Peer       transport.PeerID
+	Voter      bool
+	Preference Preference
+	Leader     bool
+	// LastIndex is the last index the member reported applying.
+	LastIndex rsm.Index
+	// LastContact is when this node last heard from the member.
+	LastContact time.Time
+}
+
+// Members lists the group's configuration as this member knows it, ordered
+// by PeerID.
+func (c *core) Members() []Member {
+	fut := c.raft.GetConfiguration()
+	if fut.Error() != nil {
+		return nil
+	}
+	leader := c.when.get().leader
+	c.peersMu.Lock()
+	defer c.peersMu.Unlock()
+	var out []Member
+	for _, s := range fut.Configuration().Servers {
+		p, err := transport.ParsePeerID(string(s.ID))
+		if err != nil {
+			continue
+		}
+		m := Member{Peer: p, Voter: s.Suffrage == raft.Voter, Leader: p == leader, Preference: Normal}
+		if p == c.self {
+			m.Preference = c.cfg.Preference
+			m.LastIndex = c.fsm.Applied()
+			m.LastContact = time.Now()
+		} else if ps := c.peers[p]; ps != nil {
+			m.Preference = ps.ann.preference()
+			m.LastIndex = ps.ann.Applied
+			m.LastContact = ps.heard
+		}
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b Member) int { return a.Peer.Compare(b.Peer) })
+	return out
+}
+
+// Close stops this member. A leader first hands leadership over. A member
+// with in-memory storage also removes itself from the group, since its state
+// dies with it; a durable member stays, expected back. Close waits for
+// everything the member started and is idempotent.
+func (c *core) Close() error {
+	c.closeOnce.Do(func() {
+		if !c.cfg.Storage.Durable() {
+			ctx, cancel := context.WithTimeout(context.Background(), c.closeBudget())
+			c.removeSelf(ctx)
+			cancel()
+		} else if c.raft.State() == raft.Leader {
+			_ = c.raft.LeadershipTransfer().Error()
+		}
+		c.stop()
+	})
+	return nil
+}
+
+// Leave removes this member from the group for good, then closes it.
+func (c *core) Leave(ctx context.Context) error {
+	var err error
+	c.closeOnce.Do(func() {
+		err = c.removeSelf(ctx)
+		c.stop()
+	})
+	return err
+}
+
+func (c *core) closeBudget() time.Duration {
+	return min(c.cfg.ForwardTimeout, 4*c.cfg.ElectionTimeout+time.Second)
+}
+
+func (c *core) stop() {
+	c.leaving.Store(true)
+	close(c.closing)
+	c.cancel()
+	c.when.close()
+	c.annSub.Close()
+	c.ctlSub.Close()
+	_ = c.trans.Close()
+	c.raft.DeregisterObserver(c.observer)
+	c.shutdownRaft()
+	c.wg.Wait()
+	if c.stores.Release != nil {
+		if err := c.stores.Release(); err != nil {
+			c.log.Warn("groups: release storage", "err", err)
+		}
+	}
+	c.log.Debug("groups: closed")
+}
+
+func (c *core) shutdownRaft() {
+	if err := c.raft.Shutdown().Error(); err != nil {
+		c.log.Warn("groups: raft shutdown", "err", err)
+	}
+}
+
+func raftLogger(l *slog.Logger) hclog.Logger {
+	if !l.Enabled(context.Background(), slog.LevelDebug) {
+		return hclog.NewNullLogger()
+	}
+	return hclog.New(&hclog.LoggerOptions{
+		Name:   "raft",
+		Level:  hclog.Info,
+		Output: slogWriter{l},
+	})
+}
+
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.l.Debug(string(bytes.TrimSpace(p)))
+	return len(p), nil
+}

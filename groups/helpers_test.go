@@ -1,0 +1,168 @@
+package groups
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mosaik-go/mosaik/rsm"
+	"github.com/mosaik-go/mosaik/transport"
+)
+
+// counter is the seed's counter: commands add to a value; it also records
+// every command in the order applied, to compare orders across members.
+type counter struct {
+	mu    sync.Mutex
+	value int64
+	log   []int64
+	sig   string
+}
+
+type counterCmd struct {
+	Add int64
+}
+
+func (c *counter) Signature() string {
+	if c.sig != "" {
+		return c.sig
+	}
+	return "test.counter.v1"
+}
+
+func (c *counter) Apply(cmd counterCmd, _ rsm.ApplyContext) {
+	c.mu.Lock()
+	c.value += cmd.Add
+	c.log = append(c.log, cmd.Add)
+	c.mu.Unlock()
+}
+
+func (c *counter) Query(struct{}) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.value
+}
+
+func (c *counter) history() []int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.log)
+}
+
+func testConfig() *Config {
+	return &Config{
+		HeartbeatInterval: 20 * time.Millisecond,
+		ElectionTimeout:   200 * time.Millisecond,
+		BootstrapDelay:    300 * time.Millisecond,
+		DeadMemberTimeout: 2 * time.Second,
+		ForwardTimeout:    2 * time.Second,
+		QueryTimeout:      2 * time.Second,
+	}
+}
+
+// node is one process-like member: its own network connection and faults.
+type node struct {
+	net    *transport.Network
+	faults *transport.Faults
+	sm     *counter
+	g      *Group[counterCmd, struct{}, int64]
+}
+
+// cluster shares one embedded NATS server between its nodes.
+type cluster struct {
+	t     *testing.T
+	key   Key
+	url   string
+	first *transport.Network
+	nodes []*node
+}
+
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
+	c := &cluster{t: t, key: NewKey()}
+	n, err := transport.New(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.first = n
+	c.url = n.URL()
+	t.Cleanup(func() {
+		for _, nd := range c.nodes {
+			nd.close()
+		}
+		c.first.Close()
+	})
+	return c
+}
+
+func (c *cluster) add(cfg *Config) *node {
+	c.t.Helper()
+	f := transport.NewFaults()
+	n, err := transport.New(context.Background(), transport.WithURL(c.url), transport.WithFaults(f))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	nd := &node{net: n, faults: f, sm: &counter{}}
+	if cfg == nil {
+		cfg = testConfig()
+	}
+	nd.g, err = Join(n, c.key, nd.sm, cfg)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.nodes = append(c.nodes, nd)
+	return nd
+}
+
+func (nd *node) close() {
+	if nd.g != nil {
+		nd.g.Close()
+	}
+	nd.net.Close()
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// leaderOf waits until every live node agrees on one ready leader.
+func (c *cluster) leader(nodes ...*node) *node {
+	c.t.Helper()
+	if len(nodes) == 0 {
+		nodes = c.nodes
+	}
+	var found *node
+	waitFor(c.t, 10*time.Second, "an agreed leader", func() bool {
+		found = nil
+		var id transport.PeerID
+		for _, nd := range nodes {
+			l, ok := nd.g.Leader()
+			if !ok || (!id.IsZero() && l != id) {
+				return false
+			}
+			id = l
+		}
+		for _, nd := range nodes {
+			if nd.net.ID() == id && nd.g.IsLeader() {
+				found = nd
+			}
+		}
+		return found != nil
+	})
+	return found
+}

@@ -1,0 +1,429 @@
+package groups
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/mosaik-go/mosaik/rsm"
+	"github.com/mosaik-go/mosaik/transport"
+)
+
+// leadership is the leader's bookkeeping for one term. It exists only once
+// the leader has applied everything its predecessors committed (a barrier),
+// so the machine's state is exactly its log and indexes can be handed out.
+type leadership struct {
+	term        uint64
+	since       time.Time                // when this member became a ready leader
+	next        rsm.Index                // index for the next command
+	appended    map[rsm.SessionID]uint64 // last batch appended this term, per session
+	lastHandoff time.Time                // last leadership handoff attempt (reluctant leaders)
+}
+
+// submission is a batch handed to the leader's appender, from this member
+// or forwarded by another. reply may be called more than once.
+type submission struct {
+	req   forward
+	reply func(forwardReply)
+}
+
+// completion waits, in log order, for a batch to apply and answers it.
+type completion struct {
+	future  raft.ApplyFuture // nil: a repeat, answered from the machine
+	session rsm.SessionID
+	seq     uint64
+	attempt uint32
+	reply   func(forwardReply)
+}
+
+func (c *core) currentLead() *leadership {
+	c.leadMu.Lock()
+	defer c.leadMu.Unlock()
+	return c.lead
+}
+
+func (c *core) setLead(l *leadership) {
+	c.leadMu.Lock()
+	c.lead = l
+	c.leadMu.Unlock()
+	c.refreshStatus()
+}
+
+// runLeadership follows Raft's leadership notifications.
+func (c *core) runLeadership() {
+	for {
+		select {
+		case <-c.closing:
+			return
+		case leader := <-c.notifyCh:
+			if !leader {
+				c.setLead(nil)
+				continue
+			}
+			c.becomeLeader()
+		}
+	}
+}
+
+func (c *core) becomeLeader() {
+	term := c.raft.CurrentTerm()
+	if err := c.raft.Barrier(0).Error(); err != nil {
+		c.log.Debug("groups: barrier after election failed", "err", err)
+		return
+	}
+	if c.raft.State() != raft.Leader || c.raft.CurrentTerm() != term {
+		return
+	}
+	c.log.Debug("groups: leading", "term", term, "applied", c.fsm.Applied())
+	c.setLead(&leadership{term: term, since: time.Now(), next: c.fsm.Applied() + 1, appended: map[rsm.SessionID]uint64{}})
+}
+
+// readyLead returns the leadership if this member leads, waiting briefly
+// when it has just been elected and is still applying its predecessors'
+// log. It returns nil when this member does not lead.
+func (c *core) readyLead() *leadership {
+	timer := time.NewTimer(2 * c.cfg.ElectionTimeout)
+	defer timer.Stop()
+	for {
+		ch := c.when.changed.wait()
+		if c.raft.State() != raft.Leader {
+			return nil
+		}
+		if l := c.currentLead(); l != nil && l.term == c.raft.CurrentTerm() {
+			return l
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return nil
+		case <-c.closing:
+			return nil
+		}
+	}
+}
+
+func (c *core) runAppender() {
+	for {
+		select {
+		case <-c.closing:
+			return
+		case s := <-c.appendCh:
+			c.appendOne(s)
+		}
+	}
+}
+
+// appendOne gives a batch its indexes and appends it to the log, unless the
+// batch is a repeat (answered once the original applied) or arrives before
+// an earlier batch of its session (refused; the sender sends again in order).
+func (c *core) appendOne(s submission) {
+	req := s.req
+	l := c.readyLead()
+	if l == nil {
+		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyError, Code: codeNotLeader, Msg: "not leader"})
+		return
+	}
+	last, known := l.appended[req.Session]
+	if !known {
+		last, known = c.fsm.SessionLast(req.Session)
+	}
+	if known && req.Seq <= last {
+		c.complete(completion{session: req.Session, seq: req.Seq, attempt: req.Attempt, reply: s.reply})
+		return
+	}
+	expected := req.Base + 1
+	if known {
+		expected = last + 1
+	}
+	if req.Seq != expected {
+		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyOutcome, Outcome: rsm.Outcome{Status: rsm.StatusGap}})
+		return
+	}
+	e := rsm.Entry{Session: req.Session, Seq: req.Seq, Base: req.Base, First: l.next, Cmds: req.Cmds}
+	data, err := rsm.Marshal(e)
+	if err != nil {
+		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyError, Code: codeInternal, Msg: err.Error()})
+		return
+	}
+	l.next += rsm.Index(len(req.Cmds))
+	l.appended[req.Session] = req.Seq
+	fut := c.raft.Apply(data, 0)
+	s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyAppended, First: e.First})
+	c.complete(completion{future: fut, session: req.Session, seq: req.Seq, attempt: req.Attempt, reply: s.reply})
+}
+
+func (c *core) complete(x completion) {
+	select {
+	case c.completeCh <- x:
+	case <-c.closing:
+		x.reply(forwardReply{Seq: x.seq, Attempt: x.attempt, Kind: replyError, Code: codeClosed, Msg: "closed"})
+	}
+}
+
+func (c *core) runCompleter() {
+	for {
+		select {
+		case <-c.closing:
+			return
+		case x := <-c.completeCh:
+			x.reply(c.finish(x))
+		}
+	}
+}
+
+func (c *core) finish(x completion) forwardReply {
+	r := forwardReply{Seq: x.seq, Attempt: x.attempt, Kind: replyOutcome}
+	if x.future == nil {
+		out, ok := c.fsm.SessionOutcome(x.session, x.seq)
+		if !ok {
+			out = rsm.Outcome{Status: rsm.StatusStale}
+		}
+		r.Outcome = out
+		return r
+	}
+	if err := x.future.Error(); err != nil {
+		r.Kind, r.Code, r.Msg = replyError, codeNotLeader, err.Error()
+		if errors.Is(err, raft.ErrRaftShutdown) {
+			r.Code = codeClosed
+		}
+		return r
+	}
+	out, ok := x.future.Response().(rsm.Outcome)
+	if !ok {
+		r.Kind, r.Code, r.Msg = replyError, codeInternal, fmt.Sprintf("unexpected apply result %T", x.future.Response())
+		return r
+	}
+	r.Outcome = out
+	return r
+}
+
+// onControl serves the member's control subject.
+func (c *core) onControl(m *transport.Msg) {
+	if len(m.Data) == 0 || !m.ExpectsReply() {
+		return
+	}
+	switch m.Data[0] {
+	case ctlForward:
+		var f forward
+		if err := decodeCtl(m.Data, &f); err != nil || f.Seq == 0 {
+			c.respond(m, forwardReply{Seq: f.Seq, Attempt: f.Attempt, Kind: replyError, Code: codeMalformed, Msg: fmt.Sprint("malformed forward: ", err)})
+			return
+		}
+		reply := func(r forwardReply) { c.respond(m, r) }
+		select {
+		case c.appendCh <- submission{req: f, reply: reply}:
+		case <-c.closing:
+		}
+	case ctlReadIndex:
+		c.goFunc(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.QueryTimeout)
+			defer cancel()
+			idx, err := c.leaderReadIndex(ctx)
+			r := readIndexReply{Index: idx}
+			if err != nil {
+				r.Code, r.Msg = errorCode(err), err.Error()
+			}
+			c.respond(m, r)
+		})
+	case ctlLeave:
+		c.goFunc(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ForwardTimeout)
+			defer cancel()
+			var r readIndexReply
+			if err := c.removePeer(ctx, m.From); err != nil {
+				r.Code, r.Msg = errorCode(err), err.Error()
+			}
+			c.respond(m, r)
+		})
+	}
+}
+
+func (c *core) respond(m *transport.Msg, v any) {
+	b, err := rsm.Marshal(v)
+	if err == nil {
+		err = m.Respond(b)
+	}
+	if err != nil && !errors.Is(err, transport.ErrClosed) {
+		c.log.Debug("groups: reply failed", "to", m.From.Short(), "err", err)
+	}
+}
+
+// leaderReadIndex returns an index at least as high as every command
+// committed before the call, once this leader has confirmed it still leads
+// and applied that far.
+func (c *core) leaderReadIndex(ctx context.Context) (rsm.Index, error) {
+	if c.readyLead() == nil {
+		return 0, ErrNotLeader
+	}
+	commit := c.raft.CommitIndex()
+	if err := waitFuture(ctx, c.raft.VerifyLeader()); err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+	}
+	for {
+		ch := c.when.applied.wait()
+		if c.fsm.AppliedRaft() >= commit {
+			return c.fsm.Applied(), nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-c.closing:
+			return 0, ErrClosed
+		}
+	}
+}
+
+// readIndex asks whoever leads for a read index, waiting for a leader while
+// ctx allows.
+func (c *core) readIndex(ctx context.Context) (rsm.Index, error) {
+	backoff := time.Millisecond
+	for {
+		leader := c.leaderHint()
+		var (
+			idx rsm.Index
+			err error
+		)
+		switch {
+		case leader.IsZero():
+			err = ErrOffline
+		case leader == c.self:
+			idx, err = c.leaderReadIndex(ctx)
+		default:
+			idx, err = c.remoteReadIndex(ctx, leader)
+		}
+		if err == nil {
+			return idx, nil
+		}
+		if c.isClosing() {
+			return 0, ErrClosed
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(err, ErrOffline) || errors.Is(err, ErrNotLeader) || errors.Is(err, transport.ErrUnreachable) {
+				return 0, fmt.Errorf("%w: %v", ErrOffline, ctx.Err())
+			}
+			return 0, err
+		case <-c.when.changed.wait():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 100*time.Millisecond)
+	}
+}
+
+func (c *core) remoteReadIndex(ctx context.Context, leader transport.PeerID) (rsm.Index, error) {
+	req, err := encodeCtl(ctlReadIndex, struct{}{})
+	if err != nil {
+		return 0, err
+	}
+	b, err := c.net.Request(ctx, c.ctlSubject(leader), leader, req)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", transport.ErrUnreachable, err)
+	}
+	var r readIndexReply
+	if err := rsm.Unmarshal(b, &r); err != nil {
+		return 0, err
+	}
+	if r.Code != 0 {
+		return 0, &remoteError{code: r.Code, msg: r.Msg}
+	}
+	return r.Index, nil
+}
+
+// removePeer removes p from the configuration; only the leader can.
+func (c *core) removePeer(ctx context.Context, p transport.PeerID) error {
+	if c.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	return waitFuture(ctx, c.raft.RemoveServer(raft.ServerID(p.String()), 0, 0))
+}
+
+// removeSelf takes this member out of the configuration, through the leader.
+func (c *core) removeSelf(ctx context.Context) error {
+	c.leaving.Store(true)
+	c.announce()
+	for {
+		if !c.inConfiguration() {
+			return nil
+		}
+		if c.lastVoter() {
+			// The group cannot go on without a voter; leave it as it is.
+			return nil
+		}
+		var err error
+		leader := c.leaderHint()
+		switch {
+		case leader == c.self:
+			err = c.removePeer(ctx, c.self)
+		case leader.IsZero():
+			err = ErrOffline
+		default:
+			var req []byte
+			if req, err = encodeCtl(ctlLeave, struct{}{}); err == nil {
+				var b []byte
+				if b, err = c.net.Request(ctx, c.ctlSubject(leader), leader, req); err == nil {
+					var r readIndexReply
+					if err = rsm.Unmarshal(b, &r); err == nil && r.Code != 0 {
+						err = &remoteError{code: r.Code, msg: r.Msg}
+					}
+				}
+			}
+		}
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			c.log.Debug("groups: could not leave cleanly", "err", err)
+			return fmt.Errorf("groups: leave: %w", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// lastVoter reports whether this member is the only voter.
+func (c *core) lastVoter() bool {
+	fut := c.raft.GetConfiguration()
+	if fut.Error() != nil {
+		return false
+	}
+	voters, self := 0, false
+	for _, s := range fut.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+			self = self || s.ID == raft.ServerID(c.self.String())
+		}
+	}
+	return self && voters == 1
+}
+
+func (c *core) inConfiguration() bool {
+	fut := c.raft.GetConfiguration()
+	if fut.Error() != nil {
+		return false
+	}
+	for _, s := range fut.Configuration().Servers {
+		if s.ID == raft.ServerID(c.self.String()) {
+			return true
+		}
+	}
+	return false
+}
+
+// waitFuture waits for a Raft future, or until ctx ends.
+func waitFuture(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,326 @@
+package groups
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/mosaik-go/mosaik/rsm"
+	"github.com/mosaik-go/mosaik/transport"
+)
+
+// peerState is what this member knows of another from its announcements.
+type peerState struct {
+	ann   announcement
+	heard time.Time
+}
+
+// How far behind the leader's log a non-voter may be and still be promoted.
+const promoteLag = 1024
+
+func (c *core) onAnnouncement(m *transport.Msg) {
+	if m.From == c.self {
+		return
+	}
+	var a announcement
+	if err := rsm.Unmarshal(m.Data, &a); err != nil {
+		c.log.Debug("groups: malformed announcement dropped", "from", m.From.Short(), "err", err)
+		return
+	}
+	c.peersMu.Lock()
+	ps := c.peers[m.From]
+	if ps == nil {
+		ps = &peerState{}
+		c.peers[m.From] = ps
+	}
+	ps.ann, ps.heard = a, time.Now()
+	c.peersMu.Unlock()
+}
+
+// announce tells the group who this member is and what it sees.
+func (c *core) announce() {
+	leader, _ := c.Leader()
+	a := announcement{
+		Pref:      uint8(c.cfg.Preference.kind),
+		Factor:    c.cfg.Preference.factor,
+		HasState:  c.hasState.Load() || c.raft.LastIndex() > 0,
+		Leader:    leader,
+		Term:      c.raft.CurrentTerm(),
+		LastIndex: c.raft.LastIndex(),
+		Applied:   c.fsm.Applied(),
+		Leaving:   c.leaving.Load(),
+	}
+	b, err := rsm.Marshal(a)
+	if err == nil {
+		err = c.net.Publish(c.annSubj, transport.PeerID{}, b)
+	}
+	if err != nil && !c.isClosing() {
+		c.log.Debug("groups: announce failed", "err", err)
+	}
+}
+
+func (c *core) runAnnounce() {
+	t := time.NewTicker(c.cfg.announceInterval())
+	defer t.Stop()
+	for {
+		c.announce()
+		select {
+		case <-c.closing:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// runMembership founds the group when nobody has, and, on the leader, keeps
+// the configuration in line with who is alive.
+func (c *core) runMembership() {
+	t := time.NewTicker(c.cfg.announceInterval())
+	defer t.Stop()
+	for {
+		select {
+		case <-c.closing:
+			return
+		case <-t.C:
+		}
+		if !c.hasState.Load() {
+			if c.raft.LastIndex() > 0 {
+				c.hasState.Store(true)
+			} else {
+				c.maybeBootstrap()
+			}
+		}
+		if l := c.currentLead(); l != nil && c.raft.State() == raft.Leader {
+			c.reconcile(l)
+		}
+		c.forgetPeers()
+	}
+}
+
+// livePeers returns the peers heard within d.
+func (c *core) livePeers(d time.Duration) map[transport.PeerID]announcement {
+	now := time.Now()
+	out := map[transport.PeerID]announcement{}
+	c.peersMu.Lock()
+	defer c.peersMu.Unlock()
+	for p, ps := range c.peers {
+		if now.Sub(ps.heard) <= d {
+			out[p] = ps.ann
+		}
+	}
+	return out
+}
+
+func (c *core) forgetPeers() {
+	cutoff := time.Now().Add(-2 * c.cfg.DeadMemberTimeout)
+	c.peersMu.Lock()
+	defer c.peersMu.Unlock()
+	for p, ps := range c.peers {
+		if ps.heard.Before(cutoff) {
+			delete(c.peers, p)
+		}
+	}
+}
+
+// maybeBootstrap founds the group once the bootstrap delay has passed
+// without sign of an existing group, if this member has the lowest PeerID
+// among the members present that may vote. The founding configuration is
+// all of them, as voters. The others wait to be contacted.
+func (c *core) maybeBootstrap() {
+	if c.cfg.Preference.IsObserver() {
+		return
+	}
+	delay := c.cfg.BootstrapDelay * time.Duration(c.cfg.Preference.Factor())
+	if time.Since(c.started) < delay {
+		return
+	}
+	servers := []raft.Server{c.server(c.self, raft.Voter)}
+	for p, a := range c.livePeers(c.cfg.liveWindow()) {
+		if a.HasState || !a.Leader.IsZero() {
+			return // a group exists: wait for its leader to add us
+		}
+		if a.preference().IsObserver() || a.Leaving {
+			continue
+		}
+		if p.Compare(c.self) < 0 {
+			return // a lower peer founds it
+		}
+		servers = append(servers, c.server(p, raft.Voter))
+	}
+	err := c.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
+	switch err {
+	case nil:
+		c.log.Info("groups: founded the group", "voters", len(servers))
+		c.hasState.Store(true)
+	case raft.ErrCantBootstrap:
+		c.hasState.Store(true)
+	default:
+		c.log.Warn("groups: bootstrap failed", "err", err)
+	}
+}
+
+func (c *core) server(p transport.PeerID, s raft.ServerSuffrage) raft.Server {
+	return raft.Server{Suffrage: s, ID: raft.ServerID(p.String()), Address: raft.ServerAddress(p.String())}
+}
+
+// reconcile makes at most one configuration change per round, in order of
+// urgency: drop members that left, drop dead members (never a voter unless
+// a majority of voters stays alive), add newcomers as non-voters, promote
+// caught-up non-voters that may vote, and hand leadership from a reluctant
+// leader to a caught-up normal voter.
+func (c *core) reconcile(l *leadership) {
+	fut := c.raft.GetConfiguration()
+	if fut.Error() != nil {
+		return
+	}
+	servers := fut.Configuration().Servers
+	now := time.Now()
+	c.peersMu.Lock()
+	peers := make(map[transport.PeerID]peerState, len(c.peers))
+	for p, ps := range c.peers {
+		peers[p] = *ps
+	}
+	c.peersMu.Unlock()
+
+	alive := func(p transport.PeerID) bool {
+		if p == c.self {
+			return true
+		}
+		heard := l.since
+		if ps, ok := peers[p]; ok && ps.heard.After(heard) {
+			heard = ps.heard
+		}
+		return now.Sub(heard) <= c.cfg.DeadMemberTimeout
+	}
+	inConfig := map[transport.PeerID]raft.Server{}
+	voters, liveVoters := 0, 0
+	for _, s := range servers {
+		p, err := transport.ParsePeerID(string(s.ID))
+		if err != nil {
+			continue
+		}
+		inConfig[p] = s
+		if s.Suffrage == raft.Voter {
+			voters++
+			if alive(p) {
+				liveVoters++
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(c.ctx(), c.cfg.ForwardTimeout)
+	defer cancel()
+	change := func(what string, p transport.PeerID, f raft.IndexFuture) {
+		if err := waitFuture(ctx, f); err != nil {
+			c.log.Debug("groups: membership change failed", "change", what, "peer", p.Short(), "err", err)
+			return
+		}
+		c.log.Info("groups: membership changed", "change", what, "peer", p.Short())
+	}
+
+	for p, s := range inConfig {
+		if p == c.self {
+			continue
+		}
+		ps, known := peers[p]
+		if known && ps.ann.Leaving {
+			change("remove leaving", p, c.raft.RemoveServer(s.ID, 0, 0))
+			return
+		}
+		if alive(p) {
+			continue
+		}
+		if s.Suffrage != raft.Voter {
+			change("remove dead non-voter", p, c.raft.RemoveServer(s.ID, 0, 0))
+			return
+		}
+		// Removing a dead voter keeps the live ones a majority of what is left.
+		if 2*liveVoters > voters {
+			change("remove dead voter", p, c.raft.RemoveServer(s.ID, 0, 0))
+			return
+		}
+	}
+	for p, ps := range peers {
+		if _, ok := inConfig[p]; ok || ps.ann.Leaving || now.Sub(ps.heard) > c.cfg.liveWindow() {
+			continue
+		}
+		change("add non-voter", p, c.raft.AddNonvoter(raft.ServerID(p.String()), raft.ServerAddress(p.String()), 0, 0))
+		return
+	}
+	last := c.raft.LastIndex()
+	for p, s := range inConfig {
+		ps, known := peers[p]
+		if s.Suffrage == raft.Voter || !known || ps.ann.preference().IsObserver() || !alive(p) {
+			continue
+		}
+		if ps.ann.LastIndex+promoteLag >= last {
+			change("promote to voter", p, c.raft.AddVoter(s.ID, s.Address, 0, 0))
+			return
+		}
+	}
+	if c.cfg.Preference.IsReluctant() && now.Sub(l.lastHandoff) > 10*c.cfg.ElectionTimeout {
+		for p, s := range inConfig {
+			ps, known := peers[p]
+			if s.Suffrage != raft.Voter || !known || ps.ann.preference() != Normal ||
+				now.Sub(ps.heard) > c.cfg.liveWindow() || ps.ann.LastIndex+promoteLag < last {
+				continue
+			}
+			l.lastHandoff = now
+			c.log.Info("groups: reluctant leader hands over", "to", p.Short())
+			_ = c.raft.LeadershipTransferToServer(s.ID, s.Address)
+			return
+		}
+	}
+}
+
+// runStatus keeps When up to date with Raft.
+func (c *core) runStatus() {
+	t := time.NewTicker(c.cfg.announceInterval())
+	defer t.Stop()
+	for {
+		select {
+		case <-c.closing:
+			return
+		case <-c.obsCh:
+		case <-t.C:
+		}
+		c.refreshStatus()
+	}
+}
+
+func (c *core) refreshStatus() {
+	if c.isClosing() {
+		return
+	}
+	var leader transport.PeerID
+	if _, id := c.raft.LeaderWithID(); id != "" {
+		if p, err := transport.ParsePeerID(string(id)); err == nil {
+			leader = p
+		}
+	}
+	l := c.currentLead()
+	isLeader := l != nil && c.raft.State() == raft.Leader && l.term == c.raft.CurrentTerm()
+	member := c.inConfiguration()
+	c.when.set(func(s *status) {
+		if s.closed {
+			return
+		}
+		s.leader, s.isLeader, s.member = leader, isLeader, member
+	})
+}
+
+// leaderHint is where commands and reads go: the leader Raft knows of, or,
+// for a member not yet added to the group, the one the others announce.
+func (c *core) leaderHint() transport.PeerID {
+	if l, ok := c.Leader(); ok {
+		return l
+	}
+	var best transport.PeerID
+	var term uint64
+	for p, a := range c.livePeers(c.cfg.liveWindow()) {
+		if a.Leader == p && a.Term >= term {
+			best, term = p, a.Term
+		}
+	}
+	return best
+}

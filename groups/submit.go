@@ -1,0 +1,388 @@
+package groups
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/mosaik-go/mosaik/rsm"
+	"github.com/mosaik-go/mosaik/transport"
+)
+
+// maxInflight is how many batches a member has unanswered at once; it must
+// stay within what the machine remembers per session.
+const maxInflight = rsm.SessionWindow / 2
+
+// pending is one call waiting for its commands to apply.
+type pending struct {
+	ctx      context.Context
+	cmds     [][]byte
+	size     int
+	feed     bool
+	enqueued time.Time
+	done     chan pendingResult // buffered; receives exactly one result
+	answered bool
+}
+
+type pendingResult struct {
+	out rsm.Outcome
+	err error
+}
+
+func (p *pending) answer(out rsm.Outcome, err error) {
+	if !p.answered {
+		p.answered = true
+		p.done <- pendingResult{out, err}
+	}
+}
+
+// batch is a run of pendings sent to the leader as one log entry.
+type batch struct {
+	seq      uint64
+	attempt  uint32
+	parts    []*pending
+	cmds     [][]byte
+	sentAt   time.Time
+	cancel   func()
+	resolved bool
+}
+
+// submitter owns this member's session: it batches calls, numbers the
+// batches, sends them to the leader in order, and sends every unresolved
+// batch again, in order, when the leader changes or an attempt fails. The
+// machine drops repeats, so each batch applies exactly once and in order.
+type submitter struct {
+	c  *core
+	in chan *pending
+
+	repMu  sync.Mutex
+	reps   []forwardReply
+	repSig chan struct{}
+
+	queue    []*pending
+	inflight []*batch
+	nextSeq  uint64
+	base     uint64 // every batch up to base is resolved
+	leader   transport.PeerID
+	resendAt time.Time
+	backoff  time.Duration
+}
+
+func newSubmitter(c *core) *submitter {
+	return &submitter{c: c, in: make(chan *pending, 1024), repSig: make(chan struct{}, 1), nextSeq: 1}
+}
+
+// submit queues encoded commands and waits for their outcome.
+func (s *submitter) submit(ctx context.Context, cmds [][]byte, size int, feed bool) (rsm.Outcome, error) {
+	if s.c.isClosing() {
+		return rsm.Outcome{}, ErrClosed
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 3*s.c.cfg.ForwardTimeout)
+		defer cancel()
+	}
+	p := &pending{ctx: ctx, cmds: cmds, size: size, feed: feed, enqueued: time.Now(), done: make(chan pendingResult, 1)}
+	select {
+	case s.in <- p:
+	case <-ctx.Done():
+		return rsm.Outcome{}, ctx.Err()
+	case <-s.c.closing:
+		return rsm.Outcome{}, ErrClosed
+	}
+	select {
+	case r := <-p.done:
+		return r.out, r.err
+	case <-ctx.Done():
+		return rsm.Outcome{}, fmt.Errorf("groups: command outcome unknown: %w", ctx.Err())
+	case <-s.c.closing:
+		select {
+		case r := <-p.done:
+			return r.out, r.err
+		default:
+			return rsm.Outcome{}, ErrClosed
+		}
+	}
+}
+
+// pushReply queues a reply for the run loop; it never blocks.
+func (s *submitter) pushReply(r forwardReply) {
+	s.repMu.Lock()
+	s.reps = append(s.reps, r)
+	s.repMu.Unlock()
+	select {
+	case s.repSig <- struct{}{}:
+	default:
+	}
+}
+
+func (s *submitter) run() {
+	tick := time.NewTicker(min(s.c.cfg.ForwardTimeout/10, 50*time.Millisecond))
+	defer tick.Stop()
+	defer s.failAll(ErrClosed)
+	for {
+		s.pump()
+		select {
+		case <-s.c.closing:
+			return
+		case p := <-s.in:
+			s.queue = append(s.queue, p)
+			s.drainIn()
+		case <-s.repSig:
+			s.handleReplies()
+		case <-s.c.when.changed.wait():
+		case <-tick.C:
+			s.checkTimeouts()
+		}
+	}
+}
+
+func (s *submitter) drainIn() {
+	for {
+		select {
+		case p := <-s.in:
+			s.queue = append(s.queue, p)
+		default:
+			return
+		}
+	}
+}
+
+// pump follows leader changes and sends what can be sent.
+func (s *submitter) pump() {
+	leader := s.c.leaderHint()
+	if leader.IsZero() {
+		return
+	}
+	if leader != s.leader {
+		s.leader = leader
+		if len(s.inflight) > 0 {
+			s.resendAll()
+		}
+	}
+	if !s.resendAt.IsZero() {
+		if time.Now().Before(s.resendAt) {
+			return
+		}
+		s.resendAll()
+	}
+	for len(s.inflight) < maxInflight && len(s.queue) > 0 {
+		b := s.form()
+		if b == nil {
+			return
+		}
+		s.inflight = append(s.inflight, b)
+		s.send(b)
+	}
+}
+
+// form takes queued calls, in order, into one batch within the limits.
+func (s *submitter) form() *batch {
+	b := &batch{}
+	size, n := 0, 0
+	for len(s.queue) > 0 {
+		p := s.queue[0]
+		if p.ctx.Err() != nil {
+			s.queue = s.queue[1:]
+			p.answer(rsm.Outcome{}, p.ctx.Err())
+			continue
+		}
+		if len(b.parts) > 0 && (n+len(p.cmds) > MaxBatchCommands || size+p.size > MaxBatchSize) {
+			break
+		}
+		s.queue = s.queue[1:]
+		b.parts = append(b.parts, p)
+		b.cmds = append(b.cmds, p.cmds...)
+		n += len(p.cmds)
+		size += p.size
+	}
+	if len(b.parts) == 0 {
+		return nil
+	}
+	b.seq = s.nextSeq
+	s.nextSeq++
+	return b
+}
+
+func (s *submitter) send(b *batch) {
+	b.attempt++
+	b.sentAt = time.Now()
+	if b.cancel != nil {
+		b.cancel()
+		b.cancel = nil
+	}
+	req := forward{Session: s.c.session, Seq: b.seq, Base: s.base, Attempt: b.attempt, Cmds: b.cmds}
+	if s.leader == s.c.self {
+		select {
+		case s.c.appendCh <- submission{req: req, reply: s.pushReply}:
+		case <-s.c.closing:
+		}
+		return
+	}
+	data, err := encodeCtl(ctlForward, req)
+	if err != nil {
+		s.resolve(b, rsm.Outcome{}, fmt.Errorf("groups: encode forward: %w", err))
+		return
+	}
+	seq, attempt := b.seq, b.attempt
+	cancel, err := s.c.net.Call(s.c.ctlSubject(s.leader), s.leader, data, func(reply []byte, err error) {
+		var r forwardReply
+		if err == nil {
+			err = rsm.Unmarshal(reply, &r)
+		}
+		if err != nil {
+			r = forwardReply{Seq: seq, Attempt: attempt, Kind: replyError, Code: codeInternal, Msg: err.Error()}
+		}
+		s.pushReply(r)
+	})
+	if err != nil {
+		s.c.log.Debug("groups: forward failed", "to", s.leader.Short(), "err", err)
+		s.scheduleResend()
+		return
+	}
+	b.cancel = cancel
+}
+
+func (s *submitter) find(seq uint64) *batch {
+	for _, b := range s.inflight {
+		if b.seq == seq {
+			return b
+		}
+	}
+	return nil
+}
+
+func (s *submitter) handleReplies() {
+	s.repMu.Lock()
+	reps := s.reps
+	s.reps = nil
+	s.repMu.Unlock()
+	for _, r := range reps {
+		b := s.find(r.Seq)
+		if b == nil || b.resolved {
+			continue // answered already
+		}
+		switch r.Kind {
+		case replyAppended:
+			off := 0
+			for _, p := range b.parts {
+				if p.feed {
+					p.answer(rsm.Outcome{Status: rsm.StatusApplied, First: r.First + rsm.Index(off), Count: len(p.cmds)}, nil)
+				}
+				off += len(p.cmds)
+			}
+		case replyOutcome:
+			switch r.Outcome.Status {
+			case rsm.StatusApplied:
+				s.resolve(b, r.Outcome, nil)
+			case rsm.StatusStale:
+				s.resolve(b, rsm.Outcome{}, ErrOutcomeUnknown)
+			case rsm.StatusGap:
+				if r.Attempt == b.attempt {
+					s.resendAt = time.Now() // an earlier batch is missing: send all again, in order
+				}
+			default:
+				s.resolve(b, rsm.Outcome{}, fmt.Errorf("groups: the leader could not decode the batch"))
+			}
+		case replyError:
+			if r.Attempt == b.attempt {
+				s.c.log.Debug("groups: forward attempt failed", "seq", r.Seq, "err", r.Msg)
+				s.scheduleResend()
+			}
+		}
+	}
+	s.compact()
+}
+
+// resolve answers every call of a batch with its share of the outcome.
+func (s *submitter) resolve(b *batch, out rsm.Outcome, err error) {
+	b.resolved = true
+	if b.cancel != nil {
+		b.cancel()
+		b.cancel = nil
+	}
+	s.backoff = 0
+	off := 0
+	for _, p := range b.parts {
+		n := len(p.cmds)
+		if err != nil {
+			p.answer(rsm.Outcome{}, err)
+		} else {
+			part := rsm.Outcome{Status: out.Status, First: out.First + rsm.Index(off), Count: n}
+			if len(out.Replies) >= off+n {
+				part.Replies = out.Replies[off : off+n]
+			}
+			p.answer(part, nil)
+		}
+		off += n
+	}
+}
+
+// compact drops resolved batches from the front and advances base.
+func (s *submitter) compact() {
+	i := 0
+	for i < len(s.inflight) && s.inflight[i].resolved {
+		s.base = s.inflight[i].seq
+		i++
+	}
+	if i > 0 {
+		s.inflight = append(s.inflight[:0], s.inflight[i:]...)
+	}
+}
+
+func (s *submitter) scheduleResend() {
+	s.backoff = min(max(2*s.backoff, 5*time.Millisecond), 200*time.Millisecond)
+	at := time.Now().Add(s.backoff)
+	if s.resendAt.IsZero() || at.Before(s.resendAt) {
+		s.resendAt = at
+	}
+}
+
+func (s *submitter) resendAll() {
+	s.resendAt = time.Time{}
+	for _, b := range s.inflight {
+		if !b.resolved {
+			s.send(b)
+		}
+	}
+}
+
+func (s *submitter) checkTimeouts() {
+	now := time.Now()
+	for _, b := range s.inflight {
+		if !b.resolved && now.Sub(b.sentAt) > s.c.cfg.ForwardTimeout {
+			s.scheduleResend()
+			break
+		}
+	}
+	offline := s.c.leaderHint().IsZero()
+	kept := s.queue[:0]
+	for _, p := range s.queue {
+		switch {
+		case p.ctx.Err() != nil:
+			p.answer(rsm.Outcome{}, p.ctx.Err())
+		case offline && now.Sub(p.enqueued) > s.c.cfg.ForwardTimeout:
+			p.answer(rsm.Outcome{}, ErrOffline)
+		default:
+			kept = append(kept, p)
+		}
+	}
+	clear(s.queue[len(kept):])
+	s.queue = kept
+}
+
+func (s *submitter) failAll(err error) {
+	for _, b := range s.inflight {
+		if b.cancel != nil {
+			b.cancel()
+		}
+		for _, p := range b.parts {
+			p.answer(rsm.Outcome{}, err)
+		}
+	}
+	for _, p := range s.queue {
+		p.answer(rsm.Outcome{}, err)
+	}
+	s.inflight, s.queue = nil, nil
+}

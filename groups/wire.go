@@ -1,0 +1,92 @@
+package groups
+
+import (
+	"fmt"
+
+	"github.com/mosaik-go/mosaik/rsm"
+	"github.com/mosaik-go/mosaik/transport"
+)
+
+// Control messages between members travel on the member's control subject
+// as one kind byte and a CBOR array.
+const (
+	ctlForward byte = 1 + iota
+	ctlReadIndex
+	ctlLeave
+)
+
+// forward carries a batch of commands from a member to the leader.
+type forward struct {
+	_       struct{} `cbor:",toarray"`
+	Session rsm.SessionID
+	Seq     uint64
+	Base    uint64
+	Attempt uint32
+	Cmds    [][]byte
+}
+
+const (
+	replyAppended uint8 = 1 + iota // the leader gave the batch its indexes
+	replyOutcome                   // the batch applied (or was refused)
+	replyError                     // this attempt failed; try again
+)
+
+// forwardReply answers a forward, possibly twice: appended, then outcome.
+type forwardReply struct {
+	_       struct{} `cbor:",toarray"`
+	Seq     uint64
+	Attempt uint32
+	Kind    uint8
+	First   rsm.Index
+	Outcome rsm.Outcome
+	Code    uint8
+	Msg     string
+}
+
+func (r *forwardReply) err() error { return &remoteError{code: r.Code, msg: r.Msg} }
+
+type readIndexReply struct {
+	_     struct{} `cbor:",toarray"`
+	Index rsm.Index
+	Code  uint8
+	Msg   string
+}
+
+// announcement is what a member tells the others at a steady interval.
+type announcement struct {
+	_         struct{} `cbor:",toarray"`
+	Pref      uint8
+	Factor    uint32
+	HasState  bool             // bootstrapped, or added to a group
+	Leader    transport.PeerID // the leader it follows; zero if none
+	Term      uint64
+	LastIndex uint64 // last Raft log index
+	Applied   rsm.Index
+	Leaving   bool
+}
+
+func (a *announcement) preference() Preference {
+	switch prefKind(a.Pref) {
+	case prefObserver:
+		return Observer
+	case prefReluctant:
+		return Reluctant(a.Factor)
+	default:
+		return Normal
+	}
+}
+
+func encodeCtl(kind byte, v any) ([]byte, error) {
+	b, err := rsm.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{kind}, b...), nil
+}
+
+func decodeCtl(b []byte, v any) error {
+	if len(b) < 1 {
+		return fmt.Errorf("groups: empty control message")
+	}
+	return rsm.Unmarshal(b[1:], v)
+}

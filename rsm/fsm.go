@@ -1,0 +1,449 @@
+package rsm
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// SessionID names one submitter of commands: a group member instance. With
+// the batch numbers it stamps, it lets the machine apply every batch exactly
+// once, in the order it was issued, even when a batch is sent again.
+type SessionID [16]byte
+
+// Entry is the content of one Raft log entry: a batch of encoded commands
+// from one session.
+type Entry struct {
+	_       struct{} `cbor:",toarray"`
+	Session SessionID
+	Seq     uint64   // the session's batch number, from 1
+	Base    uint64   // every batch of the session up to Base is known to be applied
+	First   Index    // the index the leader gave the first command
+	Cmds    [][]byte // CBOR-encoded commands
+}
+
+// Status says what became of an entry.
+type Status uint8
+
+const (
+	// StatusApplied: the batch applied (now, or earlier if this is a repeat).
+	StatusApplied Status = 1 + iota
+	// StatusGap: an earlier batch of the session has not applied; nothing did.
+	StatusGap
+	// StatusStale: a repeat of a batch too old to answer; it applied once.
+	StatusStale
+	// StatusMalformed: the entry could not be decoded; nothing applied.
+	StatusMalformed
+)
+
+// Outcome is what applying an Entry produced; the group hands it back to
+// whoever submitted the batch.
+type Outcome struct {
+	_       struct{} `cbor:",toarray"`
+	Status  Status
+	First   Index
+	Count   int
+	Replies [][]byte // CBOR-encoded replies, one per command, for a Replier
+}
+
+// Range returns the indexes the batch occupies.
+func (o Outcome) Range() IndexRange {
+	return IndexRange{First: o.First, Last: o.First + Index(o.Count) - 1}
+}
+
+const (
+	// sessionWindow is how many recent outcomes a session keeps to answer
+	// repeats. A submitter never has more batches unresolved than this.
+	sessionWindow = 32
+	// A session is forgotten once idle for this many commands and this long
+	// by the leader's clock (both recorded in the log, so all members agree).
+	sessionIdleCommands = 1 << 20
+	sessionIdleTime     = time.Hour
+	sessionGCEvery      = 1 << 14
+)
+
+// SessionWindow is the most batches a submitter may have unresolved.
+const SessionWindow = sessionWindow
+
+type session struct {
+	_        struct{} `cbor:",toarray"`
+	Last     uint64
+	Active   Index
+	ActiveAt int64
+	Recent   []recentOutcome
+}
+
+type recentOutcome struct {
+	_       struct{} `cbor:",toarray"`
+	Seq     uint64
+	Outcome Outcome
+}
+
+// ErrNoSnapshots is returned when Raft asks a machine without Snapshotter
+// for a snapshot. Such groups never compact their log.
+var ErrNoSnapshots = errors.New("rsm: machine does not implement Snapshotter; it catches up by log replay")
+
+// FSM adapts a StateMachine to raft.FSM and raft.BatchingFSM. It decodes
+// entries, drops repeated and out-of-order batches, numbers commands, keeps
+// the replies, and wraps the machine's snapshots with its own state. It is
+// safe for concurrent use.
+type FSM[C, Q, R any] struct {
+	sm      StateMachine[C, Q, R]
+	replier Replier[C, R]
+	batcher BatchApplier[C]
+	snapper Snapshotter
+	notify  func()
+
+	mu       sync.Mutex
+	last     Cursor
+	raftIdx  uint64
+	sessions map[SessionID]*session
+	lastGC   Index
+	ctx      applyCtx
+
+	applied     atomic.Uint64
+	appliedRaft atomic.Uint64
+	malformed   atomic.Uint64
+}
+
+var _ raft.BatchingFSM = (*FSM[struct{}, struct{}, struct{}])(nil)
+
+// NewFSM wraps sm. notify, if not nil, is called after every applied batch of
+// log entries, without locks held.
+func NewFSM[C, Q, R any](sm StateMachine[C, Q, R], notify func()) *FSM[C, Q, R] {
+	f := &FSM[C, Q, R]{sm: sm, notify: notify, sessions: map[SessionID]*session{}}
+	f.replier, _ = sm.(Replier[C, R])
+	f.batcher, _ = sm.(BatchApplier[C])
+	f.snapper, _ = sm.(Snapshotter)
+	return f
+}
+
+// Machine returns the wrapped machine.
+func (f *FSM[C, Q, R]) Machine() StateMachine[C, Q, R] { return f.sm }
+
+// CanSnapshot reports whether the machine implements Snapshotter.
+func (f *FSM[C, Q, R]) CanSnapshot() bool { return f.snapper != nil }
+
+// Applied returns the index of the last applied command.
+func (f *FSM[C, Q, R]) Applied() Index { return Index(f.applied.Load()) }
+
+// AppliedRaft returns the Raft index of the last applied log entry.
+func (f *FSM[C, Q, R]) AppliedRaft() uint64 { return f.appliedRaft.Load() }
+
+// Last returns the position of the last applied command.
+func (f *FSM[C, Q, R]) Last() Cursor {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
+}
+
+// Malformed counts entries and commands that could not be decoded.
+func (f *FSM[C, Q, R]) Malformed() uint64 { return f.malformed.Load() }
+
+// SessionLast returns the highest applied batch number of a session.
+func (f *FSM[C, Q, R]) SessionLast(id SessionID) (uint64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.sessions[id]
+	if s == nil {
+		return 0, false
+	}
+	return s.Last, true
+}
+
+// SessionOutcome returns the outcome of an applied batch still remembered.
+func (f *FSM[C, Q, R]) SessionOutcome(id SessionID, seq uint64) (Outcome, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.recall(id, seq)
+}
+
+func (f *FSM[C, Q, R]) recall(id SessionID, seq uint64) (Outcome, bool) {
+	s := f.sessions[id]
+	if s == nil {
+		return Outcome{}, false
+	}
+	for _, r := range s.Recent {
+		if r.Seq == seq {
+			return r.Outcome, true
+		}
+	}
+	return Outcome{}, false
+}
+
+// Query runs q against the machine, never concurrently with Apply.
+func (f *FSM[C, Q, R]) Query(q Q) R {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.sm.Query(q)
+}
+
+// Apply implements raft.FSM. Command entries return an Outcome.
+func (f *FSM[C, Q, R]) Apply(l *raft.Log) any {
+	f.mu.Lock()
+	out := f.applyLog(l)
+	f.publish()
+	f.mu.Unlock()
+	if f.notify != nil {
+		f.notify()
+	}
+	return out
+}
+
+// ApplyBatch implements raft.BatchingFSM.
+func (f *FSM[C, Q, R]) ApplyBatch(logs []*raft.Log) []any {
+	outs := make([]any, len(logs))
+	f.mu.Lock()
+	for i, l := range logs {
+		outs[i] = f.applyLog(l)
+	}
+	f.publish()
+	f.mu.Unlock()
+	if f.notify != nil {
+		f.notify()
+	}
+	return outs
+}
+
+func (f *FSM[C, Q, R]) publish() {
+	f.applied.Store(uint64(f.last.Index))
+	f.appliedRaft.Store(f.raftIdx)
+}
+
+func (f *FSM[C, Q, R]) applyLog(l *raft.Log) any {
+	if l.Index > f.raftIdx {
+		f.raftIdx = l.Index
+	}
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	var e Entry
+	if err := decMode.Unmarshal(l.Data, &e); err != nil || e.Seq == 0 {
+		f.malformed.Add(1)
+		return Outcome{Status: StatusMalformed}
+	}
+	s := f.sessions[e.Session]
+	if s != nil && e.Seq <= s.Last {
+		if o, ok := f.recall(e.Session, e.Seq); ok {
+			return o
+		}
+		return Outcome{Status: StatusStale}
+	}
+	expected := e.Base + 1
+	if s != nil {
+		expected = s.Last + 1
+	}
+	if e.Seq != expected {
+		return Outcome{Status: StatusGap}
+	}
+	out := Outcome{Status: StatusApplied}
+	if n := len(e.Cmds); n > 0 {
+		first := max(e.First, f.last.Index+1)
+		out.First, out.Count = first, n
+		out.Replies = f.applyCommands(e.Cmds, first, Term(l.Term))
+		f.last = Cursor{Term: Term(l.Term), Index: first + Index(n) - 1}
+	}
+	var at int64
+	if !l.AppendedAt.IsZero() {
+		at = l.AppendedAt.UnixNano()
+	}
+	if s == nil {
+		s = &session{}
+		f.sessions[e.Session] = s
+	}
+	s.Last, s.Active, s.ActiveAt = e.Seq, f.last.Index, at
+	if len(s.Recent) == sessionWindow {
+		copy(s.Recent, s.Recent[1:])
+		s.Recent = s.Recent[:sessionWindow-1]
+	}
+	s.Recent = append(s.Recent, recentOutcome{Seq: e.Seq, Outcome: out})
+	f.gcSessions(at)
+	return out
+}
+
+func (f *FSM[C, Q, R]) applyCommands(raw [][]byte, first Index, term Term) [][]byte {
+	f.ctx.committed = f.last
+	f.ctx.term = term
+	switch {
+	case f.replier != nil:
+		replies := make([][]byte, len(raw))
+		for i, b := range raw {
+			var c C
+			if err := decMode.Unmarshal(b, &c); err != nil {
+				f.malformed.Add(1)
+				continue
+			}
+			f.ctx.pos = Cursor{Term: term, Index: first + Index(i)}
+			r := f.replier.ApplyReply(c, &f.ctx)
+			if enc, err := encMode.Marshal(r); err == nil {
+				replies[i] = enc
+			} else {
+				f.malformed.Add(1)
+			}
+		}
+		return replies
+	case f.batcher != nil:
+		cmds := make([]C, 0, len(raw))
+		for _, b := range raw {
+			var c C
+			if err := decMode.Unmarshal(b, &c); err != nil {
+				f.malformed.Add(1)
+				continue
+			}
+			cmds = append(cmds, c)
+		}
+		f.ctx.pos = Cursor{Term: term, Index: first + Index(len(raw)) - 1}
+		f.batcher.ApplyBatch(cmds, &f.ctx)
+	default:
+		for i, b := range raw {
+			var c C
+			if err := decMode.Unmarshal(b, &c); err != nil {
+				f.malformed.Add(1)
+				continue
+			}
+			f.ctx.pos = Cursor{Term: term, Index: first + Index(i)}
+			f.sm.Apply(c, &f.ctx)
+		}
+	}
+	return nil
+}
+
+func (f *FSM[C, Q, R]) gcSessions(now int64) {
+	if f.last.Index-f.lastGC < sessionGCEvery {
+		return
+	}
+	f.lastGC = f.last.Index
+	for id, s := range f.sessions {
+		if f.last.Index-s.Active > sessionIdleCommands && now-s.ActiveAt > int64(sessionIdleTime) {
+			delete(f.sessions, id)
+		}
+	}
+}
+
+type applyCtx struct {
+	committed, pos Cursor
+	term           Term
+}
+
+func (c *applyCtx) Committed() Cursor   { return c.committed }
+func (c *applyCtx) LogPosition() Cursor { return c.pos }
+func (c *applyCtx) CurrentTerm() Term   { return c.term }
+
+// Snapshot format: magic, header length, CBOR header (the adapter's state),
+// then the machine's own snapshot.
+var snapMagic = [4]byte{'M', 'R', 'S', '1'}
+
+type snapHeader struct {
+	_        struct{} `cbor:",toarray"`
+	Last     Cursor
+	RaftIdx  uint64
+	LastGC   Index
+	Sessions map[SessionID]*session
+}
+
+// Snapshot implements raft.FSM.
+func (f *FSM[C, Q, R]) Snapshot() (raft.FSMSnapshot, error) {
+	if f.snapper == nil {
+		return nil, ErrNoSnapshots
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ms, err := f.snapper.Snapshot()
+	if err != nil {
+		return nil, fmt.Errorf("rsm: snapshot: %w", err)
+	}
+	h := snapHeader{Last: f.last, RaftIdx: f.raftIdx, LastGC: f.lastGC, Sessions: make(map[SessionID]*session, len(f.sessions))}
+	for id, s := range f.sessions {
+		c := *s
+		c.Recent = append([]recentOutcome(nil), s.Recent...)
+		h.Sessions[id] = &c
+	}
+	hb, err := encMode.Marshal(h)
+	if err != nil {
+		ms.Release()
+		return nil, fmt.Errorf("rsm: snapshot header: %w", err)
+	}
+	return &fsmSnapshot{header: hb, ms: ms}, nil
+}
+
+type fsmSnapshot struct {
+	header []byte
+	ms     Snapshot
+}
+
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	w := bufio.NewWriterSize(sink, 256<<10)
+	var pre [8]byte
+	copy(pre[:4], snapMagic[:])
+	binary.BigEndian.PutUint32(pre[4:], uint32(len(s.header)))
+	_, err := w.Write(pre[:])
+	if err == nil {
+		_, err = w.Write(s.header)
+	}
+	if err == nil {
+		err = s.ms.Persist(w)
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("rsm: persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) Release() { s.ms.Release() }
+
+// Restore implements raft.FSM.
+func (f *FSM[C, Q, R]) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	if f.snapper == nil {
+		return ErrNoSnapshots
+	}
+	r := bufio.NewReaderSize(rc, 256<<10)
+	var pre [8]byte
+	if _, err := io.ReadFull(r, pre[:]); err != nil {
+		return fmt.Errorf("rsm: restore: read header: %w", err)
+	}
+	if [4]byte(pre[:4]) != snapMagic {
+		return errors.New("rsm: restore: not a mosaik snapshot")
+	}
+	n := binary.BigEndian.Uint32(pre[4:])
+	if n > 256<<20 {
+		return fmt.Errorf("rsm: restore: header of %d bytes is implausible", n)
+	}
+	hb := make([]byte, n)
+	if _, err := io.ReadFull(r, hb); err != nil {
+		return fmt.Errorf("rsm: restore: read header: %w", err)
+	}
+	var h snapHeader
+	if err := decMode.Unmarshal(hb, &h); err != nil {
+		return fmt.Errorf("rsm: restore: decode header: %w", err)
+	}
+	f.mu.Lock()
+	err := f.snapper.Restore(r)
+	if err == nil {
+		f.last, f.raftIdx, f.lastGC = h.Last, h.RaftIdx, h.LastGC
+		f.sessions = h.Sessions
+		if f.sessions == nil {
+			f.sessions = map[SessionID]*session{}
+		}
+		f.publish()
+	}
+	f.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("rsm: restore: %w", err)
+	}
+	if f.notify != nil {
+		f.notify()
+	}
+	return nil
+}

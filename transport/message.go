@@ -1,0 +1,457 @@
+package transport
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Frame layout. Every message a node sends starts with a fixed header so the
+// receiver knows who sent it and whether it answers a request:
+//
+//	[0]      version
+//	[1]      flags
+//	[2:34]   sender PeerID
+//	[34:42]  request id (0: none)
+//	fragment only: [42:50] message id, [50:54] index, [54:58] count
+const (
+	frameVersion   = 1
+	headerLen      = 42
+	fragHeaderLen  = 16
+	flagReply      = 1 << 0
+	flagFragment   = 1 << 1
+	maxMessageSize = 64 << 20  // a reassembled message may not exceed this
+	maxFragMemory  = 256 << 20 // all partial messages together
+	fragTTL        = 30 * time.Second
+)
+
+// Msg is a message delivered to a Handler. Data is owned by the handler.
+type Msg struct {
+	From    PeerID
+	Subject string
+	Data    []byte
+
+	net   *Network
+	reply string
+	reqID uint64
+}
+
+// Respond answers the request m carries. A handler may respond more than
+// once to stream several replies to a Call; a plain Request takes the first.
+func (m *Msg) Respond(data []byte) error {
+	if m.reply == "" || m.reqID == 0 {
+		return fmt.Errorf("transport: message on %s expects no reply", m.Subject)
+	}
+	return m.net.send(m.reply, "", m.From, flagReply, m.reqID, data)
+}
+
+// ExpectsReply reports whether the sender waits for a Respond.
+func (m *Msg) ExpectsReply() bool { return m.reply != "" && m.reqID != 0 }
+
+// Handler handles messages of one subscription. Calls for one subscription
+// never overlap; a slow handler delays the next message of its subscription
+// only.
+type Handler func(*Msg)
+
+// Subscription is a live subscription. Close it to stop delivery.
+type Subscription struct {
+	net     *Network
+	sub     *nats.Subscription
+	handler Handler
+
+	mu     sync.RWMutex // held shared while the handler runs
+	closed bool
+}
+
+// Subscribe delivers every message published on subject to h. Malformed
+// frames are dropped and counted. The subscription's pending buffer is large
+// and an overflow is logged and counted, never silent.
+func (n *Network) Subscribe(subject string, h Handler) (*Subscription, error) {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil, ErrClosed
+	}
+	n.mu.Unlock()
+	s := &Subscription{net: n, handler: h}
+	sub, err := n.nc.Subscribe(subject, s.receive)
+	if err != nil {
+		return nil, fmt.Errorf("transport: subscribe %s: %w", subject, err)
+	}
+	if err := sub.SetPendingLimits(1<<20, 1<<30); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("transport: subscribe %s: %w", subject, err)
+	}
+	s.sub = sub
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		_ = sub.Unsubscribe()
+		return nil, ErrClosed
+	}
+	n.subs[s] = struct{}{}
+	n.mu.Unlock()
+	return s, nil
+}
+
+// Close stops delivery and waits for a handler call in progress to return.
+// It is idempotent.
+func (s *Subscription) Close() {
+	s.mu.Lock()
+	already := s.closed
+	s.closed = true
+	s.mu.Unlock()
+	if already {
+		return
+	}
+	_ = s.sub.Unsubscribe()
+	s.net.mu.Lock()
+	delete(s.net.subs, s)
+	s.net.mu.Unlock()
+}
+
+func (s *Subscription) receive(nm *nats.Msg) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return
+	}
+	m, ok := s.net.decode(nm)
+	if !ok {
+		return
+	}
+	s.handler(m)
+}
+
+// decode parses a frame, reassembles fragments and applies faults. It
+// returns false when there is nothing to deliver (yet).
+func (n *Network) decode(nm *nats.Msg) (*Msg, bool) {
+	b := nm.Data
+	n.stats.msgsIn.Add(1)
+	n.stats.bytesIn.Add(uint64(len(b)))
+	if len(b) < headerLen || b[0] != frameVersion {
+		n.stats.malformed.Add(1)
+		return nil, false
+	}
+	flags := b[1]
+	m := &Msg{Subject: nm.Subject, net: n, reply: nm.Reply}
+	copy(m.From[:], b[2:34])
+	m.reqID = binary.BigEndian.Uint64(b[34:42])
+	if flags&flagReply != 0 {
+		m.reply = "" // replies are never answered
+	}
+	if n.faults.dropRecv(m.From) {
+		n.stats.faultDrops.Add(1)
+		return nil, false
+	}
+	body := b[headerLen:]
+	if flags&flagFragment != 0 {
+		whole, ok := n.reassemble(m.From, body)
+		if !ok {
+			return nil, false
+		}
+		body = whole
+	}
+	m.Data = body
+	return m, true
+}
+
+// Publish sends data on subject. to names the receiving peer for fault
+// injection; the zero PeerID means a broadcast.
+func (n *Network) Publish(subject string, to PeerID, data []byte) error {
+	return n.send(subject, "", to, 0, 0, data)
+}
+
+func (n *Network) send(subject, reply string, to PeerID, flags byte, reqID uint64, data []byte) error {
+	if n.isClosed() {
+		return ErrClosed
+	}
+	if len(data) > maxMessageSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), maxMessageSize)
+	}
+	if n.faults.dropSend(to) {
+		n.stats.faultDrops.Add(1)
+		return nil
+	}
+	var frames [][]byte
+	if len(data) <= n.maxChunk-headerLen {
+		frames = [][]byte{n.frame(flags, reqID, nil, data)}
+	} else {
+		frames = n.fragment(flags, reqID, data)
+	}
+	if d := n.faults.delay(); d > 0 {
+		n.delay.push(time.Now().Add(d), func() { n.publish(subject, reply, frames) })
+		return nil
+	}
+	return n.publish(subject, reply, frames)
+}
+
+func (n *Network) publish(subject, reply string, frames [][]byte) error {
+	for _, f := range frames {
+		n.stats.msgsOut.Add(1)
+		n.stats.bytesOut.Add(uint64(len(f)))
+		var err error
+		if reply == "" {
+			err = n.nc.Publish(subject, f)
+		} else {
+			err = n.nc.PublishRequest(subject, reply, f)
+		}
+		if err != nil {
+			if n.isClosed() {
+				return ErrClosed
+			}
+			return fmt.Errorf("transport: publish %s: %w", subject, err)
+		}
+	}
+	return nil
+}
+
+func (n *Network) frame(flags byte, reqID uint64, frag []byte, data []byte) []byte {
+	f := make([]byte, headerLen+len(frag)+len(data))
+	f[0] = frameVersion
+	f[1] = flags
+	copy(f[2:34], n.id[:])
+	binary.BigEndian.PutUint64(f[34:42], reqID)
+	copy(f[headerLen:], frag)
+	copy(f[headerLen+len(frag):], data)
+	return f
+}
+
+func (n *Network) fragment(flags byte, reqID uint64, data []byte) [][]byte {
+	chunk := n.maxChunk - headerLen - fragHeaderLen
+	count := (len(data) + chunk - 1) / chunk
+	id := n.nextID.Add(1)
+	frames := make([][]byte, 0, count)
+	var fh [fragHeaderLen]byte
+	binary.BigEndian.PutUint64(fh[0:8], id)
+	binary.BigEndian.PutUint32(fh[12:16], uint32(count))
+	for i := 0; i < count; i++ {
+		end := min((i+1)*chunk, len(data))
+		binary.BigEndian.PutUint32(fh[8:12], uint32(i))
+		frames = append(frames, n.frame(flags|flagFragment, reqID, fh[:], data[i*chunk:end]))
+	}
+	return frames
+}
+
+type fragKey struct {
+	from PeerID
+	id   uint64
+}
+
+type partial struct {
+	buf   []byte
+	next  uint32
+	count uint32
+	start time.Time
+}
+
+// reassemble adds one fragment. Fragments of one message arrive in order on
+// one subscription; anything else (a gap, a foreign count, too much memory)
+// drops the whole message and counts it.
+func (n *Network) reassemble(from PeerID, body []byte) ([]byte, bool) {
+	if len(body) < fragHeaderLen {
+		n.stats.malformed.Add(1)
+		return nil, false
+	}
+	k := fragKey{from, binary.BigEndian.Uint64(body[0:8])}
+	idx := binary.BigEndian.Uint32(body[8:12])
+	count := binary.BigEndian.Uint32(body[12:16])
+	data := body[fragHeaderLen:]
+
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := time.Now()
+	p := n.frags[k]
+	if p == nil {
+		if idx != 0 || count < 2 {
+			n.stats.malformed.Add(1)
+			return nil, false
+		}
+		n.gcFrags(now)
+		p = &partial{count: count, start: now}
+		n.frags[k] = p
+	}
+	if idx != p.next || count != p.count || len(p.buf)+len(data) > maxMessageSize ||
+		n.fragMem+len(data) > maxFragMemory {
+		n.fragMem -= len(p.buf)
+		delete(n.frags, k)
+		n.stats.malformed.Add(1)
+		return nil, false
+	}
+	p.buf = append(p.buf, data...)
+	n.fragMem += len(data)
+	p.next++
+	if p.next < p.count {
+		return nil, false
+	}
+	n.fragMem -= len(p.buf)
+	delete(n.frags, k)
+	return p.buf, true
+}
+
+func (n *Network) gcFrags(now time.Time) {
+	for k, p := range n.frags {
+		if now.Sub(p.start) > fragTTL {
+			n.fragMem -= len(p.buf)
+			delete(n.frags, k)
+			n.stats.malformed.Add(1)
+		}
+	}
+}
+
+// call is a request waiting for replies on the node's inbox.
+type call struct {
+	to   PeerID
+	fn   func([]byte, error)
+	once sync.Once // guards fail
+}
+
+func (c *call) fail(err error) { c.once.Do(func() { c.fn(nil, err) }) }
+
+func (n *Network) onReply(m *Msg) {
+	n.mu.Lock()
+	c := n.calls[m.reqID]
+	n.mu.Unlock()
+	if c == nil || (!c.to.IsZero() && c.to != m.From) {
+		return // late, cancelled, or not from whom we asked
+	}
+	c.fn(m.Data, nil)
+}
+
+// Call sends a request to peer to on subject and passes every reply to fn,
+// on the goroutine that reads the node's inbox, until the returned cancel is
+// called. fn must not block. If the network closes first, fn gets ErrClosed
+// once.
+func (n *Network) Call(subject string, to PeerID, data []byte, fn func(reply []byte, err error)) (cancel func(), err error) {
+	id := n.nextID.Add(1)
+	c := &call{to: to, fn: fn}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil, ErrClosed
+	}
+	n.calls[id] = c
+	n.mu.Unlock()
+	cancel = func() {
+		n.mu.Lock()
+		delete(n.calls, id)
+		n.mu.Unlock()
+	}
+	if err := n.send(subject, n.inbox, to, 0, id, data); err != nil {
+		cancel()
+		return nil, err
+	}
+	return cancel, nil
+}
+
+// Request sends data to peer to on subject and waits for the first reply. It
+// waits at most until ctx ends or, if ctx has no deadline, the RPC timeout.
+func (n *Network) Request(ctx context.Context, subject string, to PeerID, data []byte) ([]byte, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.rpcTO)
+		defer cancel()
+	}
+	type result struct {
+		data []byte
+		err  error
+	}
+	ch := make(chan result, 1)
+	var got atomic.Bool
+	stop, err := n.Call(subject, to, data, func(b []byte, err error) {
+		if got.CompareAndSwap(false, true) {
+			ch <- result{b, err}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	select {
+	case r := <-ch:
+		return r.data, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("transport: request %s to %s: %w", subject, to.Short(), ctx.Err())
+	}
+}
+
+func (n *Network) isClosed() bool {
+	select {
+	case <-n.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// delayQueue publishes delayed frames in the order they were sent.
+type delayQueue struct {
+	mu    sync.Mutex
+	items []delayed
+	wake  chan struct{}
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+type delayed struct {
+	due time.Time
+	fn  func()
+}
+
+func newDelayQueue() *delayQueue {
+	q := &delayQueue{wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go q.run()
+	return q
+}
+
+func (q *delayQueue) push(due time.Time, fn func()) {
+	q.mu.Lock()
+	q.items = append(q.items, delayed{due, fn})
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *delayQueue) run() {
+	defer close(q.done)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		q.mu.Lock()
+		var next *delayed
+		if len(q.items) > 0 {
+			next = &q.items[0]
+		}
+		q.mu.Unlock()
+		if next != nil {
+			if d := time.Until(next.due); d <= 0 {
+				q.mu.Lock()
+				it := q.items[0]
+				q.items = q.items[1:]
+				q.mu.Unlock()
+				it.fn()
+				continue
+			} else {
+				timer.Reset(d)
+			}
+		}
+		select {
+		case <-q.stop:
+			return
+		case <-q.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+func (q *delayQueue) close() {
+	close(q.stop)
+	<-q.done
+}

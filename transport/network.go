@@ -1,0 +1,414 @@
+// Package transport is a node's place on a mosaik network: its identity, its
+// NATS connection (to an embedded server by default), subject naming,
+// request/reply with deadlines, fragmentation of large messages, fault
+// injection for tests, and a raft.Transport over all of it.
+//
+// The package knows nothing of groups: callers name subjects and peers.
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// DefaultNetwork is the subject namespace used when WithNetwork is not given.
+const DefaultNetwork = "mosaik"
+
+// Option configures New.
+type Option func(*options) error
+
+type options struct {
+	url      string
+	network  string
+	natsOpts []nats.Option
+	logger   *slog.Logger
+	faults   *Faults
+	peer     PeerID
+	routes   []string
+	rpcTO    time.Duration
+	maxChunk int
+}
+
+// WithURL connects to an existing NATS server or cluster instead of starting
+// an embedded one. Several URLs may be given separated by commas.
+func WithURL(url string) Option {
+	return func(o *options) error {
+		if strings.TrimSpace(url) == "" {
+			return errors.New("transport: WithURL: empty url")
+		}
+		o.url = url
+		return nil
+	}
+}
+
+// WithNetwork sets the subject namespace. Two networks on one NATS server
+// never see each other's traffic. The name must be a single NATS subject token.
+func WithNetwork(name string) Option {
+	return func(o *options) error {
+		if !validToken(name) {
+			return fmt.Errorf("transport: WithNetwork(%q): want a non-empty name without spaces, dots, '*' or '>'", name)
+		}
+		o.network = name
+		return nil
+	}
+}
+
+// WithNATSOptions passes options (credentials, TLS, names) to nats.Connect.
+func WithNATSOptions(opts ...nats.Option) Option {
+	return func(o *options) error {
+		o.natsOpts = append(o.natsOpts, opts...)
+		return nil
+	}
+}
+
+// WithLogger sets the logger. Without it the node is quiet.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
+		o.logger = l
+		return nil
+	}
+}
+
+// WithFaults attaches a fault injector to every group message this node sends
+// or receives.
+func WithFaults(f *Faults) Option {
+	return func(o *options) error {
+		o.faults = f
+		return nil
+	}
+}
+
+// WithPeerID gives the node a fixed identity instead of a random one.
+func WithPeerID(id PeerID) Option {
+	return func(o *options) error {
+		if id.IsZero() {
+			return errors.New("transport: WithPeerID: zero peer id")
+		}
+		o.peer = id
+		return nil
+	}
+}
+
+// WithRoutes clusters the embedded server with other NATS servers through
+// their route URLs (nats-route://host:port). It has no effect with WithURL.
+func WithRoutes(urls ...string) Option {
+	return func(o *options) error {
+		o.routes = append(o.routes, urls...)
+		return nil
+	}
+}
+
+// WithRPCTimeout bounds how long a request waits for its reply when the
+// caller's context has no earlier deadline. The default is 5 seconds.
+func WithRPCTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("transport: WithRPCTimeout(%v): must be positive", d)
+		}
+		o.rpcTO = d
+		return nil
+	}
+}
+
+// withMaxChunk lowers the fragment size; tests use it to exercise reassembly.
+func withMaxChunk(n int) Option {
+	return func(o *options) error {
+		o.maxChunk = n
+		return nil
+	}
+}
+
+// Network is one node's connection to a mosaik network. It is safe for
+// concurrent use. Create it with New and release it with Close.
+type Network struct {
+	id       PeerID
+	name     string
+	log      *slog.Logger
+	faults   *Faults
+	srv      *server.Server
+	nc       *nats.Conn
+	rpcTO    time.Duration
+	maxChunk int
+
+	inbox    string
+	inboxSub *Subscription
+	nextID   atomic.Uint64
+
+	mu      sync.Mutex
+	calls   map[uint64]*call
+	subs    map[*Subscription]struct{}
+	frags   map[fragKey]*partial
+	fragMem int
+	closed  bool
+
+	delay *delayQueue
+	stats counters
+
+	done     chan struct{}
+	closeErr error
+	once     sync.Once
+}
+
+// New joins a network. With no options it starts an embedded NATS server on
+// a free loopback port and connects to it; other nodes reach it through URL.
+func New(ctx context.Context, opts ...Option) (*Network, error) {
+	o := options{network: DefaultNetwork, rpcTO: 5 * time.Second}
+	var errs []error
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.peer.IsZero() {
+		o.peer = NewPeerID()
+	}
+	n := &Network{
+		id:     o.peer,
+		name:   o.network,
+		log:    o.logger.With("peer", o.peer.Short()),
+		faults: o.faults,
+		rpcTO:  o.rpcTO,
+		calls:  make(map[uint64]*call),
+		subs:   make(map[*Subscription]struct{}),
+		frags:  make(map[fragKey]*partial),
+		done:   make(chan struct{}),
+	}
+	if n.faults == nil {
+		n.faults = NewFaults()
+	}
+
+	addr := o.url
+	natsOpts := []nats.Option{
+		nats.Name("mosaik-" + o.peer.Short()),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ErrorHandler(n.asyncError),
+	}
+	if addr == "" {
+		srv, err := startServer(ctx, o.routes)
+		if err != nil {
+			return nil, err
+		}
+		n.srv = srv
+		addr = srv.ClientURL()
+		natsOpts = append(natsOpts, nats.InProcessServer(srv))
+	}
+	natsOpts = append(natsOpts, o.natsOpts...)
+	nc, err := connect(ctx, addr, natsOpts)
+	if err != nil {
+		n.shutdownServer()
+		return nil, err
+	}
+	n.nc = nc
+	n.maxChunk = int(nc.MaxPayload()) - 512
+	if o.maxChunk > 0 && o.maxChunk < n.maxChunk {
+		n.maxChunk = o.maxChunk
+	}
+	if n.maxChunk < 1024 {
+		nc.Close()
+		n.shutdownServer()
+		return nil, fmt.Errorf("transport: server max payload %d is too small", nc.MaxPayload())
+	}
+	n.delay = newDelayQueue()
+	n.inbox = n.Subject("in", n.id.String())
+	sub, err := n.Subscribe(n.inbox, n.onReply)
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	n.inboxSub = sub
+	fctx, cancel := context.WithTimeout(ctx, n.rpcTO)
+	defer cancel()
+	if err := nc.FlushWithContext(fctx); err != nil {
+		n.Close()
+		return nil, fmt.Errorf("transport: flush after subscribe: %w", err)
+	}
+	n.log.Debug("transport: connected", "url", n.URL(), "network", n.name, "embedded", n.srv != nil)
+	return n, nil
+}
+
+func startServer(ctx context.Context, routes []string) (*server.Server, error) {
+	sopts := &server.Options{
+		Host:   "127.0.0.1",
+		Port:   server.RANDOM_PORT,
+		NoLog:  true,
+		NoSigs: true,
+		// Several nodes of one process may share this server; keep the
+		// per-connection buffer generous so bursts of raft traffic fit.
+		MaxPending: 256 << 20,
+	}
+	if len(routes) > 0 {
+		sopts.Cluster.Host = "127.0.0.1"
+		sopts.Cluster.Port = server.RANDOM_PORT
+		sopts.Cluster.Name = "mosaik"
+		for _, r := range routes {
+			u, err := url.Parse(r)
+			if err != nil {
+				return nil, fmt.Errorf("transport: route %q: %w", r, err)
+			}
+			sopts.Routes = append(sopts.Routes, u)
+		}
+	}
+	srv, err := server.NewServer(sopts)
+	if err != nil {
+		return nil, fmt.Errorf("transport: embedded server: %w", err)
+	}
+	go srv.Start()
+	wait := 10 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		wait = time.Until(dl)
+	}
+	if !srv.ReadyForConnections(wait) {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, errors.New("transport: embedded server did not become ready")
+	}
+	return srv, nil
+}
+
+func connect(ctx context.Context, addr string, opts []nats.Option) (*nats.Conn, error) {
+	type result struct {
+		nc  *nats.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		nc, err := nats.Connect(addr, opts...)
+		ch <- result{nc, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, fmt.Errorf("transport: connect %s: %w", addr, r.err)
+		}
+		return r.nc, nil
+	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.nc != nil {
+				r.nc.Close()
+			}
+		}()
+		return nil, fmt.Errorf("transport: connect %s: %w", addr, ctx.Err())
+	}
+}
+
+// ID returns this node's identity.
+func (n *Network) ID() PeerID { return n.id }
+
+// Name returns the subject namespace.
+func (n *Network) Name() string { return n.name }
+
+// Logger returns the node's logger (never nil).
+func (n *Network) Logger() *slog.Logger { return n.log }
+
+// URL returns the client URL of the NATS server this node uses; other nodes
+// pass it to WithURL to join the same network.
+func (n *Network) URL() string {
+	if n.srv != nil {
+		return n.srv.ClientURL()
+	}
+	return n.nc.ConnectedUrl()
+}
+
+// RouteURL returns the cluster route URL of the embedded server, or "" when
+// the node has no embedded server or it was started without WithRoutes.
+func (n *Network) RouteURL() string {
+	if n.srv == nil {
+		return ""
+	}
+	addr := n.srv.ClusterAddr()
+	if addr == nil {
+		return ""
+	}
+	return "nats-route://" + addr.String()
+}
+
+// Faults returns the fault injector (never nil).
+func (n *Network) Faults() *Faults { return n.faults }
+
+// RPCTimeout is the default deadline of a request.
+func (n *Network) RPCTimeout() time.Duration { return n.rpcTO }
+
+// Done is closed when the network is closed.
+func (n *Network) Done() <-chan struct{} { return n.done }
+
+// Subject joins parts into a subject under this network's namespace.
+func (n *Network) Subject(parts ...string) string {
+	return n.name + "." + strings.Join(parts, ".")
+}
+
+// Stats returns message counters since New.
+func (n *Network) Stats() Stats { return n.stats.snapshot() }
+
+// Close closes every subscription, fails pending requests with ErrClosed,
+// disconnects, and stops the embedded server. It is idempotent and returns
+// once everything the network started has stopped.
+func (n *Network) Close() error {
+	n.once.Do(func() {
+		n.mu.Lock()
+		n.closed = true
+		subs := make([]*Subscription, 0, len(n.subs))
+		for s := range n.subs {
+			subs = append(subs, s)
+		}
+		calls := n.calls
+		n.calls = map[uint64]*call{}
+		n.mu.Unlock()
+		close(n.done)
+		for _, c := range calls {
+			c.fail(ErrClosed)
+		}
+		for _, s := range subs {
+			s.Close()
+		}
+		if n.delay != nil {
+			n.delay.close()
+		}
+		if n.nc != nil {
+			n.nc.Close()
+		}
+		n.shutdownServer()
+	})
+	return n.closeErr
+}
+
+func (n *Network) shutdownServer() {
+	if n.srv != nil {
+		n.srv.Shutdown()
+		n.srv.WaitForShutdown()
+	}
+}
+
+func (n *Network) asyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
+	if errors.Is(err, nats.ErrSlowConsumer) {
+		n.stats.slowConsumer.Add(1)
+		subj := ""
+		if sub != nil {
+			subj = sub.Subject
+		}
+		n.log.Warn("transport: subscriber too slow, messages dropped", "subject", subj)
+		return
+	}
+	n.log.Warn("transport: nats error", "err", err)
+}
+
+func validToken(s string) bool {
+	return s != "" && !strings.ContainsAny(s, ". \t\r\n*>")
+}

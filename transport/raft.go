@@ -1,0 +1,592 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// RaftTransport is a raft.Transport over NATS for one Raft group (a scope)
+// on one node. Server IDs and addresses are PeerID hex strings.
+//
+// Each node listens on two subjects per scope: one for heartbeats, so they
+// never queue behind a slow AppendEntries, and one for every other RPC,
+// handled in arrival order so pipelined AppendEntries answer in order.
+// Snapshots travel as a begin message, chunks far below the NATS payload
+// limit, each acknowledged once Raft has read it (flow control), and an end.
+type RaftTransport struct {
+	net      *Network
+	scope    string
+	local    raft.ServerAddress
+	timeout  time.Duration
+	consumer chan raft.RPC
+
+	hbMu sync.Mutex
+	hbFn func(raft.RPC)
+
+	rpcSub, hbSub *Subscription
+
+	snapMu sync.Mutex
+	snaps  map[snapKey]*snapRecv
+
+	shutdown chan struct{}
+	ctx      context.Context // cancelled by Close, so RPCs in flight end at once
+	cancel   context.CancelFunc
+	once     sync.Once
+}
+
+var (
+	_ raft.Transport   = (*RaftTransport)(nil)
+	_ raft.WithPreVote = (*RaftTransport)(nil)
+	_ raft.WithClose   = (*RaftTransport)(nil)
+)
+
+// NewRaftTransport listens for Raft RPCs of scope on this node. timeout
+// bounds each RPC; zero means the network's RPC timeout.
+func NewRaftTransport(n *Network, scope string, timeout time.Duration) (*RaftTransport, error) {
+	if !validToken(scope) {
+		return nil, fmt.Errorf("transport: raft scope %q is not a subject token", scope)
+	}
+	if timeout <= 0 {
+		timeout = n.rpcTO
+	}
+	t := &RaftTransport{
+		net:      n,
+		scope:    scope,
+		local:    raft.ServerAddress(n.id.String()),
+		timeout:  timeout,
+		consumer: make(chan raft.RPC),
+		snaps:    make(map[snapKey]*snapRecv),
+		shutdown: make(chan struct{}),
+	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	var err error
+	if t.rpcSub, err = n.Subscribe(t.subject("raft", n.id), t.onRPC); err != nil {
+		t.cancel()
+		return nil, err
+	}
+	if t.hbSub, err = n.Subscribe(t.subject("hb", n.id), t.onHeartbeat); err != nil {
+		t.rpcSub.Close()
+		t.cancel()
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *RaftTransport) subject(kind string, p PeerID) string {
+	return t.net.Subject(kind, t.scope, p.String())
+}
+
+// Consumer implements raft.Transport.
+func (t *RaftTransport) Consumer() <-chan raft.RPC { return t.consumer }
+
+// LocalAddr implements raft.Transport.
+func (t *RaftTransport) LocalAddr() raft.ServerAddress { return t.local }
+
+// EncodePeer implements raft.Transport.
+func (t *RaftTransport) EncodePeer(_ raft.ServerID, addr raft.ServerAddress) []byte {
+	return []byte(addr)
+}
+
+// DecodePeer implements raft.Transport.
+func (t *RaftTransport) DecodePeer(b []byte) raft.ServerAddress { return raft.ServerAddress(b) }
+
+// SetHeartbeatHandler implements raft.Transport.
+func (t *RaftTransport) SetHeartbeatHandler(fn func(raft.RPC)) {
+	t.hbMu.Lock()
+	t.hbFn = fn
+	t.hbMu.Unlock()
+}
+
+// Close stops listening and unblocks every handler waiting on Raft. It is
+// idempotent.
+func (t *RaftTransport) Close() error {
+	t.once.Do(func() {
+		close(t.shutdown)
+		t.cancel()
+		t.snapMu.Lock()
+		for k, s := range t.snaps {
+			s.abort(ErrClosed)
+			delete(t.snaps, k)
+		}
+		t.snapMu.Unlock()
+		t.rpcSub.Close()
+		t.hbSub.Close()
+	})
+	return nil
+}
+
+func isHeartbeat(a *raft.AppendEntriesRequest) bool {
+	return a.Term != 0 && (len(a.Addr) > 0 || len(a.Leader) > 0) && a.PrevLogEntry == 0 &&
+		a.PrevLogTerm == 0 && len(a.Entries) == 0 && a.LeaderCommitIndex == 0
+}
+
+func (t *RaftTransport) request(ctx context.Context, kind string, target raft.ServerAddress, data []byte) ([]byte, error) {
+	p, err := ParsePeerID(string(target))
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-t.shutdown:
+		return nil, ErrClosed
+	default:
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.timeout)
+		defer cancel()
+	}
+	b, err := t.net.Request(ctx, t.subject(kind, p), p, data)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
+		}
+		return nil, err
+	}
+	return parseReply(b)
+}
+
+// AppendEntries implements raft.Transport.
+func (t *RaftTransport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	data, err := encodeAppend(args)
+	if err != nil {
+		return err
+	}
+	kind := "raft"
+	if isHeartbeat(args) {
+		kind = "hb"
+	}
+	b, err := t.request(t.ctx, kind, target, data)
+	if err != nil {
+		return err
+	}
+	return decodeAppendResp(b, resp)
+}
+
+func (t *RaftTransport) generic(target raft.ServerAddress, kind byte, args, resp any) error {
+	data, err := marshal(kind, args)
+	if err != nil {
+		return err
+	}
+	b, err := t.request(t.ctx, "raft", target, data)
+	if err != nil {
+		return err
+	}
+	return decMode.Unmarshal(b, resp)
+}
+
+// RequestVote implements raft.Transport.
+func (t *RaftTransport) RequestVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
+	return t.generic(target, kindVote, args, resp)
+}
+
+// RequestPreVote implements raft.WithPreVote.
+func (t *RaftTransport) RequestPreVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
+	return t.generic(target, kindPreVote, args, resp)
+}
+
+// TimeoutNow implements raft.Transport.
+func (t *RaftTransport) TimeoutNow(_ raft.ServerID, target raft.ServerAddress, args *raft.TimeoutNowRequest, resp *raft.TimeoutNowResponse) error {
+	return t.generic(target, kindTimeoutNow, args, resp)
+}
+
+// snapshotChunk is the payload of one snapshot chunk: well below the NATS
+// payload limit so a chunk is never fragmented.
+func (t *RaftTransport) snapshotChunk() int { return t.net.maxChunk - 1024 }
+
+// InstallSnapshot implements raft.Transport. It streams data in chunks; each
+// waits for the follower to hand the previous one to Raft.
+func (t *RaftTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddress, args *raft.InstallSnapshotRequest, resp *raft.InstallSnapshotResponse, data io.Reader) error {
+	id := t.net.nextID.Add(1)
+	begin, err := marshal(kindSnapBegin, snapBegin{ID: id, Request: args})
+	if err != nil {
+		return err
+	}
+	if _, err := t.request(t.ctx, "raft", target, begin); err != nil {
+		return fmt.Errorf("transport: snapshot begin: %w", err)
+	}
+	buf := make([]byte, t.snapshotChunk())
+	for {
+		n, rerr := io.ReadFull(data, buf)
+		if n > 0 {
+			chunk, err := marshal(kindSnapChunk, snapChunk{ID: id, Data: buf[:n]})
+			if err != nil {
+				return err
+			}
+			if _, err := t.request(t.ctx, "raft", target, chunk); err != nil {
+				return fmt.Errorf("transport: snapshot chunk: %w", err)
+			}
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("transport: read snapshot: %w", rerr)
+		}
+	}
+	end, err := marshal(kindSnapEnd, snapChunk{ID: id})
+	if err != nil {
+		return err
+	}
+	// Restoring a large snapshot takes time on the follower before it answers.
+	ctx, cancel := context.WithTimeout(t.ctx, max(12*t.timeout, time.Minute))
+	defer cancel()
+	b, err := t.request(ctx, "raft", target, end)
+	if err != nil {
+		return fmt.Errorf("transport: snapshot end: %w", err)
+	}
+	return decMode.Unmarshal(b, resp)
+}
+
+// onHeartbeat handles the heartbeat subject: the fast path Raft offers.
+func (t *RaftTransport) onHeartbeat(m *Msg) {
+	if len(m.Data) < 1 || m.Data[0] != kindAppend {
+		t.net.stats.malformed.Add(1)
+		return
+	}
+	req, err := decodeAppend(m.Data[1:])
+	if err != nil {
+		t.net.stats.malformed.Add(1)
+		return
+	}
+	t.hbMu.Lock()
+	fn := t.hbFn
+	t.hbMu.Unlock()
+	respCh := make(chan raft.RPCResponse, 1)
+	rpc := raft.RPC{Command: req, RespChan: respCh}
+	if fn != nil {
+		fn(rpc)
+	} else if !t.dispatch(rpc) {
+		return
+	}
+	t.respond(m, respCh)
+}
+
+// onRPC handles every other RPC, one at a time in arrival order.
+func (t *RaftTransport) onRPC(m *Msg) {
+	if len(m.Data) < 1 || !m.ExpectsReply() {
+		t.net.stats.malformed.Add(1)
+		return
+	}
+	body := m.Data[1:]
+	var cmd any
+	switch m.Data[0] {
+	case kindAppend:
+		req, err := decodeAppend(body)
+		if err != nil {
+			t.malformed(m, err)
+			return
+		}
+		cmd = req
+	case kindVote:
+		cmd = new(raft.RequestVoteRequest)
+	case kindPreVote:
+		cmd = new(raft.RequestPreVoteRequest)
+	case kindTimeoutNow:
+		cmd = new(raft.TimeoutNowRequest)
+	case kindSnapBegin, kindSnapChunk, kindSnapEnd:
+		t.onSnapshot(m)
+		return
+	default:
+		t.malformed(m, fmt.Errorf("rpc kind %d unknown", m.Data[0]))
+		return
+	}
+	if m.Data[0] != kindAppend {
+		if err := decMode.Unmarshal(body, cmd); err != nil {
+			t.malformed(m, err)
+			return
+		}
+	}
+	respCh := make(chan raft.RPCResponse, 1)
+	if !t.dispatch(raft.RPC{Command: cmd, RespChan: respCh}) {
+		return
+	}
+	t.respond(m, respCh)
+}
+
+func (t *RaftTransport) malformed(m *Msg, err error) {
+	t.net.stats.malformed.Add(1)
+	_ = m.Respond(errorReply(fmt.Errorf("malformed rpc: %w", err)))
+}
+
+// dispatch hands an RPC to Raft; false means the transport closed first.
+func (t *RaftTransport) dispatch(rpc raft.RPC) bool {
+	select {
+	case t.consumer <- rpc:
+		return true
+	case <-t.shutdown:
+		return false
+	}
+}
+
+func (t *RaftTransport) respond(m *Msg, respCh <-chan raft.RPCResponse) {
+	var r raft.RPCResponse
+	select {
+	case r = <-respCh:
+	case <-t.shutdown:
+		return
+	}
+	if r.Error != nil {
+		_ = m.Respond(errorReply(r.Error))
+		return
+	}
+	var (
+		b   []byte
+		err error
+	)
+	if ar, ok := r.Response.(*raft.AppendEntriesResponse); ok {
+		b, err = encodeAppendResp(ar)
+	} else {
+		b, err = marshal(replyOK, r.Response)
+	}
+	if err != nil {
+		_ = m.Respond(errorReply(err))
+		return
+	}
+	_ = m.Respond(b)
+}
+
+type snapKey struct {
+	from PeerID
+	id   uint64
+}
+
+// snapRecv is a snapshot being received: chunks go into a pipe Raft reads.
+type snapRecv struct {
+	pr       *io.PipeReader
+	pw       *io.PipeWriter
+	timer    *time.Timer
+	finished chan struct{} // closed once Raft answered; resp is then set
+	resp     raft.RPCResponse
+}
+
+func (s *snapRecv) abort(err error) {
+	s.timer.Stop()
+	_ = s.pw.CloseWithError(err)
+}
+
+var errSnapshotAnswered = errors.New("transport: raft answered the snapshot before reading all of it")
+
+func (t *RaftTransport) onSnapshot(m *Msg) {
+	body := m.Data[1:]
+	switch m.Data[0] {
+	case kindSnapBegin:
+		var b snapBegin
+		if err := decMode.Unmarshal(body, &b); err != nil || b.Request == nil {
+			t.malformed(m, fmt.Errorf("snapshot begin: %v", err))
+			return
+		}
+		pr, pw := io.Pipe()
+		k := snapKey{m.From, b.ID}
+		s := &snapRecv{pr: pr, pw: pw, finished: make(chan struct{})}
+		// A sender that goes quiet must not leave Raft reading forever.
+		s.timer = time.AfterFunc(2*t.timeout, func() { t.dropSnap(k, errors.New("transport: snapshot sender went quiet")) })
+		t.snapMu.Lock()
+		t.snaps[k] = s
+		t.snapMu.Unlock()
+		respCh := make(chan raft.RPCResponse, 1)
+		if !t.dispatch(raft.RPC{Command: b.Request, Reader: pr, RespChan: respCh}) {
+			return
+		}
+		go func() {
+			select {
+			case s.resp = <-respCh:
+			case <-t.shutdown:
+				s.resp = raft.RPCResponse{Error: ErrClosed}
+			}
+			close(s.finished)
+			// Raft may answer early (a stale term); fail the chunks still coming.
+			_ = pr.CloseWithError(errSnapshotAnswered)
+		}()
+		_ = m.Respond([]byte{replyOK})
+	case kindSnapChunk, kindSnapEnd:
+		var c snapChunk
+		if err := decMode.Unmarshal(body, &c); err != nil {
+			t.malformed(m, err)
+			return
+		}
+		k := snapKey{m.From, c.ID}
+		t.snapMu.Lock()
+		s := t.snaps[k]
+		t.snapMu.Unlock()
+		if s == nil {
+			_ = m.Respond(errorReply(errors.New("snapshot transfer unknown or expired")))
+			return
+		}
+		s.timer.Reset(2 * t.timeout)
+		if m.Data[0] == kindSnapChunk {
+			if _, err := s.pw.Write(c.Data); err != nil {
+				t.dropSnap(k, err)
+				_ = m.Respond(errorReply(err))
+				return
+			}
+			_ = m.Respond([]byte{replyOK})
+			return
+		}
+		s.timer.Stop()
+		_ = s.pw.Close()
+		t.snapMu.Lock()
+		delete(t.snaps, k)
+		t.snapMu.Unlock()
+		select {
+		case <-s.finished:
+		case <-t.shutdown:
+			return
+		}
+		respCh := make(chan raft.RPCResponse, 1)
+		respCh <- s.resp
+		t.respond(m, respCh)
+	}
+}
+
+func (t *RaftTransport) dropSnap(k snapKey, err error) {
+	t.snapMu.Lock()
+	s := t.snaps[k]
+	delete(t.snaps, k)
+	t.snapMu.Unlock()
+	if s != nil {
+		s.abort(err)
+	}
+}
+
+// AppendEntriesPipeline implements raft.Transport.
+func (t *RaftTransport) AppendEntriesPipeline(_ raft.ServerID, target raft.ServerAddress) (raft.AppendPipeline, error) {
+	p, err := ParsePeerID(string(target))
+	if err != nil {
+		return nil, err
+	}
+	pl := &pipeline{
+		t:        t,
+		target:   p,
+		subject:  t.subject("raft", p),
+		inflight: make(chan *appendFuture, 128),
+		consumer: make(chan raft.AppendFuture, 128),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	go pl.run()
+	return pl, nil
+}
+
+// pipeline sends AppendEntries without waiting and hands the answers to Raft
+// in the order the requests went out. A request without an answer within the
+// timeout fails, and Raft then closes the pipeline.
+type pipeline struct {
+	t        *RaftTransport
+	target   PeerID
+	subject  string
+	inflight chan *appendFuture
+	consumer chan raft.AppendFuture
+	stop     chan struct{}
+	done     chan struct{}
+	once     sync.Once
+}
+
+func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
+	data, err := encodeAppend(args)
+	if err != nil {
+		return nil, err
+	}
+	f := &appendFuture{start: time.Now(), args: args, resp: resp, done: make(chan struct{})}
+	cancel, err := p.t.net.Call(p.subject, p.target, data, func(b []byte, err error) {
+		if err == nil {
+			b, err = parseReply(b)
+		}
+		if err == nil {
+			err = decodeAppendResp(b, resp)
+		}
+		f.complete(err)
+	})
+	if err != nil {
+		return nil, err
+	}
+	f.cancel = cancel
+	select {
+	case p.inflight <- f:
+		return f, nil
+	case <-p.stop:
+		cancel()
+		return nil, raft.ErrPipelineShutdown
+	case <-p.t.shutdown:
+		cancel()
+		return nil, raft.ErrPipelineShutdown
+	}
+}
+
+func (p *pipeline) run() {
+	defer close(p.done)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		var f *appendFuture
+		select {
+		case f = <-p.inflight:
+		case <-p.stop:
+			return
+		}
+		timer.Reset(time.Until(f.start.Add(p.t.timeout)))
+		select {
+		case <-f.done:
+		case <-timer.C:
+			f.complete(fmt.Errorf("%w: append entries to %s timed out", ErrUnreachable, p.target.Short()))
+		case <-p.stop:
+			f.cancel()
+			return
+		}
+		f.cancel()
+		select {
+		case p.consumer <- f:
+		case <-p.stop:
+			return
+		}
+	}
+}
+
+func (p *pipeline) Consumer() <-chan raft.AppendFuture { return p.consumer }
+
+func (p *pipeline) Close() error {
+	p.once.Do(func() {
+		close(p.stop)
+		<-p.done
+		for {
+			select {
+			case f := <-p.inflight:
+				f.cancel()
+			default:
+				return
+			}
+		}
+	})
+	return nil
+}
+
+type appendFuture struct {
+	start  time.Time
+	args   *raft.AppendEntriesRequest
+	resp   *raft.AppendEntriesResponse
+	cancel func()
+	once   sync.Once
+	err    error
+	done   chan struct{}
+}
+
+func (f *appendFuture) complete(err error) {
+	f.once.Do(func() {
+		f.err = err
+		close(f.done)
+	})
+}
+
+func (f *appendFuture) Error() error {
+	<-f.done
+	return f.err
+}
+
+func (f *appendFuture) Start() time.Time                      { return f.start }
+func (f *appendFuture) Request() *raft.AppendEntriesRequest   { return f.args }
+func (f *appendFuture) Response() *raft.AppendEntriesResponse { return f.resp }
