@@ -124,9 +124,11 @@ func (c *core) forgetPeers() {
 }
 
 // maybeBootstrap founds the group once the bootstrap delay has passed
-// without sign of an existing group, if this member has the lowest PeerID
-// among the members present that may vote. The founding configuration is
-// all of them, as voters. The others wait to be contacted.
+// without sign of an existing group, if this member comes first among the
+// members present that may vote: the least reluctant, then the lowest
+// PeerID. The founding configuration is all of them, as voters. The others
+// wait to be contacted. The founder is the only member that can campaign
+// at first, so it is also the first leader.
 func (c *core) maybeBootstrap() {
 	if c.cfg.Preference.IsObserver() {
 		return
@@ -143,8 +145,8 @@ func (c *core) maybeBootstrap() {
 		if a.preference().IsObserver() || a.Leaving {
 			continue
 		}
-		if p.Compare(c.self) < 0 {
-			return // a lower peer founds it
+		if founderBefore(a.preference(), p, c.cfg.Preference, c.self) {
+			return // another member founds it
 		}
 		servers = append(servers, c.server(p, raft.Voter))
 	}
@@ -158,6 +160,15 @@ func (c *core) maybeBootstrap() {
 	default:
 		c.log.Warn("groups: bootstrap failed", "err", err)
 	}
+}
+
+// founderBefore orders candidate founders: lower timeout factor first, then
+// lower PeerID.
+func founderBefore(pa Preference, a transport.PeerID, pb Preference, b transport.PeerID) bool {
+	if fa, fb := pa.Factor(), pb.Factor(); fa != fb {
+		return fa < fb
+	}
+	return a.Compare(b) < 0
 }
 
 func (c *core) server(p transport.PeerID, s raft.ServerSuffrage) raft.Server {
@@ -318,7 +329,7 @@ func (c *core) leaderHint() transport.PeerID {
 	var best transport.PeerID
 	var term uint64
 	for p, a := range c.livePeers(c.cfg.liveWindow()) {
-		if a.Leader == p && a.Term >= term {
+		if a.Leader == p && !a.Leaving && a.Term >= term {
 			best, term = p, a.Term
 		}
 	}

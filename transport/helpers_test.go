@@ -1,0 +1,173 @@
+package transport
+
+import (
+	"context"
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// waitTimeout bounds every wait for a condition that should hold soon. It is
+// generous so a loaded machine (-race, -count=20) does not flake; a correct
+// run never comes near it.
+const waitTimeout = 10 * time.Second
+
+// newNet starts a Network (an embedded server unless opts has WithURL) and
+// closes it when the test ends.
+func newNet(t testing.TB, opts ...Option) *Network {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	n, err := New(ctx, opts...)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := n.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return n
+}
+
+// join starts a Network on the server of first.
+func join(t testing.TB, first *Network, opts ...Option) *Network {
+	t.Helper()
+	return newNet(t, append([]Option{WithURL(first.URL())}, opts...)...)
+}
+
+// flush waits until the server has processed everything n sent so far, in
+// particular its subscriptions. Subscribe does not wait for the server, so a
+// test flushes before another node publishes to a new subscription.
+func flush(t testing.TB, nets ...*Network) {
+	t.Helper()
+	for _, n := range nets {
+		if err := n.nc.FlushTimeout(waitTimeout); err != nil {
+			t.Fatalf("flush: %v", err)
+		}
+	}
+}
+
+// subscribe subscribes h on n, closes the subscription when the test ends
+// and flushes so other nodes' messages reach it.
+func subscribe(t testing.TB, n *Network, subject string, h Handler) *Subscription {
+	t.Helper()
+	s, err := n.Subscribe(subject, h)
+	if err != nil {
+		t.Fatalf("Subscribe %s: %v", subject, err)
+	}
+	t.Cleanup(s.Close)
+	flush(t, n)
+	return s
+}
+
+// collect subscribes on subject and returns a channel of delivered messages.
+func collect(t testing.TB, n *Network, subject string) <-chan *Msg {
+	t.Helper()
+	ch := make(chan *Msg, 1024)
+	subscribe(t, n, subject, func(m *Msg) {
+		select {
+		case ch <- m:
+		default:
+			t.Errorf("collect %s: buffer full", subject)
+		}
+	})
+	return ch
+}
+
+// next returns the next message from ch or fails the test.
+func next(t testing.TB, ch <-chan *Msg) *Msg {
+	t.Helper()
+	select {
+	case m := <-ch:
+		return m
+	case <-time.After(waitTimeout):
+		t.Fatal("no message")
+		return nil
+	}
+}
+
+// empty fails the test if ch holds a message.
+func empty(t testing.TB, ch <-chan *Msg) {
+	t.Helper()
+	select {
+	case m := <-ch:
+		t.Fatalf("unexpected message on %s from %s: %q", m.Subject, m.From.Short(), trunc(m.Data))
+	default:
+	}
+}
+
+// eventually polls cond until it holds or fails the test.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// recvErr waits for one error from ch or fails the test.
+func recvErr(t testing.TB, ch <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(waitTimeout):
+		t.Fatal("timed out waiting for result")
+		return nil
+	}
+}
+
+func trunc(b []byte) []byte {
+	if len(b) > 32 {
+		return b[:32]
+	}
+	return b
+}
+
+// pattern returns n deterministic bytes that differ at every offset modulo
+// 251, so a misplaced or repeated fragment shows.
+func pattern(n int, seed byte) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i%251) ^ seed
+	}
+	return b
+}
+
+// rawConn connects to n's server with nats.go directly, bypassing framing.
+func rawConn(t testing.TB, n *Network) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(n.URL())
+	if err != nil {
+		t.Fatalf("raw connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// rawFrame builds a frame by hand, valid or not.
+func rawFrame(version, flags byte, from PeerID, reqID uint64, body []byte) []byte {
+	f := make([]byte, headerLen+len(body))
+	f[0] = version
+	f[1] = flags
+	copy(f[2:34], from[:])
+	binary.BigEndian.PutUint64(f[34:42], reqID)
+	copy(f[headerLen:], body)
+	return f
+}
+
+// rawFragment builds a fragment body: message id, index, count, data.
+func rawFragment(id uint64, idx, count uint32, data []byte) []byte {
+	b := make([]byte, fragHeaderLen+len(data))
+	binary.BigEndian.PutUint64(b[0:8], id)
+	binary.BigEndian.PutUint32(b[8:12], idx)
+	binary.BigEndian.PutUint32(b[12:16], count)
+	copy(b[fragHeaderLen:], data)
+	return b
+}
