@@ -21,12 +21,16 @@ var (
 	ErrNotLeader = errors.New("groups: not leader")
 )
 
+// errRefused is a membership change the leader declined as unsafe.
+var errRefused = errors.New("groups: refused")
+
 // Wire codes let an error cross the network and still match with errors.Is.
 const (
 	codeNotLeader uint8 = 1 + iota
 	codeClosed
 	codeMalformed
 	codeInternal
+	codeRefused
 )
 
 func errorCode(err error) uint8 {
@@ -35,6 +39,8 @@ func errorCode(err error) uint8 {
 		return codeNotLeader
 	case errors.Is(err, ErrClosed):
 		return codeClosed
+	case errors.Is(err, errRefused):
+		return codeRefused
 	default:
 		return codeInternal
 	}
@@ -55,6 +61,8 @@ func (e *remoteError) Is(target error) bool {
 		return target == ErrNotLeader
 	case codeClosed:
 		return target == ErrClosed
+	case codeRefused:
+		return target == errRefused
 	}
 	return false
 }

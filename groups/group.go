@@ -471,9 +471,10 @@ func (c *core) Close() error {
 	c.closeOnce.Do(func() {
 		if !c.cfg.Storage.Durable() {
 			ctx, cancel := context.WithTimeout(context.Background(), c.closeBudget())
-			c.removeSelf(ctx)
+			_ = c.removeSelf(ctx, false)
 			cancel()
-		} else if c.raft.State() == raft.Leader {
+		}
+		if c.raft.State() == raft.Leader {
 			_ = c.raft.LeadershipTransfer().Error()
 		}
 		c.stop()
@@ -485,7 +486,7 @@ func (c *core) Close() error {
 func (c *core) Leave(ctx context.Context) error {
 	var err error
 	c.closeOnce.Do(func() {
-		err = c.removeSelf(ctx)
+		err = c.removeSelf(ctx, true)
 		c.stop()
 	})
 	return err

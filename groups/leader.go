@@ -229,11 +229,16 @@ func (c *core) onControl(m *transport.Msg) {
 			c.respond(m, r)
 		})
 	case ctlLeave:
+		var lr leaveRequest
+		if err := decodeCtl(m.Data, &lr); err != nil {
+			c.respond(m, readIndexReply{Code: codeMalformed, Msg: err.Error()})
+			return
+		}
 		c.goFunc(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ForwardTimeout)
 			defer cancel()
 			var r readIndexReply
-			if err := c.removePeer(ctx, m.From); err != nil {
+			if err := c.removePeer(ctx, m.From, lr.Force); err != nil {
 				r.Code, r.Msg = errorCode(err), err.Error()
 			}
 			c.respond(m, r)
@@ -336,16 +341,48 @@ func (c *core) remoteReadIndex(ctx context.Context, leader transport.PeerID) (rs
 	return r.Index, nil
 }
 
-// removePeer removes p from the configuration; only the leader can.
-func (c *core) removePeer(ctx context.Context, p transport.PeerID) error {
+// removePeer removes p from the configuration; only the leader can. Unless
+// forced, it refuses when the voters left would not have a live majority:
+// such a change could never commit.
+func (c *core) removePeer(ctx context.Context, p transport.PeerID, force bool) error {
 	if c.raft.State() != raft.Leader {
 		return ErrNotLeader
+	}
+	if !force && !c.safeToRemove(p) {
+		return fmt.Errorf("%w: removing %s would leave no live majority", errRefused, p.Short())
 	}
 	return waitFuture(ctx, c.raft.RemoveServer(raft.ServerID(p.String()), 0, 0))
 }
 
-// removeSelf takes this member out of the configuration, through the leader.
-func (c *core) removeSelf(ctx context.Context) error {
+// safeToRemove reports whether the voters other than p, counting those
+// heard recently, keep a live majority.
+func (c *core) safeToRemove(p transport.PeerID) bool {
+	fut := c.raft.GetConfiguration()
+	if fut.Error() != nil {
+		return false
+	}
+	live := c.livePeers(c.cfg.liveWindow())
+	n, k := 0, 0
+	for _, s := range fut.Configuration().Servers {
+		if s.Suffrage != raft.Voter || s.ID == raft.ServerID(p.String()) {
+			continue
+		}
+		n++
+		q, err := transport.ParsePeerID(string(s.ID))
+		if err != nil {
+			continue
+		}
+		if _, ok := live[q]; ok || q == c.self {
+			k++
+		}
+	}
+	return n > 0 && 2*k > n
+}
+
+// removeSelf takes this member out of the configuration, through the
+// leader. Leave insists until ctx ends; Close (insist false) makes one
+// attempt and gives up when the change is unsafe or nobody answers.
+func (c *core) removeSelf(ctx context.Context, insist bool) error {
 	c.leaving.Store(true)
 	c.announce()
 	for {
@@ -360,12 +397,12 @@ func (c *core) removeSelf(ctx context.Context) error {
 		leader := c.leaderHint()
 		switch {
 		case leader == c.self:
-			err = c.removePeer(ctx, c.self)
+			err = c.removePeer(ctx, c.self, insist)
 		case leader.IsZero():
 			err = ErrOffline
 		default:
 			var req []byte
-			if req, err = encodeCtl(ctlLeave, struct{}{}); err == nil {
+			if req, err = encodeCtl(ctlLeave, leaveRequest{Force: insist}); err == nil {
 				var b []byte
 				if b, err = c.net.Request(ctx, c.ctlSubject(leader), leader, req); err == nil {
 					var r readIndexReply
@@ -378,9 +415,12 @@ func (c *core) removeSelf(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
+		if !insist && (errors.Is(err, errRefused) || errors.Is(err, ErrOffline) || ctx.Err() != nil) {
+			c.log.Debug("groups: leaving without removal", "err", err)
+			return nil
+		}
 		select {
 		case <-ctx.Done():
-			c.log.Debug("groups: could not leave cleanly", "err", err)
 			return fmt.Errorf("groups: leave: %w", err)
 		case <-time.After(20 * time.Millisecond):
 		}

@@ -52,6 +52,11 @@ type readIndexReply struct {
 	Msg   string
 }
 
+type leaveRequest struct {
+	_     struct{} `cbor:",toarray"`
+	Force bool
+}
+
 // announcement is what a member tells the others at a steady interval.
 type announcement struct {
 	_         struct{} `cbor:",toarray"`

@@ -507,7 +507,7 @@ func TestFragmentation(t *testing.T) {
 		t.Fatalf("maxChunk = %d", a.maxChunk)
 	}
 	got := collect(t, b, b.Subject("big"))
-	single := maxChunk - headerLen            // largest unfragmented payload
+	single := maxChunk - headerLen                // largest unfragmented payload
 	chunk := maxChunk - headerLen - fragHeaderLen // payload of one fragment
 	sizes := []int{0, 1, single - 1, single, single + 1,
 		2 * chunk, 2*chunk + 1, 3*chunk - 1, 3 * chunk, 1 << 20, 1<<20 + 7}

@@ -92,8 +92,12 @@ func faultyPair(t testing.TB) raftPair {
 // TestRaftTransport runs the conformance suite over plain NATS and over the
 // fault-injecting wrapper.
 func TestRaftTransport(t *testing.T) {
-	for name, setup := range map[string]raftSetup{"nats": plainPair, "faults": faultyPair} {
-		t.Run(name, func(t *testing.T) {
+	for _, s := range []struct {
+		name  string
+		setup raftSetup
+	}{{"nats", plainPair}, {"faults", faultyPair}} {
+		setup := s.setup
+		t.Run(s.name, func(t *testing.T) {
 			t.Run("Identity", func(t *testing.T) { testRaftIdentity(t, setup) })
 			t.Run("AppendEntries", func(t *testing.T) { testAppendEntries(t, setup) })
 			t.Run("AppendEntriesLarge", func(t *testing.T) { testAppendEntriesLarge(t, setup) })
