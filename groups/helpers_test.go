@@ -71,14 +71,14 @@ type node struct {
 
 // cluster shares one embedded NATS server between its nodes.
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	key   Key
 	url   string
 	first *transport.Network
 	nodes []*node
 }
 
-func newCluster(t *testing.T) *cluster {
+func newCluster(t testing.TB) *cluster {
 	t.Helper()
 	c := &cluster{t: t, key: NewKey()}
 	n, err := transport.New(context.Background())
@@ -98,10 +98,18 @@ func newCluster(t *testing.T) *cluster {
 
 func (c *cluster) add(cfg *Config) *node {
 	c.t.Helper()
+	nd, err := c.join(cfg)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return nd
+}
+
+func (c *cluster) join(cfg *Config) (*node, error) {
 	f := transport.NewFaults()
 	n, err := transport.New(context.Background(), transport.WithURL(c.url), transport.WithFaults(f))
 	if err != nil {
-		c.t.Fatal(err)
+		return nil, err
 	}
 	nd := &node{net: n, faults: f, sm: &counter{}}
 	if cfg == nil {
@@ -109,10 +117,11 @@ func (c *cluster) add(cfg *Config) *node {
 	}
 	nd.g, err = Join(n, c.key, nd.sm, cfg)
 	if err != nil {
-		c.t.Fatal(err)
+		n.Close()
+		return nil, err
 	}
 	c.nodes = append(c.nodes, nd)
-	return nd
+	return nd, nil
 }
 
 func (nd *node) close() {

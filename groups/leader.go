@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -18,7 +19,7 @@ import (
 type leadership struct {
 	term        uint64
 	since       time.Time                // when this member became a ready leader
-	next        rsm.Index                // index for the next command
+	next        atomic.Uint64            // index for the next command
 	appended    map[rsm.SessionID]uint64 // last batch appended this term, per session
 	lastHandoff time.Time                // last leadership handoff attempt (reluctant leaders)
 }
@@ -78,7 +79,9 @@ func (c *core) becomeLeader() {
 		return
 	}
 	c.log.Debug("groups: leading", "term", term, "applied", c.fsm.Applied())
-	c.setLead(&leadership{term: term, since: time.Now(), next: c.fsm.Applied() + 1, appended: map[rsm.SessionID]uint64{}})
+	l := &leadership{term: term, since: time.Now(), appended: map[rsm.SessionID]uint64{}}
+	l.next.Store(uint64(c.fsm.Applied()) + 1)
+	c.setLead(l)
 }
 
 // readyLead returns the leadership if this member leads, waiting briefly
@@ -142,13 +145,13 @@ func (c *core) appendOne(s submission) {
 		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyOutcome, Outcome: rsm.Outcome{Status: rsm.StatusGap}})
 		return
 	}
-	e := rsm.Entry{Session: req.Session, Seq: req.Seq, Base: req.Base, First: l.next, Cmds: req.Cmds}
+	e := rsm.Entry{Session: req.Session, Seq: req.Seq, Base: req.Base, First: rsm.Index(l.next.Load()), Cmds: req.Cmds}
 	data, err := rsm.Marshal(e)
 	if err != nil {
 		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyError, Code: codeInternal, Msg: err.Error()})
 		return
 	}
-	l.next += rsm.Index(len(req.Cmds))
+	l.next.Add(uint64(len(req.Cmds)))
 	l.appended[req.Session] = req.Seq
 	fut := c.raft.Apply(data, 0)
 	s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyAppended, First: e.First})
@@ -256,33 +259,26 @@ func (c *core) respond(m *transport.Msg, v any) {
 	}
 }
 
-// leaderReadIndex returns an index at least as high as every command
-// committed before the call, once this leader has confirmed it still leads
-// and applied that far.
+// leaderReadIndex returns the highest index this leader has handed out,
+// once it has confirmed it still leads and applied that far. Every command
+// committed before the call has an index at most that high, so a read at or
+// after it is linearizable.
 func (c *core) leaderReadIndex(ctx context.Context) (rsm.Index, error) {
-	if c.readyLead() == nil {
+	l := c.readyLead()
+	if l == nil {
 		return 0, ErrNotLeader
 	}
-	commit := c.raft.CommitIndex()
+	idx := rsm.Index(l.next.Load() - 1)
 	if err := waitFuture(ctx, c.raft.VerifyLeader()); err != nil {
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
 		return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
 	}
-	for {
-		ch := c.when.applied.wait()
-		if c.fsm.AppliedRaft() >= commit {
-			return c.fsm.Applied(), nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-c.closing:
-			return 0, ErrClosed
-		}
+	if err := c.when.Committed(ctx, idx); err != nil {
+		return 0, err
 	}
+	return idx, nil
 }
 
 // readIndex asks whoever leads for a read index, waiting for a leader while

@@ -231,6 +231,7 @@ func (f *FSM[C, Q, R]) applyLog(l *raft.Log) any {
 	}
 	s := f.sessions[e.Session]
 	if s != nil && e.Seq <= s.Last {
+		f.skip(e, l.Term)
 		if o, ok := f.recall(e.Session, e.Seq); ok {
 			return o
 		}
@@ -241,6 +242,7 @@ func (f *FSM[C, Q, R]) applyLog(l *raft.Log) any {
 		expected = s.Last + 1
 	}
 	if e.Seq != expected {
+		f.skip(e, l.Term)
 		return Outcome{Status: StatusGap}
 	}
 	out := Outcome{Status: StatusApplied}
@@ -266,6 +268,14 @@ func (f *FSM[C, Q, R]) applyLog(l *raft.Log) any {
 	s.Recent = append(s.Recent, recentOutcome{Seq: e.Seq, Outcome: out})
 	f.gcSessions(at)
 	return out
+}
+
+// skip moves past the indexes a refused entry was given, so that indexes
+// the leader handed out are always reached.
+func (f *FSM[C, Q, R]) skip(e Entry, term uint64) {
+	if n := len(e.Cmds); n > 0 && e.First+Index(n)-1 > f.last.Index {
+		f.last = Cursor{Term: Term(term), Index: e.First + Index(n) - 1}
+	}
 }
 
 func (f *FSM[C, Q, R]) applyCommands(raw [][]byte, first Index, term Term) [][]byte {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -430,6 +431,43 @@ func TestSubscriptionClose(t *testing.T) {
 	// the closed one is no longer in the server's interest.
 	if s.sub.IsValid() {
 		t.Error("NATS subscription still valid")
+	}
+}
+
+// TestSubscribeReadyOnReturn: once Subscribe returns, the server knows the
+// subscription, so a message another node publishes next is delivered.
+func TestSubscribeReadyOnReturn(t *testing.T) {
+	a := newNet(t)
+	b := join(t, a)
+	acct := a.srv.GlobalAccount()
+	deaf, lost := 0, 0
+	const tries = 20
+	for i := range tries {
+		subject := b.Subject("ready", strconv.Itoa(i))
+		got := make(chan string, 2)
+		s, err := b.Subscribe(subject, func(m *Msg) { got <- string(m.Data) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !acct.SubscriptionInterest(subject) {
+			deaf++
+		}
+		publish(t, a, "ready."+strconv.Itoa(i), b.ID(), "first")
+		flush(t, b) // now surely subscribed: the barrier is delivered
+		publish(t, a, "ready."+strconv.Itoa(i), b.ID(), "barrier")
+		select {
+		case m := <-got:
+			if m != "first" {
+				lost++
+			}
+		case <-time.After(waitTimeout):
+			t.Fatal("nothing delivered")
+		}
+		s.Close()
+	}
+	if deaf > 0 || lost > 0 {
+		t.Errorf("of %d subscriptions, %d were unknown to the server when Subscribe returned, "+
+			"and %d lost the first message published to them", tries, deaf, lost)
 	}
 }
 

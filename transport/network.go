@@ -208,7 +208,6 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 		}
 		n.srv = srv
 		addr = srv.ClientURL()
-		natsOpts = append(natsOpts, nats.InProcessServer(srv))
 	}
 	natsOpts = append(natsOpts, o.natsOpts...)
 	nc, err := connect(ctx, addr, natsOpts)

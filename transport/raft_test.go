@@ -7,12 +7,14 @@ import (
 	"io"
 	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 // newRaftTransport listens for raft RPCs of scope on n until the test ends.
@@ -853,4 +855,212 @@ func testUnreachable(t *testing.T, setup raftSetup) {
 			t.Error("pipeline to a malformed address")
 		}
 	})
+}
+
+// TestSnapshotSenderGoesQuiet: a sender that stops mid-snapshot does not
+// leave Raft reading forever; its transfer is forgotten.
+func TestSnapshotSenderGoesQuiet(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	b := newNet(t)
+	rt := newRaftTransport(t, b, "s", timeout)
+	readErr := make(chan error, 1)
+	serve(t, rt, func(rpc raft.RPC) {
+		_, err := io.ReadAll(rpc.Reader)
+		readErr <- err
+		rpc.Respond(nil, err)
+	})
+	r := newRawRPC(t, b)
+	subject := b.Subject("raft", "s", b.ID().String())
+	begin, err := marshal(kindSnapBegin, snapBegin{ID: 1, Request: &raft.InstallSnapshotRequest{Term: 1, Size: 100}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseReply(r.ask(subject, begin)); err != nil {
+		t.Fatalf("begin: %v", err)
+	}
+	chunk, err := marshal(kindSnapChunk, snapChunk{ID: 1, Data: make([]byte, 10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseReply(r.ask(subject, chunk)); err != nil {
+		t.Fatalf("chunk: %v", err)
+	}
+	start := time.Now()
+	if err := recvErr(t, readErr); err == nil {
+		t.Fatal("Raft read a snapshot whose sender went quiet to the end")
+	}
+	if took := time.Since(start); took > 2*timeout+2*time.Second {
+		t.Errorf("Raft read for %v after the sender went quiet", took)
+	}
+	// A late chunk is refused.
+	if _, err := parseReply(r.ask(subject, chunk)); err == nil {
+		t.Error("late chunk accepted")
+	}
+	rt.snapMu.Lock()
+	defer rt.snapMu.Unlock()
+	if len(rt.snaps) != 0 {
+		t.Errorf("%d transfers remembered", len(rt.snaps))
+	}
+}
+
+// TestInstallSnapshotNotBlockedByOtherRPC: while Raft reads a snapshot it
+// takes no other RPC, so a vote that arrives mid-transfer waits. The rest of
+// the snapshot must not wait behind that vote.
+func TestInstallSnapshotNotBlockedByOtherRPC(t *testing.T) {
+	const timeout = 500 * time.Millisecond
+	na := newNet(t)
+	nb, nc := join(t, na), join(t, na)
+	a, b, c := newRaftTransport(t, na, "s", timeout), newRaftTransport(t, nb, "s", timeout), newRaftTransport(t, nc, "s", timeout)
+	data := randomBytes(3*a.snapshotChunk(), 5)
+	midway := make(chan struct{})
+	resume := make(chan struct{})
+	snapshot := make(chan error, 1)
+	serve(t, b, func(rpc raft.RPC) {
+		switch rpc.Command.(type) {
+		case *raft.InstallSnapshotRequest:
+			// Take half the first chunk, so the transport is stuck writing
+			// it, and wait for the vote to arrive.
+			half := make([]byte, a.snapshotChunk()/2)
+			_, err := io.ReadFull(rpc.Reader, half)
+			if err == nil {
+				close(midway)
+				<-resume
+				var rest []byte
+				rest, err = io.ReadAll(rpc.Reader)
+				if err == nil && !bytes.Equal(append(half, rest...), data) {
+					err = errors.New("snapshot corrupted")
+				}
+			}
+			snapshot <- err
+			rpc.Respond(&raft.InstallSnapshotResponse{Term: 1, Success: err == nil}, err)
+		case *raft.RequestVoteRequest:
+			rpc.Respond(&raft.RequestVoteResponse{Term: 1}, nil)
+		}
+	})
+	installed := make(chan error, 1)
+	go func() {
+		var resp raft.InstallSnapshotResponse
+		installed <- a.InstallSnapshot("b", b.LocalAddr(), &raft.InstallSnapshotRequest{Term: 1, Size: int64(len(data))},
+			&resp, bytes.NewReader(data))
+	}()
+	<-midway
+	voted := make(chan error, 1)
+	go func() {
+		var resp raft.RequestVoteResponse
+		voted <- c.RequestVote("b", b.LocalAddr(), &raft.RequestVoteRequest{Term: 2}, &resp)
+	}()
+	eventually(t, "vote queued at b", func() bool {
+		n, _, _ := b.rpcSub.sub.Pending()
+		return n >= 1
+	})
+	close(resume)
+	if err := recvErr(t, snapshot); err != nil {
+		t.Errorf("Raft reading the snapshot: %v", err)
+	}
+	if err := recvErr(t, installed); err != nil {
+		t.Errorf("InstallSnapshot: %v", err)
+	}
+	if err := recvErr(t, voted); err != nil {
+		t.Logf("vote: %v", err)
+	}
+}
+
+// TestNewRaftTransportReadyOnReturn: RPCs sent right after NewRaftTransport
+// returns reach it. Subscribe does not wait for the server to register the
+// subscription, so without a flush most of these are lost.
+func TestNewRaftTransportReadyOnReturn(t *testing.T) {
+	na := newNet(t)
+	nb := join(t, na)
+	acct := na.srv.GlobalAccount()
+	deaf, lost := 0, 0
+	const tries = 10
+	for i := range tries {
+		scope := "ready" + strconv.Itoa(i) // fresh subjects: no stale interest
+		a := newRaftTransport(t, na, scope, 100*time.Millisecond)
+		b, err := NewRaftTransport(nb, scope, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !acct.SubscriptionInterest(b.subject("raft", nb.ID())) || !acct.SubscriptionInterest(b.subject("hb", nb.ID())) {
+			deaf++
+		}
+		serve(t, b, func(rpc raft.RPC) { rpc.Respond(&raft.RequestVoteResponse{Granted: true}, nil) })
+		var resp raft.RequestVoteResponse
+		if err := a.RequestVote("b", b.LocalAddr(), &raft.RequestVoteRequest{Term: uint64(i)}, &resp); err != nil {
+			lost++
+		}
+		b.Close()
+	}
+	if deaf > 0 || lost > 0 {
+		t.Errorf("of %d new transports, %d were not subscribed at the server when NewRaftTransport returned, "+
+			"and %d lost the first RPC sent to them", tries, deaf, lost)
+	}
+}
+
+// TestNetworkCloseWithOpenRaftTransport: closing a Network whose
+// RaftTransport is still open, while an RPC waits for Raft to take it, must
+// not hang.
+func TestNetworkCloseWithOpenRaftTransport(t *testing.T) {
+	na := newNet(t)
+	nb, err := New(t.Context(), WithURL(na.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newRaftTransport(t, na, "s", time.Second)
+	b, err := NewRaftTransport(nb, "s", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flush(t, nb)
+	in := nb.Stats().MsgsIn
+	voted := make(chan error, 1)
+	go func() {
+		var resp raft.RequestVoteResponse
+		voted <- a.RequestVote("b", b.LocalAddr(), &raft.RequestVoteRequest{Term: 1}, &resp)
+	}()
+	// Nobody reads b's consumer: the vote waits in the transport.
+	eventually(t, "vote at b", func() bool { return nb.Stats().MsgsIn > in })
+	closed := make(chan struct{})
+	go func() {
+		nb.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(3 * time.Second):
+		t.Error("Network.Close hangs while its RaftTransport holds an RPC for Raft")
+		b.Close() // lets Network.Close finish
+		<-closed
+	}
+	b.Close()
+	recvErr(t, voted)
+}
+
+// TestSnapshotChunkOnSmallPayloadServer: against a server whose payload
+// limit is 1536 bytes, New accepts the connection; a snapshot must then still
+// travel in chunks that carry data. A zero chunk makes InstallSnapshot loop
+// forever without sending anything.
+func TestSnapshotChunkOnSmallPayloadServer(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true, MaxPayload: 1536})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	t.Cleanup(func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	if !srv.ReadyForConnections(waitTimeout) {
+		t.Fatal("server not ready")
+	}
+	n, err := New(t.Context(), WithURL(srv.ClientURL()))
+	if err != nil {
+		t.Logf("New refuses the server: %v", err)
+		return
+	}
+	t.Cleanup(func() { n.Close() })
+	rt := newRaftTransport(t, n, "s", time.Second)
+	if c := rt.snapshotChunk(); c <= 0 {
+		t.Errorf("snapshot chunk is %d bytes (maxChunk %d): InstallSnapshot would spin forever", c, n.maxChunk)
+	}
 }
