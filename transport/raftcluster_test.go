@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -80,7 +81,7 @@ func startRaft(t *testing.T, n *Network, bootstrap []raft.Server) *raftNode {
 	conf.CommitTimeout = 5 * time.Millisecond
 	conf.TrailingLogs = 5
 	conf.SnapshotThreshold = 1 << 30 // snapshots only when the test asks
-	conf.Logger = hclog.New(&hclog.LoggerOptions{Name: n.ID().Short(), Level: hclog.Info, Output: testWriter{t}})
+	conf.Logger = hclog.New(&hclog.LoggerOptions{Name: n.ID().Short(), Level: hclog.Warn, Output: testWriter{t}})
 	logs, snaps := raft.NewInmemStore(), raft.NewInmemSnapshotStore()
 	if bootstrap != nil {
 		if err := raft.BootstrapCluster(conf, logs, logs, snaps, tr, raft.Configuration{Servers: bootstrap}); err != nil {
@@ -208,6 +209,10 @@ func TestRaftClusterOverNATS(t *testing.T) {
 	converged(append(others, old))
 }
 
+// testWriter sends raft's log to the test log.
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
