@@ -90,6 +90,7 @@ type core struct {
 	leaving  atomic.Bool
 
 	closing   chan struct{}
+	netWatch  chan struct{}   // closed when the network watcher exits
 	baseCtx   context.Context // cancelled when the member stops
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -224,6 +225,17 @@ func (c *core) start(fsm raft.FSM) error {
 	c.goFunc(c.runAppender)
 	c.goFunc(c.runCompleter)
 	c.goFunc(c.sub.run)
+	// A member whose network closes stops as if closed. The watcher is not
+	// in wg: it may itself run the stop, which waits for wg.
+	c.netWatch = make(chan struct{})
+	go func() {
+		defer close(c.netWatch)
+		select {
+		case <-c.net.Done():
+			c.closeOnce.Do(c.stop)
+		case <-c.closing:
+		}
+	}()
 	c.log.Debug("groups: joined", "has_state", hasState, "preference", c.cfg.Preference)
 	return nil
 }
@@ -479,6 +491,7 @@ func (c *core) Close() error {
 		}
 		c.stop()
 	})
+	<-c.netWatch
 	return nil
 }
 
@@ -489,6 +502,7 @@ func (c *core) Leave(ctx context.Context) error {
 		err = c.removeSelf(ctx, true)
 		c.stop()
 	})
+	<-c.netWatch
 	return err
 }
 

@@ -1,0 +1,341 @@
+// Package collections gives Go services replicated, strongly consistent
+// data structures: Map, Vec and Set. Every node that opens a collection by
+// name on the same network holds the same contents. Writes go through Raft;
+// reads are local, lock-free and never touch the network.
+//
+// Each collection has a writer type, which may change it, and a reader type,
+// which follows it. A writer has every read method too. Readers join their
+// collection's group as observers: they replicate, never vote and never
+// lead. A collection with only readers has no leader and stays offline.
+package collections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"reflect"
+	"sync"
+	"sync/atomic"
+
+	"github.com/mosaik-go/mosaik/groups"
+	"github.com/mosaik-go/mosaik/rsm"
+	"github.com/mosaik-go/mosaik/transport"
+)
+
+// Version is a collection's position in its history: the index of the last
+// command applied. Versions only grow but may skip values; compare them by
+// order only.
+type Version uint64
+
+// Limits, enforced before anything is sent.
+const (
+	// MaxKeySize is the largest encoded Map key.
+	MaxKeySize = 64 << 10
+	// MaxValueSize is the largest encoded Map value, Vec or Set element.
+	MaxValueSize = 256 << 10
+)
+
+var (
+	// ErrOffline means no leader is reachable now; the write was not applied.
+	ErrOffline = errors.New("collections: offline")
+	// ErrClosed is returned by a closed handle, or one whose network closed.
+	ErrClosed = errors.New("collections: closed")
+	// ErrOutOfRange is returned for a Vec index out of range; nothing changed.
+	ErrOutOfRange = errors.New("collections: index out of range")
+	// ErrEmpty is returned by a pop from an empty Vec; nothing changed.
+	ErrEmpty = errors.New("collections: empty")
+	// ErrTooLarge is returned for a key or value over the limits.
+	ErrTooLarge = errors.New("collections: too large")
+	// ErrCompacted is returned by a watch asked to resume from a version
+	// whose changes are no longer kept.
+	ErrCompacted = errors.New("collections: version compacted")
+	// ErrAlreadyOpen is returned when a collection is opened twice on one
+	// network. Share the first handle instead: handles are safe for
+	// concurrent use, and a writer has every read method.
+	ErrAlreadyOpen = errors.New("collections: already open on this network")
+)
+
+// Option configures a handle.
+type Option func(*options) error
+
+type options struct {
+	group   groups.Config
+	history int
+}
+
+// WithGroupConfig sets the group's timings, storage and logger. Its
+// Preference is ignored: writers join as groups.Normal (or the Reluctant
+// preference given here), readers as groups.Observer.
+func WithGroupConfig(cfg *groups.Config) Option {
+	return func(o *options) error {
+		if cfg == nil {
+			return errors.New("collections: WithGroupConfig(nil)")
+		}
+		o.group = *cfg
+		return nil
+	}
+}
+
+// WithHistory sets how many applied commands a handle keeps for watchers to
+// resume from. The default is 65536.
+func WithHistory(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("collections: WithHistory(%d): must be at least 1", n)
+		}
+		o.history = n
+		return nil
+	}
+}
+
+func resolve(opts []Option) (options, error) {
+	o := options{history: 1 << 16}
+	var errs []error
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return o, errors.Join(errs...)
+}
+
+// reply is what a collection command answers its writer.
+type reply struct {
+	_       struct{} `cbor:",toarray"`
+	Applied bool
+	Code    uint8  // a refusal: codeOutOfRange, codeEmpty
+	Value   []byte // an encoded value, e.g. what a pop removed
+}
+
+const (
+	codeOutOfRange uint8 = 1 + iota
+	codeEmpty
+)
+
+func (r reply) err() error {
+	switch r.Code {
+	case codeOutOfRange:
+		return ErrOutOfRange
+	case codeEmpty:
+		return ErrEmpty
+	}
+	return nil
+}
+
+// machine is what a handle needs of its collection's state machine.
+type machine interface {
+	version() Version
+}
+
+// handle is the part common to every reader and writer: the group member,
+// the registration on the network, and When.
+type handle[C any] struct {
+	name string
+	net  *transport.Network
+	g    *groups.Group[C, struct{}, reply]
+	m    machine
+	when *When
+	reg  regKey
+
+	closed    atomic.Bool
+	done      chan struct{} // closed by Close
+	closeOnce sync.Once
+}
+
+type regKey struct {
+	net *transport.Network
+	id  string
+}
+
+// open handles of this process, so that one network never joins one group
+// twice (it has one PeerID).
+var (
+	regMu sync.Mutex
+	reg   = map[regKey]struct{}{}
+)
+
+// typeName names a type parameter for the group id.
+func typeName[T any]() string { return reflect.TypeFor[T]().String() }
+
+func open[C any](net *transport.Network, kind, name, types string, sm rsm.StateMachine[C, struct{}, reply], m machine, writer bool, o options) (*handle[C], error) {
+	if net == nil {
+		return nil, errors.New("collections: nil network")
+	}
+	if name == "" {
+		return nil, errors.New("collections: empty name")
+	}
+	cfg := o.group
+	switch {
+	case !writer:
+		cfg.Preference = groups.Observer
+	case !cfg.Preference.IsReluctant():
+		cfg.Preference = groups.Normal
+	}
+	id := kind + "/" + name + "/" + types
+	h := &handle[C]{name: name, net: net, m: m, reg: regKey{net, id}, done: make(chan struct{})}
+	regMu.Lock()
+	if _, dup := reg[h.reg]; dup {
+		regMu.Unlock()
+		return nil, fmt.Errorf("%w: %s %q", ErrAlreadyOpen, kind, name)
+	}
+	reg[h.reg] = struct{}{}
+	regMu.Unlock()
+	g, err := groups.Join(net, groups.KeyFromSecret("mosaik.collections."+kind+"/"+name), sm, &cfg)
+	if err != nil {
+		h.unregister()
+		return nil, wrapErr(err)
+	}
+	h.g = g
+	h.when = &When{g: g.When(), version: m.version}
+	return h, nil
+}
+
+func (h *handle[C]) unregister() {
+	regMu.Lock()
+	delete(reg, h.reg)
+	regMu.Unlock()
+}
+
+// Version returns the version of the state reads see now.
+func (h *handle[C]) Version() Version { return h.m.version() }
+
+// When returns the handle's status waiter.
+func (h *handle[C]) When() *When { return h.when }
+
+// Name returns the collection's name.
+func (h *handle[C]) Name() string { return h.name }
+
+// Members lists the collection's group members as this node sees them.
+func (h *handle[C]) Members() []groups.Member { return h.g.Members() }
+
+// Leader returns the leader this handle knows of.
+func (h *handle[C]) Leader() (transport.PeerID, bool) { return h.g.Leader() }
+
+// Close leaves the collection. A writer closing gracefully leaves the group
+// working for the others. Reads keep answering from the last state; writes
+// and waits return ErrClosed. Close is idempotent.
+func (h *handle[C]) Close() error {
+	h.closeOnce.Do(func() {
+		h.closed.Store(true)
+		close(h.done)
+		_ = h.g.Close()
+		h.unregister()
+	})
+	return nil
+}
+
+// execute runs commands as one unbroken run and waits until this node has
+// applied them, so the writer reads its own writes.
+func (h *handle[C]) execute(ctx context.Context, cmds ...C) ([]groups.Reply[reply], error) {
+	if h.closed.Load() {
+		return nil, ErrClosed
+	}
+	rs, err := h.g.ExecuteManyReply(ctx, cmds)
+	if err != nil {
+		return nil, wrapErr(err)
+	}
+	if err := h.g.When().Committed(ctx, rs[len(rs)-1].Index); err != nil {
+		return nil, wrapErr(err)
+	}
+	return rs, nil
+}
+
+// execute1 is execute for one command.
+func (h *handle[C]) execute1(ctx context.Context, cmd C) (Version, reply, error) {
+	rs, err := h.execute(ctx, cmd)
+	if err != nil {
+		return 0, reply{}, err
+	}
+	return Version(rs[0].Index), rs[0].Value, nil
+}
+
+// extend applies a sequence of commands in runs of up to
+// groups.MaxBatchCommands, each run unbroken, and returns the last version.
+// Nothing is sent for an empty sequence.
+func (h *handle[C]) extend(ctx context.Context, cmds iter.Seq2[C, error]) (Version, error) {
+	var batch []C
+	last := h.Version()
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		rs, err := h.execute(ctx, batch...)
+		if err != nil {
+			return err
+		}
+		last = Version(rs[len(rs)-1].Index)
+		batch = batch[:0]
+		return nil
+	}
+	for c, err := range cmds {
+		if err != nil {
+			return 0, err
+		}
+		batch = append(batch, c)
+		if len(batch) == groups.MaxBatchCommands {
+			if err := flush(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return 0, err
+	}
+	if h.closed.Load() {
+		return 0, ErrClosed
+	}
+	return last, nil
+}
+
+func wrapErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, groups.ErrClosed), errors.Is(err, transport.ErrClosed):
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	case errors.Is(err, groups.ErrOffline):
+		return fmt.Errorf("%w: %w", ErrOffline, err)
+	case errors.Is(err, groups.ErrTooLarge):
+		return fmt.Errorf("%w: %w", ErrTooLarge, err)
+	}
+	return err
+}
+
+// checkSize encodes v to check it against limit.
+func checkSize(what string, v any, limit int) error {
+	b, err := rsm.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("collections: encode %s: %w", what, err)
+	}
+	if len(b) > limit {
+		return fmt.Errorf("%w: %s of %d bytes, limit %d", ErrTooLarge, what, len(b), limit)
+	}
+	return nil
+}
+
+// When waits for a collection handle's status. Every method blocks until the
+// condition holds, ctx ends (its error is returned) or the handle closes
+// (ErrClosed).
+type When struct {
+	g       *groups.When
+	version func() Version
+}
+
+// Online resolves once a leader is known and this handle follows it. A
+// collection opened only by readers never comes online.
+func (w *When) Online(ctx context.Context) error { return wrapErr(w.g.Online(ctx)) }
+
+// Offline resolves once no leader is known.
+func (w *When) Offline(ctx context.Context) error { return wrapErr(w.g.Offline(ctx)) }
+
+// Reaches resolves once the handle's version is at least v: the state reads
+// see includes every write up to v.
+func (w *When) Reaches(ctx context.Context, v Version) error {
+	return wrapErr(w.g.Committed(ctx, rsm.Index(v)))
+}
+
+// Updated resolves once the handle's version moves past the one at the call.
+func (w *When) Updated(ctx context.Context) error {
+	return w.Reaches(ctx, w.version()+1)
+}

@@ -1,0 +1,125 @@
+package collections
+
+import "github.com/mosaik-go/mosaik/transport"
+
+// MapDefinition names a Map and its types once, so a library can own a
+// collection and hand out writers and readers:
+//
+//	var Prices = collections.MapDef[string, float64]("prices")
+//	w, err := Prices.Writer(net)
+type MapDefinition[K comparable, V any] struct {
+	name string
+	opts []Option
+}
+
+// MapDef defines the map called name. opts apply to every handle opened
+// from the definition, before the handle's own.
+func MapDef[K comparable, V any](name string, opts ...Option) MapDefinition[K, V] {
+	return MapDefinition[K, V]{name: name, opts: opts}
+}
+
+// Name returns the map's name.
+func (d MapDefinition[K, V]) Name() string { return d.name }
+
+// Writer opens the map for writing.
+func (d MapDefinition[K, V]) Writer(net *transport.Network, opts ...Option) (*MapWriter[K, V], error) {
+	return NewMapWriter[K, V](net, d.name, append(d.opts[:len(d.opts):len(d.opts)], opts...)...)
+}
+
+// Reader opens the map for reading.
+func (d MapDefinition[K, V]) Reader(net *transport.Network, opts ...Option) (*MapReader[K, V], error) {
+	return NewMapReader[K, V](net, d.name, append(d.opts[:len(d.opts):len(d.opts)], opts...)...)
+}
+
+// ReaderOnly returns a definition that can only open readers, for a library
+// to export while keeping the writer to itself.
+func (d MapDefinition[K, V]) ReaderOnly() MapReaderDefinition[K, V] {
+	return MapReaderDefinition[K, V]{d}
+}
+
+// MapReaderDefinition opens readers of a map; see MapDefinition.ReaderOnly.
+type MapReaderDefinition[K comparable, V any] struct{ d MapDefinition[K, V] }
+
+// Name returns the map's name.
+func (d MapReaderDefinition[K, V]) Name() string { return d.d.name }
+
+// Reader opens the map for reading.
+func (d MapReaderDefinition[K, V]) Reader(net *transport.Network, opts ...Option) (*MapReader[K, V], error) {
+	return d.d.Reader(net, opts...)
+}
+
+// VecDefinition names a Vec and its element type; see MapDefinition.
+type VecDefinition[T any] struct {
+	name string
+	opts []Option
+}
+
+// VecDef defines the vector called name.
+func VecDef[T any](name string, opts ...Option) VecDefinition[T] {
+	return VecDefinition[T]{name: name, opts: opts}
+}
+
+// Name returns the vector's name.
+func (d VecDefinition[T]) Name() string { return d.name }
+
+// Writer opens the vector for writing.
+func (d VecDefinition[T]) Writer(net *transport.Network, opts ...Option) (*VecWriter[T], error) {
+	return NewVecWriter[T](net, d.name, append(d.opts[:len(d.opts):len(d.opts)], opts...)...)
+}
+
+// Reader opens the vector for reading.
+func (d VecDefinition[T]) Reader(net *transport.Network, opts ...Option) (*VecReader[T], error) {
+	return NewVecReader[T](net, d.name, append(d.opts[:len(d.opts):len(d.opts)], opts...)...)
+}
+
+// ReaderOnly returns a definition that can only open readers.
+func (d VecDefinition[T]) ReaderOnly() VecReaderDefinition[T] { return VecReaderDefinition[T]{d} }
+
+// VecReaderDefinition opens readers of a vector.
+type VecReaderDefinition[T any] struct{ d VecDefinition[T] }
+
+// Name returns the vector's name.
+func (d VecReaderDefinition[T]) Name() string { return d.d.name }
+
+// Reader opens the vector for reading.
+func (d VecReaderDefinition[T]) Reader(net *transport.Network, opts ...Option) (*VecReader[T], error) {
+	return d.d.Reader(net, opts...)
+}
+
+// SetDefinition names a Set and its element type; see MapDefinition.
+type SetDefinition[T comparable] struct {
+	name string
+	opts []Option
+}
+
+// SetDef defines the set called name.
+func SetDef[T comparable](name string, opts ...Option) SetDefinition[T] {
+	return SetDefinition[T]{name: name, opts: opts}
+}
+
+// Name returns the set's name.
+func (d SetDefinition[T]) Name() string { return d.name }
+
+// Writer opens the set for writing.
+func (d SetDefinition[T]) Writer(net *transport.Network, opts ...Option) (*SetWriter[T], error) {
+	return NewSetWriter[T](net, d.name, append(d.opts[:len(d.opts):len(d.opts)], opts...)...)
+}
+
+// Reader opens the set for reading.
+func (d SetDefinition[T]) Reader(net *transport.Network, opts ...Option) (*SetReader[T], error) {
+	return NewSetReader[T](net, d.name, append(d.opts[:len(d.opts):len(d.opts)], opts...)...)
+}
+
+// ReaderOnly returns a definition that can only open readers.
+func (d SetDefinition[T]) ReaderOnly() SetReaderDefinition[T] { return SetReaderDefinition[T]{d} }
+
+// SetReaderDefinition opens readers of a set.
+type SetReaderDefinition[T comparable] struct{ d SetDefinition[T] }
+
+// Name returns the set's name.
+func (d SetReaderDefinition[T]) Name() string { return d.d.name }
+
+// Reader opens the set for reading.
+func (d SetReaderDefinition[T]) Reader(net *transport.Network, opts ...Option) (*SetReader[T], error) {
+	return d.d.Reader(net, opts...)
+}

@@ -1,0 +1,348 @@
+package collections
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"iter"
+	"sync/atomic"
+
+	"github.com/benbjohnson/immutable"
+
+	"github.com/mosaik-go/mosaik/rsm"
+	"github.com/mosaik-go/mosaik/transport"
+)
+
+// MapChange is one change to a Map, as Watch reports it.
+type MapChange[K comparable, V any] struct {
+	Op    Op // OpInsert, OpRemove or OpClear
+	Key   K
+	Value V // the new value, for OpInsert
+}
+
+const (
+	mapInsert uint8 = 1 + iota
+	mapRemove
+	mapClear
+	mapCAS
+)
+
+// mapCmd is a Map command as it travels in the log.
+type mapCmd[K comparable, V any] struct {
+	_        struct{} `cbor:",toarray"`
+	Op       uint8
+	Key      K
+	Value    *V // insert: the value; compare-exchange: the replacement, nil for absent
+	Expected *V // compare-exchange: the expected value, nil for absent
+}
+
+// mapState is the published state: immutable, shared by every reader.
+type mapState[K comparable, V any] struct {
+	v Version
+	m *immutable.SortedMap[K, V]
+}
+
+// mapMachine is the Map's state machine: a deterministic core over a
+// persistent sorted map, with no goroutines and no I/O. Apply publishes a
+// new immutable state after every command; readers load it atomically.
+type mapMachine[K comparable, V any] struct {
+	sig  string
+	cmp  immutable.Comparer[K]
+	cur  atomic.Pointer[mapState[K, V]]
+	hist *history[MapChange[K, V]]
+}
+
+func newMapMachine[K comparable, V any](history int) *mapMachine[K, V] {
+	m := &mapMachine[K, V]{
+		sig:  "mosaik.collections.map.v1[" + typeName[K]() + "," + typeName[V]() + "]",
+		cmp:  comparerFor[K](),
+		hist: newHistory[MapChange[K, V]](history),
+	}
+	m.cur.Store(&mapState[K, V]{m: immutable.NewSortedMap[K, V](m.cmp)})
+	return m
+}
+
+// Signature implements rsm.StateMachine.
+func (m *mapMachine[K, V]) Signature() string { return m.sig }
+
+// Apply implements rsm.StateMachine.
+func (m *mapMachine[K, V]) Apply(cmd mapCmd[K, V], ctx rsm.ApplyContext) { m.ApplyReply(cmd, ctx) }
+
+// Query implements rsm.StateMachine; reads go through the published state.
+func (m *mapMachine[K, V]) Query(struct{}) reply { return reply{} }
+
+func (m *mapMachine[K, V]) version() Version { return m.cur.Load().v }
+
+// ApplyReply implements rsm.Replier.
+func (m *mapMachine[K, V]) ApplyReply(cmd mapCmd[K, V], ctx rsm.ApplyContext) reply {
+	v := Version(ctx.LogPosition().Index)
+	st := m.cur.Load().m
+	var changes []MapChange[K, V]
+	set := func(k K, val V) {
+		st = st.Set(k, val)
+		changes = append(changes, MapChange[K, V]{Op: OpInsert, Key: k, Value: val})
+	}
+	del := func(k K) {
+		st = st.Delete(k)
+		changes = append(changes, MapChange[K, V]{Op: OpRemove, Key: k})
+	}
+	r := reply{Applied: true}
+	switch cmd.Op {
+	case mapInsert:
+		if cmd.Value != nil {
+			set(cmd.Key, *cmd.Value)
+		}
+	case mapRemove:
+		if _, ok := st.Get(cmd.Key); ok {
+			del(cmd.Key)
+		}
+	case mapClear:
+		if st.Len() > 0 {
+			st = immutable.NewSortedMap[K, V](m.cmp)
+			changes = append(changes, MapChange[K, V]{Op: OpClear})
+		}
+	case mapCAS:
+		cur, present := st.Get(cmd.Key)
+		switch {
+		case cmd.Expected == nil:
+			r.Applied = !present
+		default:
+			r.Applied = present && bytes.Equal(mustEncode(cur), mustEncode(*cmd.Expected))
+		}
+		if r.Applied {
+			if cmd.Value != nil {
+				set(cmd.Key, *cmd.Value)
+			} else if present {
+				del(cmd.Key)
+			}
+		}
+	}
+	m.cur.Store(&mapState[K, V]{v: v, m: st})
+	m.hist.add(v, changes)
+	return r
+}
+
+// Snapshot implements rsm.Snapshotter: it captures the immutable state.
+func (m *mapMachine[K, V]) Snapshot() (rsm.Snapshot, error) {
+	st := m.cur.Load()
+	return snapshotFunc(func(w io.Writer) error {
+		return writeSnapshot(w, st.v, st.m.Len(), func(yield func(any) bool) {
+			it := st.m.Iterator()
+			for !it.Done() {
+				k, v, _ := it.Next()
+				if !yield(mapEntry[K, V]{Key: k, Value: v}) {
+					return
+				}
+			}
+		})
+	}), nil
+}
+
+type mapEntry[K, V any] struct {
+	_     struct{} `cbor:",toarray"`
+	Key   K
+	Value V
+}
+
+// Restore implements rsm.Snapshotter.
+func (m *mapMachine[K, V]) Restore(r io.Reader) error {
+	b := immutable.NewSortedMapBuilder[K, V](m.cmp)
+	v, err := readSnapshot(r, func(dec decoder) error {
+		var e mapEntry[K, V]
+		if err := dec.Decode(&e); err != nil {
+			return err
+		}
+		b.Set(e.Key, e.Value)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	m.cur.Store(&mapState[K, V]{v: v, m: b.Map()})
+	m.hist.reset(v)
+	return nil
+}
+
+// mapReads are the read methods shared by MapReader and MapWriter.
+type mapReads[K comparable, V any] struct {
+	*handle[mapCmd[K, V]]
+	m *mapMachine[K, V]
+}
+
+// MapReader follows a replicated map. Reads are local and lock-free. It is
+// safe for concurrent use.
+type MapReader[K comparable, V any] struct{ mapReads[K, V] }
+
+// MapWriter changes a replicated map and reads it like a MapReader. It is
+// safe for concurrent use; writes issued one after another from one
+// goroutine apply in that order.
+type MapWriter[K comparable, V any] struct{ mapReads[K, V] }
+
+func openMap[K comparable, V any](net *transport.Network, name string, writer bool, opts []Option) (mapReads[K, V], error) {
+	o, err := resolve(opts)
+	if err != nil {
+		return mapReads[K, V]{}, err
+	}
+	m := newMapMachine[K, V](o.history)
+	h, err := open[mapCmd[K, V]](net, "map", name, typeName[K]()+","+typeName[V](), m, m, writer, o)
+	if err != nil {
+		return mapReads[K, V]{}, err
+	}
+	return mapReads[K, V]{handle: h, m: m}, nil
+}
+
+// NewMapWriter opens the map called name on net for writing.
+func NewMapWriter[K comparable, V any](net *transport.Network, name string, opts ...Option) (*MapWriter[K, V], error) {
+	r, err := openMap[K, V](net, name, true, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &MapWriter[K, V]{r}, nil
+}
+
+// NewMapReader opens the map called name on net for reading.
+func NewMapReader[K comparable, V any](net *transport.Network, name string, opts ...Option) (*MapReader[K, V], error) {
+	r, err := openMap[K, V](net, name, false, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &MapReader[K, V]{r}, nil
+}
+
+func (r mapReads[K, V]) state() *immutable.SortedMap[K, V] { return r.m.cur.Load().m }
+
+// Len returns the number of entries.
+func (r mapReads[K, V]) Len() int { return r.state().Len() }
+
+// IsEmpty reports whether the map has no entries.
+func (r mapReads[K, V]) IsEmpty() bool { return r.state().Len() == 0 }
+
+// ContainsKey reports whether key is present.
+func (r mapReads[K, V]) ContainsKey(key K) bool {
+	_, ok := r.state().Get(key)
+	return ok
+}
+
+// Get returns the value of key.
+func (r mapReads[K, V]) Get(key K) (V, bool) { return r.state().Get(key) }
+
+// All iterates over the entries in key order, the same on every replica,
+// over the state as it was when All was called.
+func (r mapReads[K, V]) All() iter.Seq2[K, V] {
+	st := r.state()
+	return func(yield func(K, V) bool) {
+		it := st.Iterator()
+		for !it.Done() {
+			k, v, _ := it.Next()
+			if !yield(k, v) {
+				return
+			}
+		}
+	}
+}
+
+// Keys iterates over the keys in order.
+func (r mapReads[K, V]) Keys() iter.Seq[K] {
+	all := r.All()
+	return func(yield func(K) bool) {
+		for k := range all {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// Values iterates over the values in key order.
+func (r mapReads[K, V]) Values() iter.Seq[V] {
+	all := r.All()
+	return func(yield func(V) bool) {
+		for _, v := range all {
+			if !yield(v) {
+				return
+			}
+		}
+	}
+}
+
+// Watch streams the map's changes in version order, every change of one
+// command in one event, until ctx ends or the handle closes (the sequence
+// then yields the error and stops). See FromVersion and WithInitial.
+func (r mapReads[K, V]) Watch(ctx context.Context, opts ...WatchOption) iter.Seq2[Event[MapChange[K, V]], error] {
+	return watch(ctx, r.done, r.m.hist, r.m.version, func() (Version, iter.Seq[MapChange[K, V]]) {
+		st := r.m.cur.Load()
+		return st.v, func(yield func(MapChange[K, V]) bool) {
+			it := st.m.Iterator()
+			for !it.Done() {
+				k, v, _ := it.Next()
+				if !yield(MapChange[K, V]{Op: OpInsert, Key: k, Value: v}) {
+					return
+				}
+			}
+		}
+	}, opts)
+}
+
+func checkKV[K, V any](key K, value *V) error {
+	if err := checkSize("key", key, MaxKeySize); err != nil {
+		return err
+	}
+	if value != nil {
+		return checkSize("value", *value, MaxValueSize)
+	}
+	return nil
+}
+
+// Insert sets key to value. It returns once this node applied the write.
+func (w *MapWriter[K, V]) Insert(ctx context.Context, key K, value V) (Version, error) {
+	if err := checkKV(key, &value); err != nil {
+		return 0, err
+	}
+	v, _, err := w.execute1(ctx, mapCmd[K, V]{Op: mapInsert, Key: key, Value: &value})
+	return v, err
+}
+
+// Remove deletes key. Removing a missing key changes nothing and still
+// returns a version.
+func (w *MapWriter[K, V]) Remove(ctx context.Context, key K) (Version, error) {
+	if err := checkKV[K, V](key, nil); err != nil {
+		return 0, err
+	}
+	v, _, err := w.execute1(ctx, mapCmd[K, V]{Op: mapRemove, Key: key})
+	return v, err
+}
+
+// Clear removes every entry.
+func (w *MapWriter[K, V]) Clear(ctx context.Context) (Version, error) {
+	v, _, err := w.execute1(ctx, mapCmd[K, V]{Op: mapClear})
+	return v, err
+}
+
+// Extend inserts entries in order, so a later duplicate key wins. Up to
+// groups.MaxBatchCommands entries apply as one unbroken run; longer
+// sequences apply in several runs. An empty sequence writes nothing and
+// returns the current version.
+func (w *MapWriter[K, V]) Extend(ctx context.Context, entries iter.Seq2[K, V]) (Version, error) {
+	return w.extend(ctx, func(yield func(mapCmd[K, V], error) bool) {
+		for k, v := range entries {
+			if !yield(mapCmd[K, V]{Op: mapInsert, Key: k, Value: &v}, checkKV(k, &v)) {
+				return
+			}
+		}
+	})
+}
+
+// CompareExchange sets key to replacement if its current value encodes to
+// the same bytes as expected, atomically. nil means absent: a nil expected
+// matches a missing key, a nil replacement removes the key. The bool
+// reports whether it applied; either way the write has a version.
+func (w *MapWriter[K, V]) CompareExchange(ctx context.Context, key K, expected, replacement *V) (Version, bool, error) {
+	if err := checkKV(key, expected); err != nil {
+		return 0, false, err
+	}
+	if err := checkKV(key, replacement); err != nil {
+		return 0, false, err
+	}
+	v, r, err := w.execute1(ctx, mapCmd[K, V]{Op: mapCAS, Key: key, Value: replacement, Expected: expected})
+	return v, r.Applied, err
+}

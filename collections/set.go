@@ -1,0 +1,251 @@
+package collections
+
+import (
+	"context"
+	"io"
+	"iter"
+	"sync/atomic"
+
+	"github.com/benbjohnson/immutable"
+
+	"github.com/mosaik-go/mosaik/rsm"
+	"github.com/mosaik-go/mosaik/transport"
+)
+
+// SetChange is one change to a Set, as Watch reports it.
+type SetChange[T comparable] struct {
+	Op    Op // OpInsert, OpRemove or OpClear
+	Value T
+}
+
+const (
+	setInsert uint8 = 1 + iota
+	setRemove
+	setClear
+)
+
+type setCmd[T comparable] struct {
+	_     struct{} `cbor:",toarray"`
+	Op    uint8
+	Value T
+}
+
+type setState[T comparable] struct {
+	v Version
+	s *immutable.SortedMap[T, struct{}]
+}
+
+// setMachine is the Set's state machine over a persistent sorted map.
+type setMachine[T comparable] struct {
+	sig  string
+	cmp  immutable.Comparer[T]
+	cur  atomic.Pointer[setState[T]]
+	hist *history[SetChange[T]]
+}
+
+func newSetMachine[T comparable](history int) *setMachine[T] {
+	m := &setMachine[T]{
+		sig:  "mosaik.collections.set.v1[" + typeName[T]() + "]",
+		cmp:  comparerFor[T](),
+		hist: newHistory[SetChange[T]](history),
+	}
+	m.cur.Store(&setState[T]{s: immutable.NewSortedMap[T, struct{}](m.cmp)})
+	return m
+}
+
+func (m *setMachine[T]) Signature() string                         { return m.sig }
+func (m *setMachine[T]) Apply(cmd setCmd[T], ctx rsm.ApplyContext) { m.ApplyReply(cmd, ctx) }
+func (m *setMachine[T]) Query(struct{}) reply                      { return reply{} }
+func (m *setMachine[T]) version() Version                          { return m.cur.Load().v }
+
+// ApplyReply implements rsm.Replier.
+func (m *setMachine[T]) ApplyReply(cmd setCmd[T], ctx rsm.ApplyContext) reply {
+	v := Version(ctx.LogPosition().Index)
+	s := m.cur.Load().s
+	var changes []SetChange[T]
+	_, present := s.Get(cmd.Value)
+	switch cmd.Op {
+	case setInsert:
+		if !present {
+			s = s.Set(cmd.Value, struct{}{})
+			changes = []SetChange[T]{{Op: OpInsert, Value: cmd.Value}}
+		}
+	case setRemove:
+		if present {
+			s = s.Delete(cmd.Value)
+			changes = []SetChange[T]{{Op: OpRemove, Value: cmd.Value}}
+		}
+	case setClear:
+		if s.Len() > 0 {
+			s = immutable.NewSortedMap[T, struct{}](m.cmp)
+			changes = []SetChange[T]{{Op: OpClear}}
+		}
+	}
+	m.cur.Store(&setState[T]{v: v, s: s})
+	m.hist.add(v, changes)
+	return reply{Applied: true}
+}
+
+// Snapshot implements rsm.Snapshotter.
+func (m *setMachine[T]) Snapshot() (rsm.Snapshot, error) {
+	st := m.cur.Load()
+	return snapshotFunc(func(w io.Writer) error {
+		return writeSnapshot(w, st.v, st.s.Len(), func(yield func(any) bool) {
+			for it := st.s.Iterator(); !it.Done(); {
+				x, _, _ := it.Next()
+				if !yield(x) {
+					return
+				}
+			}
+		})
+	}), nil
+}
+
+// Restore implements rsm.Snapshotter.
+func (m *setMachine[T]) Restore(r io.Reader) error {
+	b := immutable.NewSortedMapBuilder[T, struct{}](m.cmp)
+	v, err := readSnapshot(r, func(dec decoder) error {
+		var x T
+		if err := dec.Decode(&x); err != nil {
+			return err
+		}
+		b.Set(x, struct{}{})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	m.cur.Store(&setState[T]{v: v, s: b.Map()})
+	m.hist.reset(v)
+	return nil
+}
+
+type setReads[T comparable] struct {
+	*handle[setCmd[T]]
+	m *setMachine[T]
+}
+
+// SetReader follows a replicated set. It is safe for concurrent use.
+type SetReader[T comparable] struct{ setReads[T] }
+
+// SetWriter changes a replicated set and reads it like a SetReader. It is
+// safe for concurrent use.
+type SetWriter[T comparable] struct{ setReads[T] }
+
+func openSet[T comparable](net *transport.Network, name string, writer bool, opts []Option) (setReads[T], error) {
+	o, err := resolve(opts)
+	if err != nil {
+		return setReads[T]{}, err
+	}
+	m := newSetMachine[T](o.history)
+	h, err := open[setCmd[T]](net, "set", name, typeName[T](), m, m, writer, o)
+	if err != nil {
+		return setReads[T]{}, err
+	}
+	return setReads[T]{handle: h, m: m}, nil
+}
+
+// NewSetWriter opens the set called name on net for writing.
+func NewSetWriter[T comparable](net *transport.Network, name string, opts ...Option) (*SetWriter[T], error) {
+	r, err := openSet[T](net, name, true, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &SetWriter[T]{r}, nil
+}
+
+// NewSetReader opens the set called name on net for reading.
+func NewSetReader[T comparable](net *transport.Network, name string, opts ...Option) (*SetReader[T], error) {
+	r, err := openSet[T](net, name, false, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &SetReader[T]{r}, nil
+}
+
+func (r setReads[T]) state() *immutable.SortedMap[T, struct{}] { return r.m.cur.Load().s }
+
+// Len returns the number of elements.
+func (r setReads[T]) Len() int { return r.state().Len() }
+
+// IsEmpty reports whether the set has no elements.
+func (r setReads[T]) IsEmpty() bool { return r.state().Len() == 0 }
+
+// Contains reports whether x is in the set.
+func (r setReads[T]) Contains(x T) bool {
+	_, ok := r.state().Get(x)
+	return ok
+}
+
+// IsSubset reports whether every element of this set is in other.
+func (r setReads[T]) IsSubset(other interface{ Contains(T) bool }) bool {
+	for x := range r.All() {
+		if !other.Contains(x) {
+			return false
+		}
+	}
+	return true
+}
+
+// All iterates over the elements in order, the same on every replica.
+func (r setReads[T]) All() iter.Seq[T] {
+	s := r.state()
+	return func(yield func(T) bool) {
+		for it := s.Iterator(); !it.Done(); {
+			x, _, _ := it.Next()
+			if !yield(x) {
+				return
+			}
+		}
+	}
+}
+
+// Watch streams the set's changes; see MapReader.Watch.
+func (r setReads[T]) Watch(ctx context.Context, opts ...WatchOption) iter.Seq2[Event[SetChange[T]], error] {
+	return watch(ctx, r.done, r.m.hist, r.m.version, func() (Version, iter.Seq[SetChange[T]]) {
+		st := r.m.cur.Load()
+		return st.v, func(yield func(SetChange[T]) bool) {
+			for it := st.s.Iterator(); !it.Done(); {
+				x, _, _ := it.Next()
+				if !yield(SetChange[T]{Op: OpInsert, Value: x}) {
+					return
+				}
+			}
+		}
+	}, opts)
+}
+
+func (w *SetWriter[T]) write(ctx context.Context, cmd setCmd[T]) (Version, error) {
+	if err := checkSize("element", cmd.Value, MaxValueSize); err != nil {
+		return 0, err
+	}
+	v, _, err := w.execute1(ctx, cmd)
+	return v, err
+}
+
+// Insert adds x; inserting an element already present changes nothing.
+func (w *SetWriter[T]) Insert(ctx context.Context, x T) (Version, error) {
+	return w.write(ctx, setCmd[T]{Op: setInsert, Value: x})
+}
+
+// Remove deletes x; removing a missing element changes nothing.
+func (w *SetWriter[T]) Remove(ctx context.Context, x T) (Version, error) {
+	return w.write(ctx, setCmd[T]{Op: setRemove, Value: x})
+}
+
+// Clear removes every element.
+func (w *SetWriter[T]) Clear(ctx context.Context) (Version, error) {
+	v, _, err := w.execute1(ctx, setCmd[T]{Op: setClear})
+	return v, err
+}
+
+// Extend inserts every element of xs; see MapWriter.Extend.
+func (w *SetWriter[T]) Extend(ctx context.Context, xs iter.Seq[T]) (Version, error) {
+	return w.extend(ctx, func(yield func(setCmd[T], error) bool) {
+		for x := range xs {
+			if !yield(setCmd[T]{Op: setInsert, Value: x}, checkSize("element", x, MaxValueSize)) {
+				return
+			}
+		}
+	})
+}
