@@ -155,6 +155,25 @@ var (
 	reg   = map[regKey]struct{}{}
 )
 
+// stateMachine is a collection's machine: replicated by a group, read by
+// its handles.
+type stateMachine[C any] interface {
+	rsm.StateMachine[C, struct{}, reply]
+	machine
+}
+
+// openWith resolves opts, makes the machine and opens a handle on it.
+func openWith[C any, M stateMachine[C]](net *transport.Network, kind, name, types string, newMachine func(history int) M, writer bool, opts []Option) (*handle[C], M, error) {
+	var m M
+	o, err := resolve(opts)
+	if err != nil {
+		return nil, m, err
+	}
+	m = newMachine(o.history)
+	h, err := open[C](net, kind, name, types, m, m, writer, o)
+	return h, m, err
+}
+
 // typeName names a type parameter for the group id.
 func typeName[T any]() string { return reflect.TypeFor[T]().String() }
 

@@ -179,16 +179,8 @@ type MapReader[K comparable, V any] struct{ mapReads[K, V] }
 type MapWriter[K comparable, V any] struct{ mapReads[K, V] }
 
 func openMap[K comparable, V any](net *transport.Network, name string, writer bool, opts []Option) (mapReads[K, V], error) {
-	o, err := resolve(opts)
-	if err != nil {
-		return mapReads[K, V]{}, err
-	}
-	m := newMapMachine[K, V](o.history)
-	h, err := open[mapCmd[K, V]](net, "map", name, typeName[K]()+","+typeName[V](), m, m, writer, o)
-	if err != nil {
-		return mapReads[K, V]{}, err
-	}
-	return mapReads[K, V]{handle: h, m: m}, nil
+	h, m, err := openWith[mapCmd[K, V]](net, "map", name, typeName[K]()+","+typeName[V](), newMapMachine[K, V], writer, opts)
+	return mapReads[K, V]{handle: h, m: m}, err
 }
 
 // NewMapWriter opens the map called name on net for writing.

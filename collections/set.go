@@ -133,16 +133,8 @@ type SetReader[T comparable] struct{ setReads[T] }
 type SetWriter[T comparable] struct{ setReads[T] }
 
 func openSet[T comparable](net *transport.Network, name string, writer bool, opts []Option) (setReads[T], error) {
-	o, err := resolve(opts)
-	if err != nil {
-		return setReads[T]{}, err
-	}
-	m := newSetMachine[T](o.history)
-	h, err := open[setCmd[T]](net, "set", name, typeName[T](), m, m, writer, o)
-	if err != nil {
-		return setReads[T]{}, err
-	}
-	return setReads[T]{handle: h, m: m}, nil
+	h, m, err := openWith[setCmd[T]](net, "set", name, typeName[T](), newSetMachine[T], writer, opts)
+	return setReads[T]{handle: h, m: m}, err
 }
 
 // NewSetWriter opens the set called name on net for writing.

@@ -230,16 +230,8 @@ type VecReader[T any] struct{ vecReads[T] }
 type VecWriter[T any] struct{ vecReads[T] }
 
 func openVec[T any](net *transport.Network, name string, writer bool, opts []Option) (vecReads[T], error) {
-	o, err := resolve(opts)
-	if err != nil {
-		return vecReads[T]{}, err
-	}
-	m := newVecMachine[T](o.history)
-	h, err := open[vecCmd[T]](net, "vec", name, typeName[T](), m, m, writer, o)
-	if err != nil {
-		return vecReads[T]{}, err
-	}
-	return vecReads[T]{handle: h, m: m}, nil
+	h, m, err := openWith[vecCmd[T]](net, "vec", name, typeName[T](), newVecMachine[T], writer, opts)
+	return vecReads[T]{handle: h, m: m}, err
 }
 
 // NewVecWriter opens the vector called name on net for writing.
