@@ -296,3 +296,46 @@ func TestBadInput(t *testing.T) {
 		t.Fatal("malformed frames were not counted")
 	}
 }
+
+func TestSplitFoundingIsDetected(t *testing.T) {
+	c := newCluster(t)
+	cfg := testConfig()
+	a, b := c.add(cfg), c.add(cfg)
+	// Cut a and b apart before either can see the other: each founds its own
+	// cluster of the same group.
+	a.faults.Partition(b.net.ID())
+	b.faults.Partition(a.net.ID())
+	online(t, a, b)
+	if la, _ := a.g.Leader(); la != a.net.ID() {
+		t.Fatalf("a follows %s", la.Short())
+	}
+	if lb, _ := b.g.Leader(); lb != b.net.ID() {
+		t.Fatalf("b follows %s", lb.Short())
+	}
+	if _, err := a.g.Execute(ctxT(t, 5*time.Second), counterCmd{Add: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.g.Execute(ctxT(t, 5*time.Second), counterCmd{Add: 2}); err != nil {
+		t.Fatal(err)
+	}
+	a.faults.Heal()
+	b.faults.Heal()
+	waitFor(t, 10*time.Second, "both sides to report the split", func() bool {
+		oa, okA := a.g.Split()
+		ob, okB := b.g.Split()
+		return okA && okB && oa == b.net.ID() && ob == a.net.ID()
+	})
+	// Neither leader takes in the other's member.
+	for _, nd := range []*node{a, b} {
+		if n := len(nd.g.Members()); n != 1 {
+			t.Fatalf("%s has %d members, want 1", nd.net.ID().Short(), n)
+		}
+	}
+	// Nothing acknowledged was thrown away.
+	for nd, want := range map[*node]int64{a: 1, b: 2} {
+		r, err := nd.g.Query(ctxT(t, 5*time.Second), struct{}{}, Strong)
+		if err != nil || r.Value != want {
+			t.Fatalf("after the split: %d, %v; want %d", r.Value, err, want)
+		}
+	}
+}

@@ -51,6 +51,7 @@ type fsmView interface {
 	SessionLast(rsm.SessionID) (uint64, bool)
 	SessionOutcome(rsm.SessionID, uint64) (rsm.Outcome, bool)
 	CanSnapshot() bool
+	Cluster() rsm.ClusterID
 }
 
 // core is everything that does not depend on the machine's types.
@@ -88,6 +89,9 @@ type core struct {
 
 	hasState atomic.Bool
 	leaving  atomic.Bool
+
+	splitMu sync.Mutex
+	split   transport.PeerID // a member of another cluster of this group
 
 	closing   chan struct{}
 	netWatch  chan struct{}   // closed when the network watcher exits

@@ -2,6 +2,7 @@ package groups
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -82,6 +83,25 @@ func (c *core) becomeLeader() {
 	l := &leadership{term: term, since: time.Now(), appended: map[rsm.SessionID]uint64{}}
 	l.next.Store(uint64(c.fsm.Applied()) + 1)
 	c.setLead(l)
+	if c.fsm.Cluster() == (rsm.ClusterID{}) {
+		c.found()
+	}
+}
+
+// found writes the cluster's id: the first leader of a cluster does it.
+func (c *core) found() {
+	var id rsm.ClusterID
+	if _, err := rand.Read(id[:]); err != nil {
+		c.log.Error("groups: cluster id", "err", err)
+		return
+	}
+	data, err := rsm.Marshal(rsm.Entry{Cluster: id[:]})
+	if err == nil {
+		err = c.raft.Apply(data, 0).Error()
+	}
+	if err != nil {
+		c.log.Debug("groups: founding entry failed", "err", err)
+	}
 }
 
 // readyLead returns the leadership if this member leads, waiting briefly

@@ -50,6 +50,7 @@ func (c *core) announce() {
 		LastIndex: c.raft.LastIndex(),
 		Applied:   c.fsm.Applied(),
 		Leaving:   c.leaving.Load(),
+		Cluster:   c.fsm.Cluster(),
 	}
 	b, err := rsm.Marshal(a)
 	if err == nil {
@@ -94,8 +95,48 @@ func (c *core) runMembership() {
 		if l := c.currentLead(); l != nil && c.raft.State() == raft.Leader {
 			c.reconcile(l)
 		}
+		c.detectSplit()
 		c.forgetPeers()
 	}
+}
+
+// detectSplit notices a second cluster of this group: a live peer whose
+// cluster id differs from ours. That can only come from founding during a
+// partition. Merging would throw one side's acknowledged writes away, so
+// the split is reported (Split, logs) and left to the operator; the leader
+// never adds such a peer.
+func (c *core) detectSplit() {
+	mine := c.fsm.Cluster()
+	if mine == (rsm.ClusterID{}) {
+		return
+	}
+	var other transport.PeerID
+	for p, a := range c.livePeers(c.cfg.liveWindow()) {
+		if a.Cluster != (rsm.ClusterID{}) && a.Cluster != mine {
+			other = p
+			break
+		}
+	}
+	c.splitMu.Lock()
+	defer c.splitMu.Unlock()
+	if other == c.split {
+		return
+	}
+	c.split = other
+	if !other.IsZero() {
+		c.log.Error("groups: a second cluster of this group exists; it was founded during a partition and is not merged automatically",
+			"peer", other.Short())
+	}
+}
+
+// Split reports another cluster of this group, founded during a partition,
+// by one of its members. Both clusters keep their writes; nothing is
+// merged. Resolve it by closing the members of one side and letting them
+// join the other from empty storage.
+func (c *core) Split() (transport.PeerID, bool) {
+	c.splitMu.Lock()
+	defer c.splitMu.Unlock()
+	return c.split, !c.split.IsZero()
 }
 
 // livePeers returns the peers heard within d.
@@ -251,8 +292,14 @@ func (c *core) reconcile(l *leadership) {
 			return
 		}
 	}
+	cluster := c.fsm.Cluster()
 	for p, ps := range peers {
 		if _, ok := inConfig[p]; ok || ps.ann.Leaving || now.Sub(ps.heard) > c.cfg.liveWindow() {
+			continue
+		}
+		// Never take in a member of another cluster: its log would be
+		// overwritten with ours, and its acknowledged writes lost.
+		if ps.ann.Cluster != cluster && (ps.ann.Cluster != rsm.ClusterID{} || ps.ann.HasState) {
 			continue
 		}
 		change("add non-voter", p, c.raft.AddNonvoter(raft.ServerID(p.String()), raft.ServerAddress(p.String()), 0, 0))

@@ -68,6 +68,7 @@ type announcement struct {
 	LastIndex uint64 // last Raft log index
 	Applied   rsm.Index
 	Leaving   bool
+	Cluster   rsm.ClusterID // zero until the member applied its cluster's founding entry
 }
 
 func (a *announcement) preference() Preference {

@@ -18,15 +18,21 @@ import (
 // once, in the order it was issued, even when a batch is sent again.
 type SessionID [16]byte
 
+// ClusterID tells apart two clusters of one group: the first leader of a
+// cluster draws it and writes it to the log, so every member of that
+// cluster, and only those, agree on it.
+type ClusterID [16]byte
+
 // Entry is the content of one Raft log entry: a batch of encoded commands
-// from one session.
+// from one session, or (Seq 0) the founding of the cluster.
 type Entry struct {
 	_       struct{} `cbor:",toarray"`
 	Session SessionID
-	Seq     uint64   // the session's batch number, from 1
+	Seq     uint64   // the session's batch number, from 1; 0 for a founding entry
 	Base    uint64   // every batch of the session up to Base is known to be applied
 	First   Index    // the index the leader gave the first command
 	Cmds    [][]byte // CBOR-encoded commands
+	Cluster []byte   // founding entry only: the ClusterID
 }
 
 // Status says what became of an entry.
@@ -102,6 +108,7 @@ type FSM[C, Q, R any] struct {
 	notify  func()
 
 	mu       sync.Mutex
+	cluster  ClusterID
 	last     Cursor
 	raftIdx  uint64
 	sessions map[SessionID]*session
@@ -142,6 +149,14 @@ func (f *FSM[C, Q, R]) Last() Cursor {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.last
+}
+
+// Cluster returns the cluster's id, or the zero id before the founding
+// entry applied.
+func (f *FSM[C, Q, R]) Cluster() ClusterID {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cluster
 }
 
 // Malformed counts entries and commands that could not be decoded.
@@ -225,9 +240,19 @@ func (f *FSM[C, Q, R]) applyLog(l *raft.Log) any {
 		return nil
 	}
 	var e Entry
-	if err := decMode.Unmarshal(l.Data, &e); err != nil || e.Seq == 0 {
+	if err := decMode.Unmarshal(l.Data, &e); err != nil {
 		f.malformed.Add(1)
 		return Outcome{Status: StatusMalformed}
+	}
+	if e.Seq == 0 {
+		if len(e.Cluster) != len(f.cluster) {
+			f.malformed.Add(1)
+			return Outcome{Status: StatusMalformed}
+		}
+		if f.cluster == (ClusterID{}) {
+			f.cluster = ClusterID(e.Cluster) // the first founding entry wins
+		}
+		return Outcome{Status: StatusApplied}
 	}
 	s := f.sessions[e.Session]
 	if s != nil && e.Seq <= s.Last {
@@ -352,6 +377,7 @@ var snapMagic = [4]byte{'M', 'R', 'S', '1'}
 
 type snapHeader struct {
 	_        struct{} `cbor:",toarray"`
+	Cluster  ClusterID
 	Last     Cursor
 	RaftIdx  uint64
 	LastGC   Index
@@ -369,7 +395,7 @@ func (f *FSM[C, Q, R]) Snapshot() (raft.FSMSnapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rsm: snapshot: %w", err)
 	}
-	h := snapHeader{Last: f.last, RaftIdx: f.raftIdx, LastGC: f.lastGC, Sessions: make(map[SessionID]*session, len(f.sessions))}
+	h := snapHeader{Cluster: f.cluster, Last: f.last, RaftIdx: f.raftIdx, LastGC: f.lastGC, Sessions: make(map[SessionID]*session, len(f.sessions))}
 	for id, s := range f.sessions {
 		c := *s
 		c.Recent = append([]recentOutcome(nil), s.Recent...)
@@ -441,7 +467,7 @@ func (f *FSM[C, Q, R]) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	err := f.snapper.Restore(r)
 	if err == nil {
-		f.last, f.raftIdx, f.lastGC = h.Last, h.RaftIdx, h.LastGC
+		f.cluster, f.last, f.raftIdx, f.lastGC = h.Cluster, h.Last, h.RaftIdx, h.LastGC
 		f.sessions = h.Sessions
 		if f.sessions == nil {
 			f.sessions = map[SessionID]*session{}
