@@ -88,6 +88,13 @@ func (n *Network) Subscribe(subject string, h Handler) (*Subscription, error) {
 		return nil, fmt.Errorf("transport: subscribe %s: %w", subject, err)
 	}
 	s.sub = sub
+	if err := n.nc.FlushTimeout(n.rpcTO); err != nil {
+		_ = sub.Unsubscribe()
+		if n.isClosed() {
+			return nil, ErrClosed
+		}
+		return nil, fmt.Errorf("transport: subscribe %s: %w", subject, err)
+	}
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -121,7 +128,7 @@ func (s *Subscription) receive(nm *nats.Msg) {
 	if s.closed {
 		return
 	}
-	m, ok := s.net.decode(nm)
+	m, ok := s.net.decode(s, nm)
 	if !ok {
 		return
 	}
@@ -130,7 +137,7 @@ func (s *Subscription) receive(nm *nats.Msg) {
 
 // decode parses a frame, reassembles fragments and applies faults. It
 // returns false when there is nothing to deliver (yet).
-func (n *Network) decode(nm *nats.Msg) (*Msg, bool) {
+func (n *Network) decode(s *Subscription, nm *nats.Msg) (*Msg, bool) {
 	b := nm.Data
 	n.stats.msgsIn.Add(1)
 	n.stats.bytesIn.Add(uint64(len(b)))
@@ -151,7 +158,7 @@ func (n *Network) decode(nm *nats.Msg) (*Msg, bool) {
 	}
 	body := b[headerLen:]
 	if flags&flagFragment != 0 {
-		whole, ok := n.reassemble(m.From, body)
+		whole, ok := n.reassemble(s, m.From, body)
 		if !ok {
 			return nil, false
 		}
@@ -184,7 +191,7 @@ func (n *Network) send(subject, reply string, to PeerID, flags byte, reqID uint6
 	} else {
 		frames = n.fragment(flags, reqID, data)
 	}
-	if d := n.faults.delay(); d > 0 {
+	if d := n.faults.delay(); d > 0 || n.delay.busy() {
 		n.delay.push(time.Now().Add(d), func() { n.publish(subject, reply, frames) })
 		return nil
 	}
@@ -239,6 +246,7 @@ func (n *Network) fragment(flags byte, reqID uint64, data []byte) [][]byte {
 }
 
 type fragKey struct {
+	sub  *Subscription
 	from PeerID
 	id   uint64
 }
@@ -253,12 +261,12 @@ type partial struct {
 // reassemble adds one fragment. Fragments of one message arrive in order on
 // one subscription; anything else (a gap, a foreign count, too much memory)
 // drops the whole message and counts it.
-func (n *Network) reassemble(from PeerID, body []byte) ([]byte, bool) {
+func (n *Network) reassemble(s *Subscription, from PeerID, body []byte) ([]byte, bool) {
 	if len(body) < fragHeaderLen {
 		n.stats.malformed.Add(1)
 		return nil, false
 	}
-	k := fragKey{from, binary.BigEndian.Uint64(body[0:8])}
+	k := fragKey{s, from, binary.BigEndian.Uint64(body[0:8])}
 	idx := binary.BigEndian.Uint32(body[8:12])
 	count := binary.BigEndian.Uint32(body[12:16])
 	data := body[fragHeaderLen:]
@@ -326,7 +334,8 @@ func (n *Network) onReply(m *Msg) {
 // Call sends a request to peer to on subject and passes every reply to fn,
 // on the goroutine that reads the node's inbox, until the returned cancel is
 // called. fn must not block. If the network closes first, fn gets ErrClosed
-// once.
+// once, possibly while a last reply is still being handed to it: fn must be
+// safe for that.
 func (n *Network) Call(subject string, to PeerID, data []byte, fn func(reply []byte, err error)) (cancel func(), err error) {
 	id := n.nextID.Add(1)
 	c := &call{to: to, fn: fn}
@@ -392,6 +401,7 @@ func (n *Network) isClosed() bool {
 // delayQueue publishes delayed frames in the order they were sent.
 type delayQueue struct {
 	mu    sync.Mutex
+	n     int // queued or being published
 	items []delayed
 	wake  chan struct{}
 	stop  chan struct{}
@@ -412,6 +422,7 @@ func newDelayQueue() *delayQueue {
 func (q *delayQueue) push(due time.Time, fn func()) {
 	q.mu.Lock()
 	q.items = append(q.items, delayed{due, fn})
+	q.n++
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
@@ -437,6 +448,9 @@ func (q *delayQueue) run() {
 				q.items = q.items[1:]
 				q.mu.Unlock()
 				it.fn()
+				q.mu.Lock()
+				q.n--
+				q.mu.Unlock()
 				continue
 			} else {
 				timer.Reset(d)
@@ -449,6 +463,12 @@ func (q *delayQueue) run() {
 		case <-timer.C:
 		}
 	}
+}
+
+func (q *delayQueue) busy() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n > 0
 }
 
 func (q *delayQueue) close() {

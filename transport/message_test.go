@@ -427,8 +427,7 @@ func TestSubscriptionClose(t *testing.T) {
 	if still {
 		t.Error("closed subscription still registered")
 	}
-	// Nothing more is delivered; a later subscription is a barrier because
-	// the closed one is no longer in the server's interest.
+	// NATS delivers nothing more to it.
 	if s.sub.IsValid() {
 		t.Error("NATS subscription still valid")
 	}

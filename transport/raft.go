@@ -29,7 +29,7 @@ type RaftTransport struct {
 	hbMu sync.Mutex
 	hbFn func(raft.RPC)
 
-	rpcSub, hbSub *Subscription
+	rpcSub, hbSub, snapSub *Subscription
 
 	snapMu sync.Mutex
 	snaps  map[snapKey]*snapRecv
@@ -75,6 +75,12 @@ func NewRaftTransport(n *Network, scope string, timeout time.Duration) (*RaftTra
 		t.cancel()
 		return nil, err
 	}
+	if t.snapSub, err = n.Subscribe(t.subject("snap", n.id), t.onRPC); err != nil {
+		t.rpcSub.Close()
+		t.hbSub.Close()
+		t.cancel()
+		return nil, err
+	}
 	return t, nil
 }
 
@@ -117,6 +123,7 @@ func (t *RaftTransport) Close() error {
 		t.snapMu.Unlock()
 		t.rpcSub.Close()
 		t.hbSub.Close()
+		t.snapSub.Close()
 	})
 	return nil
 }
@@ -143,6 +150,9 @@ func (t *RaftTransport) request(ctx context.Context, kind string, target raft.Se
 	}
 	b, err := t.net.Request(ctx, t.subject(kind, p), p, data)
 	if err != nil {
+		if t.ctx.Err() != nil {
+			return nil, ErrClosed
+		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			return nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
 		}
@@ -197,7 +207,7 @@ func (t *RaftTransport) TimeoutNow(_ raft.ServerID, target raft.ServerAddress, a
 
 // snapshotChunk is the payload of one snapshot chunk: well below the NATS
 // payload limit so a chunk is never fragmented.
-func (t *RaftTransport) snapshotChunk() int { return t.net.maxChunk - 1024 }
+func (t *RaftTransport) snapshotChunk() int { return max(t.net.maxChunk-1024, t.net.maxChunk/2) }
 
 // InstallSnapshot implements raft.Transport. It streams data in chunks; each
 // waits for the follower to hand the previous one to Raft.
@@ -218,7 +228,7 @@ func (t *RaftTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddre
 			if err != nil {
 				return err
 			}
-			if _, err := t.request(t.ctx, "raft", target, chunk); err != nil {
+			if _, err := t.request(t.ctx, "snap", target, chunk); err != nil {
 				return fmt.Errorf("transport: snapshot chunk: %w", err)
 			}
 		}
@@ -236,7 +246,7 @@ func (t *RaftTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddre
 	// Restoring a large snapshot takes time on the follower before it answers.
 	ctx, cancel := context.WithTimeout(t.ctx, max(12*t.timeout, time.Minute))
 	defer cancel()
-	b, err := t.request(ctx, "raft", target, end)
+	b, err := t.request(ctx, "snap", target, end)
 	if err != nil {
 		return fmt.Errorf("transport: snapshot end: %w", err)
 	}
@@ -259,7 +269,7 @@ func (t *RaftTransport) onHeartbeat(m *Msg) {
 	t.hbMu.Unlock()
 	respCh := make(chan raft.RPCResponse, 1)
 	rpc := raft.RPC{Command: req, RespChan: respCh}
-	if fn != nil {
+	if fn != nil && isHeartbeat(req) {
 		fn(rpc)
 	} else if !t.dispatch(rpc) {
 		return
@@ -321,6 +331,8 @@ func (t *RaftTransport) dispatch(rpc raft.RPC) bool {
 		return true
 	case <-t.shutdown:
 		return false
+	case <-t.net.done:
+		return false
 	}
 }
 
@@ -329,6 +341,8 @@ func (t *RaftTransport) respond(m *Msg, respCh <-chan raft.RPCResponse) {
 	select {
 	case r = <-respCh:
 	case <-t.shutdown:
+		return
+	case <-t.net.done:
 		return
 	}
 	if r.Error != nil {
@@ -488,19 +502,27 @@ type pipeline struct {
 }
 
 func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
+	select {
+	case <-p.stop:
+		return nil, raft.ErrPipelineShutdown
+	case <-p.t.shutdown:
+		return nil, raft.ErrPipelineShutdown
+	default:
+	}
 	data, err := encodeAppend(args)
 	if err != nil {
 		return nil, err
 	}
 	f := &appendFuture{start: time.Now(), args: args, resp: resp, done: make(chan struct{})}
 	cancel, err := p.t.net.Call(p.subject, p.target, data, func(b []byte, err error) {
+		var r raft.AppendEntriesResponse
 		if err == nil {
 			b, err = parseReply(b)
 		}
 		if err == nil {
-			err = decodeAppendResp(b, resp)
+			err = decodeAppendResp(b, &r)
 		}
-		f.complete(err)
+		f.completeWith(&r, err)
 	})
 	if err != nil {
 		return nil, err
@@ -520,6 +542,7 @@ func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.App
 
 func (p *pipeline) run() {
 	defer close(p.done)
+	defer p.drain()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -527,6 +550,8 @@ func (p *pipeline) run() {
 		select {
 		case f = <-p.inflight:
 		case <-p.stop:
+			return
+		case <-p.t.shutdown:
 			return
 		}
 		timer.Reset(time.Until(f.start.Add(p.t.timeout)))
@@ -536,12 +561,31 @@ func (p *pipeline) run() {
 			f.complete(fmt.Errorf("%w: append entries to %s timed out", ErrUnreachable, p.target.Short()))
 		case <-p.stop:
 			f.cancel()
+			f.complete(raft.ErrPipelineShutdown)
+			return
+		case <-p.t.shutdown:
+			f.cancel()
+			f.complete(raft.ErrPipelineShutdown)
 			return
 		}
 		f.cancel()
 		select {
 		case p.consumer <- f:
 		case <-p.stop:
+			return
+		case <-p.t.shutdown:
+			return
+		}
+	}
+}
+
+func (p *pipeline) drain() {
+	for {
+		select {
+		case f := <-p.inflight:
+			f.cancel()
+			f.complete(raft.ErrPipelineShutdown)
+		default:
 			return
 		}
 	}
@@ -553,14 +597,7 @@ func (p *pipeline) Close() error {
 	p.once.Do(func() {
 		close(p.stop)
 		<-p.done
-		for {
-			select {
-			case f := <-p.inflight:
-				f.cancel()
-			default:
-				return
-			}
-		}
+		p.drain()
 	})
 	return nil
 }
@@ -575,8 +612,15 @@ type appendFuture struct {
 	done   chan struct{}
 }
 
-func (f *appendFuture) complete(err error) {
+func (f *appendFuture) complete(err error) { f.completeWith(nil, err) }
+
+// completeWith settles the future once; the response is copied in only
+// then, so a late answer never writes to what Raft may be reading.
+func (f *appendFuture) completeWith(r *raft.AppendEntriesResponse, err error) {
 	f.once.Do(func() {
+		if err == nil && r != nil {
+			*f.resp = *r
+		}
 		f.err = err
 		close(f.done)
 	})

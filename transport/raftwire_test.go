@@ -148,7 +148,7 @@ func FuzzDecodeFrame(f *testing.F) {
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		n := &Network{faults: NewFaults(), frags: map[fragKey]*partial{}}
 		for range 2 {
-			m, ok := n.decode(&nats.Msg{Subject: "s", Data: frame})
+			m, ok := n.decode(nil, &nats.Msg{Subject: "s", Data: frame})
 			if !ok {
 				continue
 			}
