@@ -83,6 +83,8 @@ type core struct {
 	completeCh chan completion
 	sub        *submitter
 
+	announceNow chan struct{}
+
 	notifyCh chan bool
 	obsCh    chan raft.Observation
 	observer *raft.Observer
@@ -122,19 +124,20 @@ func Join[C, Q, R any](net *transport.Network, key Key, sm rsm.StateMachine[C, Q
 	}
 	id := deriveID(key, sm.Signature(), &rc)
 	c := &core{
-		net:        net,
-		id:         id,
-		self:       net.ID(),
-		cfg:        rc,
-		log:        rc.Logger.With("group", id.Short(), "peer", net.ID().Short()),
-		started:    time.Now(),
-		annSubj:    net.Subject("ann", id.String()),
-		peers:      map[transport.PeerID]*peerState{},
-		appendCh:   make(chan submission, 1024),
-		completeCh: make(chan completion, 4096),
-		notifyCh:   make(chan bool, 64),
-		obsCh:      make(chan raft.Observation, 256),
-		closing:    make(chan struct{}),
+		net:         net,
+		id:          id,
+		self:        net.ID(),
+		cfg:         rc,
+		log:         rc.Logger.With("group", id.Short(), "peer", net.ID().Short()),
+		started:     time.Now(),
+		annSubj:     net.Subject("ann", id.String()),
+		peers:       map[transport.PeerID]*peerState{},
+		appendCh:    make(chan submission, 1024),
+		completeCh:  make(chan completion, 4096),
+		notifyCh:    make(chan bool, 64),
+		announceNow: make(chan struct{}, 1),
+		obsCh:       make(chan raft.Observation, 256),
+		closing:     make(chan struct{}),
 	}
 	c.baseCtx, c.cancel = context.WithCancel(context.Background())
 	if _, err := rand.Read(c.session[:]); err != nil {

@@ -33,6 +33,12 @@ func (c *core) onAnnouncement(m *transport.Msg) {
 	if ps == nil {
 		ps = &peerState{}
 		c.peers[m.From] = ps
+		// Answer a newcomer at once, so it learns of us before it decides
+		// whether to found the group.
+		select {
+		case c.announceNow <- struct{}{}:
+		default:
+		}
 	}
 	ps.ann, ps.heard = a, time.Now()
 	c.peersMu.Unlock()
@@ -70,6 +76,7 @@ func (c *core) runAnnounce() {
 		case <-c.closing:
 			return
 		case <-t.C:
+		case <-c.announceNow:
 		}
 	}
 }
@@ -174,7 +181,9 @@ func (c *core) maybeBootstrap() {
 	if c.cfg.Preference.IsObserver() {
 		return
 	}
-	delay := c.cfg.BootstrapDelay * time.Duration(c.cfg.Preference.Factor())
+	// Listen for at least two announcement rounds: every member present has
+	// announced by then, and has heard us and answered.
+	delay := max(c.cfg.BootstrapDelay*time.Duration(c.cfg.Preference.Factor()), 2*c.cfg.announceInterval())
 	if time.Since(c.started) < delay {
 		return
 	}
@@ -196,6 +205,7 @@ func (c *core) maybeBootstrap() {
 	case nil:
 		c.log.Info("groups: founded the group", "voters", len(servers))
 		c.hasState.Store(true)
+		c.announce()
 	case raft.ErrCantBootstrap:
 		c.hasState.Store(true)
 	default:
