@@ -170,6 +170,7 @@ func (c *core) raftConfig(canSnapshot bool) *raft.Config {
 	rc.Logger = raftLogger(c.log)
 	rc.TrailingLogs = c.cfg.TrailingLogs
 	rc.SnapshotThreshold = c.cfg.SnapshotThreshold
+	rc.SnapshotInterval = c.cfg.SnapshotInterval
 	if !canSnapshot {
 		// Log replay only: never compact.
 		rc.SnapshotThreshold = math.MaxUint64

@@ -402,7 +402,10 @@ func (c *core) removeSelf(ctx context.Context, insist bool) error {
 	c.leaving.Store(true)
 	c.announce()
 	for {
-		if !c.inConfiguration() {
+		// A member that just restored a snapshot may hold a configuration
+		// older than its own addition: only trust "not a member" when no
+		// leader can be asked (removing a non-member is a no-op there).
+		if !c.inConfiguration() && c.leaderHint().IsZero() {
 			return nil
 		}
 		if c.lastVoter() {

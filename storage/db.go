@@ -1,0 +1,452 @@
+package storage
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// DB is a node's durable store: one Pebble database in one data directory,
+// shared by every group the node is a member of. It is a Provider whose
+// stores outlive the process. Create it with Open (the zero DB is not
+// usable); it is safe for concurrent use. Close it after every group using
+// it has stopped.
+//
+// After a write fails to sync, every operation fails with ErrFailed: Pebble
+// has the write in memory but not on disk, and an fsync cannot be retried
+// safely. Open the directory again (in practice: restart the process) to
+// recover exactly what was synced.
+type DB struct {
+	dir  string
+	fs   vfs.FS
+	opts Options // defaulted
+	wo   *pebble.WriteOptions
+	pdb  *pebble.DB
+	lock *pebble.Lock
+	node [32]byte
+	log  *slog.Logger
+
+	// mu is held for reading by every operation and for writing by Close,
+	// so Close waits for operations in flight and none starts after it.
+	mu     sync.RWMutex
+	closed bool
+	failed atomic.Pointer[error]
+
+	regMu   sync.Mutex
+	inUse   map[[32]byte]*view
+	readers map[*snapReader]struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ Provider = (*DB)(nil)
+
+// Open opens the data directory dir, creating it if needed, and returns
+// the node's store. opts may be nil.
+//
+// The first Open of a directory gives the node a random id, kept from then
+// on (see NodeID). Open fails with ErrLocked while another process or
+// another Open in this process holds the directory, with ErrNotDataDir for
+// a directory that holds anything else, and with ErrCorrupt when the
+// store's own records do not decode.
+func Open(dir string, opts *Options) (*DB, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	o.EnsureDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if dir == "" {
+		return nil, errors.New("storage: Open: empty directory name")
+	}
+	fs := o.FS
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("storage: create data directory %s: %w", dir, err)
+	}
+	if err := checkDirContents(fs, dir); err != nil {
+		return nil, err
+	}
+	lock, err := pebble.LockDirectory(dir, fs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s is held by another process, or by another storage.Open in this process that has not closed it (%v)", ErrLocked, dir, err)
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	db := &DB{
+		dir:     dir,
+		fs:      fs,
+		opts:    o,
+		wo:      pebble.Sync,
+		lock:    lock,
+		log:     log,
+		inUse:   map[[32]byte]*view{},
+		readers: map[*snapReader]struct{}{},
+	}
+	if o.NoSync {
+		db.wo = pebble.NoSync
+	}
+	popts := &pebble.Options{
+		FS:           fs,
+		Lock:         lock,
+		MemTableSize: uint64(o.MemTableSize),
+		CacheSize:    o.CacheSize,
+		Logger:       pebbleLogger{log},
+	}
+	pdb, err := pebble.Open(dir, popts)
+	if err != nil {
+		_ = lock.Close()
+		if pebble.IsCorruptionError(err) {
+			return nil, fmt.Errorf("%w: open %s: %v", ErrCorrupt, dir, err)
+		}
+		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
+	}
+	db.pdb = pdb
+	if err := db.init(); err != nil {
+		_ = pdb.Close()
+		_ = lock.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// checkDirContents refuses a directory that holds files Pebble did not
+// write: Open must never start an empty store inside someone else's data.
+func checkDirContents(fs vfs.FS, dir string) error {
+	names, err := fs.List(dir)
+	if err != nil {
+		return fmt.Errorf("storage: list %s: %w", dir, err)
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	desc, err := pebble.Peek(dir, fs)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrNotDataDir, dir, err)
+	}
+	if desc.Exists {
+		return nil
+	}
+	var foreign []string
+	for _, n := range names {
+		if !pebbleFile(n) {
+			foreign = append(foreign, n)
+		}
+	}
+	if len(foreign) == 0 {
+		return nil // a first Open that stopped half-way
+	}
+	if len(foreign) > 3 {
+		foreign = append(foreign[:3], "...")
+	}
+	return fmt.Errorf("%w: %s is not empty and holds no database (found %s)", ErrNotDataDir, dir, strings.Join(foreign, ", "))
+}
+
+// pebbleFile reports whether a name is one Pebble gives the files it writes.
+func pebbleFile(name string) bool {
+	switch {
+	case name == "LOCK", name == "CURRENT", name == "archive":
+		return true
+	case strings.HasPrefix(name, "OPTIONS-"), strings.HasPrefix(name, "MANIFEST-"),
+		strings.HasPrefix(name, "marker."), strings.HasPrefix(name, "temporary."):
+		return true
+	case strings.HasSuffix(name, ".log"), strings.HasSuffix(name, ".sst"), strings.HasSuffix(name, ".blob"):
+		return true
+	}
+	return false
+}
+
+// init checks the format marker and reads the node id, or writes both into
+// a new, empty database.
+func (db *DB) init() error {
+	marker, found, err := db.get(keyFormat)
+	if err != nil {
+		return err
+	}
+	if found {
+		if m := string(marker); m != formatMarker {
+			if strings.HasPrefix(m, formatPrefix) {
+				return fmt.Errorf("%w: %s was written in storage format %q; this build reads %q", ErrNotDataDir, db.dir, m, formatMarker)
+			}
+			return fmt.Errorf("%w: %s holds a database with format marker %q", ErrNotDataDir, db.dir, m)
+		}
+		raw, found, err := db.get(keyNode)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("%w: %s: the node id record is missing", ErrCorrupt, db.dir)
+		}
+		id, err := decodeChecked(keyNode, raw)
+		if err == nil && len(id) != 32 {
+			err = fmt.Errorf("holds %d bytes, want 32", len(id))
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %s: node id record: %v", ErrCorrupt, db.dir, err)
+		}
+		copy(db.node[:], id)
+		return nil
+	}
+	it, err := db.pdb.NewIter(nil)
+	if err != nil {
+		return fmt.Errorf("storage: read %s: %w", db.dir, err)
+	}
+	any := it.First()
+	var first []byte
+	if any {
+		first = append(first, it.Key()...)
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return fmt.Errorf("storage: read %s: %w", db.dir, err)
+	}
+	if any {
+		return fmt.Errorf("%w: %s holds a Pebble database that mosaik did not write (first key %q)", ErrNotDataDir, db.dir, first)
+	}
+	if _, err := rand.Read(db.node[:]); err != nil {
+		return fmt.Errorf("storage: node id: %w", err)
+	}
+	b := db.pdb.NewBatch()
+	defer b.Close()
+	_ = b.Set(keyFormat, []byte(formatMarker), nil)
+	_ = b.Set(keyNode, encodeChecked(keyNode, db.node[:]), nil)
+	// The identity is synced even with NoSync: a node must never come back
+	// under another id with the same data.
+	return db.commit(b, pebble.Sync)
+}
+
+// NodeID returns the node's id: made on the first Open of the directory and
+// the same on every Open after. Use it as the network identity:
+// transport.WithPeerID(transport.PeerID(db.NodeID())).
+func (db *DB) NodeID() [32]byte { return db.node }
+
+// Err returns the ErrFailed error every operation returns since a write
+// failed to sync, or nil.
+func (db *DB) Err() error {
+	if f := db.failed.Load(); f != nil {
+		return *f
+	}
+	return nil
+}
+
+// Dir returns the data directory.
+func (db *DB) Dir() string { return db.dir }
+
+// Durable implements Provider: a DB's stores outlive the process.
+func (db *DB) Durable() bool { return true }
+
+// Stores implements Provider. It hands out the group's stores, reading
+// back whatever the group stored before. A group's stores are handed out
+// once at a time: until their Release, another call for the same group
+// fails with ErrGroupInUse.
+func (db *DB) Stores(group [32]byte) (Stores, error) {
+	if err := db.enter(); err != nil {
+		return Stores{}, err
+	}
+	defer db.exit()
+	v := newView(db, group)
+	db.regMu.Lock()
+	if db.inUse[group] != nil {
+		db.regMu.Unlock()
+		return Stores{}, fmt.Errorf("%w: group %s", ErrGroupInUse, shortGroup(group))
+	}
+	db.inUse[group] = v
+	db.regMu.Unlock()
+	if err := v.open(); err != nil {
+		v.release()
+		return Stores{}, err
+	}
+	return Stores{Log: v, Stable: v, Snapshots: &snapStore{v: v}, Release: v.release}, nil
+}
+
+// Groups returns the ids of the groups that have anything stored, in
+// order.
+func (db *DB) Groups() ([][32]byte, error) {
+	if err := db.enter(); err != nil {
+		return nil, err
+	}
+	defer db.exit()
+	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: []byte{nsGroup}, UpperBound: []byte{nsGroup + 1}})
+	if err != nil {
+		return nil, fmt.Errorf("storage: list groups: %w", err)
+	}
+	defer it.Close()
+	var out [][32]byte
+	for ok := it.First(); ok; {
+		k := it.Key()
+		if len(k) < groupPrefixLen {
+			return nil, fmt.Errorf("%w: key %x is too short for a group key", ErrCorrupt, k)
+		}
+		var g [32]byte
+		copy(g[:], k[1:groupPrefixLen])
+		out = append(out, g)
+		next, carry := groupPrefix(g), true
+		for i := len(next) - 1; i > 0 && carry; i-- {
+			next[i]++
+			carry = next[i] == 0
+		}
+		if carry {
+			break
+		}
+		ok = it.SeekGE(next)
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("storage: list groups: %w", err)
+	}
+	return out, nil
+}
+
+// Close closes the database. Stores handed out fail with ErrClosed from
+// now on, and snapshot readers still open are closed. Stop every group
+// using the DB first: Raft panics when its log store fails under a running
+// member. Close is idempotent; every call returns the first call's result.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		db.mu.Lock()
+		defer db.mu.Unlock()
+		db.closed = true
+		db.regMu.Lock()
+		for r := range db.readers {
+			r.abandon()
+		}
+		clear(db.readers)
+		db.regMu.Unlock()
+		err := db.closePebble()
+		if lerr := db.lock.Close(); lerr != nil {
+			err = errors.Join(err, fmt.Errorf("storage: release lock of %s: %w", db.dir, lerr))
+		}
+		db.closeErr = err
+	})
+	return db.closeErr
+}
+
+func (db *DB) closePebble() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(pebbleFatal)
+			if !ok {
+				panic(r)
+			}
+			err = fmt.Errorf("storage: close %s: %s", db.dir, f.msg)
+		}
+	}()
+	if err := db.pdb.Close(); err != nil {
+		return fmt.Errorf("storage: close %s: %w", db.dir, err)
+	}
+	return nil
+}
+
+// enter starts an operation: it fails once the DB is closed or failed.
+// Every successful enter is paired with exit.
+func (db *DB) enter() error {
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
+		return ErrClosed
+	}
+	if f := db.failed.Load(); f != nil {
+		db.mu.RUnlock()
+		return *f
+	}
+	return nil
+}
+
+func (db *DB) exit() { db.mu.RUnlock() }
+
+// fail records the first failure to sync; every operation returns it from
+// then on. Pebble has by then applied the batch in memory, so reads must
+// stop too: they could return what is not on disk.
+func (db *DB) fail(f pebbleFatal) error {
+	err := fmt.Errorf("%w: %s: %s", ErrFailed, db.dir, f.msg)
+	if f.err != nil {
+		err = fmt.Errorf("%w: %s: %w", ErrFailed, db.dir, f.err)
+	}
+	if db.failed.CompareAndSwap(nil, &err) {
+		db.log.Error("storage: a write failed to sync; the store refuses all operations until it is opened again", "dir", db.dir, "err", err)
+	}
+	return *db.failed.Load()
+}
+
+// commit commits b. Pebble treats a failed WAL write or sync as fatal and
+// calls its logger's Fatalf, which exits the process by default; ours
+// panics with pebbleFatal instead, and commit turns that into ErrFailed
+// for the caller and every operation after.
+func (db *DB) commit(b *pebble.Batch, wo *pebble.WriteOptions) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(pebbleFatal)
+			if !ok {
+				panic(r)
+			}
+			err = db.fail(f)
+		}
+	}()
+	if err := b.Commit(wo); err != nil {
+		return fmt.Errorf("storage: commit to %s: %w", db.dir, err)
+	}
+	return nil
+}
+
+// get returns a copy of the value stored under key. The caller has
+// entered, or is Open.
+func (db *DB) get(key []byte) ([]byte, bool, error) {
+	v, closer, err := db.pdb.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, db.readErr(err)
+	}
+	out := append([]byte(nil), v...)
+	_ = closer.Close()
+	return out, true, nil
+}
+
+func (db *DB) readErr(err error) error {
+	if pebble.IsCorruptionError(err) {
+		return fmt.Errorf("%w: %s: %v", ErrCorrupt, db.dir, err)
+	}
+	return fmt.Errorf("storage: read %s: %w", db.dir, err)
+}
+
+// pebbleFatal is what our Pebble logger panics with instead of exiting:
+// the message, and the error among its arguments, if any.
+type pebbleFatal struct {
+	msg string
+	err error
+}
+
+// pebbleLogger forwards Pebble's messages to slog. Fatalf panics with
+// pebbleFatal: DB.commit recovers it and reports ErrFailed. A fatal error
+// in one of Pebble's background goroutines (a failed MANIFEST sync during
+// a flush) is not recovered and ends the process, as Pebble intends.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Info("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	f := pebbleFatal{msg: fmt.Sprintf(format, args...)}
+	for _, a := range args {
+		if err, ok := a.(error); ok {
+			f.err = err
+		}
+	}
+	p.l.Error("pebble: fatal: " + f.msg)
+	panic(f)
+}
