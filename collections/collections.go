@@ -139,7 +139,6 @@ type handle[C any] struct {
 	reg  regKey
 
 	closed    atomic.Bool
-	done      chan struct{} // closed by Close
 	closeOnce sync.Once
 }
 
@@ -192,7 +191,7 @@ func open[C any](net *transport.Network, kind, name, types string, sm rsm.StateM
 		cfg.Preference = groups.Normal
 	}
 	id := kind + "/" + name + "/" + types
-	h := &handle[C]{name: name, net: net, m: m, reg: regKey{net, id}, done: make(chan struct{})}
+	h := &handle[C]{name: name, net: net, m: m, reg: regKey{net, id}}
 	regMu.Lock()
 	if _, dup := reg[h.reg]; dup {
 		regMu.Unlock()
@@ -237,7 +236,6 @@ func (h *handle[C]) Leader() (transport.PeerID, bool) { return h.g.Leader() }
 func (h *handle[C]) Close() error {
 	h.closeOnce.Do(func() {
 		h.closed.Store(true)
-		close(h.done)
 		_ = h.g.Close()
 		h.unregister()
 	})

@@ -261,7 +261,7 @@ func (r mapReads[K, V]) Values() iter.Seq[V] {
 // command in one event, until ctx ends or the handle closes (the sequence
 // then yields the error and stops). See FromVersion and WithInitial.
 func (r mapReads[K, V]) Watch(ctx context.Context, opts ...WatchOption) iter.Seq2[Event[MapChange[K, V]], error] {
-	return watch(ctx, r.done, r.m.hist, r.m.version, func() (Version, iter.Seq[MapChange[K, V]]) {
+	return watch(ctx, r.g.Done(), r.m.hist, r.m.version, func() (Version, iter.Seq[MapChange[K, V]]) {
 		st := r.m.cur.Load()
 		return st.v, func(yield func(MapChange[K, V]) bool) {
 			it := st.m.Iterator()

@@ -194,7 +194,7 @@ func (r setReads[T]) All() iter.Seq[T] {
 
 // Watch streams the set's changes; see MapReader.Watch.
 func (r setReads[T]) Watch(ctx context.Context, opts ...WatchOption) iter.Seq2[Event[SetChange[T]], error] {
-	return watch(ctx, r.done, r.m.hist, r.m.version, func() (Version, iter.Seq[SetChange[T]]) {
+	return watch(ctx, r.g.Done(), r.m.hist, r.m.version, func() (Version, iter.Seq[SetChange[T]]) {
 		st := r.m.cur.Load()
 		return st.v, func(yield func(SetChange[T]) bool) {
 			for it := st.s.Iterator(); !it.Done(); {

@@ -317,7 +317,7 @@ func (r vecReads[T]) All() iter.Seq2[int, T] {
 
 // Watch streams the vector's changes; see MapReader.Watch.
 func (r vecReads[T]) Watch(ctx context.Context, opts ...WatchOption) iter.Seq2[Event[VecChange[T]], error] {
-	return watch(ctx, r.done, r.m.hist, r.m.version, func() (Version, iter.Seq[VecChange[T]]) {
+	return watch(ctx, r.g.Done(), r.m.hist, r.m.version, func() (Version, iter.Seq[VecChange[T]]) {
 		st := r.m.cur.Load()
 		return st.v, func(yield func(VecChange[T]) bool) {
 			for it := st.l.Iterator(); !it.Done(); {

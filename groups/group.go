@@ -277,6 +277,10 @@ func (c *core) ID() ID { return c.id }
 // Self returns this member's peer id.
 func (c *core) Self() transport.PeerID { return c.self }
 
+// Done is closed when the member stops: Close, Leave, or its network
+// closing.
+func (c *core) Done() <-chan struct{} { return c.closing }
+
 // When returns the group's status waiter.
 func (c *core) When() *When { return c.when }
 
