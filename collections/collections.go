@@ -267,37 +267,39 @@ func (h *handle[C]) execute1(ctx context.Context, cmd C) (Version, reply, error)
 	return Version(rs[0].Index), rs[0].Value, nil
 }
 
-// extend applies a sequence of commands in runs of up to
-// groups.MaxBatchCommands, each run unbroken, and returns the last version.
-// Nothing is sent for an empty sequence.
+// extend checks every command of a sequence, then applies them in runs of
+// up to groups.MaxBatchCommands, each run unbroken, and returns the last
+// version. A command over the limits fails the whole call before anything
+// is sent. Nothing is sent for an empty sequence.
 func (h *handle[C]) extend(ctx context.Context, cmds iter.Seq2[C, error]) (Version, error) {
-	var batch []C
-	last := h.Version()
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		rs, err := h.execute(ctx, batch...)
-		if err != nil {
-			return err
-		}
-		last = Version(rs[len(rs)-1].Index)
-		batch = batch[:0]
-		return nil
-	}
+	// Cut the runs within the group's batch limits, by count and size.
+	var runs [][]C
+	var run []C
+	size := 0
 	for c, err := range cmds {
 		if err != nil {
 			return 0, err
 		}
-		batch = append(batch, c)
-		if len(batch) == groups.MaxBatchCommands {
-			if err := flush(); err != nil {
-				return 0, err
-			}
+		b, err := rsm.Marshal(c)
+		if err != nil {
+			return 0, err
 		}
+		if len(run) == groups.MaxBatchCommands || size+len(b) > groups.MaxBatchSize {
+			runs, run, size = append(runs, run), nil, 0
+		}
+		run = append(run, c)
+		size += len(b)
 	}
-	if err := flush(); err != nil {
-		return 0, err
+	if len(run) > 0 {
+		runs = append(runs, run)
+	}
+	last := h.Version()
+	for _, run := range runs {
+		rs, err := h.execute(ctx, run...)
+		if err != nil {
+			return 0, err
+		}
+		last = Version(rs[len(rs)-1].Index)
 	}
 	if h.closed.Load() {
 		return 0, ErrClosed

@@ -112,7 +112,7 @@ type Config struct {
 	// Default 8192.
 	SnapshotThreshold uint64
 	// SnapshotInterval is how often a member checks whether SnapshotThreshold
-	// entries have accumulated since its last snapshot. Default 10s.
+	// entries have accumulated since its last snapshot. Default 5s.
 	SnapshotInterval time.Duration
 	// TrailingLogs is how many entries stay in the log after a snapshot, so
 	// a briefly lagging follower catches up without one. Default 10240.
@@ -151,7 +151,7 @@ func (c *Config) resolve(fallback *slog.Logger) (Config, error) {
 	def(&r.DeadMemberTimeout, 30*time.Second)
 	def(&r.ForwardTimeout, 5*time.Second)
 	def(&r.QueryTimeout, 5*time.Second)
-	def(&r.SnapshotInterval, 10*time.Second)
+	def(&r.SnapshotInterval, 5*time.Second)
 	if r.HeartbeatInterval > 0 && r.HeartbeatInterval < time.Millisecond {
 		errs = append(errs, fmt.Errorf("groups: Config.HeartbeatInterval %v is below 1ms", r.HeartbeatInterval))
 	}

@@ -163,7 +163,7 @@ func (c *core) raftConfig(canSnapshot bool) *raft.Config {
 	rc.LeaderLeaseTimeout = min(rc.HeartbeatTimeout, rc.ElectionTimeout) / 2
 	rc.CommitTimeout = min(max(c.cfg.HeartbeatInterval/2, 5*time.Millisecond), 50*time.Millisecond)
 	rc.MaxAppendEntries = 256
-	rc.BatchApplyCh = true
+	rc.BatchApplyCh = false
 	rc.ShutdownOnRemove = false
 	rc.NotifyCh = c.notifyCh
 	rc.NoLegacyTelemetry = true

@@ -381,6 +381,12 @@ func (c *core) refreshStatus() {
 // for a member not yet added to the group, the one the others announce.
 func (c *core) leaderHint() transport.PeerID {
 	if l, ok := c.Leader(); ok {
+		c.peersMu.Lock()
+		ps := c.peers[l]
+		c.peersMu.Unlock()
+		if ps != nil && ps.ann.Leaving {
+			return transport.PeerID{} // it said goodbye; Raft has not noticed yet
+		}
 		return l
 	}
 	var best transport.PeerID

@@ -81,11 +81,11 @@ func (w *When) until(ctx context.Context, cond func(status) bool) (status, error
 	for {
 		ch := w.changed.wait()
 		st := w.get()
-		if cond(st) {
-			return st, nil
-		}
 		if st.closed {
 			return st, ErrClosed
+		}
+		if cond(st) {
+			return st, nil
 		}
 		select {
 		case <-ch:

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,6 +65,9 @@ type Subscription struct {
 	net     *Network
 	sub     *nats.Subscription
 	handler Handler
+	// onNoResponders, if set, gets the subject of a server's "no responders"
+	// status, sent to a reply subject when a request reached nobody.
+	onNoResponders func(subject string)
 
 	mu     sync.RWMutex // held shared while the handler runs
 	closed bool
@@ -126,6 +131,12 @@ func (s *Subscription) receive(nm *nats.Msg) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
+		return
+	}
+	if len(nm.Data) == 0 && nm.Header.Get("Status") == "503" {
+		if s.onNoResponders != nil {
+			s.onNoResponders(nm.Subject)
+		}
 		return
 	}
 	m, ok := s.net.decode(s, nm)
@@ -321,6 +332,20 @@ type call struct {
 
 func (c *call) fail(err error) { c.once.Do(func() { c.fn(nil, err) }) }
 
+// onNoResponders fails the call whose request reached no subscriber.
+func (n *Network) onNoResponders(subject string) {
+	id, err := strconv.ParseUint(subject[strings.LastIndexByte(subject, '.')+1:], 10, 64)
+	if err != nil {
+		return
+	}
+	n.mu.Lock()
+	c := n.calls[id]
+	n.mu.Unlock()
+	if c != nil {
+		c.fail(fmt.Errorf("%w: nobody listens (no responders)", ErrUnreachable))
+	}
+}
+
 func (n *Network) onReply(m *Msg) {
 	n.mu.Lock()
 	c := n.calls[m.reqID]
@@ -351,7 +376,7 @@ func (n *Network) Call(subject string, to PeerID, data []byte, fn func(reply []b
 		delete(n.calls, id)
 		n.mu.Unlock()
 	}
-	if err := n.send(subject, n.inbox, to, 0, id, data); err != nil {
+	if err := n.send(subject, n.inbox+"."+strconv.FormatUint(id, 10), to, 0, id, data); err != nil {
 		cancel()
 		return nil, err
 	}

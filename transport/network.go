@@ -226,12 +226,16 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 		return nil, fmt.Errorf("transport: server max payload %d is too small", nc.MaxPayload())
 	}
 	n.delay = newDelayQueue()
+	// Replies come to inbox.<request id>: a request to a subject nobody
+	// listens on then fails at once, as the server answers "no responders"
+	// to that subject.
 	n.inbox = n.Subject("in", n.id.String())
-	sub, err := n.Subscribe(n.inbox, n.onReply)
+	sub, err := n.Subscribe(n.inbox+".*", n.onReply)
 	if err != nil {
 		n.Close()
 		return nil, err
 	}
+	sub.onNoResponders = n.onNoResponders
 	n.inboxSub = sub
 	fctx, cancel := context.WithTimeout(ctx, n.rpcTO)
 	defer cancel()
