@@ -142,7 +142,7 @@ func TestMalformedReplies(t *testing.T) {
 		res <- result{d, err}
 	}()
 	m := <-held
-	inbox := a.Subject("in", a.ID().String())
+	inbox := a.Subject("in", a.ID().String(), "7") // replies arrive on inbox.<request id>
 	for _, f := range [][]byte{
 		{},
 		[]byte("junk"),
