@@ -810,6 +810,10 @@ func testUnreachable(t *testing.T, setup raftSetup) {
 	const timeout = 300 * time.Millisecond
 	a, dead := p.transport(t, "short", timeout)
 	dead.Close()
+	// Unsubscribing is asynchronous: let the server learn of it.
+	if err := dead.net.nc.FlushTimeout(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
 	for name, target := range map[string]raft.ServerAddress{
 		"absent": raft.ServerAddress(NewPeerID().String()),
 		"closed": dead.LocalAddr(),
