@@ -383,8 +383,9 @@ func (c *core) leaderHint() transport.PeerID {
 	if l, ok := c.Leader(); ok {
 		c.peersMu.Lock()
 		ps := c.peers[l]
+		leaving := ps != nil && ps.ann.Leaving
 		c.peersMu.Unlock()
-		if ps != nil && ps.ann.Leaving {
+		if leaving {
 			return transport.PeerID{} // it said goodbye; Raft has not noticed yet
 		}
 		return l
