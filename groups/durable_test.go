@@ -265,10 +265,10 @@ func TestDurableLargeSnapshotToNewMember(t *testing.T) {
 	began := time.Now()
 	late := startDurable(t, c, t.TempDir(), &ledger{Pad: pad}, cfg)
 	all := append(nodes, late)
-	waitFor(t, 90*time.Second, "the new member to restore the snapshot", func() bool {
+	waitFor(t, raceSlowdown*90*time.Second, "the new member to restore the snapshot", func() bool {
 		return late.g.fsm.Machine().(*ledger).restores.Load() > 0
 	})
-	convergeAll(t, 30*time.Second, all...)
+	convergeAll(t, raceSlowdown*30*time.Second, all...)
 	took := time.Since(began)
 	want := leader.g.fsm.Machine().(*ledger).state()
 	if got := late.g.fsm.Machine().(*ledger).state(); got != want || want.N != 23 {

@@ -66,6 +66,7 @@ type core struct {
 	trans   *transport.RaftTransport
 	stores  storage.Stores
 	when    *When
+	futures *futures
 	session rsm.SessionID
 	started time.Time
 
@@ -84,6 +85,7 @@ type core struct {
 	sub        *submitter
 
 	announceNow chan struct{}
+	announceMu  sync.Mutex
 
 	notifyCh chan bool
 	obsCh    chan raft.Observation
@@ -136,6 +138,7 @@ func Join[C, Q, R any](net *transport.Network, key Key, sm rsm.StateMachine[C, Q
 		completeCh:  make(chan completion, 4096),
 		notifyCh:    make(chan bool, 64),
 		announceNow: make(chan struct{}, 1),
+		futures:     newFutures(),
 		obsCh:       make(chan raft.Observation, 256),
 		closing:     make(chan struct{}),
 	}
@@ -531,6 +534,9 @@ func (c *core) stop() {
 	c.ctlSub.Close()
 	_ = c.trans.Close()
 	c.raft.DeregisterObserver(c.observer)
+	if !c.futures.drain(2*c.cfg.ElectionTimeout*time.Duration(c.cfg.Preference.Factor()) + time.Second) {
+		c.log.Warn("groups: raft calls still unanswered at shutdown", "n", c.futures.n.Load())
+	}
 	c.shutdownRaft()
 	c.wg.Wait()
 	if c.stores.Release != nil {

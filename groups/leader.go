@@ -34,7 +34,7 @@ type submission struct {
 
 // completion waits, in log order, for a batch to apply and answers it.
 type completion struct {
-	future  raft.ApplyFuture // nil: a repeat, answered from the machine
+	future  *watched[raft.ApplyFuture] // nil: a repeat, answered from the machine
 	session rsm.SessionID
 	seq     uint64
 	attempt uint32
@@ -72,7 +72,7 @@ func (c *core) runLeadership() {
 
 func (c *core) becomeLeader() {
 	term := c.raft.CurrentTerm()
-	if err := c.raft.Barrier(0).Error(); err != nil {
+	if _, err := call(c.ctx(), c, func() raft.Future { return c.raft.Barrier(0) }); err != nil {
 		c.log.Debug("groups: barrier after election failed", "err", err)
 		return
 	}
@@ -97,7 +97,7 @@ func (c *core) found() {
 	}
 	data, err := rsm.Marshal(rsm.Entry{Cluster: id[:]})
 	if err == nil {
-		err = c.raft.Apply(data, 0).Error()
+		_, err = call(c.ctx(), c, func() raft.ApplyFuture { return c.raft.Apply(data, 0) })
 	}
 	if err != nil {
 		c.log.Debug("groups: founding entry failed", "err", err)
@@ -173,7 +173,11 @@ func (c *core) appendOne(s submission) {
 	}
 	l.next.Add(uint64(len(req.Cmds)))
 	l.appended[req.Session] = req.Seq
-	fut := c.raft.Apply(data, 0)
+	fut, err := raftCall(c, func() raft.ApplyFuture { return c.raft.Apply(data, 0) })
+	if err != nil {
+		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyError, Code: codeClosed, Msg: err.Error()})
+		return
+	}
 	s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyAppended, First: e.First})
 	c.complete(completion{future: fut, session: req.Session, seq: req.Seq, attempt: req.Attempt, reply: s.reply})
 }
@@ -207,16 +211,16 @@ func (c *core) finish(x completion) forwardReply {
 		r.Outcome = out
 		return r
 	}
-	if err := x.future.Error(); err != nil {
+	if err := x.future.wait(c.ctx()); err != nil {
 		r.Kind, r.Code, r.Msg = replyError, codeNotLeader, err.Error()
-		if errors.Is(err, raft.ErrRaftShutdown) {
+		if errors.Is(err, raft.ErrRaftShutdown) || c.isClosing() {
 			r.Code = codeClosed
 		}
 		return r
 	}
-	out, ok := x.future.Response().(rsm.Outcome)
+	out, ok := x.future.f.Response().(rsm.Outcome)
 	if !ok {
-		r.Kind, r.Code, r.Msg = replyError, codeInternal, fmt.Sprintf("unexpected apply result %T", x.future.Response())
+		r.Kind, r.Code, r.Msg = replyError, codeInternal, fmt.Sprintf("unexpected apply result %T", x.future.f.Response())
 		return r
 	}
 	r.Outcome = out
@@ -289,7 +293,7 @@ func (c *core) leaderReadIndex(ctx context.Context) (rsm.Index, error) {
 		return 0, ErrNotLeader
 	}
 	idx := rsm.Index(l.next.Load() - 1)
-	if err := waitFuture(ctx, c.raft.VerifyLeader()); err != nil {
+	if _, err := call(ctx, c, c.raft.VerifyLeader); err != nil {
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
@@ -367,7 +371,8 @@ func (c *core) removePeer(ctx context.Context, p transport.PeerID, force bool) e
 	if !force && !c.safeToRemove(p) {
 		return fmt.Errorf("%w: removing %s would leave no live majority", errRefused, p.Short())
 	}
-	return waitFuture(ctx, c.raft.RemoveServer(raft.ServerID(p.String()), 0, 0))
+	_, err := call(ctx, c, func() raft.IndexFuture { return c.raft.RemoveServer(raft.ServerID(p.String()), 0, 0) })
+	return err
 }
 
 // safeToRemove reports whether the voters other than p, counting those
@@ -422,8 +427,12 @@ func (c *core) removeSelf(ctx context.Context, insist bool) error {
 		default:
 			var req []byte
 			if req, err = encodeCtl(ctlLeave, leaveRequest{Force: insist}); err == nil {
+				// Bounded per attempt: a leader that has just gone never answers.
+				actx, cancel := context.WithTimeout(ctx, 2*c.cfg.ElectionTimeout)
 				var b []byte
-				if b, err = c.net.Request(ctx, c.ctlSubject(leader), leader, req); err == nil {
+				b, err = c.net.Request(actx, c.ctlSubject(leader), leader, req)
+				cancel()
+				if err == nil {
 					var r readIndexReply
 					if err = rsm.Unmarshal(b, &r); err == nil && r.Code != 0 {
 						err = &remoteError{code: r.Code, msg: r.Msg}
@@ -473,16 +482,4 @@ func (c *core) inConfiguration() bool {
 		}
 	}
 	return false
-}
-
-// waitFuture waits for a Raft future, or until ctx ends.
-func waitFuture(ctx context.Context, f raft.Future) error {
-	done := make(chan error, 1)
-	go func() { done <- f.Error() }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -44,8 +44,12 @@ func (c *core) onAnnouncement(m *transport.Msg) {
 	c.peersMu.Unlock()
 }
 
-// announce tells the group who this member is and what it sees.
+// announce tells the group who this member is and what it sees. Calls are
+// serialised, so a periodic announcement composed before Close began cannot
+// follow the one saying this member leaves.
 func (c *core) announce() {
+	c.announceMu.Lock()
+	defer c.announceMu.Unlock()
 	leader, _ := c.Leader()
 	a := announcement{
 		Pref:      uint8(c.cfg.Preference.kind),
@@ -272,8 +276,8 @@ func (c *core) reconcile(l *leadership) {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx(), c.cfg.ForwardTimeout)
 	defer cancel()
-	change := func(what string, p transport.PeerID, f raft.IndexFuture) {
-		if err := waitFuture(ctx, f); err != nil {
+	change := func(what string, p transport.PeerID, start func() raft.IndexFuture) {
+		if _, err := call(ctx, c, start); err != nil {
 			c.log.Debug("groups: membership change failed", "change", what, "peer", p.Short(), "err", err)
 			return
 		}
@@ -286,19 +290,19 @@ func (c *core) reconcile(l *leadership) {
 		}
 		ps, known := peers[p]
 		if known && ps.ann.Leaving {
-			change("remove leaving", p, c.raft.RemoveServer(s.ID, 0, 0))
+			change("remove leaving", p, func() raft.IndexFuture { return c.raft.RemoveServer(s.ID, 0, 0) })
 			return
 		}
 		if alive(p) {
 			continue
 		}
 		if s.Suffrage != raft.Voter {
-			change("remove dead non-voter", p, c.raft.RemoveServer(s.ID, 0, 0))
+			change("remove dead non-voter", p, func() raft.IndexFuture { return c.raft.RemoveServer(s.ID, 0, 0) })
 			return
 		}
 		// Removing a dead voter keeps the live ones a majority of what is left.
 		if 2*liveVoters > voters {
-			change("remove dead voter", p, c.raft.RemoveServer(s.ID, 0, 0))
+			change("remove dead voter", p, func() raft.IndexFuture { return c.raft.RemoveServer(s.ID, 0, 0) })
 			return
 		}
 	}
@@ -312,7 +316,9 @@ func (c *core) reconcile(l *leadership) {
 		if ps.ann.Cluster != cluster && (ps.ann.Cluster != rsm.ClusterID{} || ps.ann.HasState) {
 			continue
 		}
-		change("add non-voter", p, c.raft.AddNonvoter(raft.ServerID(p.String()), raft.ServerAddress(p.String()), 0, 0))
+		change("add non-voter", p, func() raft.IndexFuture {
+			return c.raft.AddNonvoter(raft.ServerID(p.String()), raft.ServerAddress(p.String()), 0, 0)
+		})
 		return
 	}
 	last := c.raft.LastIndex()
@@ -322,7 +328,7 @@ func (c *core) reconcile(l *leadership) {
 			continue
 		}
 		if ps.ann.LastIndex+promoteLag >= last {
-			change("promote to voter", p, c.raft.AddVoter(s.ID, s.Address, 0, 0))
+			change("promote to voter", p, func() raft.IndexFuture { return c.raft.AddVoter(s.ID, s.Address, 0, 0) })
 			return
 		}
 	}

@@ -38,7 +38,7 @@ type memory struct{}
 
 func (memory) Stores([32]byte) (Stores, error) {
 	s := raft.NewInmemStore()
-	return Stores{Log: s, Stable: s, Snapshots: raft.NewInmemSnapshotStore()}, nil
+	return Stores{Log: s, Stable: s, Snapshots: &memSnapshots{}}, nil
 }
 
 func (memory) Durable() bool { return false }

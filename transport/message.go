@@ -122,6 +122,10 @@ func (s *Subscription) Close() {
 		return
 	}
 	_ = s.sub.Unsubscribe()
+	// Wait until the server has the unsubscribe: from then on a request to
+	// this subject fails at once with no responders instead of waiting for a
+	// reply that cannot come.
+	_ = s.net.nc.FlushTimeout(time.Second)
 	s.net.mu.Lock()
 	delete(s.net.subs, s)
 	s.net.mu.Unlock()

@@ -205,6 +205,11 @@ func (t *RaftTransport) TimeoutNow(_ raft.ServerID, target raft.ServerAddress, a
 	return t.generic(target, kindTimeoutNow, args, resp)
 }
 
+// snapshotTimeout bounds each step of a snapshot transfer. It is far longer
+// than an RPC's: a follower writing a large snapshot to disk may take a while
+// over one chunk, and giving up means sending it all again.
+func (t *RaftTransport) snapshotTimeout() time.Duration { return max(20*t.timeout, 2*time.Second) }
+
 // snapshotChunk is the payload of one snapshot chunk: well below the NATS
 // payload limit so a chunk is never fragmented.
 func (t *RaftTransport) snapshotChunk() int { return max(t.net.maxChunk-1024, t.net.maxChunk/2) }
@@ -217,7 +222,12 @@ func (t *RaftTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddre
 	if err != nil {
 		return err
 	}
-	if _, err := t.request(t.ctx, "raft", target, begin); err != nil {
+	step := func(kind string, payload []byte) ([]byte, error) {
+		ctx, cancel := context.WithTimeout(t.ctx, t.snapshotTimeout())
+		defer cancel()
+		return t.request(ctx, kind, target, payload)
+	}
+	if _, err := step("raft", begin); err != nil {
 		return fmt.Errorf("transport: snapshot begin: %w", err)
 	}
 	buf := make([]byte, t.snapshotChunk())
@@ -228,7 +238,7 @@ func (t *RaftTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddre
 			if err != nil {
 				return err
 			}
-			if _, err := t.request(t.ctx, "snap", target, chunk); err != nil {
+			if _, err := step("snap", chunk); err != nil {
 				return fmt.Errorf("transport: snapshot chunk: %w", err)
 			}
 		}
@@ -244,7 +254,7 @@ func (t *RaftTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddre
 		return err
 	}
 	// Restoring a large snapshot takes time on the follower before it answers.
-	ctx, cancel := context.WithTimeout(t.ctx, max(12*t.timeout, time.Minute))
+	ctx, cancel := context.WithTimeout(t.ctx, max(t.snapshotTimeout(), 5*time.Minute))
 	defer cancel()
 	b, err := t.request(ctx, "snap", target, end)
 	if err != nil {
@@ -399,7 +409,7 @@ func (t *RaftTransport) onSnapshot(m *Msg) {
 		k := snapKey{m.From, b.ID}
 		s := &snapRecv{pr: pr, pw: pw, finished: make(chan struct{})}
 		// A sender that goes quiet must not leave Raft reading forever.
-		s.timer = time.AfterFunc(2*t.timeout, func() { t.dropSnap(k, errors.New("transport: snapshot sender went quiet")) })
+		s.timer = time.AfterFunc(t.snapshotTimeout()+t.timeout, func() { t.dropSnap(k, errors.New("transport: snapshot sender went quiet")) })
 		t.snapMu.Lock()
 		t.snaps[k] = s
 		t.snapMu.Unlock()
@@ -432,7 +442,7 @@ func (t *RaftTransport) onSnapshot(m *Msg) {
 			_ = m.Respond(errorReply(errors.New("snapshot transfer unknown or expired")))
 			return
 		}
-		s.timer.Reset(2 * t.timeout)
+		s.timer.Reset(t.snapshotTimeout() + t.timeout)
 		if m.Data[0] == kindSnapChunk {
 			if _, err := s.pw.Write(c.Data); err != nil {
 				t.dropSnap(k, err)

@@ -1,0 +1,53 @@
+package storage
+
+import (
+	"io"
+	"testing"
+
+	"github.com/hashicorp/raft"
+)
+
+// A snapshot being written is invisible until its sink closes; a cancelled
+// one never appears; the latest closed one is what Open returns.
+func TestMemorySnapshotsPublishOnClose(t *testing.T) {
+	st, err := Memory().Stores([32]byte{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := st.Snapshots
+	first, err := s.Create(raft.SnapshotVersionMax, 10, 2, raft.Configuration{}, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Write([]byte("partial")); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := s.List(); len(list) != 0 {
+		t.Fatalf("a snapshot still being written is listed: %+v", list[0])
+	}
+	if _, err := first.Write([]byte(" and done")); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cancelled, _ := s.Create(raft.SnapshotVersionMax, 20, 2, raft.Configuration{}, 1, nil)
+	_, _ = cancelled.Write([]byte("never"))
+	_ = cancelled.Cancel()
+
+	list, _ := s.List()
+	if len(list) != 1 || list[0].Index != 10 || list[0].Size != int64(len("partial and done")) {
+		t.Fatalf("listed %+v", list)
+	}
+	meta, rc, err := s.Open(list[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(rc)
+	if string(b) != "partial and done" || meta.Term != 2 {
+		t.Fatalf("opened %q at %+v", b, meta)
+	}
+	if _, _, err := s.Open(cancelled.ID()); err == nil {
+		t.Fatal("a cancelled snapshot opens")
+	}
+}
