@@ -1,0 +1,240 @@
+package collections
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mosaik-go/mosaik/transport"
+)
+
+// benchKey is the i-th 16-byte key.
+func benchKey(i int) string { return fmt.Sprintf("%016d", i) }
+
+// benchValue is a 100-byte value.
+func benchValue(i int) []byte {
+	v := make([]byte, 100)
+	copy(v, fmt.Sprint(i))
+	return v
+}
+
+// bigMapMachine builds a machine holding n entries the way a caught-up
+// replica gets them: by restoring a snapshot.
+func bigMapMachine(tb testing.TB, n int) *mapMachine[string, []byte] {
+	tb.Helper()
+	var buf bytes.Buffer
+	err := writeSnapshot(&buf, Version(n), n, func(yield func(any) bool) {
+		for i := range n {
+			if !yield(mapEntry[string, []byte]{Key: benchKey(i), Value: benchValue(i)}) {
+				return
+			}
+		}
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m := newMapMachine[string, []byte](1 << 16)
+	if err := m.Restore(&buf); err != nil {
+		tb.Fatal(err)
+	}
+	return m
+}
+
+// BenchmarkMapGet is a reader's Get on a map of 1,000,000 entries.
+func BenchmarkMapGet(b *testing.B) {
+	const n = 1_000_000
+	m := bigMapMachine(b, n)
+	r := MapReader[string, []byte]{mapReads[string, []byte]{m: m}}
+	keys := make([]string, 1<<16)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range keys {
+		keys[i] = benchKey(rng.IntN(n))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		if _, ok := r.Get(keys[i&(len(keys)-1)]); !ok {
+			b.Fatal("missing key")
+		}
+		i++
+	}
+}
+
+// BenchmarkMapGetParallel is Get from every CPU at once: reads share
+// nothing but an atomic load.
+func BenchmarkMapGetParallel(b *testing.B) {
+	const n = 1_000_000
+	m := bigMapMachine(b, n)
+	r := MapReader[string, []byte]{mapReads[string, []byte]{m: m}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var seed atomic.Uint64
+	b.RunParallel(func(pb *testing.PB) {
+		rng := rand.New(rand.NewPCG(seed.Add(1), 0))
+		keys := make([]string, 1024)
+		for i := range keys {
+			keys[i] = benchKey(rng.IntN(n))
+		}
+		i := 0
+		for pb.Next() {
+			if _, ok := r.Get(keys[i&1023]); !ok {
+				b.Fatal("missing key")
+			}
+			i++
+		}
+	})
+}
+
+// BenchmarkMapInsert inserts into a map replicated on three writers,
+// through the leader's handle and through a follower's, one call at a time
+// and from 64 goroutines at once, and reports inserts per second.
+func BenchmarkMapInsert(b *testing.B) {
+	for _, via := range []string{"leader", "follower"} {
+		for _, conc := range []int{1, 64} {
+			b.Run(fmt.Sprintf("replicas=3/via=%s/concurrency=%d", via, conc), func(b *testing.B) {
+				tn := newTestNet(b)
+				var nets []*transport.Network
+				var ws []*MapWriter[string, []byte]
+				for range 3 {
+					n := tn.node()
+					nets = append(nets, n)
+					ws = append(ws, openMapW[string, []byte](b, n, "bench"))
+				}
+				online(b, ws[0], ws[1], ws[2])
+				leader, _ := ws[0].Leader()
+				w := ws[0]
+				for i, n := range nets {
+					if (n.ID() == leader) == (via == "leader") {
+						w = ws[i]
+						break
+					}
+				}
+				val := benchValue(0)
+				var next atomic.Int64
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+				defer cancel()
+				b.ResetTimer()
+				start := time.Now()
+				var wg sync.WaitGroup
+				for range conc {
+					wg.Go(func() {
+						for {
+							i := next.Add(1)
+							if i > int64(b.N) {
+								return
+							}
+							if _, err := w.Insert(ctx, benchKey(int(i)), val); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				b.StopTimer()
+				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "inserts/s")
+			})
+		}
+	}
+}
+
+// BenchmarkMapHeap1M measures the heap a Map[string,[]byte] of 1,000,000
+// entries (16-byte keys, 100-byte values) holds: restored from a snapshot
+// (a reader that caught up), and applied command by command with the
+// default watch history (a replica that followed every write). "empty" is
+// the cost of a machine with nothing in it, with the default history.
+func BenchmarkMapHeap1M(b *testing.B) {
+	const n = 1_000_000
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	b.Run("empty", func(b *testing.B) {
+		const k = 16
+		for range b.N {
+			before := heap()
+			ms := make([]*mapMachine[string, []byte], k)
+			for i := range ms {
+				ms[i] = newMapMachine[string, []byte](1 << 16)
+			}
+			after := heap()
+			runtime.KeepAlive(ms)
+			b.ReportMetric(float64(after-before)/k, "bytes/machine")
+		}
+	})
+	b.Run("restored", func(b *testing.B) {
+		for range b.N {
+			before := heap()
+			m := bigMapMachine(b, n)
+			after := heap()
+			runtime.KeepAlive(m)
+			b.ReportMetric(float64(after-before)/n, "bytes/entry")
+			b.ReportMetric(float64(n*(16+100))/n, "payload-bytes/entry")
+		}
+	})
+	b.Run("applied", func(b *testing.B) {
+		for range b.N {
+			before := heap()
+			m := newMapMachine[string, []byte](1 << 16)
+			for i := range n {
+				v := benchValue(i)
+				m.ApplyReply(mapCmd[string, []byte]{Op: mapInsert, Key: benchKey(i), Value: &v}, fakeCtx(i+1))
+			}
+			after := heap()
+			runtime.KeepAlive(m)
+			b.ReportMetric(float64(after-before)/n, "bytes/entry")
+		}
+	})
+}
+
+// BenchmarkMapCatchUp1M times a new reader catching up a map of 1,000,000
+// entries over the network, from opening it to holding the writer's
+// version, and reports keys per second.
+func BenchmarkMapCatchUp1M(b *testing.B) {
+	const n = 1_000_000
+	tn := newTestNet(b)
+	w := openMapW[string, []byte](b, tn.node(), "big", snapshotOpts()...)
+	online(b, w)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	start := time.Now()
+	if _, err := w.Extend(ctx, func(yield func(string, []byte) bool) {
+		for i := range n {
+			if !yield(benchKey(i), benchValue(i)) {
+				return
+			}
+		}
+	}); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("writing %d entries took %v (%.0f inserts/s through Extend)", n, time.Since(start), n/time.Since(start).Seconds())
+	v := w.Version()
+	b.ResetTimer()
+	for i := range b.N {
+		start := time.Now()
+		r, err := NewMapReader[string, []byte](tn.node(), "big", snapshotOpts()...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := r.When().Reaches(ctx, v); err != nil {
+			b.Fatal(err)
+		}
+		took := time.Since(start)
+		b.ReportMetric(n/took.Seconds(), "keys/s")
+		b.ReportMetric(took.Seconds(), "s/catch-up")
+		if r.Len() != n {
+			b.Fatalf("reader %d holds %d entries", i, r.Len())
+		}
+		r.Close()
+	}
+}

@@ -1,0 +1,132 @@
+package collections
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+)
+
+var (
+	bigKey   = strings.Repeat("k", MaxKeySize)
+	bigValue = make([]byte, MaxValueSize)
+	bigElem  = strings.Repeat("e", MaxValueSize)
+)
+
+// A key over MaxKeySize or a value over MaxValueSize is ErrTooLarge,
+// nothing changes, and the collection keeps working.
+func TestMapLimits(t *testing.T) {
+	tn := newTestNet(t)
+	w := openMapW[string, []byte](t, tn.node(), "m")
+	r := openMapR[string, []byte](t, tn.node(), "m")
+	online(t, w, r)
+	v0 := ok[Version](t)(w.Insert(tctx(t), "small", []byte("v")))
+	// Just under the limits is fine.
+	okKey := strings.Repeat("k", MaxKeySize-16)
+	okVal := make([]byte, MaxValueSize-16)
+	v0 = ok[Version](t)(w.Insert(tctx(t), okKey, okVal))
+	small, big := []byte("v"), bigValue
+	for _, c := range []struct {
+		name string
+		err  error
+	}{
+		{"Insert with a big key", errOf(w.Insert(tctx(t), bigKey, small))},
+		{"Insert with a big value", errOf(w.Insert(tctx(t), "k", big))},
+		{"Remove with a big key", errOf(w.Remove(tctx(t), bigKey))},
+		{"CompareExchange with a big key", errOf3(w.CompareExchange(tctx(t), bigKey, nil, &small))},
+		{"CompareExchange with a big expected value", errOf3(w.CompareExchange(tctx(t), "small", &big, &small))},
+		{"CompareExchange with a big replacement", errOf3(w.CompareExchange(tctx(t), "small", &small, &big))},
+		{"Extend with a big value among small ones", errOf(w.Extend(tctx(t), func(yield func(string, []byte) bool) {
+			_ = yield("x1", small) && yield("x2", big) && yield("x3", small)
+		}))},
+		{"Extend with a big key among small ones", errOf(w.Extend(tctx(t), func(yield func(string, []byte) bool) {
+			_ = yield("x1", small) && yield(bigKey, small) && yield("x3", small)
+		}))},
+	} {
+		isErr(t, c.err, ErrTooLarge, c.name)
+		if w.Len() != 2 || w.Version() != v0 {
+			t.Fatalf("%s changed the map: %d entries at version %d, want 2 at %d", c.name, w.Len(), w.Version(), v0)
+		}
+	}
+	v := ok[Version](t)(w.Insert(tctx(t), "after", small))
+	reach(t, v, r)
+	if r.Len() != 3 || r.ContainsKey("x1") || r.ContainsKey("k") {
+		t.Fatalf("reader holds %d entries: %v", r.Len(), slices.Collect(r.Keys())[:min(r.Len(), 5)])
+	}
+	if got, _ := r.Get(okKey); len(got) != len(okVal) {
+		t.Fatalf("the value just under the limit reads back as %d bytes", len(got))
+	}
+}
+
+func TestVecLimits(t *testing.T) {
+	tn := newTestNet(t)
+	w := openVecW[string](t, tn.node(), "v")
+	r := openVecR[string](t, tn.node(), "v")
+	online(t, w, r)
+	v0 := ok[Version](t)(w.PushBack(tctx(t), "a"))
+	for _, c := range []struct {
+		name string
+		err  error
+	}{
+		{"PushBack", errOf(w.PushBack(tctx(t), bigElem))},
+		{"PushFront", errOf(w.PushFront(tctx(t), bigElem))},
+		{"Insert", errOf(w.Insert(tctx(t), 0, bigElem))},
+		{"Extend", errOf(w.Extend(tctx(t), slices.Values([]string{"x", bigElem, "y"})))},
+	} {
+		isErr(t, c.err, ErrTooLarge, c.name)
+		if w.Len() != 1 || w.Version() != v0 {
+			t.Fatalf("%s changed the vector: %d elements at version %d", c.name, w.Len(), w.Version())
+		}
+	}
+	reach(t, ok[Version](t)(w.PushBack(tctx(t), "b")), r)
+	wantVec(t, "reader", r, []string{"a", "b"})
+}
+
+func TestSetLimits(t *testing.T) {
+	tn := newTestNet(t)
+	w := openSetW[string](t, tn.node(), "s")
+	r := openSetR[string](t, tn.node(), "s")
+	online(t, w, r)
+	v0 := ok[Version](t)(w.Insert(tctx(t), "a"))
+	for _, c := range []struct {
+		name string
+		err  error
+	}{
+		{"Insert", errOf(w.Insert(tctx(t), bigElem))},
+		{"Remove", errOf(w.Remove(tctx(t), bigElem))},
+		{"Extend", errOf(w.Extend(tctx(t), slices.Values([]string{"x", bigElem, "y"})))},
+	} {
+		isErr(t, c.err, ErrTooLarge, c.name)
+		if w.Len() != 1 || w.Version() != v0 {
+			t.Fatalf("%s changed the set: %d elements at version %d", c.name, w.Len(), w.Version())
+		}
+	}
+	reach(t, ok[Version](t)(w.Insert(tctx(t), "b")), r)
+	wantSet(t, "reader", r, []string{"a", "b"})
+}
+
+// An Extend longer than one run (groups.MaxBatchCommands) with an entry
+// over the limit near its end must not be half-applied (DESIGN §11:
+// "nothing half-applied"): the error is known before anything needs to be
+// sent.
+func TestExtendOverLimitAppliesNothing(t *testing.T) {
+	tn := newTestNet(t)
+	w := openMapW[string, []byte](t, tn.node(), "m")
+	online(t, w)
+	v0 := w.Version()
+	_, err := w.Extend(tctx(t), func(yield func(string, []byte) bool) {
+		for i := range 5000 {
+			if !yield(fmt.Sprintf("k%05d", i), []byte("v")) {
+				return
+			}
+		}
+		yield("too-large", bigValue)
+	})
+	isErr(t, err, ErrTooLarge, "Extend with a big value at the end")
+	if w.Len() != 0 || w.Version() != v0 {
+		t.Fatalf("a failed Extend was half-applied: %d entries, version %d -> %d", w.Len(), v0, w.Version())
+	}
+}
+
+func errOf(_ Version, err error) error          { return err }
+func errOf3(_ Version, _ bool, err error) error { return err }
