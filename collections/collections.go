@@ -137,6 +137,7 @@ type handle[C any] struct {
 	m    machine
 	when *When
 	reg  regKey
+	insp interface{ close() }
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -191,6 +192,14 @@ func open[C any](net *transport.Network, kind, name, types string, sm rsm.StateM
 		cfg.Preference = groups.Normal
 	}
 	id := kind + "/" + name + "/" + types
+	labels := map[string]string{"kind": kind, "name": name, "types": types, "role": "reader"}
+	if writer {
+		labels["role"] = "writer"
+	}
+	for k, v := range cfg.Labels {
+		labels[k] = v
+	}
+	cfg.Labels = labels
 	h := &handle[C]{name: name, net: net, m: m, reg: regKey{net, id}}
 	regMu.Lock()
 	if _, dup := reg[h.reg]; dup {
@@ -207,6 +216,16 @@ func open[C any](net *transport.Network, kind, name, types string, sm rsm.StateM
 	h.g = g
 	h.when = &When{g: g.When(), version: m.version}
 	return h, nil
+}
+
+// serve answers the inspect protocol for this handle.
+func serve[C, E any](h *handle[C], hist *history[E], state func() (Version, iter.Seq[E]), size func() int) error {
+	in, err := serveInspect(h.net, InspectSubject(h.net, h.g.ID().String(), h.net.ID()), hist, state, size)
+	if err != nil {
+		return err
+	}
+	h.insp = in
+	return nil
 }
 
 func (h *handle[C]) unregister() {
@@ -236,6 +255,9 @@ func (h *handle[C]) Leader() (transport.PeerID, bool) { return h.g.Leader() }
 func (h *handle[C]) Close() error {
 	h.closeOnce.Do(func() {
 		h.closed.Store(true)
+		if h.insp != nil {
+			h.insp.close()
+		}
 		_ = h.g.Close()
 		h.unregister()
 	})

@@ -180,7 +180,15 @@ type MapWriter[K comparable, V any] struct{ mapReads[K, V] }
 
 func openMap[K comparable, V any](net *transport.Network, name string, writer bool, opts []Option) (mapReads[K, V], error) {
 	h, m, err := openWith[mapCmd[K, V]](net, "map", name, typeName[K]()+","+typeName[V](), newMapMachine[K, V], writer, opts)
-	return mapReads[K, V]{handle: h, m: m}, err
+	if err != nil {
+		return mapReads[K, V]{}, err
+	}
+	r := mapReads[K, V]{handle: h, m: m}
+	if err := serve(h, m.hist, m.state, r.Len); err != nil {
+		_ = h.Close()
+		return r, err
+	}
+	return r, nil
 }
 
 // NewMapWriter opens the map called name on net for writing.
@@ -261,18 +269,7 @@ func (r mapReads[K, V]) Values() iter.Seq[V] {
 // command in one event, until ctx ends or the handle closes (the sequence
 // then yields the error and stops). See FromVersion and WithInitial.
 func (r mapReads[K, V]) Watch(ctx context.Context, opts ...WatchOption) iter.Seq2[Event[MapChange[K, V]], error] {
-	return watch(ctx, r.g.Done(), r.m.hist, r.m.version, func() (Version, iter.Seq[MapChange[K, V]]) {
-		st := r.m.cur.Load()
-		return st.v, func(yield func(MapChange[K, V]) bool) {
-			it := st.m.Iterator()
-			for !it.Done() {
-				k, v, _ := it.Next()
-				if !yield(MapChange[K, V]{Op: OpInsert, Key: k, Value: v}) {
-					return
-				}
-			}
-		}
-	}, opts)
+	return watch(ctx, r.g.Done(), r.m.hist, r.m.version, r.m.state, opts)
 }
 
 func checkKV[K, V any](key K, value *V) error {
@@ -337,4 +334,18 @@ func (w *MapWriter[K, V]) CompareExchange(ctx context.Context, key K, expected, 
 	}
 	v, r, err := w.execute1(ctx, mapCmd[K, V]{Op: mapCAS, Key: key, Value: replacement, Expected: expected})
 	return v, r.Applied, err
+}
+
+// state returns the current state as inserts, and its version.
+func (m *mapMachine[K, V]) state() (Version, iter.Seq[MapChange[K, V]]) {
+	st := m.cur.Load()
+	return st.v, func(yield func(MapChange[K, V]) bool) {
+		it := st.m.Iterator()
+		for !it.Done() {
+			k, v, _ := it.Next()
+			if !yield(MapChange[K, V]{Op: OpInsert, Key: k, Value: v}) {
+				return
+			}
+		}
+	}
 }

@@ -134,7 +134,15 @@ type SetWriter[T comparable] struct{ setReads[T] }
 
 func openSet[T comparable](net *transport.Network, name string, writer bool, opts []Option) (setReads[T], error) {
 	h, m, err := openWith[setCmd[T]](net, "set", name, typeName[T](), newSetMachine[T], writer, opts)
-	return setReads[T]{handle: h, m: m}, err
+	if err != nil {
+		return setReads[T]{}, err
+	}
+	r := setReads[T]{handle: h, m: m}
+	if err := serve(h, m.hist, m.state, r.Len); err != nil {
+		_ = h.Close()
+		return r, err
+	}
+	return r, nil
 }
 
 // NewSetWriter opens the set called name on net for writing.
@@ -194,17 +202,7 @@ func (r setReads[T]) All() iter.Seq[T] {
 
 // Watch streams the set's changes; see MapReader.Watch.
 func (r setReads[T]) Watch(ctx context.Context, opts ...WatchOption) iter.Seq2[Event[SetChange[T]], error] {
-	return watch(ctx, r.g.Done(), r.m.hist, r.m.version, func() (Version, iter.Seq[SetChange[T]]) {
-		st := r.m.cur.Load()
-		return st.v, func(yield func(SetChange[T]) bool) {
-			for it := st.s.Iterator(); !it.Done(); {
-				x, _, _ := it.Next()
-				if !yield(SetChange[T]{Op: OpInsert, Value: x}) {
-					return
-				}
-			}
-		}
-	}, opts)
+	return watch(ctx, r.g.Done(), r.m.hist, r.m.version, r.m.state, opts)
 }
 
 func (w *SetWriter[T]) write(ctx context.Context, cmd setCmd[T]) (Version, error) {
@@ -240,4 +238,17 @@ func (w *SetWriter[T]) Extend(ctx context.Context, xs iter.Seq[T]) (Version, err
 			}
 		}
 	})
+}
+
+// state returns the current state as inserts, and its version.
+func (m *setMachine[T]) state() (Version, iter.Seq[SetChange[T]]) {
+	st := m.cur.Load()
+	return st.v, func(yield func(SetChange[T]) bool) {
+		for it := st.s.Iterator(); !it.Done(); {
+			x, _, _ := it.Next()
+			if !yield(SetChange[T]{Op: OpInsert, Value: x}) {
+				return
+			}
+		}
+	}
 }

@@ -231,7 +231,15 @@ type VecWriter[T any] struct{ vecReads[T] }
 
 func openVec[T any](net *transport.Network, name string, writer bool, opts []Option) (vecReads[T], error) {
 	h, m, err := openWith[vecCmd[T]](net, "vec", name, typeName[T](), newVecMachine[T], writer, opts)
-	return vecReads[T]{handle: h, m: m}, err
+	if err != nil {
+		return vecReads[T]{}, err
+	}
+	r := vecReads[T]{handle: h, m: m}
+	if err := serve(h, m.hist, m.state, r.Len); err != nil {
+		_ = h.Close()
+		return r, err
+	}
+	return r, nil
 }
 
 // NewVecWriter opens the vector called name on net for writing.
@@ -317,17 +325,7 @@ func (r vecReads[T]) All() iter.Seq2[int, T] {
 
 // Watch streams the vector's changes; see MapReader.Watch.
 func (r vecReads[T]) Watch(ctx context.Context, opts ...WatchOption) iter.Seq2[Event[VecChange[T]], error] {
-	return watch(ctx, r.g.Done(), r.m.hist, r.m.version, func() (Version, iter.Seq[VecChange[T]]) {
-		st := r.m.cur.Load()
-		return st.v, func(yield func(VecChange[T]) bool) {
-			for it := st.l.Iterator(); !it.Done(); {
-				i, x := it.Next()
-				if !yield(VecChange[T]{Op: OpInsert, Index: i, Value: x}) {
-					return
-				}
-			}
-		}
-	}, opts)
+	return watch(ctx, r.g.Done(), r.m.hist, r.m.version, r.m.state, opts)
 }
 
 func (w *VecWriter[T]) write(ctx context.Context, cmd vecCmd[T]) (Version, reply, error) {
@@ -414,4 +412,17 @@ func (w *VecWriter[T]) Truncate(ctx context.Context, n int) (Version, error) {
 // Clear removes every element.
 func (w *VecWriter[T]) Clear(ctx context.Context) (Version, error) {
 	return w.writeV(ctx, vecCmd[T]{Op: vecClear})
+}
+
+// state returns the current state as inserts, and its version.
+func (m *vecMachine[T]) state() (Version, iter.Seq[VecChange[T]]) {
+	st := m.cur.Load()
+	return st.v, func(yield func(VecChange[T]) bool) {
+		for it := st.l.Iterator(); !it.Done(); {
+			i, x := it.Next()
+			if !yield(VecChange[T]{Op: OpInsert, Index: i, Value: x}) {
+				return
+			}
+		}
+	}
 }

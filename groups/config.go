@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/mosaik-go/mosaik/storage"
@@ -119,6 +120,10 @@ type Config struct {
 	TrailingLogs uint64
 	// Logger receives the group's logs. Default: the network's logger.
 	Logger *slog.Logger
+	// Labels describe the group to people, e.g. in the inspect tool; they
+	// are not part of its identity. The collections set kind, name and
+	// their type names here.
+	Labels map[string]string
 }
 
 // resolve returns a copy with defaults filled in, or every problem at once.
@@ -126,6 +131,7 @@ func (c *Config) resolve(fallback *slog.Logger) (Config, error) {
 	var r Config
 	if c != nil {
 		r = *c
+		r.Labels = maps.Clone(c.Labels)
 	}
 	var errs []error
 	neg := func(name string, d time.Duration) {

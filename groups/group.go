@@ -247,6 +247,7 @@ func (c *core) start(fsm raft.FSM) error {
 		case <-c.closing:
 		}
 	}()
+	c.register()
 	c.log.Debug("groups: joined", "has_state", hasState, "preference", c.cfg.Preference)
 	return nil
 }
@@ -526,6 +527,7 @@ func (c *core) closeBudget() time.Duration {
 }
 
 func (c *core) stop() {
+	c.unregister()
 	c.leaving.Store(true)
 	close(c.closing)
 	c.cancel()

@@ -155,6 +155,9 @@ type Network struct {
 	delay *delayQueue
 	stats counters
 
+	started time.Time
+	status  statusSections
+
 	done     chan struct{}
 	closeErr error
 	once     sync.Once
@@ -189,6 +192,8 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 		subs:   make(map[*Subscription]struct{}),
 		frags:  make(map[fragKey]*partial),
 		done:   make(chan struct{}),
+
+		started: time.Now(),
 	}
 	if n.faults == nil {
 		n.faults = NewFaults()
@@ -237,6 +242,11 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 	}
 	sub.onNoResponders = n.onNoResponders
 	n.inboxSub = sub
+	// Every node answers status requests, whatever it runs.
+	if _, err := n.Subscribe(n.Subject("status"), n.onStatus); err != nil {
+		n.Close()
+		return nil, err
+	}
 	fctx, cancel := context.WithTimeout(ctx, n.rpcTO)
 	defer cancel()
 	if err := nc.FlushWithContext(fctx); err != nil {

@@ -1,0 +1,161 @@
+package groups
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/mosaik-go/mosaik/transport"
+)
+
+// Status is what a member tells about its group when the network is asked
+// (see transport.Network.Survey); the inspect tool shows it.
+type Status struct {
+	ID         ID                `cbor:"id"`
+	Labels     map[string]string `cbor:"labels,omitempty"`
+	Self       transport.PeerID  `cbor:"self"`
+	Role       string            `cbor:"role"` // leader, follower, candidate, non-voter, or stopped
+	Preference string            `cbor:"preference"`
+	Online     bool              `cbor:"online"`
+	Leader     transport.PeerID  `cbor:"leader"`
+	Term       uint64            `cbor:"term"`
+	LastIndex  uint64            `cbor:"last_index"` // last Raft log index
+	Committed  uint64            `cbor:"committed"`  // Raft commit index
+	Applied    uint64            `cbor:"applied"`    // last Raft index applied to the machine
+	Members    []MemberStatus    `cbor:"members"`
+}
+
+// MemberStatus is one member of a group as the answering member sees it.
+type MemberStatus struct {
+	Peer        transport.PeerID `cbor:"peer"`
+	Voter       bool             `cbor:"voter"`
+	Leader      bool             `cbor:"leader"`
+	Preference  string           `cbor:"preference"`
+	LastIndex   uint64           `cbor:"last_index"` // last Raft log index it reported
+	Lag         uint64           `cbor:"lag"`        // entries behind the highest last index known
+	LastContact time.Time        `cbor:"last_contact"`
+}
+
+// StatusSection is the section of transport.NodeStatus that lists a node's
+// groups, as a []Status.
+const StatusSection = "groups"
+
+// nodeGroups are the group members running on one network.
+type nodeGroups struct {
+	mu    sync.Mutex
+	cores map[*core]struct{}
+}
+
+var (
+	registryMu sync.Mutex
+	registry   = map[*transport.Network]*nodeGroups{}
+)
+
+// register makes c part of its node's status answers.
+func (c *core) register() {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	ng := registry[c.net]
+	if ng == nil {
+		ng = &nodeGroups{cores: map[*core]struct{}{}}
+		registry[c.net] = ng
+		c.net.SetStatus(StatusSection, ng.status)
+	}
+	ng.mu.Lock()
+	ng.cores[c] = struct{}{}
+	ng.mu.Unlock()
+}
+
+func (c *core) unregister() {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	ng := registry[c.net]
+	if ng == nil {
+		return
+	}
+	ng.mu.Lock()
+	delete(ng.cores, c)
+	empty := len(ng.cores) == 0
+	ng.mu.Unlock()
+	if empty {
+		delete(registry, c.net)
+		c.net.SetStatus(StatusSection, nil)
+	}
+}
+
+func (ng *nodeGroups) status() any {
+	ng.mu.Lock()
+	cores := make([]*core, 0, len(ng.cores))
+	for c := range ng.cores {
+		cores = append(cores, c)
+	}
+	ng.mu.Unlock()
+	out := make([]Status, 0, len(cores))
+	for _, c := range cores {
+		out = append(out, c.Status())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID.String() < out[j].ID.String() })
+	return out
+}
+
+// Status describes this member and the group as it sees them. It reads only
+// Raft's counters and the member's own records: it never waits for the
+// machine.
+func (c *core) Status() Status {
+	leader, _ := c.Leader()
+	st := Status{
+		ID:         c.id,
+		Labels:     c.cfg.Labels,
+		Self:       c.self,
+		Preference: c.cfg.Preference.String(),
+		Online:     c.when.online(c.when.get()),
+		Leader:     leader,
+		Term:       c.raft.CurrentTerm(),
+		LastIndex:  c.raft.LastIndex(),
+		Committed:  c.raft.CommitIndex(),
+		Applied:    c.raft.AppliedIndex(),
+	}
+	switch c.raft.State() {
+	case raft.Leader:
+		st.Role = "leader"
+	case raft.Candidate:
+		st.Role = "candidate"
+	case raft.Shutdown:
+		st.Role = "stopped"
+	default:
+		st.Role = "follower"
+	}
+	members := c.Members()
+	var top uint64
+	for _, m := range members {
+		if m.Peer == c.self && !m.Voter && st.Role == "follower" {
+			st.Role = "non-voter"
+		}
+		last := c.reportedLast(m.Peer)
+		top = max(top, last)
+		st.Members = append(st.Members, MemberStatus{
+			Peer: m.Peer, Voter: m.Voter, Leader: m.Leader, Preference: m.Preference.String(),
+			LastIndex: last, LastContact: m.LastContact,
+		})
+	}
+	for i := range st.Members {
+		st.Members[i].Lag = top - st.Members[i].LastIndex
+	}
+	return st
+}
+
+// reportedLast is the last Raft log index p reported (this member's own for
+// itself).
+func (c *core) reportedLast(p transport.PeerID) uint64 {
+	if p == c.self {
+		return c.raft.LastIndex()
+	}
+	c.peersMu.Lock()
+	defer c.peersMu.Unlock()
+	if ps := c.peers[p]; ps != nil {
+		return ps.ann.LastIndex
+	}
+	return 0
+}
