@@ -2,6 +2,8 @@ package groups
 
 import (
 	"context"
+	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -58,7 +60,16 @@ func testConfig() *Config {
 		DeadMemberTimeout: 2 * time.Second,
 		ForwardTimeout:    2 * time.Second,
 		QueryTimeout:      2 * time.Second,
+		Logger:            testLogger(),
 	}
+}
+
+// testLogger is quiet unless MOSAIK_TEST_LOG is set, for debugging a test.
+func testLogger() *slog.Logger {
+	if os.Getenv("MOSAIK_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // node is one process-like member: its own network connection and faults.
