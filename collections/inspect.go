@@ -33,6 +33,8 @@ const (
 	// InspectChanges returns the changes after Since, waiting up to Wait
 	// for the first one.
 	InspectChanges
+	// InspectHead returns the current version and size.
+	InspectHead
 )
 
 // Inspect reply codes.
@@ -148,6 +150,9 @@ func (in *inspector[E]) onRequest(m *transport.Msg) {
 	switch req.Op {
 	case InspectDump:
 		in.respond(m, in.dump(req))
+	case InspectHead:
+		v, _ := in.state()
+		in.respond(m, InspectReply{Version: v, Total: in.size()})
 	case InspectChanges:
 		// Waiting for changes must not hold up the other requests.
 		in.wg.Add(1)

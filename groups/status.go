@@ -115,7 +115,7 @@ func (c *core) Status() Status {
 		Term:       c.raft.CurrentTerm(),
 		LastIndex:  c.raft.LastIndex(),
 		Committed:  c.raft.CommitIndex(),
-		Applied:    c.raft.AppliedIndex(),
+		Applied:    c.fsm.AppliedRaft(),
 	}
 	switch c.raft.State() {
 	case raft.Leader:

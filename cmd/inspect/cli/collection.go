@@ -1,0 +1,337 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/spf13/cobra"
+
+	"github.com/mosaik-go/mosaik/collections"
+	"github.com/mosaik-go/mosaik/rsm"
+	"github.com/mosaik-go/mosaik/transport"
+)
+
+func init() {
+	commandSet = append(commandSet, dumpCmd, watchCmd)
+}
+
+// source is a node holding a collection, to read it from.
+type source struct {
+	net  *transport.Network
+	g    *group
+	peer transport.PeerID
+	o    *options
+}
+
+// collectionSource resolves ref to a collection and picks the member that
+// has applied the most to read from.
+func collectionSource(net *transport.Network, nodes []node, ref string, o *options) (*source, error) {
+	g, err := findGroup(collectGroups(nodes), ref)
+	if err != nil {
+		return nil, err
+	}
+	if g.kind() == "" {
+		return nil, fmt.Errorf("group %s is not a collection: only collections can be dumped or watched", g.ID.Short())
+	}
+	var best transport.PeerID
+	var applied uint64
+	for p, v := range g.Views {
+		if best.IsZero() || v.Applied > applied || (v.Applied == applied && p.Compare(best) < 0) {
+			best, applied = p, v.Applied
+		}
+	}
+	return &source{net: net, g: g, peer: best, o: o}, nil
+}
+
+func (s *source) ask(ctx context.Context, req collections.InspectRequest, wait time.Duration) (collections.InspectReply, error) {
+	b, err := rsm.Marshal(req)
+	if err != nil {
+		return collections.InspectReply{}, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.o.timeout+wait)
+	defer cancel()
+	raw, err := s.net.Request(rctx, collections.InspectSubject(s.net, s.g.ID.String(), s.peer), s.peer, b)
+	if err != nil {
+		return collections.InspectReply{}, fmt.Errorf("node %s did not answer for %s: %w", s.peer.Short(), s.g.name(), err)
+	}
+	var r collections.InspectReply
+	if err := rsm.Unmarshal(raw, &r); err != nil {
+		return r, fmt.Errorf("node %s sent an answer this inspect cannot read: %w", s.peer.Short(), err)
+	}
+	switch r.Code {
+	case collections.InspectOK:
+		return r, nil
+	case collections.InspectCompacted:
+		return r, fmt.Errorf("%w: the changes after version %d are no longer kept; dump the collection and watch from its version", collections.ErrCompacted, req.Since)
+	default:
+		return r, fmt.Errorf("node %s: %s", s.peer.Short(), r.Msg)
+	}
+}
+
+// change is one decoded change of a collection, ready for JSON.
+type change struct {
+	Op    string `json:"op,omitempty"`
+	Key   any    `json:"key,omitempty"`
+	Index *int   `json:"index,omitempty"`
+	Value any    `json:"value,omitempty"`
+}
+
+// decodeChange reads an encoded MapChange, VecChange or SetChange.
+func decodeChange(kind string, raw cbor.RawMessage) (change, error) {
+	var fields struct {
+		Op    collections.Op
+		Key   cbor.RawMessage
+		Index int
+		Value cbor.RawMessage
+	}
+	if err := genericDec.Unmarshal(raw, &fields); err != nil {
+		return change{}, fmt.Errorf("undecodable change: %w", err)
+	}
+	c := change{Op: fields.Op.String()}
+	var err error
+	if kind == "map" && len(fields.Key) > 0 {
+		if c.Key, err = decodeCBOR(fields.Key); err != nil {
+			return c, err
+		}
+	}
+	if kind == "vec" {
+		c.Index = &fields.Index
+	}
+	if len(fields.Value) > 0 && (fields.Op == collections.OpInsert || fields.Op == collections.OpSet) {
+		if c.Value, err = decodeCBOR(fields.Value); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+func dumpCmd(o *options) *cobra.Command {
+	var page int
+	cmd := &cobra.Command{
+		Use:   "dump NAME",
+		Short: "Print a collection's contents, read from one of its members",
+		Long: "Print a collection's contents as one consistent version, without knowing its Go types.\n" +
+			"NAME is the collection's name, kind/name when names collide, or a group id prefix.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withNetwork(cmd, o, func(net *transport.Network, nodes []node) error {
+				src, err := collectionSource(net, nodes, args[0], o)
+				if err != nil {
+					return err
+				}
+				return src.dump(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), page)
+			})
+		},
+	}
+	cmd.Flags().IntVar(&page, "page", 1000, "entries per request")
+	return cmd
+}
+
+// dump streams the collection page by page: as JSON, an object whose
+// entries array is written as pages arrive; as a table, rows per page.
+func (s *source) dump(ctx context.Context, out, progress io.Writer, page int) error {
+	kind := s.g.kind()
+	req := collections.InspectRequest{Op: collections.InspectDump, Limit: page}
+	var (
+		n     int
+		total int
+		first = true
+	)
+	for {
+		r, err := s.ask(ctx, req, 0)
+		if err != nil {
+			return err
+		}
+		if first {
+			total = r.Total
+			if s.o.json {
+				fmt.Fprintf(out, "{\n  \"id\": %q,\n  \"kind\": %q,\n  \"name\": %q,\n  \"types\": %q,\n  \"version\": %d,\n  \"from\": %q,\n  \"entries\": [",
+					s.g.ID.String(), kind, s.g.name(), s.g.Labels["types"], r.Version, s.peer.String())
+			} else {
+				fmt.Fprintf(out, "%s %s [%s] at version %d, %d entries, read from %s\n\n", kind, s.g.name(), s.g.Labels["types"], r.Version, total, s.peer.Short())
+			}
+		}
+		var rows [][]string
+		for _, raw := range r.Items {
+			c, err := decodeChange(kind, raw)
+			if err != nil {
+				return err
+			}
+			if s.o.json {
+				if n > 0 {
+					fmt.Fprint(out, ",")
+				}
+				b, err := json.Marshal(entryJSON(kind, c))
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "\n    %s", b)
+			} else {
+				rows = append(rows, entryRow(kind, c))
+			}
+			n++
+		}
+		if !s.o.json && (len(rows) > 0 || first) {
+			if err := table(out, entryHeaders(kind), rows); err != nil {
+				return err
+			}
+		}
+		first = false
+		if r.Done {
+			break
+		}
+		if total > 0 {
+			fmt.Fprintf(progress, "inspect: %d/%d entries\n", n, total)
+		}
+		req.Session, req.Page = r.Session, r.Page+1
+	}
+	if s.o.json {
+		if n > 0 {
+			fmt.Fprint(out, "\n  ")
+		}
+		fmt.Fprintln(out, "]\n}")
+	}
+	return nil
+}
+
+func entryJSON(kind string, c change) any {
+	switch kind {
+	case "map":
+		return map[string]any{"key": c.Key, "value": c.Value}
+	case "vec":
+		return map[string]any{"index": c.Index, "value": c.Value}
+	}
+	return c.Value
+}
+
+func entryHeaders(kind string) []string {
+	switch kind {
+	case "map":
+		return []string{"KEY", "VALUE"}
+	case "vec":
+		return []string{"INDEX", "VALUE"}
+	}
+	return []string{"VALUE"}
+}
+
+func entryRow(kind string, c change) []string {
+	switch kind {
+	case "map":
+		return []string{compact(c.Key), compact(c.Value)}
+	case "vec":
+		return []string{strconv.Itoa(*c.Index), compact(c.Value)}
+	}
+	return []string{compact(c.Value)}
+}
+
+// compact writes v as one line of JSON.
+func compact(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+func watchCmd(o *options) *cobra.Command {
+	var from int64
+	cmd := &cobra.Command{
+		Use:   "watch NAME",
+		Short: "Follow a collection's changes until interrupted",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withNetwork(cmd, o, func(net *transport.Network, nodes []node) error {
+				src, err := collectionSource(net, nodes, args[0], o)
+				if err != nil {
+					return err
+				}
+				return src.watch(cmd.Context(), cmd.OutOrStdout(), from)
+			})
+		},
+	}
+	cmd.Flags().Int64Var(&from, "from", -1, "show the changes after this version (default: from now)")
+	return cmd
+}
+
+type recordJSON struct {
+	Version uint64   `json:"version"`
+	Changes []change `json:"changes"`
+}
+
+// watch long-polls the member for changes and prints each command's changes
+// as they come, until ctx ends.
+func (s *source) watch(ctx context.Context, out io.Writer, from int64) error {
+	kind := s.g.kind()
+	var since collections.Version
+	if from >= 0 {
+		since = collections.Version(from)
+	} else {
+		r, err := s.ask(ctx, collections.InspectRequest{Op: collections.InspectHead}, 0)
+		if err != nil {
+			return err
+		}
+		since = r.Version
+	}
+	if !s.o.json {
+		fmt.Fprintf(out, "watching %s %s after version %d on %s (interrupt to stop)\n", kind, s.g.name(), since, s.peer.Short())
+	}
+	const poll = 10 * time.Second
+	for {
+		r, err := s.ask(ctx, collections.InspectRequest{Op: collections.InspectChanges, Since: since, Wait: poll}, poll)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil // interrupted: the normal end
+			}
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, transport.ErrUnreachable) {
+				return fmt.Errorf("lost %s: %w", s.peer.Short(), err)
+			}
+			return err
+		}
+		for _, rec := range r.Records {
+			rj := recordJSON{Version: uint64(rec.Version)}
+			for _, raw := range rec.Changes {
+				c, err := decodeChange(kind, raw)
+				if err != nil {
+					return err
+				}
+				rj.Changes = append(rj.Changes, c)
+			}
+			if s.o.json {
+				b, err := json.Marshal(rj)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "%s\n", b)
+				continue
+			}
+			for _, c := range rj.Changes {
+				fmt.Fprintf(out, "v%d %s\n", rj.Version, describeChange(kind, c))
+			}
+		}
+		if r.Version > since {
+			since = r.Version
+		}
+	}
+}
+
+func describeChange(kind string, c change) string {
+	switch {
+	case c.Op == "clear":
+		return "clear"
+	case kind == "map" && c.Op == "remove":
+		return "remove " + compact(c.Key)
+	case kind == "map":
+		return c.Op + " " + compact(c.Key) + " = " + compact(c.Value)
+	case kind == "vec" && (c.Op == "remove" || c.Op == "truncate"):
+		return c.Op + " " + strconv.Itoa(*c.Index)
+	case kind == "vec":
+		return c.Op + " [" + strconv.Itoa(*c.Index) + "] = " + compact(c.Value)
+	}
+	return c.Op + " " + compact(c.Value)
+}

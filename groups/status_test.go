@@ -1,0 +1,85 @@
+package groups
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/mosaik-go/mosaik/rsm"
+)
+
+// The network's status survey lists every member's view of its group, and
+// answers while the machine is stuck in Apply.
+func TestStatusAnswersWhileApplyBlocks(t *testing.T) {
+	c := newCluster(t)
+	a, b := c.add(nil), c.add(nil)
+	c.leader(a, b)
+	labelled := testConfig()
+	labelled.Labels = map[string]string{"name": "other"}
+	other, err := Join(a.net, NewKey(), &counter{}, labelled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.When().Online(ctxFor(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+
+	a.sm.mu.Lock() // a's Apply now blocks
+	locked := true
+	defer func() {
+		if locked {
+			a.sm.mu.Unlock()
+		}
+	}()
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.g.Execute(ctxFor(t, 10*time.Second), counterCmd{Add: 1})
+		done <- err
+	}()
+	waitFor(t, 5*time.Second, "a to have the entry it cannot apply", func() bool {
+		return a.g.raft.CommitIndex() > a.g.fsm.AppliedRaft()
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	nodes, err := c.first.Survey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("survey took %v", took)
+	}
+	found := map[string]Status{}
+	for _, n := range nodes {
+		var sts []Status
+		if raw, ok := n.Sections[StatusSection]; ok {
+			if err := rsm.Unmarshal(raw, &sts); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, st := range sts {
+			found[n.Peer.Short()+"/"+st.ID.Short()] = st
+			if st.Self != n.Peer {
+				t.Errorf("%s answered for %s", n.Peer.Short(), st.Self.Short())
+			}
+		}
+	}
+	sa, ok := found[a.net.ID().Short()+"/"+a.g.ID().Short()]
+	if !ok || len(found) != 3 {
+		t.Fatalf("survey found %d member views: %v", len(found), found)
+	}
+	if sa.Applied >= sa.Committed || len(sa.Members) != 2 || sa.Term == 0 || sa.Leader.IsZero() {
+		t.Errorf("a's status while its Apply blocks: %+v", sa)
+	}
+	if so := found[a.net.ID().Short()+"/"+other.ID().Short()]; so.Labels["name"] != "other" || so.Role != "leader" {
+		t.Errorf("the labelled single-member group: %+v", so)
+	}
+
+	a.sm.mu.Unlock()
+	locked = false
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
