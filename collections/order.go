@@ -18,37 +18,43 @@ import (
 func comparerFor[K any]() immutable.Comparer[K] {
 	switch reflect.TypeFor[K]().Kind() {
 	case reflect.String:
-		return cmpFunc[K](func(a, b K) int { return cmp.Compare(as[K, string](a), as[K, string](b)) })
+		return nativeCmp[K, string]{}
 	case reflect.Int:
-		return cmpFunc[K](func(a, b K) int { return cmp.Compare(as[K, int](a), as[K, int](b)) })
+		return nativeCmp[K, int]{}
 	case reflect.Int8:
-		return cmpFunc[K](func(a, b K) int { return cmp.Compare(as[K, int8](a), as[K, int8](b)) })
+		return nativeCmp[K, int8]{}
 	case reflect.Int16:
-		return cmpFunc[K](func(a, b K) int { return cmp.Compare(as[K, int16](a), as[K, int16](b)) })
+		return nativeCmp[K, int16]{}
 	case reflect.Int32:
-		return cmpFunc[K](func(a, b K) int { return cmp.Compare(as[K, int32](a), as[K, int32](b)) })
+		return nativeCmp[K, int32]{}
 	case reflect.Int64:
-		return cmpFunc[K](func(a, b K) int { return cmp.Compare(as[K, int64](a), as[K, int64](b)) })
+		return nativeCmp[K, int64]{}
 	case reflect.Uint:
-		return cmpFunc[K](func(a, b K) int { return cmp.Compare(as[K, uint](a), as[K, uint](b)) })
+		return nativeCmp[K, uint]{}
 	case reflect.Uint8:
-		return cmpFunc[K](func(a, b K) int { return cmp.Compare(as[K, uint8](a), as[K, uint8](b)) })
+		return nativeCmp[K, uint8]{}
 	case reflect.Uint16:
-		return cmpFunc[K](func(a, b K) int { return cmp.Compare(as[K, uint16](a), as[K, uint16](b)) })
+		return nativeCmp[K, uint16]{}
 	case reflect.Uint32:
-		return cmpFunc[K](func(a, b K) int { return cmp.Compare(as[K, uint32](a), as[K, uint32](b)) })
+		return nativeCmp[K, uint32]{}
 	case reflect.Uint64, reflect.Uintptr:
-		return cmpFunc[K](func(a, b K) int { return cmp.Compare(as[K, uint64](a), as[K, uint64](b)) })
+		return nativeCmp[K, uint64]{}
 	case reflect.Float32:
-		return cmpFunc[K](func(a, b K) int { return cmp.Compare(as[K, float32](a), as[K, float32](b)) })
+		return nativeCmp[K, float32]{}
 	case reflect.Float64:
-		return cmpFunc[K](func(a, b K) int { return cmp.Compare(as[K, float64](a), as[K, float64](b)) })
+		return nativeCmp[K, float64]{}
 	case reflect.Bool:
 		return cmpFunc[K](func(a, b K) int { return cmpBool(as[K, bool](a), as[K, bool](b)) })
 	default:
 		return cmpFunc[K](func(a, b K) int { return bytes.Compare(mustEncode(a), mustEncode(b)) })
 	}
 }
+
+// nativeCmp compares keys whose kind is B's, as B: a method on a concrete
+// type, so the tree's comparisons cost no closure call.
+type nativeCmp[K any, B cmp.Ordered] struct{}
+
+func (nativeCmp[K, B]) Compare(a, b K) int { return cmp.Compare(as[K, B](a), as[K, B](b)) }
 
 type cmpFunc[K any] func(a, b K) int
 
