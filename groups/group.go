@@ -91,6 +91,8 @@ type core struct {
 	obsCh    chan raft.Observation
 	observer *raft.Observer
 
+	metrics *groupMetrics // nil without a registry
+
 	hasState atomic.Bool
 	leaving  atomic.Bool
 
@@ -189,6 +191,7 @@ func (c *core) start(fsm raft.FSM) error {
 	}
 	c.stores = stores
 	fail := func(err error) error {
+		c.metrics.close()
 		if c.stores.Release != nil {
 			_ = c.stores.Release()
 		}
@@ -206,6 +209,8 @@ func (c *core) start(fsm raft.FSM) error {
 		return fail(err)
 	}
 	c.trans = trans
+	c.metrics = newGroupMetrics(c)
+	fsm = c.metrics.wrap(fsm)
 	r, err := raft.NewRaft(c.raftConfig(c.fsm.CanSnapshot()), fsm, stores.Log, stores.Stable, stores.Snapshots, trans)
 	if err != nil {
 		_ = trans.Close()
@@ -228,6 +233,7 @@ func (c *core) start(fsm raft.FSM) error {
 		c.shutdownRaft()
 		return fail(err)
 	}
+	c.metrics.start()
 	c.sub = newSubmitter(c)
 	c.goFunc(c.runLeadership)
 	c.goFunc(c.runStatus)
@@ -528,6 +534,7 @@ func (c *core) closeBudget() time.Duration {
 
 func (c *core) stop() {
 	c.unregister()
+	c.metrics.close()
 	c.leaving.Store(true)
 	close(c.closing)
 	c.cancel()

@@ -178,6 +178,7 @@ func (c *core) appendOne(s submission) {
 		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyError, Code: codeClosed, Msg: err.Error()})
 		return
 	}
+	c.metrics.appendedCommands(len(req.Cmds))
 	s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyAppended, First: e.First})
 	c.complete(completion{future: fut, session: req.Session, seq: req.Seq, attempt: req.Attempt, reply: s.reply})
 }

@@ -242,6 +242,7 @@ func (s *submitter) send(b *batch) {
 		return
 	}
 	b.cancel = cancel
+	s.c.metrics.forwardedCommands(len(b.cmds))
 }
 
 func (s *submitter) find(seq uint64) *batch {

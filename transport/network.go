@@ -20,6 +20,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DefaultNetwork is the subject namespace used when WithNetwork is not given.
@@ -38,6 +39,7 @@ type options struct {
 	routes   []string
 	rpcTO    time.Duration
 	maxChunk int
+	metrics  prometheus.Registerer
 }
 
 // WithURL connects to an existing NATS server or cluster instead of starting
@@ -155,6 +157,8 @@ type Network struct {
 	delay *delayQueue
 	stats counters
 
+	metrics *netMetrics // nil without WithMetrics
+
 	started time.Time
 	status  statusSections
 
@@ -253,6 +257,7 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 		n.Close()
 		return nil, fmt.Errorf("transport: flush after subscribe: %w", err)
 	}
+	n.metrics = newNetMetrics(o.metrics, n)
 	n.log.Debug("transport: connected", "url", n.URL(), "network", n.name, "embedded", n.srv != nil)
 	return n, nil
 }
@@ -385,6 +390,7 @@ func (n *Network) Close() error {
 		n.calls = map[uint64]*call{}
 		n.mu.Unlock()
 		close(n.done)
+		n.metrics.close()
 		for _, c := range calls {
 			c.fail(ErrClosed)
 		}

@@ -34,6 +34,8 @@ type RaftTransport struct {
 	snapMu sync.Mutex
 	snaps  map[snapKey]*snapRecv
 
+	metrics *raftMetrics // nil without a registry
+
 	shutdown chan struct{}
 	ctx      context.Context // cancelled by Close, so RPCs in flight end at once
 	cancel   context.CancelFunc
@@ -65,6 +67,7 @@ func NewRaftTransport(n *Network, scope string, timeout time.Duration) (*RaftTra
 		shutdown: make(chan struct{}),
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.metrics = n.metrics.forScope(scope)
 	var err error
 	if t.rpcSub, err = n.Subscribe(t.subject("raft", n.id), t.onRPC); err != nil {
 		t.cancel()
@@ -124,6 +127,7 @@ func (t *RaftTransport) Close() error {
 		t.rpcSub.Close()
 		t.hbSub.Close()
 		t.snapSub.Close()
+		t.metrics.close()
 	})
 	return nil
 }
@@ -148,7 +152,9 @@ func (t *RaftTransport) request(ctx context.Context, kind string, target raft.Se
 		ctx, cancel = context.WithTimeout(ctx, t.timeout)
 		defer cancel()
 	}
+	t.metrics.sent(len(data))
 	b, err := t.net.Request(ctx, t.subject(kind, p), p, data)
+	t.metrics.received(b, err)
 	if err != nil {
 		if t.ctx.Err() != nil {
 			return nil, ErrClosed
@@ -214,9 +220,9 @@ func (t *RaftTransport) snapshotTimeout() time.Duration { return max(20*t.timeou
 // payload limit so a chunk is never fragmented.
 func (t *RaftTransport) snapshotChunk() int { return max(t.net.maxChunk-1024, t.net.maxChunk/2) }
 
-// InstallSnapshot implements raft.Transport. It streams data in chunks; each
-// waits for the follower to hand the previous one to Raft.
-func (t *RaftTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddress, args *raft.InstallSnapshotRequest, resp *raft.InstallSnapshotResponse, data io.Reader) error {
+// installSnapshot streams data in chunks; each waits for the follower to
+// hand the previous one to Raft.
+func (t *RaftTransport) installSnapshot(_ raft.ServerID, target raft.ServerAddress, args *raft.InstallSnapshotRequest, resp *raft.InstallSnapshotResponse, data io.Reader) error {
 	id := t.net.nextID.Add(1)
 	begin, err := marshal(kindSnapBegin, snapBegin{ID: id, Request: args})
 	if err != nil {
@@ -265,6 +271,7 @@ func (t *RaftTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddre
 
 // onHeartbeat handles the heartbeat subject: the fast path Raft offers.
 func (t *RaftTransport) onHeartbeat(m *Msg) {
+	t.metrics.received(m.Data, nil)
 	if len(m.Data) < 1 || m.Data[0] != kindAppend {
 		t.net.stats.malformed.Add(1)
 		return
@@ -289,6 +296,7 @@ func (t *RaftTransport) onHeartbeat(m *Msg) {
 
 // onRPC handles every other RPC, one at a time in arrival order.
 func (t *RaftTransport) onRPC(m *Msg) {
+	t.metrics.received(m.Data, nil)
 	if len(m.Data) < 1 || !m.ExpectsReply() {
 		t.net.stats.malformed.Add(1)
 		return
@@ -372,6 +380,7 @@ func (t *RaftTransport) respond(m *Msg, respCh <-chan raft.RPCResponse) {
 		_ = m.Respond(errorReply(err))
 		return
 	}
+	t.metrics.sent(len(b))
 	_ = m.Respond(b)
 }
 
@@ -449,6 +458,7 @@ func (t *RaftTransport) onSnapshot(m *Msg) {
 				_ = m.Respond(errorReply(err))
 				return
 			}
+			t.metrics.snapshotChunk(len(c.Data))
 			_ = m.Respond([]byte{replyOK})
 			return
 		}
@@ -462,6 +472,7 @@ func (t *RaftTransport) onSnapshot(m *Msg) {
 		case <-t.shutdown:
 			return
 		}
+		t.metrics.snapshotReceived(s.resp.Error)
 		respCh := make(chan raft.RPCResponse, 1)
 		respCh <- s.resp
 		t.respond(m, respCh)
@@ -474,6 +485,7 @@ func (t *RaftTransport) dropSnap(k snapKey, err error) {
 	delete(t.snaps, k)
 	t.snapMu.Unlock()
 	if s != nil {
+		t.metrics.snapshotReceived(err)
 		s.abort(err)
 	}
 }
@@ -524,7 +536,9 @@ func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.App
 		return nil, err
 	}
 	f := &appendFuture{start: time.Now(), args: args, resp: resp, done: make(chan struct{})}
+	p.t.metrics.sent(len(data))
 	cancel, err := p.t.net.Call(p.subject, p.target, data, func(b []byte, err error) {
+		p.t.metrics.received(b, err)
 		var r raft.AppendEntriesResponse
 		if err == nil {
 			b, err = parseReply(b)

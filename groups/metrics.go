@@ -1,0 +1,197 @@
+package groups
+
+import (
+	"io"
+	"sync"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mosaik-go/mosaik/internal/prom"
+)
+
+// groupMetrics are a member's Prometheus metrics, exported through its
+// network's registry (transport.WithMetrics) with labels "group" and "peer"
+// (short ids). Events are counted where they happen; Raft's own figures
+// (term, indexes, configuration) are read when the registry is scraped. A
+// nil *groupMetrics (no registry) does nothing.
+type groupMetrics struct {
+	c        *core
+	counters *prom.Counters
+	readings *prom.Readings
+	observer *raft.Observer
+
+	elections, leaderChanges  prometheus.Counter
+	forwarded, appended       prometheus.Counter
+	snapsTaken, snapsRestored prometheus.Counter
+
+	mu     sync.Mutex
+	leader raft.ServerID // the last leader observed
+}
+
+func newGroupMetrics(c *core) *groupMetrics {
+	reg := c.net.Metrics()
+	if reg == nil {
+		return nil
+	}
+	vec := func(name, help string) *prometheus.CounterVec {
+		return prom.CounterVec(reg, "group", name, help, "group", "peer")
+	}
+	m := &groupMetrics{c: c}
+	m.counters = prom.Bind([]string{c.id.Short(), c.self.Short()},
+		prom.Child{Vec: vec("elections_total", "Elections the member started (transitions to candidate)."), To: &m.elections},
+		prom.Child{Vec: vec("leader_changes_total", "Times the member learnt of a leader other than the last it knew."), To: &m.leaderChanges},
+		prom.Child{Vec: vec("forwarded_commands_total", "Commands the member forwarded to the leader, counting resends."), To: &m.forwarded},
+		prom.Child{Vec: vec("appended_commands_total", "Commands the member appended to the log as leader."), To: &m.appended},
+		prom.Child{Vec: vec("snapshots_taken_total", "Snapshots of the state machine the member persisted."), To: &m.snapsTaken},
+		prom.Child{Vec: vec("snapshots_restored_total", "Snapshots the member restored its state machine from."), To: &m.snapsRestored},
+	)
+	return m
+}
+
+// start follows the member's Raft: it observes elections and leaders, and
+// exports Raft's figures. It runs once Raft is up.
+func (m *groupMetrics) start() {
+	if m == nil {
+		return
+	}
+	r := m.c.raft
+	// No channel: the filter counts, on Raft's goroutine, and keeps nothing.
+	m.observer = raft.NewObserver(nil, false, m.observe)
+	r.RegisterObserver(m.observer)
+	gauge := func(name, help string, read func() float64) prom.Reading {
+		return prom.Reading{Name: name, Help: help, Type: prometheus.GaugeValue, Read: read}
+	}
+	m.readings = prom.Register(m.c.net.Metrics(), "group", prometheus.Labels{"group": m.c.id.Short(), "peer": m.c.self.Short()},
+		gauge("is_leader", "1 if the member leads its group, else 0.", func() float64 {
+			if r.State() == raft.Leader {
+				return 1
+			}
+			return 0
+		}),
+		gauge("term", "The member's current Raft term.", func() float64 { return float64(r.CurrentTerm()) }),
+		gauge("last_index", "The last index in the member's Raft log.", func() float64 { return float64(r.LastIndex()) }),
+		gauge("commit_index", "The highest Raft index the member knows committed.", func() float64 { return float64(r.CommitIndex()) }),
+		gauge("applied_index", "The highest Raft index the member applied to its state machine.", func() float64 { return float64(r.AppliedIndex()) }),
+		gauge("apply_lag", "Entries committed but not yet applied by the member (commit_index - applied_index).", func() float64 {
+			commit, applied := r.CommitIndex(), r.AppliedIndex()
+			return float64(commit - min(applied, commit))
+		}),
+		gauge("voters", "Voters in the group's configuration as the member knows it.", func() float64 { return float64(m.count(raft.Voter)) }),
+		gauge("nonvoters", "Non-voters in the group's configuration as the member knows it.", func() float64 { return float64(m.count(raft.Nonvoter)) }),
+	)
+}
+
+// close removes the member's metrics. It may be called before start.
+func (m *groupMetrics) close() {
+	if m == nil {
+		return
+	}
+	m.readings.Unregister()
+	if m.observer != nil {
+		m.c.raft.DeregisterObserver(m.observer)
+	}
+	m.counters.Delete()
+}
+
+func (m *groupMetrics) count(s raft.ServerSuffrage) int {
+	fut := m.c.raft.GetConfiguration()
+	if fut.Error() != nil {
+		return 0
+	}
+	n := 0
+	for _, srv := range fut.Configuration().Servers {
+		if srv.Suffrage == s {
+			n++
+		}
+	}
+	return n
+}
+
+func (m *groupMetrics) observe(o *raft.Observation) bool {
+	switch d := o.Data.(type) {
+	case raft.RaftState:
+		if d == raft.Candidate {
+			m.elections.Inc()
+		}
+	case raft.LeaderObservation:
+		if d.LeaderID == "" {
+			break
+		}
+		m.mu.Lock()
+		changed := d.LeaderID != m.leader
+		m.leader = d.LeaderID
+		m.mu.Unlock()
+		if changed {
+			m.leaderChanges.Inc()
+		}
+	}
+	return false
+}
+
+// forwardedCommands counts n commands sent to the leader.
+func (m *groupMetrics) forwardedCommands(n int) {
+	if m != nil {
+		m.forwarded.Add(float64(n))
+	}
+}
+
+// appendedCommands counts n commands this leader appended.
+func (m *groupMetrics) appendedCommands(n int) {
+	if m != nil {
+		m.appended.Add(float64(n))
+	}
+}
+
+// wrap returns the FSM Raft should drive: fsm, counting its snapshots.
+func (m *groupMetrics) wrap(fsm raft.FSM) raft.FSM {
+	if m == nil {
+		return fsm
+	}
+	f := meteredFSM{FSM: fsm, m: m}
+	if b, ok := fsm.(raft.BatchingFSM); ok {
+		return meteredBatchingFSM{meteredFSM: f, batch: b}
+	}
+	return f
+}
+
+type meteredFSM struct {
+	raft.FSM
+	m *groupMetrics
+}
+
+func (f meteredFSM) Snapshot() (raft.FSMSnapshot, error) {
+	s, err := f.FSM.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return meteredSnapshot{FSMSnapshot: s, m: f.m}, nil
+}
+
+func (f meteredFSM) Restore(rc io.ReadCloser) error {
+	err := f.FSM.Restore(rc)
+	if err == nil {
+		f.m.snapsRestored.Inc()
+	}
+	return err
+}
+
+type meteredBatchingFSM struct {
+	meteredFSM
+	batch raft.BatchingFSM
+}
+
+func (f meteredBatchingFSM) ApplyBatch(logs []*raft.Log) []any { return f.batch.ApplyBatch(logs) }
+
+type meteredSnapshot struct {
+	raft.FSMSnapshot
+	m *groupMetrics
+}
+
+func (s meteredSnapshot) Persist(sink raft.SnapshotSink) error {
+	err := s.FSMSnapshot.Persist(sink)
+	if err == nil {
+		s.m.snapsTaken.Inc()
+	}
+	return err
+}
