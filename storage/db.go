@@ -49,7 +49,8 @@ type DB struct {
 
 var _ Provider = (*DB)(nil)
 
-// Open opens the data directory dir, creating it if needed, and returns
+// Open opens the data directory dir, creating it if needed (unless
+// Options.ReadOnly: then nothing on disk changes), and returns
 // the node's store. opts may be nil.
 //
 // The first Open of a directory gives the node a random id, kept from then
@@ -70,11 +71,17 @@ func Open(dir string, opts *Options) (*DB, error) {
 		return nil, errors.New("storage: Open: empty directory name")
 	}
 	fs := o.FS
-	if err := fs.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("storage: create data directory %s: %w", dir, err)
-	}
-	if err := checkDirContents(fs, dir); err != nil {
-		return nil, err
+	if o.ReadOnly {
+		if err := checkReadable(fs, dir); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := fs.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("storage: create data directory %s: %w", dir, err)
+		}
+		if err := checkDirContents(fs, dir); err != nil {
+			return nil, err
+		}
 	}
 	lock, err := pebble.LockDirectory(dir, fs)
 	if err != nil {
@@ -103,6 +110,7 @@ func Open(dir string, opts *Options) (*DB, error) {
 		MemTableSize: uint64(o.MemTableSize),
 		CacheSize:    o.CacheSize,
 		Logger:       pebbleLogger{log},
+		ReadOnly:     o.ReadOnly,
 	}
 	pdb, err := pebble.Open(dir, popts)
 	if err != nil {
@@ -212,6 +220,9 @@ func (db *DB) init() error {
 	}
 	if any {
 		return fmt.Errorf("%w: %s holds a Pebble database that mosaik did not write (first key %q)", ErrNotDataDir, db.dir, first)
+	}
+	if db.opts.ReadOnly {
+		return fmt.Errorf("%w: %s holds an empty database (its first Open did not finish)", ErrNotDataDir, db.dir)
 	}
 	if _, err := rand.Read(db.node[:]); err != nil {
 		return fmt.Errorf("storage: node id: %w", err)
@@ -382,6 +393,9 @@ func (db *DB) fail(f pebbleFatal) error {
 // panics with pebbleFatal instead, and commit turns that into ErrFailed
 // for the caller and every operation after.
 func (db *DB) commit(b *pebble.Batch, wo *pebble.WriteOptions) (err error) {
+	if db.opts.ReadOnly {
+		return fmt.Errorf("%w: %s", ErrReadOnly, db.dir)
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			f, ok := r.(pebbleFatal)

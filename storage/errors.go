@@ -25,6 +25,9 @@ var (
 	// ErrGroupInUse is returned by Stores when the group's stores are already
 	// handed out and not yet released.
 	ErrGroupInUse = errors.New("storage: group is already open on this node")
+	// ErrReadOnly is returned by every write to a DB opened with
+	// Options.ReadOnly.
+	ErrReadOnly = errors.New("storage: opened read-only")
 	// ErrSnapshotNotFound is returned by the snapshot store's Open for an id
 	// it does not hold.
 	ErrSnapshotNotFound = errors.New("storage: snapshot not found")

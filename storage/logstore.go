@@ -109,7 +109,7 @@ func (v *view) open() error {
 	if err := v.verifyLog(); err != nil {
 		return err
 	}
-	if len(partial) == 0 {
+	if len(partial) == 0 || v.db.opts.ReadOnly {
 		return nil
 	}
 	b := v.db.pdb.NewBatch()

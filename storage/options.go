@@ -42,6 +42,13 @@ type Options struct {
 	// writes the node acknowledged, and with them a vote it cast.
 	NoSync bool
 
+	// ReadOnly opens an existing data directory without changing it, for
+	// tools that look inside one (see DB.ReadGroup). Open then fails for a
+	// missing directory or one that holds no database, and writes through
+	// the stores fail with ErrReadOnly. The directory is still locked, so it
+	// cannot be opened while a node uses it.
+	ReadOnly bool
+
 	// RetainSnapshots is how many finished snapshots each group keeps; older
 	// ones are deleted when a new one is finished. Default 2.
 	RetainSnapshots int
