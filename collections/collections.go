@@ -270,11 +270,8 @@ func (h *handle[C]) execute(ctx context.Context, cmds ...C) ([]groups.Reply[repl
 	if h.closed.Load() {
 		return nil, ErrClosed
 	}
-	rs, err := h.g.ExecuteManyReply(ctx, cmds)
+	rs, err := h.g.ExecuteApplied(ctx, cmds)
 	if err != nil {
-		return nil, wrapErr(err)
-	}
-	if err := h.g.When().Committed(ctx, rs[len(rs)-1].Index); err != nil {
 		return nil, wrapErr(err)
 	}
 	return rs, nil

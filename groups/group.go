@@ -67,6 +67,7 @@ type core struct {
 	stores  storage.Stores
 	when    *When
 	futures *futures
+	nudge   *nudger
 	session rsm.SessionID
 	started time.Time
 
@@ -141,6 +142,7 @@ func Join[C, Q, R any](net *transport.Network, key Key, sm rsm.StateMachine[C, Q
 		notifyCh:    make(chan bool, 64),
 		announceNow: make(chan struct{}, 1),
 		futures:     newFutures(),
+		nudge:       newNudger(),
 		obsCh:       make(chan raft.Observation, 256),
 		closing:     make(chan struct{}),
 	}
@@ -241,6 +243,7 @@ func (c *core) start(fsm raft.FSM) error {
 	c.goFunc(c.runMembership)
 	c.goFunc(c.runAppender)
 	c.goFunc(c.runCompleter)
+	c.goFunc(c.runNudger)
 	c.goFunc(c.sub.run)
 	// A member whose network closes stops as if closed. The watcher is not
 	// in wg: it may itself run the stop, which waits for wg.
@@ -313,7 +316,7 @@ func (c *core) LogPosition() rsm.Cursor { return c.fsm.Last() }
 // Execute submits cmd and waits until it is committed and applied on the
 // leader. It returns the command's index.
 func (g *Group[C, Q, R]) Execute(ctx context.Context, cmd C) (rsm.Index, error) {
-	res, err := g.submit(ctx, []C{cmd}, false)
+	res, err := g.submit(ctx, []C{cmd}, false, false)
 	if err != nil {
 		return 0, err
 	}
@@ -324,7 +327,7 @@ func (g *Group[C, Q, R]) Execute(ctx context.Context, cmd C) (rsm.Index, error) 
 // waits until it is applied on the leader. It returns the indexes the
 // commands occupy, in order.
 func (g *Group[C, Q, R]) ExecuteMany(ctx context.Context, cmds []C) (rsm.IndexRange, error) {
-	res, err := g.submit(ctx, cmds, false)
+	res, err := g.submit(ctx, cmds, false, false)
 	if err != nil {
 		return rsm.IndexRange{}, err
 	}
@@ -335,7 +338,7 @@ func (g *Group[C, Q, R]) ExecuteMany(ctx context.Context, cmds []C) (rsm.IndexRa
 // does not wait for the command to commit. If that leader fails before the
 // command commits, the group submits it again, possibly at a later index.
 func (g *Group[C, Q, R]) Feed(ctx context.Context, cmd C) (rsm.Index, error) {
-	res, err := g.submit(ctx, []C{cmd}, true)
+	res, err := g.submit(ctx, []C{cmd}, true, false)
 	if err != nil {
 		return 0, err
 	}
@@ -344,7 +347,7 @@ func (g *Group[C, Q, R]) Feed(ctx context.Context, cmd C) (rsm.Index, error) {
 
 // FeedMany is Feed for a batch applied as one unbroken run.
 func (g *Group[C, Q, R]) FeedMany(ctx context.Context, cmds []C) (rsm.IndexRange, error) {
-	res, err := g.submit(ctx, cmds, true)
+	res, err := g.submit(ctx, cmds, true, false)
 	if err != nil {
 		return rsm.IndexRange{}, err
 	}
@@ -374,11 +377,36 @@ func (g *Group[C, Q, R]) ExecuteManyReply(ctx context.Context, cmds []C) ([]Repl
 	if _, ok := any(g.fsm.Machine()).(rsm.Replier[C, R]); !ok {
 		return nil, fmt.Errorf("groups: ExecuteReply: %T does not implement rsm.Replier", g.fsm.Machine())
 	}
-	res, err := g.submit(ctx, cmds, false)
+	res, err := g.submit(ctx, cmds, false, false)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Reply[R], len(cmds))
+	return replies[R](res, len(cmds))
+}
+
+// ExecuteApplied is ExecuteMany that returns only once this member has
+// applied the commands too, so that its own reads see them; on a follower
+// the leader makes the commit known to it at once rather than with its next
+// entry. For machines that implement rsm.Replier the replies carry what
+// ApplyReply returned; for others only their indexes.
+func (g *Group[C, Q, R]) ExecuteApplied(ctx context.Context, cmds []C) ([]Reply[R], error) {
+	res, err := g.submit(ctx, cmds, false, true)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := replies[R](res, len(cmds))
+	if err != nil {
+		return nil, err
+	}
+	if err := g.when.Committed(ctx, rs[len(rs)-1].Index); err != nil {
+		return nil, err
+	}
+	return rs, nil
+}
+
+// replies decodes the replies of n commands.
+func replies[R any](res rsm.Outcome, n int) ([]Reply[R], error) {
+	out := make([]Reply[R], n)
 	for i := range out {
 		out[i].Index = res.First + rsm.Index(i)
 		if i < len(res.Replies) && res.Replies[i] != nil {
@@ -390,7 +418,7 @@ func (g *Group[C, Q, R]) ExecuteManyReply(ctx context.Context, cmds []C) ([]Repl
 	return out, nil
 }
 
-func (g *Group[C, Q, R]) submit(ctx context.Context, cmds []C, feed bool) (rsm.Outcome, error) {
+func (g *Group[C, Q, R]) submit(ctx context.Context, cmds []C, feed, local bool) (rsm.Outcome, error) {
 	if len(cmds) == 0 {
 		return rsm.Outcome{}, ErrNoCommands
 	}
@@ -413,7 +441,7 @@ func (g *Group[C, Q, R]) submit(ctx context.Context, cmds []C, feed bool) (rsm.O
 	if size > MaxBatchSize {
 		return rsm.Outcome{}, fmt.Errorf("%w: batch of %d bytes, limit %d", ErrTooLarge, size, MaxBatchSize)
 	}
-	return g.sub.submit(ctx, enc, size, feed)
+	return g.sub.submit(ctx, enc, size, feed, local)
 }
 
 // QueryResult is a query's answer and the index of the state it read.

@@ -38,6 +38,7 @@ type completion struct {
 	session rsm.SessionID
 	seq     uint64
 	attempt uint32
+	local   bool // from a remote member that waits to apply it
 	reply   func(forwardReply)
 }
 
@@ -174,13 +175,15 @@ func (c *core) appendOne(s submission) {
 	l.next.Add(uint64(len(req.Cmds)))
 	l.appended[req.Session] = req.Seq
 	fut, err := raftCall(c, func() raft.ApplyFuture { return c.raft.Apply(data, 0) })
+	c.nudge.appended()
 	if err != nil {
 		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyError, Code: codeClosed, Msg: err.Error()})
 		return
 	}
 	c.metrics.appendedCommands(len(req.Cmds))
 	s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyAppended, First: e.First})
-	c.complete(completion{future: fut, session: req.Session, seq: req.Seq, attempt: req.Attempt, reply: s.reply})
+	c.complete(completion{future: fut, session: req.Session, seq: req.Seq, attempt: req.Attempt,
+		local: req.Local && req.Session != c.session, reply: s.reply})
 }
 
 func (c *core) complete(x completion) {
@@ -198,6 +201,9 @@ func (c *core) runCompleter() {
 			return
 		case x := <-c.completeCh:
 			x.reply(c.finish(x))
+			if x.local {
+				c.nudge.want() // its writer waits for its own node to apply
+			}
 		}
 	}
 }

@@ -19,7 +19,8 @@ type pending struct {
 	ctx      context.Context
 	cmds     [][]byte
 	size     int
-	feed     bool
+	feed     bool // answered once appended, not applied
+	local    bool // the caller then waits to apply it on this member
 	enqueued time.Time
 	done     chan pendingResult // buffered; receives exactly one result
 	answered bool
@@ -43,6 +44,7 @@ type batch struct {
 	attempt  uint32
 	parts    []*pending
 	cmds     [][]byte
+	local    bool // a part waits to apply it on this member
 	sentAt   time.Time
 	cancel   func()
 	resolved bool
@@ -74,7 +76,7 @@ func newSubmitter(c *core) *submitter {
 }
 
 // submit queues encoded commands and waits for their outcome.
-func (s *submitter) submit(ctx context.Context, cmds [][]byte, size int, feed bool) (rsm.Outcome, error) {
+func (s *submitter) submit(ctx context.Context, cmds [][]byte, size int, feed, local bool) (rsm.Outcome, error) {
 	if s.c.isClosing() {
 		return rsm.Outcome{}, ErrClosed
 	}
@@ -83,7 +85,7 @@ func (s *submitter) submit(ctx context.Context, cmds [][]byte, size int, feed bo
 		ctx, cancel = context.WithTimeout(ctx, 3*s.c.cfg.ForwardTimeout)
 		defer cancel()
 	}
-	p := &pending{ctx: ctx, cmds: cmds, size: size, feed: feed, enqueued: time.Now(), done: make(chan pendingResult, 1)}
+	p := &pending{ctx: ctx, cmds: cmds, size: size, feed: feed, local: local, enqueued: time.Now(), done: make(chan pendingResult, 1)}
 	select {
 	case s.in <- p:
 	case <-ctx.Done():
@@ -193,6 +195,7 @@ func (s *submitter) form() *batch {
 		}
 		s.queue = s.queue[1:]
 		b.parts = append(b.parts, p)
+		b.local = b.local || p.local
 		b.cmds = append(b.cmds, p.cmds...)
 		n += len(p.cmds)
 		size += p.size
@@ -212,7 +215,7 @@ func (s *submitter) send(b *batch) {
 		b.cancel()
 		b.cancel = nil
 	}
-	req := forward{Session: s.c.session, Seq: b.seq, Base: s.base, Attempt: b.attempt, Cmds: b.cmds}
+	req := forward{Session: s.c.session, Seq: b.seq, Base: s.base, Attempt: b.attempt, Cmds: b.cmds, Local: b.local}
 	if s.leader == s.c.self {
 		select {
 		case s.c.appendCh <- submission{req: req, reply: s.pushReply}:

@@ -23,6 +23,7 @@ type forward struct {
 	Base    uint64
 	Attempt uint32
 	Cmds    [][]byte
+	Local   bool // the sender waits to apply the batch itself: push the commit to it
 }
 
 const (
