@@ -75,9 +75,11 @@ func startRaft(t *testing.T, n *Network, bootstrap []raft.Server) *raftNode {
 	tr := newRaftTransport(t, n, "cluster", 2*time.Second)
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(n.ID().String())
-	conf.HeartbeatTimeout = 500 * time.Millisecond
-	conf.ElectionTimeout = 500 * time.Millisecond
-	conf.LeaderLeaseTimeout = 500 * time.Millisecond
+	// Generous: a loaded CI machine with the race detector may stall the
+	// leader's heartbeats while it writes a snapshot of several MiB.
+	conf.HeartbeatTimeout = 1500 * time.Millisecond
+	conf.ElectionTimeout = 1500 * time.Millisecond
+	conf.LeaderLeaseTimeout = 1500 * time.Millisecond
 	conf.CommitTimeout = 5 * time.Millisecond
 	conf.TrailingLogs = 5
 	conf.SnapshotThreshold = 1 << 30 // snapshots only when the test asks
