@@ -2,6 +2,7 @@ package groups
 
 import (
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -24,6 +25,7 @@ type Status struct {
 	LastIndex  uint64            `cbor:"last_index"` // last Raft log index
 	Committed  uint64            `cbor:"committed"`  // Raft commit index
 	Applied    uint64            `cbor:"applied"`    // last Raft index applied to the machine
+	Snapshot   uint64            `cbor:"snapshot"`   // last Raft index of the latest snapshot
 	Members    []MemberStatus    `cbor:"members"`
 }
 
@@ -116,6 +118,9 @@ func (c *core) Status() Status {
 		LastIndex:  c.raft.LastIndex(),
 		Committed:  c.raft.CommitIndex(),
 		Applied:    c.fsm.AppliedRaft(),
+	}
+	if idx, err := strconv.ParseUint(c.raft.Stats()["last_snapshot_index"], 10, 64); err == nil {
+		st.Snapshot = idx
 	}
 	switch c.raft.State() {
 	case raft.Leader:
