@@ -38,7 +38,11 @@ func TestObserversNeverLead(t *testing.T) {
 	all := append([]*node{n1, n2}, obs...)
 	online(t, all...)
 	waitFor(t, 10*time.Second, "2 voters and 3 non-voters", func() bool {
-		v, nv := voters(c.leader().g.Members())
+		l := c.agreed()
+		if l == nil {
+			return false
+		}
+		v, nv := voters(l.g.Members())
 		return v == 2 && nv == 3
 	})
 	for _, m := range c.leader().g.Members() {
@@ -55,9 +59,9 @@ func TestObserversNeverLead(t *testing.T) {
 		if err := l.g.raft.LeadershipTransfer().Error(); err != nil {
 			t.Fatalf("round %d: transfer: %v", round, err)
 		}
-		waitFor(t, 5*time.Second, "a new leader", func() bool {
-			nl := c.leader(all...)
-			return nl != l
+		waitFor(t, 10*time.Second, "a new leader", func() bool {
+			nl := c.agreed(all...)
+			return nl != nil && nl != l
 		})
 		if _, err := obs[round%3].g.Execute(ctxT(t, 5*time.Second), counterCmd{Add: 1}); err != nil {
 			t.Fatalf("round %d: write through an observer: %v", round, err)
@@ -88,7 +92,7 @@ func TestReluctantLosesToNormal(t *testing.T) {
 	r1, r2 := c.add(withPref(Reluctant(5))), c.add(withPref(Reluctant(5)))
 	all := []*node{normal, r1, r2}
 	online(t, all...)
-	waitFor(t, 10*time.Second, "the normal node to lead", func() bool { return c.leader() == normal })
+	waitFor(t, 20*time.Second, "the normal node to lead", func() bool { return c.agreed() == normal })
 	for round := range 5 {
 		if err := normal.g.raft.LeadershipTransfer().Error(); err != nil {
 			t.Fatalf("round %d: transfer: %v", round, err)
@@ -98,18 +102,18 @@ func TestReluctantLosesToNormal(t *testing.T) {
 			return l != normal.net.ID()
 		})
 		// The reluctant leader hands leadership back.
-		waitFor(t, 10*time.Second, "the normal node to lead again", func() bool {
-			return c.leader() == normal
+		waitFor(t, 20*time.Second, "the normal node to lead again", func() bool {
+			return c.agreed() == normal
 		})
 	}
 	// An election after the leader disappears: the normal node wins it.
 	normal.faults.Isolate()
-	waitFor(t, 10*time.Second, "a reluctant leader", func() bool {
-		l := c.leader(r1, r2)
+	waitFor(t, 20*time.Second, "a reluctant leader", func() bool {
+		l := c.agreed(r1, r2)
 		return l == r1 || l == r2
 	})
 	normal.faults.Heal()
-	waitFor(t, 15*time.Second, "the normal node to lead again", func() bool { return c.leader() == normal })
+	waitFor(t, 20*time.Second, "the normal node to lead again", func() bool { return c.agreed() == normal })
 }
 
 func TestPartitionMinorityCannotCommit(t *testing.T) {
@@ -184,7 +188,11 @@ func TestDeadMembersRemovedAndReplaced(t *testing.T) {
 	nodes := []*node{c.add(nil), c.add(nil), c.add(nil), c.add(nil), c.add(nil)}
 	online(t, nodes...)
 	waitFor(t, 10*time.Second, "5 voters", func() bool {
-		v, _ := voters(c.leader().g.Members())
+		l := c.agreed()
+		if l == nil {
+			return false
+		}
+		v, _ := voters(l.g.Members())
 		return v == 5
 	})
 	l := c.leader()
@@ -205,8 +213,11 @@ func TestDeadMembersRemovedAndReplaced(t *testing.T) {
 	wg.Add(1)
 	go w.run(ctx, &wg)
 	waitFor(t, 15*time.Second, "the group to shrink to 3 voters", func() bool {
-		ms := c.leader(live...).g.Members()
-		v, nv := voters(ms)
+		l := c.agreed(live...)
+		if l == nil {
+			return false
+		}
+		v, nv := voters(l.g.Members())
 		return v == 3 && nv == 0
 	})
 	for _, nd := range dead {
@@ -217,7 +228,11 @@ func TestDeadMembersRemovedAndReplaced(t *testing.T) {
 	fresh := []*node{c.add(nil), c.add(nil)}
 	online(t, fresh...)
 	waitFor(t, 15*time.Second, "the group back at 5 voters", func() bool {
-		v, _ := voters(c.leader().g.Members())
+		l := c.agreed()
+		if l == nil {
+			return false
+		}
+		v, _ := voters(l.g.Members())
 		return v == 5
 	})
 	stop()

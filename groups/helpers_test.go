@@ -160,29 +160,35 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// leaderOf waits until every live node agrees on one ready leader.
+// leader waits until every live node agrees on one ready leader.
 func (c *cluster) leader(nodes ...*node) *node {
 	c.t.Helper()
-	if len(nodes) == 0 {
-		nodes = c.nodes
-	}
 	var found *node
 	waitFor(c.t, 10*time.Second, "an agreed leader", func() bool {
-		found = nil
-		var id transport.PeerID
-		for _, nd := range nodes {
-			l, ok := nd.g.Leader()
-			if !ok || (!id.IsZero() && l != id) {
-				return false
-			}
-			id = l
-		}
-		for _, nd := range nodes {
-			if nd.net.ID() == id && nd.g.IsLeader() {
-				found = nd
-			}
-		}
+		found = c.agreed(nodes...)
 		return found != nil
 	})
 	return found
+}
+
+// agreed returns the ready leader every node (all, if none given) agrees
+// on, or nil.
+func (c *cluster) agreed(nodes ...*node) *node {
+	if len(nodes) == 0 {
+		nodes = c.nodes
+	}
+	var id transport.PeerID
+	for _, nd := range nodes {
+		l, ok := nd.g.Leader()
+		if !ok || (!id.IsZero() && l != id) {
+			return nil
+		}
+		id = l
+	}
+	for _, nd := range nodes {
+		if nd.net.ID() == id && nd.g.IsLeader() {
+			return nd
+		}
+	}
+	return nil
 }
