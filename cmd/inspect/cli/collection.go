@@ -49,6 +49,17 @@ func collectionSource(net *transport.Network, nodes []node, ref string, o *optio
 	return &source{net: net, g: g, peer: best, o: o}, nil
 }
 
+// withCollection runs f with a source for the collection ref names.
+func withCollection(cmd *cobra.Command, o *options, ref string, f func(*source) error) error {
+	return withNetwork(cmd, o, func(net *transport.Network, nodes []node) error {
+		src, err := collectionSource(net, nodes, ref, o)
+		if err != nil {
+			return err
+		}
+		return f(src)
+	})
+}
+
 func (s *source) ask(ctx context.Context, req collections.InspectRequest, wait time.Duration) (collections.InspectReply, error) {
 	b, err := rsm.Marshal(req)
 	if err != nil {
@@ -120,11 +131,7 @@ func dumpCmd(o *options) *cobra.Command {
 			"NAME is the collection's name, kind/name when names collide, or a group id prefix.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withNetwork(cmd, o, func(net *transport.Network, nodes []node) error {
-				src, err := collectionSource(net, nodes, args[0], o)
-				if err != nil {
-					return err
-				}
+			return withCollection(cmd, o, args[0], func(src *source) error {
 				return src.dump(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), page)
 			})
 		},
@@ -246,11 +253,7 @@ func watchCmd(o *options) *cobra.Command {
 		Short: "Follow a collection's changes until interrupted",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withNetwork(cmd, o, func(net *transport.Network, nodes []node) error {
-				src, err := collectionSource(net, nodes, args[0], o)
-				if err != nil {
-					return err
-				}
+			return withCollection(cmd, o, args[0], func(src *source) error {
 				return src.watch(cmd.Context(), cmd.OutOrStdout(), from)
 			})
 		},
