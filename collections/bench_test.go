@@ -50,6 +50,8 @@ func bigMapMachine(tb testing.TB, n int) *mapMachine[string, []byte] {
 func BenchmarkMapGet(b *testing.B) {
 	const n = 1_000_000
 	m := bigMapMachine(b, n)
+	defer m.closeIndex()
+	waitIndexed(b, m) // a settled replica has its hash index
 	r := MapReader[string, []byte]{mapReads[string, []byte]{m: m}}
 	keys := make([]string, 1<<16)
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -72,6 +74,8 @@ func BenchmarkMapGet(b *testing.B) {
 func BenchmarkMapGetParallel(b *testing.B) {
 	const n = 1_000_000
 	m := bigMapMachine(b, n)
+	defer m.closeIndex()
+	waitIndexed(b, m) // a settled replica has its hash index
 	r := MapReader[string, []byte]{mapReads[string, []byte]{m: m}}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -176,8 +180,10 @@ func BenchmarkMapHeap1M(b *testing.B) {
 		for range b.N {
 			before := heap()
 			m := bigMapMachine(b, n)
+			m.ix.wg.Wait() // its hash index is built
 			after := heap()
 			runtime.KeepAlive(m)
+			m.closeIndex()
 			b.ReportMetric(float64(after-before)/n, "bytes/entry")
 			b.ReportMetric(float64(n*(16+100))/n, "payload-bytes/entry")
 		}
@@ -190,8 +196,10 @@ func BenchmarkMapHeap1M(b *testing.B) {
 				v := benchValue(i)
 				m.ApplyReply(mapCmd[string, []byte]{Op: mapInsert, Key: benchKey(i), Value: &v}, fakeCtx(i+1))
 			}
+			m.ix.wg.Wait()
 			after := heap()
 			runtime.KeepAlive(m)
+			m.closeIndex()
 			b.ReportMetric(float64(after-before)/n, "bytes/entry")
 		}
 	})

@@ -259,6 +259,9 @@ func (h *handle[C]) Close() error {
 			h.insp.close()
 		}
 		_ = h.g.Close()
+		if c, ok := h.m.(interface{ closeIndex() }); ok {
+			c.closeIndex()
+		}
 		h.unregister()
 	})
 	return nil

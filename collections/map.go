@@ -38,8 +38,9 @@ type mapCmd[K comparable, V any] struct {
 
 // mapState is the published state: immutable, shared by every reader.
 type mapState[K comparable, V any] struct {
-	v Version
-	m *immutable.SortedMap[K, V]
+	v   Version
+	m   *immutable.SortedMap[K, V]
+	idx *mapIndex[K, V] // nil: Get searches m
 }
 
 // mapMachine is the Map's state machine: a deterministic core over a
@@ -50,6 +51,7 @@ type mapMachine[K comparable, V any] struct {
 	cmp  immutable.Comparer[K]
 	cur  atomic.Pointer[mapState[K, V]]
 	hist *history[MapChange[K, V]]
+	ix   *indexer[K, V]
 }
 
 func newMapMachine[K comparable, V any](history int) *mapMachine[K, V] {
@@ -57,6 +59,7 @@ func newMapMachine[K comparable, V any](history int) *mapMachine[K, V] {
 		sig:  "mosaik.collections.map.v1[" + typeName[K]() + "," + typeName[V]() + "]",
 		cmp:  comparerFor[K](),
 		hist: newHistory[MapChange[K, V]](history),
+		ix:   newIndexer[K, V](),
 	}
 	m.cur.Store(&mapState[K, V]{m: immutable.NewSortedMap[K, V](m.cmp)})
 	return m
@@ -76,14 +79,20 @@ func (m *mapMachine[K, V]) version() Version { return m.cur.Load().v }
 // ApplyReply implements rsm.Replier.
 func (m *mapMachine[K, V]) ApplyReply(cmd mapCmd[K, V], ctx rsm.ApplyContext) reply {
 	v := Version(ctx.LogPosition().Index)
-	st := m.cur.Load().m
+	m.ix.mu.Lock()
+	defer m.ix.mu.Unlock()
+	prev := m.cur.Load()
+	st := prev.m
+	idx := prev.idx
 	var changes []MapChange[K, V]
 	set := func(k K, val V) {
 		st = st.Set(k, val)
+		idx = m.ix.change(idx, k, slot[V]{v: val, ok: true})
 		changes = append(changes, MapChange[K, V]{Op: OpInsert, Key: k, Value: val})
 	}
 	del := func(k K) {
 		st = st.Delete(k)
+		idx = m.ix.change(idx, k, slot[V]{})
 		changes = append(changes, MapChange[K, V]{Op: OpRemove, Key: k})
 	}
 	r := reply{Applied: true}
@@ -99,6 +108,8 @@ func (m *mapMachine[K, V]) ApplyReply(cmd mapCmd[K, V], ctx rsm.ApplyContext) re
 	case mapClear:
 		if st.Len() > 0 {
 			st = immutable.NewSortedMap[K, V](m.cmp)
+			idx = nil
+			m.ix.reset()
 			changes = append(changes, MapChange[K, V]{Op: OpClear})
 		}
 	case mapCAS:
@@ -117,10 +128,32 @@ func (m *mapMachine[K, V]) ApplyReply(cmd mapCmd[K, V], ctx rsm.ApplyContext) re
 			}
 		}
 	}
-	m.cur.Store(&mapState[K, V]{v: v, m: st})
+	ns := &mapState[K, V]{v: v, m: st, idx: idx}
+	m.cur.Store(ns)
 	m.hist.add(v, changes)
+	m.ix.maybeBuild(ns, m.installIndex)
 	return r
 }
+
+// installIndex publishes the current state again with a new index. Under
+// m.ix.mu, so no command applies meanwhile.
+func (m *mapMachine[K, V]) installIndex(ix *mapIndex[K, V]) {
+	ns := *m.cur.Load()
+	ns.idx = ix
+	m.cur.Store(&ns)
+}
+
+// get reads key from the current state, through the index if there is one.
+func (m *mapMachine[K, V]) get(key K) (V, bool) {
+	st := m.cur.Load()
+	if st.idx != nil {
+		return st.idx.get(key, m.ix.hasher)
+	}
+	return st.m.Get(key)
+}
+
+// closeIndex stops a background index build.
+func (m *mapMachine[K, V]) closeIndex() { m.ix.close() }
 
 // Snapshot implements rsm.Snapshotter: it captures the immutable state.
 func (m *mapMachine[K, V]) Snapshot() (rsm.Snapshot, error) {
@@ -158,8 +191,13 @@ func (m *mapMachine[K, V]) Restore(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	m.cur.Store(&mapState[K, V]{v: v, m: b.Map()})
+	m.ix.mu.Lock()
+	defer m.ix.mu.Unlock()
+	m.ix.reset()
+	ns := &mapState[K, V]{v: v, m: b.Map()}
+	m.cur.Store(ns)
 	m.hist.reset(v)
+	m.ix.maybeBuild(ns, m.installIndex)
 	return nil
 }
 
@@ -219,12 +257,12 @@ func (r mapReads[K, V]) IsEmpty() bool { return r.state().Len() == 0 }
 
 // ContainsKey reports whether key is present.
 func (r mapReads[K, V]) ContainsKey(key K) bool {
-	_, ok := r.state().Get(key)
+	_, ok := r.m.get(key)
 	return ok
 }
 
 // Get returns the value of key.
-func (r mapReads[K, V]) Get(key K) (V, bool) { return r.state().Get(key) }
+func (r mapReads[K, V]) Get(key K) (V, bool) { return r.m.get(key) }
 
 // All iterates over the entries in key order, the same on every replica,
 // over the state as it was when All was called.

@@ -1,0 +1,160 @@
+package collections
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// waitIndexed waits until the machine's current state has a hash index.
+func waitIndexed[K comparable, V any](t testing.TB, m *mapMachine[K, V]) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for m.cur.Load().idx == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the map was not indexed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// The indexed Get agrees with the sorted tree and with a plain model through
+// random inserts, removes, compare-exchanges and clears, across background
+// rebuilds, while readers read concurrently. Seeded; the seed is printed
+// on failure.
+func TestMapIndexAgreesWithModel(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3} {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 99))
+			m := newMapMachine[string, int](64)
+			defer m.closeIndex()
+			model := map[string]int{}
+			keys := 3 * indexMinEntries
+			key := func() string { return fmt.Sprintf("k%06d", rng.IntN(keys)) }
+
+			// Readers check that whatever state they load answers like its tree.
+			var stop atomic.Bool
+			var wg sync.WaitGroup
+			var bad atomic.Value
+			for r := range 1 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					rr := rand.New(rand.NewPCG(seed, uint64(r)))
+					for i := 0; !stop.Load(); i++ {
+						if i%64 == 0 {
+							runtime.Gosched() // share the CPUs with Apply
+						}
+						st := m.cur.Load()
+						if st.idx == nil {
+							time.Sleep(time.Millisecond)
+							continue
+						}
+						k := fmt.Sprintf("k%06d", rr.IntN(keys))
+						v1, ok1 := st.idx.get(k, m.ix.hasher)
+						v2, ok2 := st.m.Get(k)
+						if v1 != v2 || ok1 != ok2 {
+							bad.Store(fmt.Sprintf("state %d: %s index=(%d,%v) tree=(%d,%v)", st.v, k, v1, ok1, v2, ok2))
+						}
+					}
+				}()
+			}
+			idx := 0
+			apply := func(c mapCmd[string, int]) reply {
+				idx++
+				return m.ApplyReply(c, fakeCtx(idx))
+			}
+			fill := func(n int) {
+				for range n {
+					k, v := key(), rng.IntN(1000)
+					apply(mapCmd[string, int]{Op: mapInsert, Key: k, Value: &v})
+					model[k] = v
+				}
+			}
+			fill(2 * indexMinEntries)
+			waitIndexed(t, m)
+			for step := range 60_000 {
+				k := key()
+				switch op := rng.IntN(100); {
+				case step == 20_000:
+					apply(mapCmd[string, int]{Op: mapClear})
+					clear(model)
+					fill(2 * indexMinEntries)
+				case op < 60:
+					v := rng.IntN(1000)
+					apply(mapCmd[string, int]{Op: mapInsert, Key: k, Value: &v})
+					model[k] = v
+				case op < 90:
+					apply(mapCmd[string, int]{Op: mapRemove, Key: k})
+					delete(model, k)
+				default:
+					cur, present := model[k]
+					v := rng.IntN(1000)
+					var exp *int
+					if present && rng.IntN(2) == 0 {
+						exp = &cur
+					}
+					r := apply(mapCmd[string, int]{Op: mapCAS, Key: k, Expected: exp, Value: &v})
+					if want := (exp == nil && !present) || (exp != nil && present); r.Applied != want {
+						t.Fatalf("seed %d step %d: CAS applied=%v, want %v", seed, step, r.Applied, want)
+					}
+					if r.Applied {
+						model[k] = v
+					}
+				}
+				if step%5000 == 0 {
+					time.Sleep(time.Millisecond) // let a build finish now and then
+				}
+				if step%97 == 0 {
+					for range 20 {
+						k := key()
+						v1, ok1 := m.get(k)
+						v2, ok2 := model[k]
+						if v1 != v2 || ok1 != ok2 {
+							t.Fatalf("seed %d step %d: Get(%s) = (%d,%v), model (%d,%v)", seed, step, k, v1, ok1, v2, ok2)
+						}
+					}
+				}
+			}
+			waitIndexed(t, m)
+			stop.Store(true)
+			wg.Wait()
+			if b := bad.Load(); b != nil {
+				t.Fatalf("seed %d: %s", seed, b)
+			}
+			for i := range keys {
+				k := fmt.Sprintf("k%06d", i)
+				v1, ok1 := m.get(k)
+				v2, ok2 := model[k]
+				if v1 != v2 || ok1 != ok2 {
+					t.Fatalf("seed %d at the end: Get(%s) = (%d,%v), model (%d,%v)", seed, k, v1, ok1, v2, ok2)
+				}
+			}
+		})
+	}
+}
+
+// A restored map gets its index in the background; keys of kinds whose ==
+// disagrees with the order (floats) are never indexed.
+func TestMapIndexAfterRestoreAndKinds(t *testing.T) {
+	m := bigMapMachine(t, 2*indexMinEntries)
+	defer m.closeIndex()
+	waitIndexed(t, m)
+	for i := range 2 * indexMinEntries {
+		if v, ok := m.get(benchKey(i)); !ok || string(v[:len(fmt.Sprint(i))]) != fmt.Sprint(i) {
+			t.Fatalf("key %d: %q %v", i, v, ok)
+		}
+	}
+	if _, ok := m.get("absent"); ok {
+		t.Fatal("an absent key is found")
+	}
+	f := newMapMachine[float64, int](8)
+	defer f.closeIndex()
+	if f.ix.on {
+		t.Fatal("float keys are indexed")
+	}
+}
