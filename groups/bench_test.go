@@ -50,6 +50,12 @@ func benchExecute(b *testing.B, conc int, onLeader bool) {
 			}
 		}
 	}
+	executeLoad(b, conc, target.g)
+}
+
+// executeLoad runs b.N Executes on g from conc goroutines and reports the
+// throughput and latency percentiles.
+func executeLoad(b *testing.B, conc int, g *Group[counterCmd, struct{}, int64]) {
 	var n atomic.Int64
 	var mu sync.Mutex
 	var lat []time.Duration
@@ -63,7 +69,7 @@ func benchExecute(b *testing.B, conc int, onLeader bool) {
 			var mine []time.Duration
 			for n.Add(1) <= int64(b.N) {
 				t0 := time.Now()
-				if _, err := target.g.Execute(context.Background(), counterCmd{Add: 1}); err != nil {
+				if _, err := g.Execute(context.Background(), counterCmd{Add: 1}); err != nil {
 					b.Error(err)
 					return
 				}

@@ -2,8 +2,6 @@ package groups
 
 import (
 	"context"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,34 +24,7 @@ func BenchmarkDurableExecute(b *testing.B) {
 				nodes = append(nodes, startDurable(b, c, b.TempDir(), &counter{}, cfg))
 			}
 			onlineAll(b, nodes...)
-			leader := leaderOf(b, nodes...)
-			var n atomic.Int64
-			var mu sync.Mutex
-			var lat []time.Duration
-			b.ResetTimer()
-			start := time.Now()
-			var wg sync.WaitGroup
-			for range conc {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					var mine []time.Duration
-					for n.Add(1) <= int64(b.N) {
-						t0 := time.Now()
-						if _, err := leader.g.Execute(context.Background(), counterCmd{Add: 1}); err != nil {
-							b.Error(err)
-							return
-						}
-						mine = append(mine, time.Since(t0))
-					}
-					mu.Lock()
-					lat = append(lat, mine...)
-					mu.Unlock()
-				}()
-			}
-			wg.Wait()
-			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "cmds/s")
-			reportLatency(b, lat)
+			executeLoad(b, conc, leaderOf(b, nodes...).g)
 		})
 	}
 }

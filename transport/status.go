@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"maps"
 	"sort"
 	"sync"
 	"time"
@@ -49,10 +50,7 @@ func (n *Network) Status() NodeStatus {
 	st := NodeStatus{Peer: n.id, Network: n.name, Started: n.started, URL: n.URL()}
 	s := &n.status
 	s.mu.Lock()
-	fns := make(map[string]func() any, len(s.sections))
-	for name, fn := range s.sections {
-		fns[name] = fn
-	}
+	fns := maps.Clone(s.sections)
 	s.mu.Unlock()
 	for name, fn := range fns {
 		b, err := encMode.Marshal(fn())

@@ -67,7 +67,7 @@ func runLog(w io.Writer, o *options, f *logFlags, fs vfs.FS, dir string) error {
 		return usageError{fmt.Errorf("--limit %d is negative", f.limit)}
 	}
 	prefix := strings.ToLower(f.group)
-	if strings.Trim(prefix, "0123456789abcdef") != "" {
+	if !isHex(prefix) {
 		return usageError{fmt.Errorf("--group %q is not a hex prefix of a group id", f.group)}
 	}
 	db, err := openDataDir(fs, dir)

@@ -150,14 +150,8 @@ func findGroup(gs []*group, ref string) (*group, error) {
 	return nil, fmt.Errorf("%q is ambiguous: %s; use kind/name or an id", ref, strings.Join(names, ", "))
 }
 
-func isHex(s string) bool {
-	for _, r := range s {
-		if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
-			return false
-		}
-	}
-	return true
-}
+// isHex reports whether s holds only hex digits, in either case.
+func isHex(s string) bool { return strings.Trim(strings.ToLower(s), "0123456789abcdef") == "" }
 
 func describe(g *group) string {
 	if g.kind() == "" {
