@@ -293,24 +293,27 @@ func (h *handle[C]) execute1(ctx context.Context, cmd C) (Version, reply, error)
 // up to groups.MaxBatchCommands, each run unbroken, and returns the last
 // version. A command over the limits fails the whole call before anything
 // is sent. Nothing is sent for an empty sequence.
-func (h *handle[C]) extend(ctx context.Context, cmds iter.Seq2[C, error]) (Version, error) {
+func (h *handle[C]) extend(ctx context.Context, cmds checkedCmds[C]) (Version, error) {
 	// Cut the runs within the group's batch limits, by count and size.
 	var runs [][]C
 	var run []C
+	var failed error
 	size := 0
-	for c, err := range cmds {
+	cmds(func(c C, n int, err error) bool {
 		if err != nil {
-			return 0, err
+			failed = err
+			return false
 		}
-		b, err := rsm.Marshal(c)
-		if err != nil {
-			return 0, err
-		}
-		if len(run) == groups.MaxBatchCommands || size+len(b) > groups.MaxBatchSize {
+		n += cmdOverhead
+		if len(run) == groups.MaxBatchCommands || size+n > groups.MaxBatchSize {
 			runs, run, size = append(runs, run), nil, 0
 		}
 		run = append(run, c)
-		size += len(b)
+		size += n
+		return true
+	})
+	if failed != nil {
+		return 0, failed
 	}
 	if len(run) > 0 {
 		runs = append(runs, run)
@@ -343,17 +346,27 @@ func wrapErr(err error) error {
 	return err
 }
 
-// checkSize encodes v to check it against limit.
-func checkSize(what string, v any, limit int) error {
+// checkSize encodes v to check it against limit, and returns its encoded
+// size.
+func checkSize(what string, v any, limit int) (int, error) {
 	b, err := rsm.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("collections: encode %s: %w", what, err)
+		return 0, fmt.Errorf("collections: encode %s: %w", what, err)
 	}
 	if len(b) > limit {
-		return fmt.Errorf("%w: %s of %d bytes, limit %d", ErrTooLarge, what, len(b), limit)
+		return 0, fmt.Errorf("%w: %s of %d bytes, limit %d", ErrTooLarge, what, len(b), limit)
 	}
-	return nil
+	return len(b), nil
 }
+
+// cmdOverhead bounds what a command's encoding adds to its checked parts
+// (its array header, operation and index fields): CBOR encodes a value the
+// same wherever it sits, so the checked sizes plus this bound the command.
+const cmdOverhead = 32
+
+// checkedCmds yields commands with the encoded size of their checked parts,
+// or the error that check gave.
+type checkedCmds[C any] func(yield func(cmd C, size int, err error) bool)
 
 // When waits for a collection handle's status. Every method blocks until the
 // condition holds, ctx ends (its error is returned) or the handle closes

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/mosaik-go/mosaik/groups"
 )
 
 var (
@@ -130,3 +132,45 @@ func TestExtendOverLimitAppliesNothing(t *testing.T) {
 
 func errOf(_ Version, err error) error          { return err }
 func errOf3(_ Version, _ bool, err error) error { return err }
+
+// An Extend whose entries together exceed groups.MaxBatchSize is cut into
+// runs the group accepts, for every kind. The map's values are sized so that
+// 40 commands fit the limit by their keys and values alone but not with
+// their framing: a run cut that left the framing out would fail.
+func TestExtendCutBySize(t *testing.T) {
+	tn := newTestNet(t)
+	const k = 40
+	// A key "k000" encodes to 5 bytes, a value of this length to 5 more
+	// than it; a map command adds 3.
+	val := make([]byte, groups.MaxBatchSize/k-10)
+	n := 2*k + 3
+	m := openMapW[string, []byte](t, tn.node(), "m")
+	v := openVecW[[]byte](t, tn.node(), "v")
+	s := openSetW[string](t, tn.node(), "s")
+	online(t, m, v, s)
+	ok[Version](t)(m.Extend(tctx(t), func(yield func(string, []byte) bool) {
+		for i := range n {
+			if !yield(fmt.Sprintf("k%03d", i), val) {
+				return
+			}
+		}
+	}))
+	ok[Version](t)(v.Extend(tctx(t), func(yield func([]byte) bool) {
+		for range n {
+			if !yield(val) {
+				return
+			}
+		}
+	}))
+	elem := strings.Repeat("x", len(val))
+	ok[Version](t)(s.Extend(tctx(t), func(yield func(string) bool) {
+		for i := range n {
+			if !yield(fmt.Sprintf("%03d", i) + elem[3:]) {
+				return
+			}
+		}
+	}))
+	if m.Len() != n || v.Len() != n || s.Len() != n {
+		t.Fatalf("after Extend: map %d, vec %d, set %d entries, want %d each", m.Len(), v.Len(), s.Len(), n)
+	}
+}

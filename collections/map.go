@@ -310,19 +310,20 @@ func (r mapReads[K, V]) Watch(ctx context.Context, opts ...WatchOption) iter.Seq
 	return watch(ctx, r.g.Done(), r.m.hist, r.m.version, r.m.state, opts)
 }
 
-func checkKV[K, V any](key K, value *V) error {
-	if err := checkSize("key", key, MaxKeySize); err != nil {
-		return err
+// checkKV checks a key and value against the limits and returns their
+// encoded size.
+func checkKV[K, V any](key K, value *V) (int, error) {
+	n, err := checkSize("key", key, MaxKeySize)
+	if err != nil || value == nil {
+		return n, err
 	}
-	if value != nil {
-		return checkSize("value", *value, MaxValueSize)
-	}
-	return nil
+	m, err := checkSize("value", *value, MaxValueSize)
+	return n + m, err
 }
 
 // Insert sets key to value. It returns once this node applied the write.
 func (w *MapWriter[K, V]) Insert(ctx context.Context, key K, value V) (Version, error) {
-	if err := checkKV(key, &value); err != nil {
+	if _, err := checkKV(key, &value); err != nil {
 		return 0, err
 	}
 	v, _, err := w.execute1(ctx, mapCmd[K, V]{Op: mapInsert, Key: key, Value: &value})
@@ -332,7 +333,7 @@ func (w *MapWriter[K, V]) Insert(ctx context.Context, key K, value V) (Version, 
 // Remove deletes key. Removing a missing key changes nothing and still
 // returns a version.
 func (w *MapWriter[K, V]) Remove(ctx context.Context, key K) (Version, error) {
-	if err := checkKV[K, V](key, nil); err != nil {
+	if _, err := checkKV[K, V](key, nil); err != nil {
 		return 0, err
 	}
 	v, _, err := w.execute1(ctx, mapCmd[K, V]{Op: mapRemove, Key: key})
@@ -350,9 +351,10 @@ func (w *MapWriter[K, V]) Clear(ctx context.Context) (Version, error) {
 // sequences apply in several runs. An empty sequence writes nothing and
 // returns the current version.
 func (w *MapWriter[K, V]) Extend(ctx context.Context, entries iter.Seq2[K, V]) (Version, error) {
-	return w.extend(ctx, func(yield func(mapCmd[K, V], error) bool) {
+	return w.extend(ctx, func(yield func(mapCmd[K, V], int, error) bool) {
 		for k, v := range entries {
-			if !yield(mapCmd[K, V]{Op: mapInsert, Key: k, Value: &v}, checkKV(k, &v)) {
+			n, err := checkKV(k, &v)
+			if !yield(mapCmd[K, V]{Op: mapInsert, Key: k, Value: &v}, n, err) {
 				return
 			}
 		}
@@ -364,10 +366,10 @@ func (w *MapWriter[K, V]) Extend(ctx context.Context, entries iter.Seq2[K, V]) (
 // matches a missing key, a nil replacement removes the key. The bool
 // reports whether it applied; either way the write has a version.
 func (w *MapWriter[K, V]) CompareExchange(ctx context.Context, key K, expected, replacement *V) (Version, bool, error) {
-	if err := checkKV(key, expected); err != nil {
+	if _, err := checkKV(key, expected); err != nil {
 		return 0, false, err
 	}
-	if err := checkKV(key, replacement); err != nil {
+	if _, err := checkKV(key, replacement); err != nil {
 		return 0, false, err
 	}
 	v, r, err := w.execute1(ctx, mapCmd[K, V]{Op: mapCAS, Key: key, Value: replacement, Expected: expected})

@@ -206,7 +206,7 @@ func (r setReads[T]) Watch(ctx context.Context, opts ...WatchOption) iter.Seq2[E
 }
 
 func (w *SetWriter[T]) write(ctx context.Context, cmd setCmd[T]) (Version, error) {
-	if err := checkSize("element", cmd.Value, MaxValueSize); err != nil {
+	if _, err := checkSize("element", cmd.Value, MaxValueSize); err != nil {
 		return 0, err
 	}
 	v, _, err := w.execute1(ctx, cmd)
@@ -231,9 +231,10 @@ func (w *SetWriter[T]) Clear(ctx context.Context) (Version, error) {
 
 // Extend inserts every element of xs; see MapWriter.Extend.
 func (w *SetWriter[T]) Extend(ctx context.Context, xs iter.Seq[T]) (Version, error) {
-	return w.extend(ctx, func(yield func(setCmd[T], error) bool) {
+	return w.extend(ctx, func(yield func(setCmd[T], int, error) bool) {
 		for x := range xs {
-			if !yield(setCmd[T]{Op: setInsert, Value: x}, checkSize("element", x, MaxValueSize)) {
+			n, err := checkSize("element", x, MaxValueSize)
+			if !yield(setCmd[T]{Op: setInsert, Value: x}, n, err) {
 				return
 			}
 		}

@@ -330,7 +330,7 @@ func (r vecReads[T]) Watch(ctx context.Context, opts ...WatchOption) iter.Seq2[E
 
 func (w *VecWriter[T]) write(ctx context.Context, cmd vecCmd[T]) (Version, reply, error) {
 	if cmd.Value != nil {
-		if err := checkSize("element", *cmd.Value, MaxValueSize); err != nil {
+		if _, err := checkSize("element", *cmd.Value, MaxValueSize); err != nil {
 			return 0, reply{}, err
 		}
 	}
@@ -364,9 +364,10 @@ func (w *VecWriter[T]) Insert(ctx context.Context, i int, x T) (Version, error) 
 
 // Extend appends every element of xs in order; see MapWriter.Extend.
 func (w *VecWriter[T]) Extend(ctx context.Context, xs iter.Seq[T]) (Version, error) {
-	return w.extend(ctx, func(yield func(vecCmd[T], error) bool) {
+	return w.extend(ctx, func(yield func(vecCmd[T], int, error) bool) {
 		for x := range xs {
-			if !yield(vecCmd[T]{Op: vecPushBack, Value: &x}, checkSize("element", x, MaxValueSize)) {
+			n, err := checkSize("element", x, MaxValueSize)
+			if !yield(vecCmd[T]{Op: vecPushBack, Value: &x}, n, err) {
 				return
 			}
 		}
