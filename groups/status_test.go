@@ -43,13 +43,10 @@ func TestStatusAnswersWhileApplyBlocks(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	start := time.Now()
+	// A member whose answer waited on Apply would be missing below.
 	nodes, err := c.first.Survey(ctx)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("survey took %v", took)
 	}
 	found := map[string]Status{}
 	for _, n := range nodes {
