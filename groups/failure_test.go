@@ -314,12 +314,24 @@ func TestBadInput(t *testing.T) {
 
 func TestSplitFoundingIsDetected(t *testing.T) {
 	c := newCluster(t)
-	cfg := testConfig()
-	a, b := c.add(cfg), c.add(cfg)
-	// Cut a and b apart before either can see the other: each founds its own
-	// cluster of the same group.
-	a.faults.Partition(b.net.ID())
-	b.faults.Partition(a.net.ID())
+	// Cut a and b apart before either starts, so neither ever hears the
+	// other: each founds its own cluster of the same group.
+	pa, pb := transport.NewPeerID(), transport.NewPeerID()
+	start := func(self, other transport.PeerID) *node {
+		f := transport.NewFaults()
+		f.Partition(other)
+		n, err := transport.New(context.Background(), transport.WithURL(c.url), transport.WithFaults(f), transport.WithPeerID(self))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nd := &node{net: n, faults: f, sm: &counter{}}
+		c.nodes = append(c.nodes, nd) // closed with the cluster
+		if nd.g, err = Join(n, c.key, nd.sm, testConfig()); err != nil {
+			t.Fatal(err)
+		}
+		return nd
+	}
+	a, b := start(pa, pb), start(pb, pa)
 	online(t, a, b)
 	if la, _ := a.g.Leader(); la != a.net.ID() {
 		t.Fatalf("a follows %s", la.Short())
