@@ -11,8 +11,13 @@ import (
 )
 
 // maxInflight is how many batches a member has unanswered at once; it must
-// stay within what the machine remembers per session.
-const maxInflight = rsm.SessionWindow / 2
+// stay within what the machine remembers per session. Two keep the log busy
+// (one applies while the next is appended) and let calls that arrive
+// meanwhile gather into the next batch: fewer, larger log entries. On three
+// members on one machine, 16 gave half the throughput at concurrency 64.
+const maxInflight = 2
+
+var _ = [rsm.SessionWindow - maxInflight]struct{}{} // maxInflight <= SessionWindow
 
 // pending is one call waiting for its commands to apply.
 type pending struct {
