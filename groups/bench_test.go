@@ -7,13 +7,23 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/mosaik-go/mosaik/transport"
 )
+
+// overTCP makes a member's network connect to the embedded server through
+// its loopback TCP port, as a node of another process would, instead of in
+// process.
+var overTCP = transport.WithNATSOptions(nats.InProcessServer(nil))
 
 // benchCluster starts 3 members on one embedded server with production
 // timings and waits for a leader.
-func benchCluster(b *testing.B) (*cluster, *node) {
+func benchCluster(b *testing.B, opts ...transport.Option) (*cluster, *node) {
 	b.Helper()
 	c := newCluster(b)
+	c.opts = opts
 	cfg := &Config{BootstrapDelay: 200 * time.Millisecond}
 	nodes := []*node{c.add(cfg), c.add(cfg), c.add(cfg)}
 	for _, nd := range nodes {
@@ -39,8 +49,8 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }
 
-func benchExecute(b *testing.B, conc int, onLeader bool) {
-	c, leader := benchCluster(b)
+func benchExecute(b *testing.B, conc int, onLeader bool, opts ...transport.Option) {
+	c, leader := benchCluster(b, opts...)
 	target := leader
 	if !onLeader {
 		for _, nd := range c.nodes {
@@ -90,13 +100,20 @@ func BenchmarkExecute(b *testing.B) {
 		name     string
 		conc     int
 		onLeader bool
+		tcp      bool
 	}{
-		{"leader/c1", 1, true},
-		{"leader/c64", 64, true},
-		{"follower/c1", 1, false},
-		{"follower/c64", 64, false},
+		{"leader/c1", 1, true, false},
+		{"leader/c64", 64, true, false},
+		{"follower/c1", 1, false, false},
+		{"follower/c64", 64, false, false},
+		{"tcp/leader/c1", 1, true, true},
+		{"tcp/leader/c64", 64, true, true},
 	} {
-		b.Run(bc.name, func(b *testing.B) { benchExecute(b, bc.conc, bc.onLeader) })
+		var opts []transport.Option
+		if bc.tcp {
+			opts = append(opts, overTCP)
+		}
+		b.Run(bc.name, func(b *testing.B) { benchExecute(b, bc.conc, bc.onLeader, opts...) })
 	}
 }
 

@@ -87,6 +87,7 @@ type cluster struct {
 	url   string
 	first *transport.Network
 	nodes []*node
+	opts  []transport.Option // for every member's network
 }
 
 func newCluster(t testing.TB) *cluster {
@@ -118,7 +119,7 @@ func (c *cluster) add(cfg *Config) *node {
 
 func (c *cluster) join(cfg *Config) (*node, error) {
 	f := transport.NewFaults()
-	n, err := transport.New(context.Background(), transport.WithURL(c.url), transport.WithFaults(f))
+	n, err := transport.New(context.Background(), append([]transport.Option{transport.WithURL(c.url), transport.WithFaults(f)}, c.opts...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -113,7 +113,11 @@ func (n *Network) Subscribe(subject string, h Handler) (*Subscription, error) {
 
 // Close stops delivery and waits for a handler call in progress to return.
 // It is idempotent.
-func (s *Subscription) Close() {
+func (s *Subscription) Close() { s.close(true) }
+
+// close unsubscribes; with flush, it waits (bounded) for the server to have
+// the unsubscribe, unless the connection is down or closing anyway.
+func (s *Subscription) close(flush bool) {
 	s.mu.Lock()
 	already := s.closed
 	s.closed = true
@@ -125,7 +129,9 @@ func (s *Subscription) Close() {
 	// Wait until the server has the unsubscribe: from then on a request to
 	// this subject fails at once with no responders instead of waiting for a
 	// reply that cannot come.
-	_ = s.net.nc.FlushTimeout(time.Second)
+	if flush && s.net.nc.IsConnected() {
+		_ = s.net.nc.FlushTimeout(time.Second)
+	}
 	s.net.mu.Lock()
 	delete(s.net.subs, s)
 	s.net.mu.Unlock()

@@ -275,9 +275,9 @@ func TestRequestHonoursDeadline(t *testing.T) {
 		}, 200 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now() // before the deadline is set, which counts from then
 			ctx, cancel := tc.ctx()
 			defer cancel()
-			start := time.Now()
 			_, err := a.Request(ctx, a.Subject(tc.subject), b.ID(), []byte("?"))
 			took := time.Since(start)
 			if !errors.Is(err, context.DeadlineExceeded) {
