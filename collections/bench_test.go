@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/mosaik-go/mosaik/transport"
 )
 
@@ -99,53 +101,68 @@ func BenchmarkMapGetParallel(b *testing.B) {
 // BenchmarkMapInsert inserts into a map replicated on three writers,
 // through the leader's handle and through a follower's, one call at a time
 // and from 64 goroutines at once, and reports inserts per second.
+//
+// Nodes of one process connect to the embedded server in process; the
+// link=tcp cases connect through its loopback port instead, as nodes of
+// different processes on one machine would.
 func BenchmarkMapInsert(b *testing.B) {
-	for _, via := range []string{"leader", "follower"} {
-		for _, conc := range []int{1, 64} {
-			b.Run(fmt.Sprintf("replicas=3/via=%s/concurrency=%d", via, conc), func(b *testing.B) {
-				tn := newTestNet(b)
-				var nets []*transport.Network
-				var ws []*MapWriter[string, []byte]
-				for range 3 {
-					n := tn.node()
-					nets = append(nets, n)
-					ws = append(ws, openMapW[string, []byte](b, n, "bench"))
+	type bench struct {
+		link string // process or tcp
+		via  string // leader or follower
+		conc int
+	}
+	cases := []bench{
+		{"process", "leader", 1}, {"process", "leader", 64},
+		{"process", "follower", 1}, {"process", "follower", 64},
+		{"tcp", "leader", 1}, {"tcp", "leader", 64},
+	}
+	for _, bc := range cases {
+		b.Run(fmt.Sprintf("replicas=3/link=%s/via=%s/concurrency=%d", bc.link, bc.via, bc.conc), func(b *testing.B) {
+			tn := newTestNet(b)
+			if bc.link == "tcp" {
+				tn.opts = append(tn.opts, transport.WithNATSOptions(nats.InProcessServer(nil)))
+			}
+			var nets []*transport.Network
+			var ws []*MapWriter[string, []byte]
+			for range 3 {
+				n := tn.node()
+				nets = append(nets, n)
+				ws = append(ws, openMapW[string, []byte](b, n, "bench"))
+			}
+			online(b, ws[0], ws[1], ws[2])
+			leader, _ := ws[0].Leader()
+			w := ws[0]
+			for i, n := range nets {
+				if (n.ID() == leader) == (bc.via == "leader") {
+					w = ws[i]
+					break
 				}
-				online(b, ws[0], ws[1], ws[2])
-				leader, _ := ws[0].Leader()
-				w := ws[0]
-				for i, n := range nets {
-					if (n.ID() == leader) == (via == "leader") {
-						w = ws[i]
-						break
-					}
-				}
-				val := benchValue(0)
-				var next atomic.Int64
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-				defer cancel()
-				b.ResetTimer()
-				start := time.Now()
-				var wg sync.WaitGroup
-				for range conc {
-					wg.Go(func() {
-						for {
-							i := next.Add(1)
-							if i > int64(b.N) {
-								return
-							}
-							if _, err := w.Insert(ctx, benchKey(int(i)), val); err != nil {
-								b.Error(err)
-								return
-							}
+			}
+			val := benchValue(0)
+			var next atomic.Int64
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			b.ResetTimer()
+			start := time.Now()
+			var wg sync.WaitGroup
+			for range bc.conc {
+				wg.Go(func() {
+					for {
+						i := next.Add(1)
+						if i > int64(b.N) {
+							return
 						}
-					})
-				}
-				wg.Wait()
-				b.StopTimer()
-				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "inserts/s")
-			})
-		}
+						if _, err := w.Insert(ctx, benchKey(int(i)), val); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "inserts/s")
+		})
 	}
 }
 
@@ -194,7 +211,7 @@ func BenchmarkMapHeap1M(b *testing.B) {
 			m := newMapMachine[string, []byte](1 << 16)
 			for i := range n {
 				v := benchValue(i)
-				m.ApplyReply(mapCmd[string, []byte]{Op: mapInsert, Key: benchKey(i), Value: &v}, fakeCtx(i+1))
+				applied(m, mapCmd[string, []byte]{Op: mapInsert, Key: benchKey(i), Value: &v}, fakeCtx(i+1))
 			}
 			m.ix.wg.Wait()
 			after := heap()

@@ -29,8 +29,9 @@ func testOpts() []Option { return []Option{WithGroupConfig(testGroupConfig())} }
 
 // testNet starts an embedded server for the test; nodes connect to it.
 type testNet struct {
-	t   testing.TB
-	hub *transport.Network
+	t    testing.TB
+	hub  *transport.Network
+	opts []transport.Option // for every node's network
 }
 
 func newTestNet(t testing.TB) *testNet {
@@ -47,7 +48,7 @@ func newTestNet(t testing.TB) *testNet {
 // handles opened on it (cleanups run last-in first-out).
 func (tn *testNet) node() *transport.Network {
 	tn.t.Helper()
-	n, err := transport.New(context.Background(), transport.WithURL(tn.hub.URL()))
+	n, err := transport.New(context.Background(), append([]transport.Option{transport.WithURL(tn.hub.URL())}, tn.opts...)...)
 	if err != nil {
 		tn.t.Fatal(err)
 	}
@@ -214,4 +215,15 @@ func isErr(t testing.TB, err, target error, what string) {
 	if !errors.Is(err, target) {
 		t.Fatalf("%s: got error %v, want %v", what, err, target)
 	}
+}
+
+// applied applies one command to a machine as a batch of its own: applies
+// it, then publishes it.
+func applied[C any](m interface {
+	ApplyReply(C, rsm.ApplyContext) reply
+	rsm.Publisher
+}, cmd C, ctx rsm.ApplyContext) reply {
+	r := m.ApplyReply(cmd, ctx)
+	m.Publish()
+	return r
 }

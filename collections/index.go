@@ -2,6 +2,7 @@ package collections
 
 import (
 	"hash/maphash"
+	"maps"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -12,16 +13,16 @@ import (
 // A large Map also keeps a hash index, so that Get costs one hash lookup
 // instead of a walk down the sorted tree. The index of a published state is
 // a frozen Go map (the state at some earlier version) plus a small
-// persistent map of the changes since, and a bit filter over the changed
+// persistent tree of the changes since, and a bit filter over the changed
 // keys' hashes so most lookups skip the delta. When the delta grows, a
-// background goroutine builds a new frozen map from a pinned state, and
-// Apply swaps it in with the changes made meanwhile. The sorted tree stays
-// the source of order, snapshots and iteration.
+// background goroutine clones the frozen map, applies the delta to it, and
+// swaps it in with the changes made meanwhile as the new delta. The sorted
+// tree stays the source of order, snapshots and iteration.
 
 const (
 	indexMinEntries = 1 << 14 // smaller maps are fast enough to search
 	indexMinDelta   = 1 << 12
-	indexDeltaShare = 32 // rebuild when the delta exceeds 1/32 of the base
+	indexDeltaShare = 4 // rebuild when the delta exceeds 1/4 of the base
 )
 
 // slot is a change in the delta: a value, or a removal.
@@ -30,9 +31,9 @@ type slot[V any] struct {
 	ok bool
 }
 
-// keyHasher hashes keys for the delta and the filter. Only keys of string
-// and integer kinds are indexed: their == agrees with the tree's order
-// (floats do not, for NaN).
+// keyHasher hashes keys for the filter. Only keys of string and integer
+// kinds are indexed: their == agrees with the tree's order (floats do not,
+// for NaN).
 type keyHasher[K comparable] struct {
 	seed maphash.Seed
 	str  bool
@@ -53,10 +54,6 @@ func (h keyHasher[K]) sum(k K) uint64 {
 	}
 	return maphash.Comparable(h.seed, k)
 }
-
-// Hash and Equal make keyHasher an immutable.Hasher.
-func (h keyHasher[K]) Hash(k K) uint32   { return uint32(h.sum(k)) }
-func (h keyHasher[K]) Equal(a, b K) bool { return a == b }
 
 // bitFilter is a set of hash bits that only grows; readers of older states
 // may see bits of later changes, which only sends them to the delta for
@@ -86,8 +83,8 @@ func (f *bitFilter) has(h uint64) bool {
 
 // mapIndex is the hash index of one published state.
 type mapIndex[K comparable, V any] struct {
-	base   map[K]V // never written once published
-	delta  *immutable.Map[K, slot[V]]
+	base   map[K]V // never written once built
+	delta  *btree[K, slot[V]]
 	filter *bitFilter
 }
 
@@ -101,103 +98,131 @@ func (ix *mapIndex[K, V]) get(k K, hasher keyHasher[K]) (V, bool) {
 	return v, ok
 }
 
-// with returns the index with one more change. The filter is shared and
-// gets the bit before the new state is published.
-func (ix *mapIndex[K, V]) with(k K, h uint64, s slot[V]) *mapIndex[K, V] {
-	ix.filter.add(h)
-	return &mapIndex[K, V]{base: ix.base, delta: ix.delta.Set(k, s), filter: ix.filter}
-}
-
-// indexer is the machine's side of the index. Its lock is held by Apply and
-// Restore for each state change, and by a finished build to install its
-// index; readers never take it.
+// indexer keeps the working index: Apply records every change in it, and
+// Publish freezes it with the state. Its lock is held by Apply, Publish and
+// Restore, and by a finished build to install its base; readers never take
+// it.
 type indexer[K comparable, V any] struct {
 	on     bool
 	hasher keyHasher[K]
+	cmp    immutable.Comparer[K]
 
-	mu       sync.Mutex
-	gen      uint64 // a clear or restore starts a new generation
+	mu     sync.Mutex
+	gen    uint64  // a clear or restore starts a new generation
+	base   map[K]V // nil: no index yet
+	delta  *btreeEditor[K, slot[V]]
+	filter *bitFilter
+
 	building bool
-	since    *immutable.Map[K, slot[V]] // changes after the version being built
+	since    *btreeEditor[K, slot[V]] // changes after the version being built
 	sinceF   *bitFilter
 
 	closed atomic.Bool
 	wg     sync.WaitGroup
 }
 
-func newIndexer[K comparable, V any]() *indexer[K, V] {
+func newIndexer[K comparable, V any](cmp immutable.Comparer[K]) *indexer[K, V] {
 	return &indexer[K, V]{
 		on:     indexable[K](),
+		cmp:    cmp,
 		hasher: keyHasher[K]{seed: maphash.MakeSeed(), str: reflect.TypeFor[K]().Kind() == reflect.String},
 	}
 }
 
-func (x *indexer[K, V]) emptyDelta() *immutable.Map[K, slot[V]] {
-	return immutable.NewMap[K, slot[V]](x.hasher)
-}
-
-// change records a change of key k in idx (and in the delta being gathered
-// for a build) and returns the new index. Under x.mu.
-func (x *indexer[K, V]) change(idx *mapIndex[K, V], k K, s slot[V]) *mapIndex[K, V] {
-	if !x.on || (idx == nil && !x.building) {
-		return idx
+// change records a change of key k. Under x.mu.
+func (x *indexer[K, V]) change(k K, s slot[V]) {
+	if !x.on || (x.base == nil && !x.building) {
+		return
 	}
 	h := x.hasher.sum(k)
 	if x.building {
 		x.sinceF.add(h)
-		x.since = x.since.Set(k, s)
+		x.since.Set(k, s)
 	}
-	if idx != nil {
-		idx = idx.with(k, h, s)
+	if x.base != nil {
+		x.filter.add(h)
+		x.delta.Set(k, s)
 	}
-	return idx
+}
+
+// frozen returns the index of the working state, or nil. Under x.mu.
+func (x *indexer[K, V]) frozen() *mapIndex[K, V] {
+	if x.base == nil {
+		return nil
+	}
+	return &mapIndex[K, V]{base: x.base, delta: x.delta.Freeze(), filter: x.filter}
 }
 
 // reset drops the index: the state was cleared or replaced. Under x.mu.
 func (x *indexer[K, V]) reset() {
 	x.gen++
+	x.base, x.delta, x.filter = nil, nil, nil
 	x.building = false
 	x.since, x.sinceF = nil, nil
 }
 
-// maybeBuild starts a build from st if the index is missing or its delta
-// has grown. When done, the build calls install, under x.mu, with the new
-// index and the changes made meanwhile. Under x.mu.
-func (x *indexer[K, V]) maybeBuild(st *mapState[K, V], install func(*mapIndex[K, V])) {
+// maybeBuild starts a build if the index is missing or its delta has grown.
+// st is the state just published, the same as the working state. When done,
+// the build installs its base with the changes made meanwhile as the delta,
+// and calls republish, under x.mu. Under x.mu.
+func (x *indexer[K, V]) maybeBuild(st *mapState[K, V], republish func()) {
 	if !x.on || x.building || x.closed.Load() {
 		return
 	}
 	n := st.m.Len()
 	switch {
-	case st.idx == nil && n < indexMinEntries:
+	case x.base == nil && n < indexMinEntries:
 		return
-	case st.idx != nil && st.idx.delta.Len() <= max(indexMinDelta, len(st.idx.base)/indexDeltaShare):
+	case x.base != nil && x.delta.Len() <= max(indexMinDelta, len(x.base)/indexDeltaShare):
 		return
 	}
 	x.building = true
-	x.since, x.sinceF = x.emptyDelta(), newBitFilter(max(indexMinDelta, n/indexDeltaShare))
-	gen := x.gen
+	x.since = newBTree[K, slot[V]](x.cmp).Edit()
+	x.sinceF = newBitFilter(max(indexMinDelta, n/indexDeltaShare))
+	gen, from := x.gen, st.idx
 	x.wg.Add(1)
 	go func() {
 		defer x.wg.Done()
-		base := make(map[K]V, n)
-		it := st.m.Iterator()
-		for i := 0; !it.Done(); i++ {
-			if i%4096 == 0 && x.closed.Load() {
-				return
-			}
-			k, v, _ := it.Next()
-			base[k] = v
+		base := x.build(st, from)
+		if base == nil {
+			return // closed
 		}
 		x.mu.Lock()
 		defer x.mu.Unlock()
 		if gen != x.gen || !x.building {
 			return // cleared or replaced meanwhile
 		}
-		install(&mapIndex[K, V]{base: base, delta: x.since, filter: x.sinceF})
+		x.base, x.delta, x.filter = base, x.since, x.sinceF
 		x.building = false
 		x.since, x.sinceF = nil, nil
+		republish()
 	}()
+}
+
+// build makes the base map of st: a copy of the previous base with its
+// delta applied, or, without one, every entry of the tree.
+func (x *indexer[K, V]) build(st *mapState[K, V], from *mapIndex[K, V]) map[K]V {
+	if from != nil {
+		base := maps.Clone(from.base)
+		for k, s := range from.delta.All() {
+			if s.ok {
+				base[k] = s.v
+			} else {
+				delete(base, k)
+			}
+		}
+		return base
+	}
+	base := make(map[K]V, st.m.Len())
+	i := 0
+	for k, v := range st.m.All() {
+		if i%4096 == 0 && x.closed.Load() {
+			return nil
+		}
+		base[k] = v
+		i++
+	}
+	return base
 }
 
 // close stops a build in progress and waits for it.

@@ -64,9 +64,14 @@ func TestMapIndexAgreesWithModel(t *testing.T) {
 				}()
 			}
 			idx := 0
+			// Commands apply in batches of random length, as Raft hands them.
 			apply := func(c mapCmd[string, int]) reply {
 				idx++
-				return m.ApplyReply(c, fakeCtx(idx))
+				r := m.ApplyReply(c, fakeCtx(idx))
+				if rng.IntN(16) == 0 {
+					m.Publish()
+				}
+				return r
 			}
 			fill := func(n int) {
 				for range n {
@@ -76,6 +81,7 @@ func TestMapIndexAgreesWithModel(t *testing.T) {
 				}
 			}
 			fill(2 * indexMinEntries)
+			m.Publish()
 			waitIndexed(t, m)
 			for step := range 60_000 {
 				k := key()
@@ -110,6 +116,7 @@ func TestMapIndexAgreesWithModel(t *testing.T) {
 					time.Sleep(time.Millisecond) // let a build finish now and then
 				}
 				if step%97 == 0 {
+					m.Publish()
 					for range 20 {
 						k := key()
 						v1, ok1 := m.get(k)
@@ -120,6 +127,7 @@ func TestMapIndexAgreesWithModel(t *testing.T) {
 					}
 				}
 			}
+			m.Publish()
 			waitIndexed(t, m)
 			stop.Store(true)
 			wg.Wait()

@@ -39,29 +39,37 @@ type mapCmd[K comparable, V any] struct {
 // mapState is the published state: immutable, shared by every reader.
 type mapState[K comparable, V any] struct {
 	v   Version
-	m   *immutable.SortedMap[K, V]
+	m   *btree[K, V]
 	idx *mapIndex[K, V] // nil: Get searches m
 }
 
 // mapMachine is the Map's state machine: a deterministic core over a
-// persistent sorted map, with no goroutines and no I/O. Apply publishes a
-// new immutable state after every command; readers load it atomically.
+// persistent sorted tree, with no goroutines and no I/O (but for the hash
+// index's builds). Apply edits a working copy of the tree in place where it
+// owns the nodes; Publish freezes it after every batch, and readers load the
+// frozen state atomically.
 type mapMachine[K comparable, V any] struct {
 	sig  string
 	cmp  immutable.Comparer[K]
 	cur  atomic.Pointer[mapState[K, V]]
 	hist *history[MapChange[K, V]]
 	ix   *indexer[K, V]
+
+	// Apply's working state, published once per batch. Under ix.mu.
+	work  *btreeEditor[K, V]
+	stage stage[MapChange[K, V]]
 }
 
 func newMapMachine[K comparable, V any](history int) *mapMachine[K, V] {
+	cmp := comparerFor[K]()
 	m := &mapMachine[K, V]{
 		sig:  "mosaik.collections.map.v1[" + typeName[K]() + "," + typeName[V]() + "]",
-		cmp:  comparerFor[K](),
+		cmp:  cmp,
 		hist: newHistory[MapChange[K, V]](history),
-		ix:   newIndexer[K, V](),
+		ix:   newIndexer[K, V](cmp),
+		work: newBTree[K, V](cmp).Edit(),
 	}
-	m.cur.Store(&mapState[K, V]{m: immutable.NewSortedMap[K, V](m.cmp)})
+	m.cur.Store(&mapState[K, V]{m: m.work.Freeze()})
 	return m
 }
 
@@ -81,18 +89,16 @@ func (m *mapMachine[K, V]) ApplyReply(cmd mapCmd[K, V], ctx rsm.ApplyContext) re
 	v := Version(ctx.LogPosition().Index)
 	m.ix.mu.Lock()
 	defer m.ix.mu.Unlock()
-	prev := m.cur.Load()
-	st := prev.m
-	idx := prev.idx
+	st := m.work
 	var changes []MapChange[K, V]
 	set := func(k K, val V) {
-		st = st.Set(k, val)
-		idx = m.ix.change(idx, k, slot[V]{v: val, ok: true})
+		st.Set(k, val)
+		m.ix.change(k, slot[V]{v: val, ok: true})
 		changes = append(changes, MapChange[K, V]{Op: OpInsert, Key: k, Value: val})
 	}
 	del := func(k K) {
-		st = st.Delete(k)
-		idx = m.ix.change(idx, k, slot[V]{})
+		st.Delete(k)
+		m.ix.change(k, slot[V]{})
 		changes = append(changes, MapChange[K, V]{Op: OpRemove, Key: k})
 	}
 	r := reply{Applied: true}
@@ -107,8 +113,7 @@ func (m *mapMachine[K, V]) ApplyReply(cmd mapCmd[K, V], ctx rsm.ApplyContext) re
 		}
 	case mapClear:
 		if st.Len() > 0 {
-			st = immutable.NewSortedMap[K, V](m.cmp)
-			idx = nil
+			st.Clear()
 			m.ix.reset()
 			changes = append(changes, MapChange[K, V]{Op: OpClear})
 		}
@@ -128,18 +133,32 @@ func (m *mapMachine[K, V]) ApplyReply(cmd mapCmd[K, V], ctx rsm.ApplyContext) re
 			}
 		}
 	}
-	ns := &mapState[K, V]{v: v, m: st, idx: idx}
-	m.cur.Store(ns)
-	m.hist.add(v, changes)
-	m.ix.maybeBuild(ns, m.installIndex)
+	m.stage.applied(v, changes)
 	return r
 }
 
-// installIndex publishes the current state again with a new index. Under
-// m.ix.mu, so no command applies meanwhile.
-func (m *mapMachine[K, V]) installIndex(ix *mapIndex[K, V]) {
+// Publish implements rsm.Publisher.
+func (m *mapMachine[K, V]) Publish() {
+	m.ix.mu.Lock()
+	defer m.ix.mu.Unlock()
+	if !m.stage.pending() {
+		return
+	}
+	ns := &mapState[K, V]{v: m.stage.v, m: m.work.Freeze(), idx: m.ix.frozen()}
+	m.cur.Store(ns)
+	m.stage.flush(m.hist)
+	m.ix.maybeBuild(ns, m.republish)
+}
+
+// republish publishes the state again with the index just built, unless
+// commands applied since the last Publish: the next one publishes it then.
+// Under m.ix.mu.
+func (m *mapMachine[K, V]) republish() {
+	if m.stage.pending() {
+		return
+	}
 	ns := *m.cur.Load()
-	ns.idx = ix
+	ns.idx = m.ix.frozen()
 	m.cur.Store(&ns)
 }
 
@@ -160,9 +179,7 @@ func (m *mapMachine[K, V]) Snapshot() (rsm.Snapshot, error) {
 	st := m.cur.Load()
 	return snapshotFunc(func(w io.Writer) error {
 		return writeSnapshot(w, st.v, st.m.Len(), func(yield func(any) bool) {
-			it := st.m.Iterator()
-			for !it.Done() {
-				k, v, _ := it.Next()
+			for k, v := range st.m.All() {
 				if !yield(mapEntry[K, V]{Key: k, Value: v}) {
 					return
 				}
@@ -179,7 +196,7 @@ type mapEntry[K, V any] struct {
 
 // Restore implements rsm.Snapshotter.
 func (m *mapMachine[K, V]) Restore(r io.Reader) error {
-	b := immutable.NewSortedMapBuilder[K, V](m.cmp)
+	b := newBTree[K, V](m.cmp).Edit()
 	v, err := readSnapshot(r, func(dec decoder) error {
 		var e mapEntry[K, V]
 		if err := dec.Decode(&e); err != nil {
@@ -194,10 +211,11 @@ func (m *mapMachine[K, V]) Restore(r io.Reader) error {
 	m.ix.mu.Lock()
 	defer m.ix.mu.Unlock()
 	m.ix.reset()
-	ns := &mapState[K, V]{v: v, m: b.Map()}
+	m.work = b
+	ns := &mapState[K, V]{v: v, m: b.Freeze()}
 	m.cur.Store(ns)
 	m.hist.reset(v)
-	m.ix.maybeBuild(ns, m.installIndex)
+	m.ix.maybeBuild(ns, m.republish)
 	return nil
 }
 
@@ -247,7 +265,7 @@ func NewMapReader[K comparable, V any](net *transport.Network, name string, opts
 	return &MapReader[K, V]{r}, nil
 }
 
-func (r mapReads[K, V]) state() *immutable.SortedMap[K, V] { return r.m.cur.Load().m }
+func (r mapReads[K, V]) state() *btree[K, V] { return r.m.cur.Load().m }
 
 // Len returns the number of entries.
 func (r mapReads[K, V]) Len() int { return r.state().Len() }
@@ -267,16 +285,7 @@ func (r mapReads[K, V]) Get(key K) (V, bool) { return r.m.get(key) }
 // All iterates over the entries in key order, the same on every replica,
 // over the state as it was when All was called.
 func (r mapReads[K, V]) All() iter.Seq2[K, V] {
-	st := r.state()
-	return func(yield func(K, V) bool) {
-		it := st.Iterator()
-		for !it.Done() {
-			k, v, _ := it.Next()
-			if !yield(k, v) {
-				return
-			}
-		}
-	}
+	return r.state().All()
 }
 
 // Keys iterates over the keys in order.
@@ -380,9 +389,7 @@ func (w *MapWriter[K, V]) CompareExchange(ctx context.Context, key K, expected, 
 func (m *mapMachine[K, V]) state() (Version, iter.Seq[MapChange[K, V]]) {
 	st := m.cur.Load()
 	return st.v, func(yield func(MapChange[K, V]) bool) {
-		it := st.m.Iterator()
-		for !it.Done() {
-			k, v, _ := it.Next()
+		for k, v := range st.m.All() {
 			if !yield(MapChange[K, V]{Op: OpInsert, Key: k, Value: v}) {
 				return
 			}

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -297,7 +298,7 @@ func TestMapTypesAreSeparate(t *testing.T) {
 func TestMapKeyOrder(t *testing.T) {
 	ints := newMapMachine[int, bool](16)
 	for i, k := range []int{5, -3, 100, 0, -100, 7} {
-		ints.ApplyReply(mapCmd[int, bool]{Op: mapInsert, Key: k, Value: new(true)}, fakeCtx(i+1))
+		applied(ints, mapCmd[int, bool]{Op: mapInsert, Key: k, Value: new(true)}, fakeCtx(i+1))
 	}
 	var got []int
 	for k := range (mapReads[int, bool]{m: ints}).Keys() {
@@ -310,7 +311,7 @@ func TestMapKeyOrder(t *testing.T) {
 	strs := newMapMachine[string, bool](16)
 	in := []string{"b", "B", "", "ab", "a", "é", "z", "aa", "\x00"}
 	for i, k := range in {
-		strs.ApplyReply(mapCmd[string, bool]{Op: mapInsert, Key: k, Value: new(true)}, fakeCtx(i+1))
+		applied(strs, mapCmd[string, bool]{Op: mapInsert, Key: k, Value: new(true)}, fakeCtx(i+1))
 	}
 	gotS := slices.Collect((mapReads[string, bool]{m: strs}).Keys())
 	if want := slices.Sorted(slices.Values(in)); !slices.Equal(gotS, want) {
@@ -320,7 +321,7 @@ func TestMapKeyOrder(t *testing.T) {
 	type point struct{ X, Y int }
 	structs := newMapMachine[point, bool](16)
 	for i, k := range []point{{2, 1}, {1, 2}, {1, 1}} {
-		structs.ApplyReply(mapCmd[point, bool]{Op: mapInsert, Key: k, Value: new(true)}, fakeCtx(i+1))
+		applied(structs, mapCmd[point, bool]{Op: mapInsert, Key: k, Value: new(true)}, fakeCtx(i+1))
 	}
 	if n := structs.cur.Load().m.Len(); n != 3 {
 		t.Fatalf("struct keys: %d entries, want 3", n)
@@ -413,4 +414,44 @@ func TestDefinitions(t *testing.T) {
 	}
 	_, err := prices.Reader(wn)
 	isErr(t, err, ErrAlreadyOpen, "a definition's reader beside its writer")
+}
+
+// A run of Extend applies as one batch and is published whole: a reader on
+// another node sees none of it or all of it, never a part.
+func TestMapExtendIsSeenWhole(t *testing.T) {
+	tn := newTestNet(t)
+	w := openMapW[int, int](t, tn.node(), "whole")
+	r := openMapR[int, int](t, tn.node(), "whole")
+	online(t, w, r)
+	const n = 2000
+	var stop atomic.Bool
+	seen := make(chan map[int]bool, 1)
+	go func() {
+		lens := map[int]bool{}
+		for !stop.Load() {
+			lens[r.Len()] = true
+		}
+		seen <- lens
+	}()
+	for round := 1; round <= 3; round++ {
+		v, err := w.Extend(tctx(t), func(yield func(int, int) bool) {
+			for i := range n {
+				if !yield(round*n+i, i) {
+					return
+				}
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.When().Reaches(tctx(t), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop.Store(true)
+	for l := range <-seen {
+		if l%n != 0 {
+			t.Fatalf("the reader saw %d entries: part of a run", l)
+		}
+	}
 }

@@ -22,7 +22,12 @@ const (
 	modelCheck = 25 // compare every replica after this many operations
 )
 
-func modelRand(t *testing.T) *rand.Rand {
+func modelRand(t *testing.T) *rand.Rand { return seededRand(t, "model") }
+
+// seededRand is seeded from the clock, or from MOSAIK_MODEL_SEED to replay
+// a failure; the seed is logged when the test fails.
+func seededRand(t *testing.T, what string) *rand.Rand {
+	t.Helper()
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("MOSAIK_MODEL_SEED"); s != "" {
 		var err error
@@ -32,7 +37,7 @@ func modelRand(t *testing.T) *rand.Rand {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("model seed %d: rerun with MOSAIK_MODEL_SEED=%d go test -run '^%s$' ./collections", seed, seed, t.Name())
+			t.Logf("%s seed %d: rerun with MOSAIK_MODEL_SEED=%d go test -run '^%s$' ./collections", what, seed, seed, t.Name())
 		}
 	})
 	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))

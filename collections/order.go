@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"reflect"
+	"strings"
 	"unsafe"
 
 	"github.com/benbjohnson/immutable"
@@ -18,7 +19,7 @@ import (
 func comparerFor[K any]() immutable.Comparer[K] {
 	switch reflect.TypeFor[K]().Kind() {
 	case reflect.String:
-		return nativeCmp[K, string]{}
+		return strCmp[K]{}
 	case reflect.Int:
 		return nativeCmp[K, int]{}
 	case reflect.Int8:
@@ -55,6 +56,12 @@ func comparerFor[K any]() immutable.Comparer[K] {
 type nativeCmp[K any, B cmp.Ordered] struct{}
 
 func (nativeCmp[K, B]) Compare(a, b K) int { return cmp.Compare(as[K, B](a), as[K, B](b)) }
+
+// strCmp compares keys of string kind with one comparison (cmp.Compare
+// makes two when the first is not smaller).
+type strCmp[K any] struct{}
+
+func (strCmp[K]) Compare(a, b K) int { return strings.Compare(as[K, string](a), as[K, string](b)) }
 
 type cmpFunc[K any] func(a, b K) int
 

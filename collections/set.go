@@ -32,15 +32,19 @@ type setCmd[T comparable] struct {
 
 type setState[T comparable] struct {
 	v Version
-	s *immutable.SortedMap[T, struct{}]
+	s *btree[T, struct{}]
 }
 
-// setMachine is the Set's state machine over a persistent sorted map.
+// setMachine is the Set's state machine over a persistent sorted tree.
 type setMachine[T comparable] struct {
 	sig  string
 	cmp  immutable.Comparer[T]
 	cur  atomic.Pointer[setState[T]]
 	hist *history[SetChange[T]]
+
+	// Apply's working state, published once per batch.
+	work  *btreeEditor[T, struct{}]
+	stage stage[SetChange[T]]
 }
 
 func newSetMachine[T comparable](history int) *setMachine[T] {
@@ -49,7 +53,8 @@ func newSetMachine[T comparable](history int) *setMachine[T] {
 		cmp:  comparerFor[T](),
 		hist: newHistory[SetChange[T]](history),
 	}
-	m.cur.Store(&setState[T]{s: immutable.NewSortedMap[T, struct{}](m.cmp)})
+	m.work = newBTree[T, struct{}](m.cmp).Edit()
+	m.cur.Store(&setState[T]{s: m.work.Freeze()})
 	return m
 }
 
@@ -61,29 +66,36 @@ func (m *setMachine[T]) version() Version                          { return m.cu
 // ApplyReply implements rsm.Replier.
 func (m *setMachine[T]) ApplyReply(cmd setCmd[T], ctx rsm.ApplyContext) reply {
 	v := Version(ctx.LogPosition().Index)
-	s := m.cur.Load().s
+	s := m.work
 	var changes []SetChange[T]
 	_, present := s.Get(cmd.Value)
 	switch cmd.Op {
 	case setInsert:
 		if !present {
-			s = s.Set(cmd.Value, struct{}{})
+			s.Set(cmd.Value, struct{}{})
 			changes = []SetChange[T]{{Op: OpInsert, Value: cmd.Value}}
 		}
 	case setRemove:
 		if present {
-			s = s.Delete(cmd.Value)
+			s.Delete(cmd.Value)
 			changes = []SetChange[T]{{Op: OpRemove, Value: cmd.Value}}
 		}
 	case setClear:
 		if s.Len() > 0 {
-			s = immutable.NewSortedMap[T, struct{}](m.cmp)
+			s.Clear()
 			changes = []SetChange[T]{{Op: OpClear}}
 		}
 	}
-	m.cur.Store(&setState[T]{v: v, s: s})
-	m.hist.add(v, changes)
+	m.stage.applied(v, changes)
 	return reply{Applied: true}
+}
+
+// Publish implements rsm.Publisher.
+func (m *setMachine[T]) Publish() {
+	if m.stage.pending() {
+		m.cur.Store(&setState[T]{v: m.stage.v, s: m.work.Freeze()})
+		m.stage.flush(m.hist)
+	}
 }
 
 // Snapshot implements rsm.Snapshotter.
@@ -91,8 +103,7 @@ func (m *setMachine[T]) Snapshot() (rsm.Snapshot, error) {
 	st := m.cur.Load()
 	return snapshotFunc(func(w io.Writer) error {
 		return writeSnapshot(w, st.v, st.s.Len(), func(yield func(any) bool) {
-			for it := st.s.Iterator(); !it.Done(); {
-				x, _, _ := it.Next()
+			for x := range st.s.All() {
 				if !yield(x) {
 					return
 				}
@@ -103,7 +114,7 @@ func (m *setMachine[T]) Snapshot() (rsm.Snapshot, error) {
 
 // Restore implements rsm.Snapshotter.
 func (m *setMachine[T]) Restore(r io.Reader) error {
-	b := immutable.NewSortedMapBuilder[T, struct{}](m.cmp)
+	b := newBTree[T, struct{}](m.cmp).Edit()
 	v, err := readSnapshot(r, func(dec decoder) error {
 		var x T
 		if err := dec.Decode(&x); err != nil {
@@ -115,7 +126,8 @@ func (m *setMachine[T]) Restore(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	m.cur.Store(&setState[T]{v: v, s: b.Map()})
+	m.work = b
+	m.cur.Store(&setState[T]{v: v, s: b.Freeze()})
 	m.hist.reset(v)
 	return nil
 }
@@ -163,7 +175,7 @@ func NewSetReader[T comparable](net *transport.Network, name string, opts ...Opt
 	return &SetReader[T]{r}, nil
 }
 
-func (r setReads[T]) state() *immutable.SortedMap[T, struct{}] { return r.m.cur.Load().s }
+func (r setReads[T]) state() *btree[T, struct{}] { return r.m.cur.Load().s }
 
 // Len returns the number of elements.
 func (r setReads[T]) Len() int { return r.state().Len() }
@@ -191,8 +203,7 @@ func (r setReads[T]) IsSubset(other interface{ Contains(T) bool }) bool {
 func (r setReads[T]) All() iter.Seq[T] {
 	s := r.state()
 	return func(yield func(T) bool) {
-		for it := s.Iterator(); !it.Done(); {
-			x, _, _ := it.Next()
+		for x := range s.All() {
 			if !yield(x) {
 				return
 			}
@@ -245,8 +256,7 @@ func (w *SetWriter[T]) Extend(ctx context.Context, xs iter.Seq[T]) (Version, err
 func (m *setMachine[T]) state() (Version, iter.Seq[SetChange[T]]) {
 	st := m.cur.Load()
 	return st.v, func(yield func(SetChange[T]) bool) {
-		for it := st.s.Iterator(); !it.Done(); {
-			x, _, _ := it.Next()
+		for x := range st.s.All() {
 			if !yield(SetChange[T]{Op: OpInsert, Value: x}) {
 				return
 			}

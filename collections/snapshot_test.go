@@ -51,7 +51,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	t.Run("map", func(t *testing.T) {
 		m := newMapMachine[string, int](64)
 		idx := 0
-		apply := func(c mapCmd[string, int]) { idx++; m.ApplyReply(c, fakeCtx(idx)) }
+		apply := func(c mapCmd[string, int]) { idx++; applied(m, c, fakeCtx(idx)) }
 		for i := range 1000 {
 			apply(mapCmd[string, int]{Op: mapInsert, Key: fmt.Sprintf("k%04d", (i*7919)%1000), Value: new(i)})
 		}
@@ -70,7 +70,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		if !bytes.Equal(persist(t, n), b) {
 			t.Fatal("the restored map's snapshot differs from the original")
 		}
-		n.ApplyReply(mapCmd[string, int]{Op: mapInsert, Key: "new", Value: new(1)}, fakeCtx(idx+1))
+		applied(n, mapCmd[string, int]{Op: mapInsert, Key: "new", Value: new(1)}, fakeCtx(idx+1))
 		if v, ok := (mapReads[string, int]{m: n}).Get("new"); !ok || v != 1 || n.version() != Version(idx+1) {
 			t.Fatal("the restored map does not apply")
 		}
@@ -78,7 +78,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	t.Run("map of structs and bytes", func(t *testing.T) {
 		m := newMapMachine[snapPoint, []byte](64)
 		for i := range 200 {
-			m.ApplyReply(mapCmd[snapPoint, []byte]{Op: mapInsert, Key: snapPoint{i % 13, -i, fmt.Sprint(i % 3)}, Value: new([]byte(fmt.Sprint(i)))}, fakeCtx(i+1))
+			applied(m, mapCmd[snapPoint, []byte]{Op: mapInsert, Key: snapPoint{i % 13, -i, fmt.Sprint(i % 3)}, Value: new([]byte(fmt.Sprint(i)))}, fakeCtx(i+1))
 		}
 		n := newMapMachine[snapPoint, []byte](64)
 		if err := n.Restore(bytes.NewReader(persist(t, m))); err != nil {
@@ -91,7 +91,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	t.Run("empty map", func(t *testing.T) {
 		m := newMapMachine[int, int](64)
 		n := newMapMachine[int, int](64)
-		n.ApplyReply(mapCmd[int, int]{Op: mapInsert, Key: 1, Value: new(1)}, fakeCtx(1))
+		applied(n, mapCmd[int, int]{Op: mapInsert, Key: 1, Value: new(1)}, fakeCtx(1))
 		if err := n.Restore(bytes.NewReader(persist(t, m))); err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +102,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	t.Run("vec", func(t *testing.T) {
 		m := newVecMachine[string](64)
 		idx := 0
-		apply := func(c vecCmd[string]) { idx++; m.ApplyReply(c, fakeCtx(idx)) }
+		apply := func(c vecCmd[string]) { idx++; applied(m, c, fakeCtx(idx)) }
 		for i := range 500 {
 			apply(vecCmd[string]{Op: vecPushBack + uint8(i%2), Value: new(fmt.Sprint(i))})
 		}
@@ -117,7 +117,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		if dumpVec(n) != dumpVec(m) {
 			t.Fatal("restored vector differs")
 		}
-		n.ApplyReply(vecCmd[string]{Op: vecPopFront}, fakeCtx(idx+1))
+		applied(n, vecCmd[string]{Op: vecPopFront}, fakeCtx(idx+1))
 		if n.cur.Load().l.Len() != 449 {
 			t.Fatal("the restored vector does not apply")
 		}
@@ -129,7 +129,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 			if i%5 == 0 {
 				op = setRemove
 			}
-			m.ApplyReply(setCmd[int]{Op: op, Value: (i * 31) % 97}, fakeCtx(i+1))
+			applied(m, setCmd[int]{Op: op, Value: (i * 31) % 97}, fakeCtx(i+1))
 		}
 		n := newSetMachine[int](64)
 		if err := n.Restore(bytes.NewReader(persist(t, m))); err != nil {
@@ -146,12 +146,12 @@ func TestSnapshotRoundTrip(t *testing.T) {
 func TestSnapshotCorrupt(t *testing.T) {
 	src := newMapMachine[string, string](64)
 	for i := range 50 {
-		src.ApplyReply(mapCmd[string, string]{Op: mapInsert, Key: fmt.Sprint("key", i), Value: new(fmt.Sprint("value", i))}, fakeCtx(i+1))
+		applied(src, mapCmd[string, string]{Op: mapInsert, Key: fmt.Sprint("key", i), Value: new(fmt.Sprint("value", i))}, fakeCtx(i+1))
 	}
 	good := persist(t, src)
 
 	dst := newMapMachine[string, string](64)
-	dst.ApplyReply(mapCmd[string, string]{Op: mapInsert, Key: "mine", Value: new("kept")}, fakeCtx(7))
+	applied(dst, mapCmd[string, string]{Op: mapInsert, Key: "mine", Value: new("kept")}, fakeCtx(7))
 	before := dumpMap(dst)
 	restore := func(what string, b []byte) error {
 		t.Helper()
@@ -185,7 +185,7 @@ func TestSnapshotCorrupt(t *testing.T) {
 		{"a CBOR string claiming 2^60 bytes", append(header(snapshotHeader{Magic: snapshotMagic, Count: 1}), 0x82, 0x7b, 0x10, 0, 0, 0, 0, 0, 0, 0)},
 		{"items of another type", persist(t, func() *vecMachine[int] {
 			m := newVecMachine[int](4)
-			m.ApplyReply(vecCmd[int]{Op: vecPushBack, Value: new(1)}, fakeCtx(1))
+			applied(m, vecCmd[int]{Op: vecPushBack, Value: new(1)}, fakeCtx(1))
 			return m
 		}())},
 	} {
@@ -207,8 +207,8 @@ func TestSnapshotCorrupt(t *testing.T) {
 	vec := newVecMachine[string](4)
 	set := newSetMachine[string](4)
 	for i := range 20 {
-		vec.ApplyReply(vecCmd[string]{Op: vecPushBack, Value: new(fmt.Sprint(i))}, fakeCtx(i+1))
-		set.ApplyReply(setCmd[string]{Op: setInsert, Value: fmt.Sprint(i)}, fakeCtx(i+1))
+		applied(vec, vecCmd[string]{Op: vecPushBack, Value: new(fmt.Sprint(i))}, fakeCtx(i+1))
+		applied(set, setCmd[string]{Op: setInsert, Value: fmt.Sprint(i)}, fakeCtx(i+1))
 	}
 	vb, sb := persist(t, vec), persist(t, set)
 	for n := range len(vb) {

@@ -51,6 +51,10 @@ type vecMachine[T any] struct {
 	sig  string
 	cur  atomic.Pointer[vecState[T]]
 	hist *history[VecChange[T]]
+
+	// Apply's working state, published once per batch.
+	work  *immutable.List[T]
+	stage stage[VecChange[T]]
 }
 
 func newVecMachine[T any](history int) *vecMachine[T] {
@@ -58,7 +62,8 @@ func newVecMachine[T any](history int) *vecMachine[T] {
 		sig:  "mosaik.collections.vec.v1[" + typeName[T]() + "]",
 		hist: newHistory[VecChange[T]](history),
 	}
-	m.cur.Store(&vecState[T]{l: immutable.NewList[T]()})
+	m.work = immutable.NewList[T]()
+	m.cur.Store(&vecState[T]{l: m.work})
 	return m
 }
 
@@ -70,7 +75,7 @@ func (m *vecMachine[T]) version() Version                          { return m.cu
 // ApplyReply implements rsm.Replier.
 func (m *vecMachine[T]) ApplyReply(cmd vecCmd[T], ctx rsm.ApplyContext) reply {
 	v := Version(ctx.LogPosition().Index)
-	l := m.cur.Load().l
+	l := m.work
 	n := l.Len()
 	var changes []VecChange[T]
 	r := reply{Applied: true}
@@ -141,9 +146,17 @@ func (m *vecMachine[T]) ApplyReply(cmd vecCmd[T], ctx rsm.ApplyContext) reply {
 			changes = []VecChange[T]{{Op: OpClear}}
 		}
 	}
-	m.cur.Store(&vecState[T]{v: v, l: l})
-	m.hist.add(v, changes)
+	m.work = l
+	m.stage.applied(v, changes)
 	return r
+}
+
+// Publish implements rsm.Publisher.
+func (m *vecMachine[T]) Publish() {
+	if m.stage.pending() {
+		m.cur.Store(&vecState[T]{v: m.stage.v, l: m.work})
+		m.stage.flush(m.hist)
+	}
 }
 
 func insertAt[T any](l *immutable.List[T], i int, v T) *immutable.List[T] {
@@ -212,7 +225,8 @@ func (m *vecMachine[T]) Restore(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	m.cur.Store(&vecState[T]{v: v, l: b.List()})
+	m.work = b.List()
+	m.cur.Store(&vecState[T]{v: v, l: m.work})
 	m.hist.reset(v)
 	return nil
 }

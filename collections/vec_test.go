@@ -253,7 +253,7 @@ func TestVecIndexOfContains(t *testing.T) {
 	m := newVecMachine[item](16)
 	in := []item{{"a", nil}, {"b", []string{"x"}}, {"a", nil}, {"b", []string{"y"}}}
 	for i, x := range in {
-		m.ApplyReply(vecCmd[item]{Op: vecPushBack, Value: &x}, fakeCtx(i+1))
+		applied(m, vecCmd[item]{Op: vecPushBack, Value: &x}, fakeCtx(i+1))
 	}
 	r := vecReads[item]{m: m}
 	for _, c := range []struct {

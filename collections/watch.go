@@ -116,20 +116,44 @@ func newHistory[C any](limit int) *history[C] {
 	return &history[C]{recs: make([]record[C], limit), wake: make(chan struct{})}
 }
 
-func (h *history[C]) add(v Version, changes []C) {
+// add appends the records of a published batch and wakes the watchers.
+func (h *history[C]) add(recs []record[C]) {
 	h.mu.Lock()
-	if h.n == len(h.recs) {
-		h.floor = h.recs[h.start].v
-		h.recs[h.start] = record[C]{}
-		h.start = (h.start + 1) % len(h.recs)
-		h.n--
+	for _, r := range recs {
+		if h.n == len(h.recs) {
+			h.floor = h.recs[h.start].v
+			h.recs[h.start] = record[C]{}
+			h.start = (h.start + 1) % len(h.recs)
+			h.n--
+		}
+		h.recs[(h.start+h.n)%len(h.recs)] = r
+		h.n++
 	}
-	h.recs[(h.start+h.n)%len(h.recs)] = record[C]{v, changes}
-	h.n++
 	wake := h.wake
 	h.wake = make(chan struct{})
 	h.mu.Unlock()
 	close(wake)
+}
+
+// stage holds what a machine applied since it last published: the version
+// it reached and each command's changes, for the history on publish.
+type stage[C any] struct {
+	v    Version
+	recs []record[C]
+}
+
+func (s *stage[C]) applied(v Version, changes []C) {
+	s.v = v
+	s.recs = append(s.recs, record[C]{v, changes})
+}
+
+func (s *stage[C]) pending() bool { return len(s.recs) > 0 }
+
+// flush hands the staged records to h.
+func (s *stage[C]) flush(h *history[C]) {
+	h.add(s.recs)
+	clear(s.recs)
+	s.recs = s.recs[:0]
 }
 
 // reset forgets everything: the state was replaced at version v.

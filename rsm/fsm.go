@@ -104,6 +104,7 @@ type FSM[C, Q, R any] struct {
 	sm      StateMachine[C, Q, R]
 	replier Replier[C, R]
 	batcher BatchApplier[C]
+	pub     Publisher
 	snapper Snapshotter
 	notify  func()
 
@@ -128,6 +129,7 @@ func NewFSM[C, Q, R any](sm StateMachine[C, Q, R], notify func()) *FSM[C, Q, R] 
 	f := &FSM[C, Q, R]{sm: sm, notify: notify, sessions: map[SessionID]*session{}}
 	f.replier, _ = sm.(Replier[C, R])
 	f.batcher, _ = sm.(BatchApplier[C])
+	f.pub, _ = sm.(Publisher)
 	f.snapper, _ = sm.(Snapshotter)
 	return f
 }
@@ -228,6 +230,9 @@ func (f *FSM[C, Q, R]) ApplyBatch(logs []*raft.Log) []any {
 }
 
 func (f *FSM[C, Q, R]) publish() {
+	if f.pub != nil {
+		f.pub.Publish()
+	}
 	f.applied.Store(uint64(f.last.Index))
 	f.appliedRaft.Store(f.raftIdx)
 }

@@ -319,3 +319,25 @@ func TestNoOp(t *testing.T) {
 		t.Fatal("NoOp")
 	}
 }
+
+// publisher records, at each Publish, how many commands it had applied.
+type publisher struct {
+	plain
+	at []int
+}
+
+func (p *publisher) Publish() { p.at = append(p.at, len(p.got)) }
+
+func TestPublishAfterEveryBatch(t *testing.T) {
+	p := &publisher{}
+	f := NewFSM[int64, struct{}, int64](p, nil)
+	l := &logs{t: t, term: 1}
+	f.ApplyBatch([]*raft.Log{
+		l.entry(Entry{Session: SessionID{1}, Seq: 1, First: 1, Cmds: cmds(t, 1, 2)}),
+		l.entry(Entry{Session: SessionID{1}, Seq: 2, First: 3, Cmds: cmds(t, 3)}),
+	})
+	f.Apply(l.entry(Entry{Session: SessionID{1}, Seq: 3, First: 4, Cmds: cmds(t, 4)}))
+	if !slices.Equal(p.at, []int{3, 4}) {
+		t.Fatalf("published after %v commands, want after [3 4]", p.at)
+	}
+}

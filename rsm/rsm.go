@@ -74,6 +74,16 @@ type Replier[C, R any] interface {
 	ApplyReply(cmd C, ctx ApplyContext) R
 }
 
+// Publisher is implemented by machines that gather the changes of applied
+// commands and make them visible in one step, so that readers outside Apply
+// see whole batches and the machine pays for publishing once per batch.
+// Publish is called after every batch of log entries has applied: before
+// the batch's callers hear of it, before any Snapshot or Query, and never
+// concurrently with Apply or Restore.
+type Publisher interface {
+	Publish()
+}
+
 // Snapshotter is implemented by machines that can save and restore their
 // whole state. Their log is compacted and a lagging member catches up from a
 // snapshot. Machines without it catch up by replaying the log from the start,
