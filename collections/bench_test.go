@@ -244,10 +244,10 @@ func BenchmarkMapCatchUp1M(b *testing.B) {
 	}
 	b.Logf("writing %d entries took %v (%.0f inserts/s through Extend)", n, time.Since(start), n/time.Since(start).Seconds())
 	v := w.Version()
-	// A settled collection has a snapshot: wait for it, so that what is
-	// timed is the catch-up, not the writer's first snapshot.
-	last := w.g.Status().Applied
-	for w.g.Status().Snapshot < last {
+	// A settled collection has a snapshot: wait until the writer has taken
+	// every one due (fewer than SnapshotThreshold entries after the last),
+	// so that what is timed is the catch-up, not the writer's snapshot.
+	for st := w.g.Status(); st.Snapshot == 0 || st.Applied-st.Snapshot >= snapshotThreshold; st = w.g.Status() {
 		select {
 		case <-ctx.Done():
 			b.Fatal("no snapshot of the written map")

@@ -227,9 +227,11 @@ func TestSnapshotCorrupt(t *testing.T) {
 // groups.MaxBatchCommands commands in one log entry, so 100,000 entries
 // make only about 25 log entries: the threshold must be below that. Raft
 // checks the threshold every SnapshotInterval.
+const snapshotThreshold = 8
+
 func snapshotOpts() []Option {
 	cfg := testGroupConfig()
-	cfg.SnapshotThreshold = 8
+	cfg.SnapshotThreshold = snapshotThreshold
 	cfg.TrailingLogs = 4
 	cfg.SnapshotInterval = 50 * time.Millisecond
 	return []Option{WithGroupConfig(cfg)}
