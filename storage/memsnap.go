@@ -20,8 +20,20 @@ type memSnapshots struct {
 }
 
 type memSnap struct {
-	meta raft.SnapshotMeta
-	data []byte
+	meta   raft.SnapshotMeta
+	chunks [][]byte
+}
+
+// memChunk is the size of the pieces a snapshot is kept in: one growing
+// buffer would copy a large snapshot each time it doubles.
+const memChunk = 1 << 20
+
+func (m *memSnap) reader() io.Reader {
+	rs := make([]io.Reader, len(m.chunks))
+	for i, c := range m.chunks {
+		rs[i] = bytes.NewReader(c)
+	}
+	return io.MultiReader(rs...)
 }
 
 func (s *memSnapshots) Create(version raft.SnapshotVersion, index, term uint64, configuration raft.Configuration,
@@ -55,14 +67,15 @@ func (s *memSnapshots) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error
 		return nil, nil, fmt.Errorf("storage: no snapshot %q", id)
 	}
 	meta := latest.meta
-	return &meta, io.NopCloser(bytes.NewReader(latest.data)), nil
+	return &meta, io.NopCloser(latest.reader()), nil
 }
 
 type memSink struct {
-	store *memSnapshots
-	meta  raft.SnapshotMeta
-	buf   bytes.Buffer
-	done  bool
+	store  *memSnapshots
+	meta   raft.SnapshotMeta
+	chunks [][]byte
+	size   int64
+	done   bool
 }
 
 func (k *memSink) ID() string { return k.meta.ID }
@@ -71,7 +84,20 @@ func (k *memSink) Write(p []byte) (int, error) {
 	if k.done {
 		return 0, fmt.Errorf("storage: snapshot %s already closed", k.meta.ID)
 	}
-	return k.buf.Write(p)
+	n := len(p)
+	for len(p) > 0 {
+		last := len(k.chunks) - 1
+		if last < 0 || len(k.chunks[last]) == memChunk {
+			k.chunks = append(k.chunks, make([]byte, 0, memChunk))
+			last++
+		}
+		c := k.chunks[last]
+		m := min(len(p), memChunk-len(c))
+		k.chunks[last] = append(c, p[:m]...)
+		p = p[m:]
+	}
+	k.size += int64(n)
+	return n, nil
 }
 
 func (k *memSink) Close() error {
@@ -79,8 +105,8 @@ func (k *memSink) Close() error {
 		return nil
 	}
 	k.done = true
-	k.meta.Size = int64(k.buf.Len())
-	snap := &memSnap{meta: k.meta, data: k.buf.Bytes()}
+	k.meta.Size = k.size
+	snap := &memSnap{meta: k.meta, chunks: k.chunks}
 	k.store.mu.Lock()
 	k.store.latest = snap
 	k.store.mu.Unlock()
@@ -89,6 +115,6 @@ func (k *memSink) Close() error {
 
 func (k *memSink) Cancel() error {
 	k.done = true
-	k.buf = bytes.Buffer{}
+	k.chunks = nil
 	return nil
 }
