@@ -106,7 +106,7 @@ func decodeChange(kind string, raw cbor.RawMessage) (change, error) {
 	}
 	c := change{Op: fields.Op.String()}
 	var err error
-	if kind == "map" && len(fields.Key) > 0 {
+	if kind == "map" && fields.Op != collections.OpClear && len(fields.Key) > 0 {
 		if c.Key, err = decodeCBOR(fields.Key); err != nil {
 			return c, err
 		}
@@ -114,7 +114,11 @@ func decodeChange(kind string, raw cbor.RawMessage) (change, error) {
 	if kind == "vec" {
 		c.Index = &fields.Index
 	}
-	if len(fields.Value) > 0 && (fields.Op == collections.OpInsert || fields.Op == collections.OpSet) {
+	// Inserts and sets carry a value; a set's element is its identity, so
+	// its removes carry it too. Other changes hold a zero value.
+	hasValue := fields.Op == collections.OpInsert || fields.Op == collections.OpSet ||
+		kind == "set" && fields.Op == collections.OpRemove
+	if hasValue && len(fields.Value) > 0 {
 		if c.Value, err = decodeCBOR(fields.Value); err != nil {
 			return c, err
 		}
