@@ -72,9 +72,11 @@ func (m *groupMetrics) start() {
 		gauge("term", "The member's current Raft term.", func() float64 { return float64(r.CurrentTerm()) }),
 		gauge("last_index", "The last index in the member's Raft log.", func() float64 { return float64(r.LastIndex()) }),
 		gauge("commit_index", "The highest Raft index the member knows committed.", func() float64 { return float64(r.CommitIndex()) }),
-		gauge("applied_index", "The highest Raft index the member applied to its state machine.", func() float64 { return float64(r.AppliedIndex()) }),
+		// Raft's AppliedIndex moves when entries are queued for the
+		// machine; the FSM's counter moves when they have applied.
+		gauge("applied_index", "The highest Raft index the member applied to its state machine.", func() float64 { return float64(m.c.fsm.AppliedRaft()) }),
 		gauge("apply_lag", "Entries committed but not yet applied by the member (commit_index - applied_index).", func() float64 {
-			commit, applied := r.CommitIndex(), r.AppliedIndex()
+			commit, applied := r.CommitIndex(), m.c.fsm.AppliedRaft()
 			return float64(commit - min(applied, commit))
 		}),
 		gauge("voters", "Voters in the group's configuration as the member knows it.", func() float64 { return float64(m.count(raft.Voter)) }),

@@ -5,13 +5,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mosaik-go/mosaik/internal/promtest"
 	"github.com/mosaik-go/mosaik/rsm"
+	"github.com/mosaik-go/mosaik/transport"
 )
 
 // The network's status survey lists every member's view of its group, and
-// answers while the machine is stuck in Apply.
+// answers while the machine is stuck in Apply; the apply lag metric shows
+// the entry waiting.
 func TestStatusAnswersWhileApplyBlocks(t *testing.T) {
 	c := newCluster(t)
+	reg := prometheus.NewRegistry()
+	c.opts = []transport.Option{transport.WithMetrics(reg)}
 	a, b := c.add(nil), c.add(nil)
 	c.leader(a, b)
 	labelled := testConfig()
@@ -72,6 +79,10 @@ func TestStatusAnswersWhileApplyBlocks(t *testing.T) {
 	}
 	if so := found[a.net.ID().Short()+"/"+other.ID().Short()]; so.Labels["name"] != "other" || so.Role != "leader" {
 		t.Errorf("the labelled single-member group: %+v", so)
+	}
+	ofA := []string{"group", a.g.ID().Short(), "peer", a.net.ID().Short()}
+	if lag := promtest.Sum(t, reg, "mosaik_group_apply_lag", ofA...); lag < 1 {
+		t.Errorf("a's apply lag while its Apply blocks: %v", lag)
 	}
 
 	a.sm.mu.Unlock()
