@@ -25,6 +25,7 @@ func TestExecuteAppliedOnFollower(t *testing.T) {
 	if got := leader.g.nudge.applies.Load() - before; got != 5 {
 		t.Errorf("5 plain commands made the leader append %d entries, want 5 (no barriers)", got)
 	}
+	before = leader.g.nudge.applies.Load()
 	for i := range 20 {
 		rs, err := follower.g.ExecuteApplied(ctxFor(t, 10*time.Second), []counterCmd{{Add: 1}, {Add: 2}})
 		if err != nil {
@@ -36,5 +37,10 @@ func TestExecuteAppliedOnFollower(t *testing.T) {
 		if got := follower.g.Committed(); got < rs[1].Index {
 			t.Fatalf("round %d: ExecuteApplied returned at %d before the follower applied it (%d)", i, rs[1].Index, got)
 		}
+	}
+	// Each call is one batch; anything more the leader appended is a
+	// barrier for a waiting follower.
+	if got := leader.g.nudge.applies.Load() - before; got <= 20 {
+		t.Errorf("20 ExecuteApplied calls from a follower made the leader append %d entries: no barrier", got)
 	}
 }
