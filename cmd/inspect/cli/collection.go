@@ -153,6 +153,7 @@ func (s *source) dump(ctx context.Context, out, progress io.Writer, page int) er
 		n     int
 		total int
 		first = true
+		doc   *jsonEntries
 	)
 	for {
 		r, err := s.ask(ctx, req, 0)
@@ -162,8 +163,8 @@ func (s *source) dump(ctx context.Context, out, progress io.Writer, page int) er
 		if first {
 			total = r.Total
 			if s.o.json {
-				fmt.Fprintf(out, "{\n  \"id\": %q,\n  \"kind\": %q,\n  \"name\": %q,\n  \"types\": %q,\n  \"version\": %d,\n  \"from\": %q,\n  \"entries\": [",
-					s.g.ID.String(), kind, s.g.name(), s.g.Labels["types"], r.Version, s.peer.String())
+				doc = newJSONEntries(out, dumpJSON{ID: s.g.ID.String(), Kind: kind, Name: s.g.name(),
+					Types: s.g.Labels["types"], Version: uint64(r.Version), From: s.peer.String()})
 			} else {
 				fmt.Fprintf(out, "%s %s [%s] at version %d, %d entries, read from %s\n\n", kind, s.g.name(), s.g.Labels["types"], r.Version, total, s.peer.Short())
 			}
@@ -175,14 +176,9 @@ func (s *source) dump(ctx context.Context, out, progress io.Writer, page int) er
 				return err
 			}
 			if s.o.json {
-				if n > 0 {
-					fmt.Fprint(out, ",")
-				}
-				b, err := json.Marshal(entryJSON(kind, c))
-				if err != nil {
+				if err := doc.item(entryJSON(kind, c)); err != nil {
 					return err
 				}
-				fmt.Fprintf(out, "\n    %s", b)
 			} else {
 				rows = append(rows, entryRow(kind, c))
 			}
@@ -203,12 +199,19 @@ func (s *source) dump(ctx context.Context, out, progress io.Writer, page int) er
 		req.Session, req.Page = r.Session, r.Page+1
 	}
 	if s.o.json {
-		if n > 0 {
-			fmt.Fprint(out, "\n  ")
-		}
-		fmt.Fprintln(out, "]\n}")
+		return doc.end(0)
 	}
 	return nil
+}
+
+// dumpJSON is the head of a dump's JSON document; its entries follow.
+type dumpJSON struct {
+	ID      string `json:"id"`
+	Kind    string `json:"kind"`
+	Name    string `json:"name"`
+	Types   string `json:"types"`
+	Version uint64 `json:"version"`
+	From    string `json:"from"`
 }
 
 func entryJSON(kind string, c change) any {

@@ -540,15 +540,15 @@ func (t *tableEntries) end(next uint64) error {
 	return nil
 }
 
-// jsonEntries writes the document printJSON would write for the head with
-// "entries" (and "next") added, one entry at a time.
+// jsonEntries writes the document printJSON would write for a head object
+// with "entries" (and "next") added, one entry at a time.
 type jsonEntries struct {
 	w   io.Writer
 	n   int
 	err error
 }
 
-func newJSONEntries(w io.Writer, h logEntriesJSON) *jsonEntries {
+func newJSONEntries(w io.Writer, h any) *jsonEntries {
 	j := &jsonEntries{w: w}
 	b, err := json.MarshalIndent(h, "", "  ")
 	if err != nil {
@@ -565,7 +565,10 @@ func (j *jsonEntries) write(s string) {
 	}
 }
 
-func (j *jsonEntries) add(e *logEntryJSON) error {
+func (j *jsonEntries) add(e *logEntryJSON) error { return j.item(e) }
+
+// item writes one entry.
+func (j *jsonEntries) item(e any) error {
 	b, err := json.MarshalIndent(e, "    ", "  ")
 	if err != nil {
 		return err
