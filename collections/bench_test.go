@@ -48,6 +48,25 @@ func bigMapMachine(tb testing.TB, n int) *mapMachine[string, []byte] {
 	return m
 }
 
+// lookupKeys returns 65,536 keys drawn at random from the first n, for Gets.
+func lookupKeys(n int) []string {
+	rng := rand.New(rand.NewPCG(1, 2))
+	keys := make([]string, 1<<16)
+	for i := range keys {
+		keys[i] = benchKey(rng.IntN(n))
+	}
+	return keys
+}
+
+// heapAlloc is the live heap after a full collection.
+func heapAlloc() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
 // BenchmarkMapGet is a reader's Get on a map of 1,000,000 entries.
 func BenchmarkMapGet(b *testing.B) {
 	const n = 1_000_000
@@ -55,17 +74,18 @@ func BenchmarkMapGet(b *testing.B) {
 	defer m.closeIndex()
 	waitIndexed(b, m) // a settled replica has its hash index
 	r := MapReader[string, []byte]{mapReads[string, []byte]{m: m}}
-	keys := make([]string, 1<<16)
-	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range keys {
-		keys[i] = benchKey(rng.IntN(n))
-	}
+	keys := lookupKeys(n)
 	runtime.GC() // collect the restore's garbage (and an earlier run's map) now, not while timing
+	benchGets(b, keys, r.Get)
+}
+
+// benchGets times get over keys, every one of which must be present.
+func benchGets[V any](b *testing.B, keys []string, get func(string) (V, bool)) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	i := 0
 	for b.Loop() {
-		if _, ok := r.Get(keys[i&(len(keys)-1)]); !ok {
+		if _, ok := get(keys[i&(len(keys)-1)]); !ok {
 			b.Fatal("missing key")
 		}
 		i++
@@ -174,32 +194,25 @@ func BenchmarkMapInsert(b *testing.B) {
 // the cost of a machine with nothing in it, with the default history.
 func BenchmarkMapHeap1M(b *testing.B) {
 	const n = 1_000_000
-	heap := func() uint64 {
-		runtime.GC()
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return ms.HeapAlloc
-	}
 	b.Run("empty", func(b *testing.B) {
 		const k = 16
 		for range b.N {
-			before := heap()
+			before := heapAlloc()
 			ms := make([]*mapMachine[string, []byte], k)
 			for i := range ms {
 				ms[i] = newMapMachine[string, []byte](1 << 16)
 			}
-			after := heap()
+			after := heapAlloc()
 			runtime.KeepAlive(ms)
 			b.ReportMetric(float64(after-before)/k, "bytes/machine")
 		}
 	})
 	b.Run("restored", func(b *testing.B) {
 		for range b.N {
-			before := heap()
+			before := heapAlloc()
 			m := bigMapMachine(b, n)
 			m.ix.wg.Wait() // its hash index is built
-			after := heap()
+			after := heapAlloc()
 			runtime.KeepAlive(m)
 			m.closeIndex()
 			b.ReportMetric(float64(after-before)/n, "bytes/entry")
@@ -208,14 +221,14 @@ func BenchmarkMapHeap1M(b *testing.B) {
 	})
 	b.Run("applied", func(b *testing.B) {
 		for range b.N {
-			before := heap()
+			before := heapAlloc()
 			m := newMapMachine[string, []byte](1 << 16)
 			for i := range n {
 				v := benchValue(i)
 				applied(m, mapCmd[string, []byte]{Op: mapInsert, Key: benchKey(i), Value: &v}, fakeCtx(i+1))
 			}
 			m.ix.wg.Wait()
-			after := heap()
+			after := heapAlloc()
 			runtime.KeepAlive(m)
 			m.closeIndex()
 			b.ReportMetric(float64(after-before)/n, "bytes/entry")

@@ -573,20 +573,20 @@ func TestBTreeDescending(t *testing.T) {
 	const n = 100_000
 	e := newBTree[string, int](comparerFor[string]()).Edit()
 	for i := n - 1; i >= 0; i-- {
-		e.Set(btreeBenchKey(i), i)
+		e.Set(benchKey(i), i)
 		if i%20000 == 0 {
 			e.Freeze()
 		}
 	}
 	want := make([]btreeKV[string, int], n)
 	for i := range n {
-		want[i] = btreeKV[string, int]{btreeBenchKey(i), i}
+		want[i] = btreeKV[string, int]{benchKey(i), i}
 	}
 	tr := e.Freeze()
 	if err := btreeCheck(tr.cmp, tr.root, tr.Len()); err != nil {
 		t.Fatal(err)
 	}
-	if err := btreeSame(tr, want, []string{"", btreeBenchKey(n), "x"}); err != nil {
+	if err := btreeSame(tr, want, []string{"", benchKey(n), "x"}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -832,43 +832,15 @@ func TestBTreeConcurrentReaders(t *testing.T) {
 	t.Logf("%d trees checked by readers", checks.Load())
 }
 
-func btreeBenchKey(i int) string { return fmt.Sprintf("%016d", i) }
-
-func btreeHeapAlloc() int64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapAlloc)
-}
-
-// btreeBenchKeys returns keys drawn at random from n keys, for lookups.
-func btreeBenchKeys(n int) []string {
-	rng := rand.New(rand.NewPCG(1, 2))
-	keys := make([]string, 1<<16)
-	for i := range keys {
-		keys[i] = btreeBenchKey(rng.IntN(n))
-	}
-	return keys
-}
-
 // BenchmarkBTreeGet1M is a lookup in a tree of 1,000,000 string keys.
 func BenchmarkBTreeGet1M(b *testing.B) {
 	const n = 1_000_000
 	e := newBTree[string, int](comparerFor[string]()).Edit()
 	for i := range n {
-		e.Set(btreeBenchKey(i), i)
+		e.Set(benchKey(i), i)
 	}
 	t := e.Freeze()
-	keys := btreeBenchKeys(n)
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		if _, ok := t.Get(keys[i&(len(keys)-1)]); !ok {
-			b.Fatal("missing key")
-		}
-		i++
-	}
+	benchGets(b, lookupKeys(n), t.Get)
 }
 
 // BenchmarkBTreeGet1MSortedMap is BenchmarkBTreeGet1M on immutable.SortedMap.
@@ -876,18 +848,10 @@ func BenchmarkBTreeGet1MSortedMap(b *testing.B) {
 	const n = 1_000_000
 	bl := immutable.NewSortedMapBuilder[string, int](comparerFor[string]())
 	for i := range n {
-		bl.Set(btreeBenchKey(i), i)
+		bl.Set(benchKey(i), i)
 	}
 	m := bl.Map()
-	keys := btreeBenchKeys(n)
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		if _, ok := m.Get(keys[i&(len(keys)-1)]); !ok {
-			b.Fatal("missing key")
-		}
-		i++
-	}
+	benchGets(b, lookupKeys(n), m.Get)
 }
 
 // btreeSetBatchKeys returns the 1,000,000 keys a benchmark map starts
@@ -903,7 +867,7 @@ func btreeSetBatchKeys(state string) (initial, sets []string) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	initial = make([]string, n)
 	for i := range initial {
-		initial[i] = btreeBenchKey(2 * i)
+		initial[i] = benchKey(2 * i)
 	}
 	if state == "applied" {
 		rng.Shuffle(n, func(i, j int) { initial[i], initial[j] = initial[j], initial[i] })
@@ -911,9 +875,9 @@ func btreeSetBatchKeys(state string) (initial, sets []string) {
 	sets = make([]string, 1<<20)
 	for i := range sets {
 		if state == "appending" {
-			sets[i] = btreeBenchKey(2*n + i)
+			sets[i] = benchKey(2*n + i)
 		} else {
-			sets[i] = btreeBenchKey(rng.IntN(2 * n))
+			sets[i] = benchKey(rng.IntN(2 * n))
 		}
 	}
 	return initial, sets
@@ -978,31 +942,31 @@ func BenchmarkBTreeHeap1M(b *testing.B) {
 	keys := make([]string, n)
 	vals := make([][]byte, n)
 	for i := range n {
-		keys[i] = btreeBenchKey(i)
+		keys[i] = benchKey(i)
 		vals[i] = make([]byte, 100)
 	}
 	b.Run("btree", func(b *testing.B) {
 		for range b.N {
-			before := btreeHeapAlloc()
+			before := heapAlloc()
 			e := newBTree[string, []byte](comparerFor[string]()).Edit()
 			for i := range n {
 				e.Set(keys[i], vals[i])
 			}
 			t := e.Freeze()
-			after := btreeHeapAlloc()
+			after := heapAlloc()
 			runtime.KeepAlive(t)
 			b.ReportMetric(float64(after-before)/n, "bytes/entry")
 		}
 	})
 	b.Run("SortedMapBuilder", func(b *testing.B) {
 		for range b.N {
-			before := btreeHeapAlloc()
+			before := heapAlloc()
 			bl := immutable.NewSortedMapBuilder[string, []byte](comparerFor[string]())
 			for i := range n {
 				bl.Set(keys[i], vals[i])
 			}
 			m := bl.Map()
-			after := btreeHeapAlloc()
+			after := heapAlloc()
 			runtime.KeepAlive(m)
 			b.ReportMetric(float64(after-before)/n, "bytes/entry")
 		}
