@@ -115,7 +115,7 @@ func selectGroups(all [][32]byte, prefix string) ([][32]byte, error) {
 	}
 	var match [][32]byte
 	for _, id := range all {
-		if strings.HasPrefix(hex.EncodeToString(id[:]), prefix) {
+		if strings.HasPrefix(hex.EncodeToString(id[:]), strings.ToLower(prefix)) {
 			match = append(match, id)
 		}
 	}

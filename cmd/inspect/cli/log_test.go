@@ -362,7 +362,7 @@ func TestLog(t *testing.T) {
 			t.Fatalf("%v\n%s", err, out)
 		}
 		if len(doc.Entries) != 2 || doc.Entries[0].Index != 6 || doc.Entries[1].Index != 7 || doc.Next != 8 {
-			t.Errorf("--from 6 --limit 2: %d entries from %d, next %d; want 6, 7 and next 8\n%s", len(doc.Entries), doc.Entries[0].Index, doc.Next, out)
+			t.Errorf("--from 6 --limit 2: entries %+v, next %d; want 6, 7 and next 8\n%s", doc.Entries, doc.Next, out)
 		}
 		out = runInspectOK(t, "log", fx.dir, "--group", group, "--entries", "--json", "--from", "100")
 		doc = logEntriesDoc{}
@@ -431,8 +431,10 @@ func TestLogSelectGroups(t *testing.T) {
 	if got, err := selectGroups(ids, ""); err != nil || len(got) != 3 {
 		t.Errorf("no prefix: %x, %v", got, err)
 	}
-	if got, err := selectGroups(ids, "abc2"); err != nil || len(got) != 1 || got[0] != ids[1] {
-		t.Errorf("abc2: %x, %v", got, err)
+	for _, prefix := range []string{"abc2", "ABC2"} { // hex digits in either case, as for the network commands
+		if got, err := selectGroups(ids, prefix); err != nil || len(got) != 1 || got[0] != ids[1] {
+			t.Errorf("%s: %x, %v", prefix, got, err)
+		}
 	}
 	if _, err := selectGroups(ids, "abc"); err == nil || !strings.Contains(err.Error(), `"abc" matches 2 groups (abc10000, abc20000)`) {
 		t.Errorf("abc: %v, want two matches", err)
