@@ -186,7 +186,7 @@ func (c *core) raftConfig(canSnapshot bool) *raft.Config {
 	return rc
 }
 
-func (c *core) start(fsm raft.FSM) error {
+func (c *core) start(fsm raft.BatchingFSM) error {
 	stores, err := c.cfg.Storage.Stores(c.id)
 	if err != nil {
 		return fmt.Errorf("groups: storage: %w", err)

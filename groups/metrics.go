@@ -146,24 +146,20 @@ func (m *groupMetrics) appendedCommands(n int) {
 }
 
 // wrap returns the FSM Raft should drive: fsm, counting its snapshots.
-func (m *groupMetrics) wrap(fsm raft.FSM) raft.FSM {
+func (m *groupMetrics) wrap(fsm raft.BatchingFSM) raft.BatchingFSM {
 	if m == nil {
 		return fsm
 	}
-	f := meteredFSM{FSM: fsm, m: m}
-	if b, ok := fsm.(raft.BatchingFSM); ok {
-		return meteredBatchingFSM{meteredFSM: f, batch: b}
-	}
-	return f
+	return meteredFSM{BatchingFSM: fsm, m: m}
 }
 
 type meteredFSM struct {
-	raft.FSM
+	raft.BatchingFSM
 	m *groupMetrics
 }
 
 func (f meteredFSM) Snapshot() (raft.FSMSnapshot, error) {
-	s, err := f.FSM.Snapshot()
+	s, err := f.BatchingFSM.Snapshot()
 	if err != nil {
 		return nil, err
 	}
@@ -171,19 +167,12 @@ func (f meteredFSM) Snapshot() (raft.FSMSnapshot, error) {
 }
 
 func (f meteredFSM) Restore(rc io.ReadCloser) error {
-	err := f.FSM.Restore(rc)
+	err := f.BatchingFSM.Restore(rc)
 	if err == nil {
 		f.m.snapsRestored.Inc()
 	}
 	return err
 }
-
-type meteredBatchingFSM struct {
-	meteredFSM
-	batch raft.BatchingFSM
-}
-
-func (f meteredBatchingFSM) ApplyBatch(logs []*raft.Log) []any { return f.batch.ApplyBatch(logs) }
 
 type meteredSnapshot struct {
 	raft.FSMSnapshot

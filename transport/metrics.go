@@ -1,10 +1,8 @@
 package transport
 
 import (
-	"io"
 	"sync/atomic"
 
-	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mosaik-go/mosaik/internal/prom"
@@ -157,30 +155,14 @@ func (m *raftMetrics) snapshotReceived(err error) {
 	}
 }
 
-// InstallSnapshot implements raft.Transport: installSnapshot streams the
-// snapshot, and the transfer is counted.
-func (t *RaftTransport) InstallSnapshot(id raft.ServerID, target raft.ServerAddress, args *raft.InstallSnapshotRequest, resp *raft.InstallSnapshotResponse, data io.Reader) error {
-	m := t.metrics
-	if m == nil {
-		return t.installSnapshot(id, target, args, resp, data)
+// snapshotSent counts a snapshot transfer this node sent, its bytes and
+// whether it failed.
+func (m *raftMetrics) snapshotSent(n int64, failed bool) {
+	if m != nil {
+		m.snapSends.Inc()
+		m.snapSentBytes.Add(float64(n))
+		if failed {
+			m.snapSendFailures.Inc()
+		}
 	}
-	r := &countingReader{r: data}
-	err := t.installSnapshot(id, target, args, resp, r)
-	m.snapSends.Inc()
-	m.snapSentBytes.Add(float64(r.n))
-	if err != nil || !resp.Success {
-		m.snapSendFailures.Inc()
-	}
-	return err
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }

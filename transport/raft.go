@@ -220,9 +220,11 @@ func (t *RaftTransport) snapshotTimeout() time.Duration { return max(20*t.timeou
 // payload limit so a chunk is never fragmented.
 func (t *RaftTransport) snapshotChunk() int { return max(t.net.maxChunk-1024, t.net.maxChunk/2) }
 
-// installSnapshot streams data in chunks; each waits for the follower to
-// hand the previous one to Raft.
-func (t *RaftTransport) installSnapshot(_ raft.ServerID, target raft.ServerAddress, args *raft.InstallSnapshotRequest, resp *raft.InstallSnapshotResponse, data io.Reader) error {
+// InstallSnapshot implements raft.Transport. It streams data in chunks;
+// each waits for the follower to hand the previous one to Raft.
+func (t *RaftTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddress, args *raft.InstallSnapshotRequest, resp *raft.InstallSnapshotResponse, data io.Reader) (err error) {
+	var sent int64
+	defer func() { t.metrics.snapshotSent(sent, err != nil || !resp.Success) }()
 	id := t.net.nextID.Add(1)
 	begin, err := marshal(kindSnapBegin, snapBegin{ID: id, Request: args})
 	if err != nil {
@@ -247,6 +249,7 @@ func (t *RaftTransport) installSnapshot(_ raft.ServerID, target raft.ServerAddre
 			if _, err := step("snap", chunk); err != nil {
 				return fmt.Errorf("transport: snapshot chunk: %w", err)
 			}
+			sent += int64(n)
 		}
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 			break
