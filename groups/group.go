@@ -220,6 +220,7 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 	}
 	c.raft = r
 	c.observer = raft.NewObserver(c.obsCh, false, func(o *raft.Observation) bool {
+		c.metrics.observe(o)
 		switch o.Data.(type) {
 		case raft.LeaderObservation, raft.PeerObservation, raft.ResumedHeartbeatObservation:
 			return true

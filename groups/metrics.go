@@ -19,7 +19,6 @@ type groupMetrics struct {
 	c        *core
 	counters *prom.Counters
 	readings *prom.Readings
-	observer *raft.Observer
 
 	elections, leaderChanges  prometheus.Counter
 	forwarded, appended       prometheus.Counter
@@ -56,9 +55,6 @@ func (m *groupMetrics) start() {
 		return
 	}
 	r := m.c.raft
-	// No channel: the filter counts, on Raft's goroutine, and keeps nothing.
-	m.observer = raft.NewObserver(nil, false, m.observe)
-	r.RegisterObserver(m.observer)
 	gauge := func(name, help string, read func() float64) prom.Reading {
 		return prom.Reading{Name: name, Help: help, Type: prometheus.GaugeValue, Read: read}
 	}
@@ -90,9 +86,6 @@ func (m *groupMetrics) close() {
 		return
 	}
 	m.readings.Unregister()
-	if m.observer != nil {
-		m.c.raft.DeregisterObserver(m.observer)
-	}
 	m.counters.Delete()
 }
 
@@ -110,7 +103,12 @@ func (m *groupMetrics) count(s raft.ServerSuffrage) int {
 	return n
 }
 
-func (m *groupMetrics) observe(o *raft.Observation) bool {
+// observe counts elections and leader changes; the member's observer
+// filter calls it for every observation, on Raft's goroutine.
+func (m *groupMetrics) observe(o *raft.Observation) {
+	if m == nil {
+		return
+	}
 	switch d := o.Data.(type) {
 	case raft.RaftState:
 		if d == raft.Candidate {
@@ -128,7 +126,6 @@ func (m *groupMetrics) observe(o *raft.Observation) bool {
 			m.leaderChanges.Inc()
 		}
 	}
-	return false
 }
 
 // forwardedCommands counts n commands sent to the leader.
