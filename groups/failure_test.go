@@ -320,13 +320,8 @@ func TestSplitFoundingIsDetected(t *testing.T) {
 	start := func(self, other transport.PeerID) *node {
 		f := transport.NewFaults()
 		f.Partition(other)
-		n, err := transport.New(context.Background(), transport.WithURL(c.url), transport.WithFaults(f), transport.WithPeerID(self))
+		nd, err := c.joinWith(nil, f, transport.WithPeerID(self))
 		if err != nil {
-			t.Fatal(err)
-		}
-		nd := &node{net: n, faults: f, sm: &counter{}}
-		c.nodes = append(c.nodes, nd) // closed with the cluster
-		if nd.g, err = Join(n, c.key, nd.sm, testConfig()); err != nil {
 			t.Fatal(err)
 		}
 		return nd

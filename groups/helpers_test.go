@@ -117,9 +117,13 @@ func (c *cluster) add(cfg *Config) *node {
 	return nd
 }
 
-func (c *cluster) join(cfg *Config) (*node, error) {
-	f := transport.NewFaults()
-	n, err := transport.New(context.Background(), append([]transport.Option{transport.WithURL(c.url), transport.WithFaults(f)}, c.opts...)...)
+func (c *cluster) join(cfg *Config) (*node, error) { return c.joinWith(cfg, transport.NewFaults()) }
+
+// joinWith joins a member whose network has faults f (set before it starts)
+// and the extra options.
+func (c *cluster) joinWith(cfg *Config, f *transport.Faults, opts ...transport.Option) (*node, error) {
+	all := append([]transport.Option{transport.WithURL(c.url), transport.WithFaults(f)}, c.opts...)
+	n, err := transport.New(context.Background(), append(all, opts...)...)
 	if err != nil {
 		return nil, err
 	}
