@@ -257,9 +257,10 @@ func TestRaftGarbage(t *testing.T) {
 		{"timeout-now junk", kind(kindTimeoutNow, hugeArray)},
 		{"snapshot begin junk", kind(kindSnapBegin, []byte{0x82, 0x01})},
 		{"snapshot begin without request", kind(kindSnapBegin, cbor(snapBegin{ID: 1}))},
-		{"snapshot chunk junk", kind(kindSnapChunk, []byte{0xff})},
-		{"snapshot chunk unknown", kind(kindSnapChunk, cbor(snapChunk{ID: 42, Data: []byte("x")}))},
-		{"snapshot end unknown", kind(kindSnapEnd, cbor(snapChunk{ID: 43}))},
+		{"snapshot chunk short", kind(kindSnapChunk, []byte{0xff})},
+		{"snapshot end short", kind(kindSnapEnd, []byte{0, 0, 0, 0, 0, 0, 0})},
+		{"snapshot chunk unknown", snapChunkMsg(kindSnapChunk, 42, []byte("x"))},
+		{"snapshot end unknown", snapChunkMsg(kindSnapEnd, 43, nil)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r.t = t

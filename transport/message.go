@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -196,8 +197,20 @@ func (n *Network) Publish(subject string, to PeerID, data []byte) error {
 }
 
 func (n *Network) send(subject, reply string, to PeerID, flags byte, reqID uint64, data []byte) error {
+	return n.sendFrame(subject, reply, to, flags, reqID, data, false)
+}
+
+// sendFrame sends data or, if framed, a frame built in place: data[headerLen:]
+// is the payload and the header is written into data[:headerLen]. A frame
+// that fits one message goes out as is, without a copy; data is not kept
+// once sendFrame returns.
+func (n *Network) sendFrame(subject, reply string, to PeerID, flags byte, reqID uint64, data []byte, framed bool) error {
 	if n.isClosed() {
 		return ErrClosed
+	}
+	var frame []byte
+	if framed {
+		frame, data = data, data[headerLen:]
 	}
 	if len(data) > maxMessageSize {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), maxMessageSize)
@@ -207,12 +220,19 @@ func (n *Network) send(subject, reply string, to PeerID, flags byte, reqID uint6
 		return nil
 	}
 	var frames [][]byte
-	if len(data) <= n.maxChunk-headerLen {
-		frames = [][]byte{n.frame(flags, reqID, nil, data)}
-	} else {
+	switch {
+	case len(data) > n.maxChunk-headerLen:
 		frames = n.fragment(flags, reqID, data)
+	case frame != nil:
+		n.putHeader(frame, flags, reqID)
+		frames = [][]byte{frame}
+	default:
+		frames = [][]byte{n.frame(flags, reqID, nil, data)}
 	}
 	if d := n.faults.delay(); d > 0 || n.delay.busy() {
+		if frame != nil && len(frames) == 1 {
+			frames[0] = bytes.Clone(frame) // the caller reuses frame
+		}
 		n.delay.push(time.Now().Add(d), func() { n.publish(subject, reply, frames) })
 		return nil
 	}
@@ -241,13 +261,17 @@ func (n *Network) publish(subject, reply string, frames [][]byte) error {
 
 func (n *Network) frame(flags byte, reqID uint64, frag []byte, data []byte) []byte {
 	f := make([]byte, headerLen+len(frag)+len(data))
+	n.putHeader(f, flags, reqID)
+	copy(f[headerLen:], frag)
+	copy(f[headerLen+len(frag):], data)
+	return f
+}
+
+func (n *Network) putHeader(f []byte, flags byte, reqID uint64) {
 	f[0] = frameVersion
 	f[1] = flags
 	copy(f[2:34], n.id[:])
 	binary.BigEndian.PutUint64(f[34:42], reqID)
-	copy(f[headerLen:], frag)
-	copy(f[headerLen+len(frag):], data)
-	return f
 }
 
 func (n *Network) fragment(flags byte, reqID uint64, data []byte) [][]byte {
@@ -372,6 +396,10 @@ func (n *Network) onReply(m *Msg) {
 // once, possibly while a last reply is still being handed to it: fn must be
 // safe for that.
 func (n *Network) Call(subject string, to PeerID, data []byte, fn func(reply []byte, err error)) (cancel func(), err error) {
+	return n.call(subject, to, data, false, fn)
+}
+
+func (n *Network) call(subject string, to PeerID, data []byte, framed bool, fn func(reply []byte, err error)) (cancel func(), err error) {
 	id := n.nextID.Add(1)
 	c := &call{to: to, fn: fn}
 	n.mu.Lock()
@@ -386,7 +414,7 @@ func (n *Network) Call(subject string, to PeerID, data []byte, fn func(reply []b
 		delete(n.calls, id)
 		n.mu.Unlock()
 	}
-	if err := n.send(subject, n.inbox+"."+strconv.FormatUint(id, 10), to, 0, id, data); err != nil {
+	if err := n.sendFrame(subject, n.inbox+"."+strconv.FormatUint(id, 10), to, 0, id, data, framed); err != nil {
 		cancel()
 		return nil, err
 	}
@@ -396,6 +424,16 @@ func (n *Network) Call(subject string, to PeerID, data []byte, fn func(reply []b
 // Request sends data to peer to on subject and waits for the first reply. It
 // waits at most until ctx ends or, if ctx has no deadline, the RPC timeout.
 func (n *Network) Request(ctx context.Context, subject string, to PeerID, data []byte) ([]byte, error) {
+	return n.request(ctx, subject, to, data, false)
+}
+
+// requestFrame is Request for a frame built in place (see sendFrame), so a
+// large payload is not copied on its way out.
+func (n *Network) requestFrame(ctx context.Context, subject string, to PeerID, frame []byte) ([]byte, error) {
+	return n.request(ctx, subject, to, frame, true)
+}
+
+func (n *Network) request(ctx context.Context, subject string, to PeerID, data []byte, framed bool) ([]byte, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, n.rpcTO)
@@ -407,7 +445,7 @@ func (n *Network) Request(ctx context.Context, subject string, to PeerID, data [
 	}
 	ch := make(chan result, 1)
 	var got atomic.Bool
-	stop, err := n.Call(subject, to, data, func(b []byte, err error) {
+	stop, err := n.call(subject, to, data, framed, func(b []byte, err error) {
 		if got.CompareAndSwap(false, true) {
 			ch <- result{b, err}
 		}

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -138,6 +139,12 @@ func isHeartbeat(a *raft.AppendEntriesRequest) bool {
 }
 
 func (t *RaftTransport) request(ctx context.Context, kind string, target raft.ServerAddress, data []byte) ([]byte, error) {
+	return t.roundTrip(ctx, kind, target, data, false)
+}
+
+// roundTrip sends data, or a frame built in place if framed (see
+// Network.sendFrame), and returns the reply's payload.
+func (t *RaftTransport) roundTrip(ctx context.Context, kind string, target raft.ServerAddress, data []byte, framed bool) ([]byte, error) {
 	p, err := ParsePeerID(string(target))
 	if err != nil {
 		return nil, err
@@ -153,7 +160,7 @@ func (t *RaftTransport) request(ctx context.Context, kind string, target raft.Se
 		defer cancel()
 	}
 	t.metrics.sent(len(data))
-	b, err := t.net.Request(ctx, t.subject(kind, p), p, data)
+	b, err := t.net.request(ctx, t.subject(kind, p), p, data, framed)
 	t.metrics.received(b, err)
 	if err != nil {
 		if t.ctx.Err() != nil {
@@ -221,7 +228,9 @@ func (t *RaftTransport) snapshotTimeout() time.Duration { return max(20*t.timeou
 func (t *RaftTransport) snapshotChunk() int { return max(t.net.maxChunk-1024, t.net.maxChunk/2) }
 
 // InstallSnapshot implements raft.Transport. It streams data in chunks;
-// each waits for the follower to hand the previous one to Raft.
+// each waits for the follower to hand the previous one to Raft. A chunk is
+// [kindSnapChunk][transfer id][data], read straight into the frame the
+// network sends, so the snapshot is not copied on its way out.
 func (t *RaftTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddress, args *raft.InstallSnapshotRequest, resp *raft.InstallSnapshotResponse, data io.Reader) (err error) {
 	var sent int64
 	defer func() { t.metrics.snapshotSent(sent, err != nil || !resp.Success) }()
@@ -230,23 +239,25 @@ func (t *RaftTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddre
 	if err != nil {
 		return err
 	}
-	step := func(kind string, payload []byte) ([]byte, error) {
+	step := func(frame []byte) ([]byte, error) {
 		ctx, cancel := context.WithTimeout(t.ctx, t.snapshotTimeout())
 		defer cancel()
-		return t.request(ctx, kind, target, payload)
+		return t.roundTrip(ctx, "snap", target, frame, true)
 	}
-	if _, err := step("raft", begin); err != nil {
+	ctx, cancel := context.WithTimeout(t.ctx, t.snapshotTimeout())
+	_, err = t.request(ctx, "raft", target, begin)
+	cancel()
+	if err != nil {
 		return fmt.Errorf("transport: snapshot begin: %w", err)
 	}
-	buf := make([]byte, t.snapshotChunk())
+	frame := make([]byte, headerLen+snapChunkHead+t.snapshotChunk())
+	head := frame[headerLen : headerLen+snapChunkHead]
+	head[0] = kindSnapChunk
+	binary.BigEndian.PutUint64(head[1:], id)
 	for {
-		n, rerr := io.ReadFull(data, buf)
+		n, rerr := io.ReadFull(data, frame[headerLen+snapChunkHead:])
 		if n > 0 {
-			chunk, err := marshal(kindSnapChunk, snapChunk{ID: id, Data: buf[:n]})
-			if err != nil {
-				return err
-			}
-			if _, err := step("snap", chunk); err != nil {
+			if _, err := step(frame[:headerLen+snapChunkHead+n]); err != nil {
 				return fmt.Errorf("transport: snapshot chunk: %w", err)
 			}
 			sent += int64(n)
@@ -258,14 +269,11 @@ func (t *RaftTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddre
 			return fmt.Errorf("transport: read snapshot: %w", rerr)
 		}
 	}
-	end, err := marshal(kindSnapEnd, snapChunk{ID: id})
-	if err != nil {
-		return err
-	}
+	head[0] = kindSnapEnd
 	// Restoring a large snapshot takes time on the follower before it answers.
-	ctx, cancel := context.WithTimeout(t.ctx, max(t.snapshotTimeout(), 5*time.Minute))
+	ctx, cancel = context.WithTimeout(t.ctx, max(t.snapshotTimeout(), 5*time.Minute))
 	defer cancel()
-	b, err := t.request(ctx, "snap", target, end)
+	b, err := t.roundTrip(ctx, "snap", target, frame[:headerLen+snapChunkHead], true)
 	if err != nil {
 		return fmt.Errorf("transport: snapshot end: %w", err)
 	}
@@ -441,12 +449,12 @@ func (t *RaftTransport) onSnapshot(m *Msg) {
 		}()
 		_ = m.Respond([]byte{replyOK})
 	case kindSnapChunk, kindSnapEnd:
-		var c snapChunk
-		if err := decMode.Unmarshal(body, &c); err != nil {
-			t.malformed(m, err)
+		if len(body) < snapChunkHead-1 {
+			t.malformed(m, errors.New("snapshot chunk shorter than its header"))
 			return
 		}
-		k := snapKey{m.From, c.ID}
+		k := snapKey{m.From, binary.BigEndian.Uint64(body)}
+		chunk := body[snapChunkHead-1:]
 		t.snapMu.Lock()
 		s := t.snaps[k]
 		t.snapMu.Unlock()
@@ -456,12 +464,12 @@ func (t *RaftTransport) onSnapshot(m *Msg) {
 		}
 		s.timer.Reset(t.snapshotTimeout() + t.timeout)
 		if m.Data[0] == kindSnapChunk {
-			if _, err := s.pw.Write(c.Data); err != nil {
+			if _, err := s.pw.Write(chunk); err != nil {
 				t.dropSnap(k, err)
 				_ = m.Respond(errorReply(err))
 				return
 			}
-			t.metrics.snapshotChunk(len(c.Data))
+			t.metrics.snapshotChunk(len(chunk))
 			_ = m.Respond([]byte{replyOK})
 			return
 		}

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -767,6 +768,14 @@ func testInstallSnapshot(t *testing.T, setup raftSetup) {
 	}
 }
 
+// snapChunkMsg builds a snapshot chunk or end as a sender does.
+func snapChunkMsg(kind byte, id uint64, data []byte) []byte {
+	b := make([]byte, snapChunkHead, snapChunkHead+len(data))
+	b[0] = kind
+	binary.BigEndian.PutUint64(b[1:], id)
+	return append(b, data...)
+}
+
 // testInstallSnapshotEarlyError: Raft answers before reading the whole
 // snapshot (a stale term); the sender fails instead of hanging.
 func testInstallSnapshotEarlyError(t *testing.T, setup raftSetup) {
@@ -886,10 +895,7 @@ func TestSnapshotSenderGoesQuiet(t *testing.T) {
 	if _, err := parseReply(r.ask(subject, begin)); err != nil {
 		t.Fatalf("begin: %v", err)
 	}
-	chunk, err := marshal(kindSnapChunk, snapChunk{ID: 1, Data: make([]byte, 10)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	chunk := snapChunkMsg(kindSnapChunk, 1, make([]byte, 10))
 	if _, err := parseReply(r.ask(subject, chunk)); err != nil {
 		t.Fatalf("chunk: %v", err)
 	}

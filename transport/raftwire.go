@@ -155,11 +155,10 @@ type snapBegin struct {
 	Request *raft.InstallSnapshotRequest
 }
 
-type snapChunk struct {
-	_    struct{} `cbor:",toarray"`
-	ID   uint64
-	Data []byte
-}
+// A snapshot chunk, and the end of a transfer, is [kind][transfer id as 8
+// bytes big-endian][data]: not CBOR, so the data is not copied to encode or
+// decode it.
+const snapChunkHead = 1 + 8
 
 func marshal(kind byte, v any) ([]byte, error) {
 	b, err := encMode.Marshal(v)

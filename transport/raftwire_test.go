@@ -200,8 +200,6 @@ func FuzzRaftWire(f *testing.F) {
 		_, _ = parseReply(b)
 		var sb snapBegin
 		_ = decMode.Unmarshal(b, &sb)
-		var sc snapChunk
-		_ = decMode.Unmarshal(b, &sc)
 		for _, v := range []any{new(raft.RequestVoteRequest), new(raft.RequestPreVoteRequest), new(raft.TimeoutNowRequest),
 			new(raft.RequestVoteResponse), new(raft.InstallSnapshotResponse)} {
 			_ = decMode.Unmarshal(b, v)
