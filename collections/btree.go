@@ -178,6 +178,101 @@ func (t *btree[K, V]) Edit() *btreeEditor[K, V] {
 	return &btreeEditor[K, V]{cmp: t.cmp, root: t.root, len: t.len, owner: new(btreeOwner)}
 }
 
+// btreeBuilder builds a tree from entries in ascending key order, as a
+// restore reads them, without searching: it fills nodes left to right,
+// keeping the path down the right edge, and leaves them as appending with
+// an editor would.
+type btreeBuilder[K, V any] struct {
+	cmp   immutable.Comparer[K]
+	owner *btreeOwner
+	path  []*bnode[K, V] // path[0] the last leaf, path[h] its ancestor h levels up
+	len   int
+}
+
+func newBTreeBuilder[K, V any](cmp immutable.Comparer[K]) *btreeBuilder[K, V] {
+	return &btreeBuilder[K, V]{cmp: cmp, owner: new(btreeOwner)}
+}
+
+// Add appends an entry and reports true, or adds nothing and reports false
+// if k is not above every key added so far.
+func (b *btreeBuilder[K, V]) Add(k K, v V) bool {
+	if len(b.path) == 0 {
+		b.path = append(b.path, newBLeaf[K, V](b.owner, btreeLeafCap))
+	}
+	leaf := b.path[0]
+	n := len(leaf.keys)
+	if n > 0 && b.cmp.Compare(leaf.keys[n-1], k) >= 0 {
+		return false
+	}
+	if n == btreeLeafCap {
+		leaf = newBLeaf[K, V](b.owner, btreeLeafCap)
+		b.link(1, k, leaf)
+		b.path[0] = leaf
+	}
+	leaf.keys = append(leaf.keys, k)
+	leaf.vals = append(leaf.vals, v)
+	b.len++
+	return true
+}
+
+// link adds kid, whose keys are all at least sep, as the last child of the
+// right edge at height h, growing the tree when the edge is full.
+func (b *btreeBuilder[K, V]) link(h int, sep K, kid *bnode[K, V]) {
+	if h == len(b.path) {
+		r := newBBranch[K, V](b.owner, btreeBranchCap)
+		r.kids = append(r.kids, b.path[h-1])
+		b.path = append(b.path, r)
+	}
+	n := b.path[h]
+	if len(n.kids) == btreeBranchCap {
+		n = newBBranch[K, V](b.owner, btreeBranchCap)
+		b.link(h+1, sep, n)
+		b.path[h] = n
+		n.kids = append(n.kids, kid)
+		return
+	}
+	n.keys = append(n.keys, sep)
+	n.kids = append(n.kids, kid)
+}
+
+// Edit returns an editor holding what was added. The builder is spent.
+func (b *btreeBuilder[K, V]) Edit() *btreeEditor[K, V] {
+	e := &btreeEditor[K, V]{cmp: b.cmp, owner: b.owner, len: b.len}
+	if b.len > 0 {
+		e.root = b.path[len(b.path)-1]
+	}
+	b.path = nil
+	return e
+}
+
+// treeLoader fills a tree from a snapshot: with a builder while keys come
+// in ascending order, as every replica writes them, else with an editor.
+type treeLoader[K, V any] struct {
+	b *btreeBuilder[K, V]
+	e *btreeEditor[K, V]
+}
+
+func newTreeLoader[K, V any](cmp immutable.Comparer[K]) *treeLoader[K, V] {
+	return &treeLoader[K, V]{b: newBTreeBuilder[K, V](cmp)}
+}
+
+func (l *treeLoader[K, V]) set(k K, v V) {
+	if l.e == nil {
+		if l.b.Add(k, v) {
+			return
+		}
+		l.e = l.b.Edit()
+	}
+	l.e.Set(k, v)
+}
+
+func (l *treeLoader[K, V]) edit() *btreeEditor[K, V] {
+	if l.e == nil {
+		l.e = l.b.Edit()
+	}
+	return l.e
+}
+
 // btreeEditor is a mutable working copy of a btree. It changes in place the
 // nodes it created since its last Freeze, and copies any other node before
 // changing it, so a batch of edits copies each shared node at most once.

@@ -395,6 +395,69 @@ func TestBTreeAscending(t *testing.T) {
 	}
 }
 
+// TestBTreeBuilder builds trees of many sizes from ascending entries: each
+// is a valid tree, packed like an appended one, holding what was added, and
+// an editor goes on from it; a key out of order is refused.
+func TestBTreeBuilder(t *testing.T) {
+	rng := btreeRand(t)
+	sizes := []int{0, 1, btreeLeafCap - 1, btreeLeafCap, btreeLeafCap + 1, btreeLeafCap * btreeBranchCap,
+		btreeLeafCap*btreeBranchCap + 1, btreeLeafCap * btreeBranchCap * btreeBranchCap, 100_000}
+	for range 5 {
+		sizes = append(sizes, rng.IntN(50_000))
+	}
+	for _, n := range sizes {
+		b := newBTreeBuilder[int, int](comparerFor[int]())
+		model := make(map[int]int, n)
+		k := 0
+		for range n {
+			k += 1 + rng.IntN(3)
+			if !b.Add(k, -k) {
+				t.Fatalf("n=%d: Add(%d) refused after smaller keys", n, k)
+			}
+			model[k] = -k
+		}
+		if n > 0 && (b.Add(k, 0) || b.Add(k-1, 0)) {
+			t.Fatalf("n=%d: Add took a key not above the last", n)
+		}
+		e := b.Edit()
+		tr := e.Freeze()
+		if err := btreeCheck(tr.cmp, tr.root, tr.Len()); err != nil {
+			t.Fatalf("n=%d: %v", n, err)
+		}
+		built := btreeSorted(model)
+		if err := btreeSame(tr, built, []int{-1, 0, k + 1}); err != nil {
+			t.Fatalf("n=%d: %v", n, err)
+		}
+		if n > 0 {
+			if err := btreePacked(tr.root, true); err != nil {
+				t.Fatalf("n=%d: %v", n, err)
+			}
+		}
+		// The editor takes over, in place of the builder: random sets and
+		// deletes, including at the short right edge; tr stays as it was.
+		for range min(n, 2000) + 10 {
+			x := rng.IntN(k + 10)
+			if rng.IntN(2) == 0 {
+				e.Set(x, x)
+				model[x] = x
+			} else {
+				e.Delete(x)
+				delete(model, x)
+			}
+		}
+		after := e.Freeze()
+		if err := btreeCheck(after.cmp, after.root, after.Len()); err != nil {
+			t.Fatalf("n=%d after edits: %v", n, err)
+		}
+		if err := btreeSame(after, btreeSorted(model), nil); err != nil {
+			t.Fatalf("n=%d after edits: %v", n, err)
+		}
+		if err := btreeSame(tr, built, nil); err != nil {
+			t.Fatalf("n=%d: the built tree changed: %v", n, err)
+		}
+	}
+}
+
 // btreePacked checks that every node off the right edge is full, with no
 // spare room, as appending should leave it.
 func btreePacked[K, V any](n *bnode[K, V], rightmost bool) error {

@@ -178,31 +178,36 @@ func (m *mapMachine[K, V]) closeIndex() { m.ix.close() }
 func (m *mapMachine[K, V]) Snapshot() (rsm.Snapshot, error) {
 	st := m.cur.Load()
 	return snapshotFunc(func(w io.Writer) error {
-		return writeSnapshot(w, st.v, st.m.Len(), func(yield func(any) bool) {
+		return writeSnapshot(w, st.v, st.m.Len(), func(sw *snapshotWriter) error {
 			for k, v := range st.m.All() {
-				if !yield(mapEntry[K, V]{Key: k, Value: v}) {
-					return
+				if err := writeField(sw, k); err != nil {
+					return err
 				}
+				if err := writeField(sw, v); err != nil {
+					return err
+				}
+				sw.records++
 			}
+			return nil
 		})
 	}), nil
 }
 
-type mapEntry[K, V any] struct {
-	_     struct{} `cbor:",toarray"`
-	Key   K
-	Value V
-}
-
 // Restore implements rsm.Snapshotter.
 func (m *mapMachine[K, V]) Restore(r io.Reader) error {
-	b := newBTree[K, V](m.cmp).Edit()
-	v, err := readSnapshot(r, func(dec decoder) error {
-		var e mapEntry[K, V]
-		if err := dec.Decode(&e); err != nil {
+	b := newTreeLoader[K, V](m.cmp)
+	v, err := readSnapshot(r, func(sr *snapshotReader) error {
+		var (
+			k K
+			v V
+		)
+		if err := readField(sr, &k); err != nil {
 			return err
 		}
-		b.Set(e.Key, e.Value)
+		if err := readField(sr, &v); err != nil {
+			return err
+		}
+		b.set(k, v)
 		return nil
 	})
 	if err != nil {
@@ -211,8 +216,8 @@ func (m *mapMachine[K, V]) Restore(r io.Reader) error {
 	m.ix.mu.Lock()
 	defer m.ix.mu.Unlock()
 	m.ix.reset()
-	m.work = b
-	ns := &mapState[K, V]{v: v, m: b.Freeze()}
+	m.work = b.edit()
+	ns := &mapState[K, V]{v: v, m: m.work.Freeze()}
 	m.cur.Store(ns)
 	m.hist.reset(v)
 	m.ix.maybeBuild(ns, m.republish)

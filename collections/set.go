@@ -102,32 +102,34 @@ func (m *setMachine[T]) Publish() {
 func (m *setMachine[T]) Snapshot() (rsm.Snapshot, error) {
 	st := m.cur.Load()
 	return snapshotFunc(func(w io.Writer) error {
-		return writeSnapshot(w, st.v, st.s.Len(), func(yield func(any) bool) {
+		return writeSnapshot(w, st.v, st.s.Len(), func(sw *snapshotWriter) error {
 			for x := range st.s.All() {
-				if !yield(x) {
-					return
+				if err := writeField(sw, x); err != nil {
+					return err
 				}
+				sw.records++
 			}
+			return nil
 		})
 	}), nil
 }
 
 // Restore implements rsm.Snapshotter.
 func (m *setMachine[T]) Restore(r io.Reader) error {
-	b := newBTree[T, struct{}](m.cmp).Edit()
-	v, err := readSnapshot(r, func(dec decoder) error {
+	b := newTreeLoader[T, struct{}](m.cmp)
+	v, err := readSnapshot(r, func(sr *snapshotReader) error {
 		var x T
-		if err := dec.Decode(&x); err != nil {
+		if err := readField(sr, &x); err != nil {
 			return err
 		}
-		b.Set(x, struct{}{})
+		b.set(x, struct{}{})
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	m.work = b
-	m.cur.Store(&setState[T]{v: v, s: b.Freeze()})
+	m.work = b.edit()
+	m.cur.Store(&setState[T]{v: v, s: m.work.Freeze()})
 	m.hist.reset(v)
 	return nil
 }

@@ -2,16 +2,26 @@ package collections
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"unicode/utf8"
 
 	"github.com/mosaik-go/mosaik/rsm"
 )
 
-// A collection snapshot is a CBOR stream: a header, then one item per
-// entry or element, in iteration order.
-const snapshotMagic = "mosaik.collection.v1"
+// A collection snapshot is a header, then one record per entry or element,
+// in iteration order. The header is a field, and a record is its fields (a
+// key and a value, or an element): a field is a uvarint length followed by
+// CBOR. The
+// lengths let a restore decode strings and byte slices, the common keys and
+// values, without reflection, and any other type with one Unmarshal.
+const snapshotMagic = "mosaik.collection.v2"
+
+// maxSnapshotField bounds a field's length, so a corrupt length cannot make
+// a restore allocate without limit: no key, value or element is larger.
+const maxSnapshotField = max(MaxKeySize, MaxValueSize)
 
 type snapshotHeader struct {
 	_       struct{} `cbor:",toarray"`
@@ -27,48 +37,178 @@ type snapshotFunc func(w io.Writer) error
 func (f snapshotFunc) Persist(w io.Writer) error { return f(w) }
 func (f snapshotFunc) Release()                  {}
 
-func writeSnapshot(w io.Writer, v Version, count int, items func(yield func(any) bool)) error {
-	bw := bufio.NewWriterSize(w, 256<<10)
-	enc := rsm.EncMode().NewEncoder(bw)
-	if err := enc.Encode(snapshotHeader{Magic: snapshotMagic, Version: v, Count: count}); err != nil {
-		return err
-	}
-	var err error
-	n := 0
-	items(func(item any) bool {
-		n++
-		err = enc.Encode(item)
-		return err == nil
-	})
-	if err != nil {
-		return err
-	}
-	if n != count {
-		return fmt.Errorf("collections: snapshot wrote %d items, header says %d", n, count)
-	}
-	return bw.Flush()
+// snapshotWriter writes records; records counts them.
+type snapshotWriter struct {
+	bw      *bufio.Writer
+	head    [binary.MaxVarintLen64]byte
+	buf     []byte
+	records int
 }
 
-type decoder interface{ Decode(v any) error }
+// writeSnapshot writes the header and then has records write count records.
+func writeSnapshot(w io.Writer, v Version, count int, records func(*snapshotWriter) error) error {
+	sw := &snapshotWriter{bw: bufio.NewWriterSize(w, 256<<10)}
+	if err := writeField(sw, snapshotHeader{Magic: snapshotMagic, Version: v, Count: count}); err != nil {
+		return err
+	}
+	if err := records(sw); err != nil {
+		return err
+	}
+	if sw.records != count {
+		return fmt.Errorf("collections: snapshot wrote %d records, header says %d", sw.records, count)
+	}
+	return sw.bw.Flush()
+}
 
-// readSnapshot reads the header and hands every item to item, and returns
-// the snapshot's version.
-func readSnapshot(r io.Reader, item func(decoder) error) (Version, error) {
-	dec := rsm.DecMode().NewDecoder(bufio.NewReaderSize(r, 256<<10))
+// writeField writes one field of the current record.
+func writeField[T any](sw *snapshotWriter, x T) error {
+	b := sw.buf[:0]
+	switch x := any(x).(type) {
+	case string:
+		b = appendCBORString(b, 3, len(x))
+		b = append(b, x...)
+	case []byte:
+		if x == nil {
+			b = append(b, 0xf6) // null, as CBOR encodes a nil slice
+		} else {
+			b = appendCBORString(b, 2, len(x))
+			b = append(b, x...)
+		}
+	default:
+		e, err := rsm.Marshal(x)
+		if err != nil {
+			return err
+		}
+		b = append(b, e...)
+	}
+	sw.buf = b
+	if _, err := sw.bw.Write(binary.AppendUvarint(sw.head[:0], uint64(len(b)))); err != nil {
+		return err
+	}
+	_, err := sw.bw.Write(b)
+	return err
+}
+
+// appendCBORString appends the head of a definite-length byte (major 2)
+// or text (major 3) string of n bytes, in its shortest form.
+func appendCBORString(b []byte, major byte, n int) []byte {
+	m := major << 5
+	switch u := uint64(n); {
+	case u < 24:
+		return append(b, m|byte(u))
+	case u <= 0xff:
+		return append(b, m|24, byte(u))
+	case u <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(b, m|25), uint16(u))
+	case u <= 0xffffffff:
+		return binary.BigEndian.AppendUint32(append(b, m|26), uint32(u))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, m|27), u)
+	}
+}
+
+// snapshotReader reads records.
+type snapshotReader struct {
+	br  *bufio.Reader
+	buf []byte
+}
+
+// readSnapshot reads the header and has record read each record, and
+// returns the snapshot's version.
+func readSnapshot(r io.Reader, record func(*snapshotReader) error) (Version, error) {
+	sr := &snapshotReader{br: bufio.NewReaderSize(r, 256<<10)}
 	var h snapshotHeader
-	if err := dec.Decode(&h); err != nil {
+	if err := readField(sr, &h); err != nil {
 		return 0, fmt.Errorf("collections: snapshot header: %w", err)
 	}
 	if h.Magic != snapshotMagic {
-		return 0, errors.New("collections: not a collection snapshot")
+		return 0, errors.New("collections: not a collection snapshot of this version")
 	}
 	if h.Count < 0 {
 		return 0, fmt.Errorf("collections: snapshot count %d", h.Count)
 	}
 	for i := 0; i < h.Count; i++ {
-		if err := item(dec); err != nil {
-			return 0, fmt.Errorf("collections: snapshot item %d of %d: %w", i, h.Count, err)
+		if err := record(sr); err != nil {
+			return 0, fmt.Errorf("collections: snapshot record %d of %d: %w", i, h.Count, err)
 		}
 	}
 	return h.Version, nil
+}
+
+// readField reads one field of the current record into x.
+func readField[T any](sr *snapshotReader, x *T) error {
+	n, err := binary.ReadUvarint(sr.br)
+	if err != nil {
+		return noEOF(err)
+	}
+	if n > maxSnapshotField {
+		return fmt.Errorf("field of %d bytes, limit %d", n, maxSnapshotField)
+	}
+	if cap(sr.buf) < int(n) {
+		sr.buf = make([]byte, n)
+	}
+	b := sr.buf[:n]
+	if _, err := io.ReadFull(sr.br, b); err != nil {
+		return noEOF(err)
+	}
+	switch p := any(x).(type) {
+	case *string:
+		if s, ok := cborString(b, 3); ok && utf8.Valid(s) {
+			*p = string(s)
+			return nil
+		}
+	case *[]byte:
+		if len(b) == 1 && b[0] == 0xf6 {
+			*p = nil
+			return nil
+		}
+		if s, ok := cborString(b, 2); ok {
+			*p = append(make([]byte, 0, len(s)), s...)
+			return nil
+		}
+	}
+	// Any other type, or a form the fast paths do not take. Decoding into
+	// a new value keeps x from escaping, so a caller's x stays on its stack.
+	y := new(T)
+	if err := rsm.DecMode().Unmarshal(b, y); err != nil {
+		return err
+	}
+	*x = *y
+	return nil
+}
+
+// noEOF turns an end of input inside a record into an error.
+func noEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// cborString returns the content of b if b is exactly one definite-length
+// string of the major type.
+func cborString(b []byte, major byte) ([]byte, bool) {
+	if len(b) == 0 || b[0]>>5 != major {
+		return nil, false
+	}
+	var n uint64
+	head := 1
+	switch ai := b[0] & 0x1f; {
+	case ai < 24:
+		n = uint64(ai)
+	case ai == 24 && len(b) >= 2:
+		n, head = uint64(b[1]), 2
+	case ai == 25 && len(b) >= 3:
+		n, head = uint64(binary.BigEndian.Uint16(b[1:])), 3
+	case ai == 26 && len(b) >= 5:
+		n, head = uint64(binary.BigEndian.Uint32(b[1:])), 5
+	case ai == 27 && len(b) >= 9:
+		n, head = binary.BigEndian.Uint64(b[1:]), 9
+	default:
+		return nil, false
+	}
+	if uint64(len(b)-head) != n {
+		return nil, false
+	}
+	return b[head:], true
 }

@@ -200,13 +200,15 @@ func iterFrom[T any](l *immutable.List[T], i int) *immutable.ListIterator[T] {
 func (m *vecMachine[T]) Snapshot() (rsm.Snapshot, error) {
 	st := m.cur.Load()
 	return snapshotFunc(func(w io.Writer) error {
-		return writeSnapshot(w, st.v, st.l.Len(), func(yield func(any) bool) {
+		return writeSnapshot(w, st.v, st.l.Len(), func(sw *snapshotWriter) error {
 			for it := st.l.Iterator(); !it.Done(); {
 				_, x := it.Next()
-				if !yield(x) {
-					return
+				if err := writeField(sw, x); err != nil {
+					return err
 				}
+				sw.records++
 			}
+			return nil
 		})
 	}), nil
 }
@@ -214,9 +216,9 @@ func (m *vecMachine[T]) Snapshot() (rsm.Snapshot, error) {
 // Restore implements rsm.Snapshotter.
 func (m *vecMachine[T]) Restore(r io.Reader) error {
 	b := immutable.NewListBuilder[T]()
-	v, err := readSnapshot(r, func(dec decoder) error {
+	v, err := readSnapshot(r, func(sr *snapshotReader) error {
 		var x T
-		if err := dec.Decode(&x); err != nil {
+		if err := readField(sr, &x); err != nil {
 			return err
 		}
 		b.Append(x)
