@@ -2,7 +2,6 @@ package collections
 
 import (
 	"hash/maphash"
-	"maps"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -12,10 +11,10 @@ import (
 
 // A large Map also keeps a hash index, so that Get costs one hash lookup
 // instead of a walk down the sorted tree. The index of a published state is
-// a frozen Go map (the state at some earlier version) plus a small
+// a frozen hash table (the state at some earlier version) plus a small
 // persistent tree of the changes since, and a bit filter over the changed
 // keys' hashes so most lookups skip the delta. When the delta grows, a
-// background goroutine clones the frozen map, applies the delta to it, and
+// background goroutine clones the frozen table, applies the delta to it, and
 // swaps it in with the changes made meanwhile as the new delta. The sorted
 // tree stays the source of order, snapshots and iteration.
 
@@ -83,19 +82,19 @@ func (f *bitFilter) has(h uint64) bool {
 
 // mapIndex is the hash index of one published state.
 type mapIndex[K comparable, V any] struct {
-	base   map[K]V // never written once built
+	base   *hashTable[K, V] // never written once built
 	delta  *btree[K, slot[V]]
 	filter *bitFilter
 }
 
 func (ix *mapIndex[K, V]) get(k K, hasher keyHasher[K]) (V, bool) {
-	if ix.delta.Len() > 0 && ix.filter.has(hasher.sum(k)) {
+	h := hasher.sum(k)
+	if ix.delta.Len() > 0 && ix.filter.has(h) {
 		if s, found := ix.delta.Get(k); found {
 			return s.v, s.ok
 		}
 	}
-	v, ok := ix.base[k]
-	return v, ok
+	return ix.base.get(k, h)
 }
 
 // indexer keeps the working index: Apply records every change in it, and
@@ -108,8 +107,8 @@ type indexer[K comparable, V any] struct {
 	cmp    immutable.Comparer[K]
 
 	mu     sync.Mutex
-	gen    uint64  // a clear or restore starts a new generation
-	base   map[K]V // nil: no index yet
+	gen    uint64           // a clear or restore starts a new generation
+	base   *hashTable[K, V] // nil: no index yet
 	delta  *btreeEditor[K, slot[V]]
 	filter *bitFilter
 
@@ -173,7 +172,7 @@ func (x *indexer[K, V]) maybeBuild(st *mapState[K, V], republish func()) {
 	switch {
 	case x.base == nil && n < indexMinEntries:
 		return
-	case x.base != nil && x.delta.Len() <= max(indexMinDelta, len(x.base)/indexDeltaShare):
+	case x.base != nil && x.delta.Len() <= max(indexMinDelta, x.base.len()/indexDeltaShare):
 		return
 	}
 	x.building = true
@@ -199,27 +198,27 @@ func (x *indexer[K, V]) maybeBuild(st *mapState[K, V], republish func()) {
 	}()
 }
 
-// build makes the base map of st: a copy of the previous base with its
+// build makes the base table of st: a copy of the previous base with its
 // delta applied, or, without one, every entry of the tree.
-func (x *indexer[K, V]) build(st *mapState[K, V], from *mapIndex[K, V]) map[K]V {
+func (x *indexer[K, V]) build(st *mapState[K, V], from *mapIndex[K, V]) *hashTable[K, V] {
 	if from != nil {
-		base := maps.Clone(from.base)
+		base := from.base.clone()
 		for k, s := range from.delta.All() {
 			if s.ok {
-				base[k] = s.v
+				base.set(k, x.hasher.sum(k), s.v)
 			} else {
-				delete(base, k)
+				base.del(k, x.hasher.sum(k))
 			}
 		}
 		return base
 	}
-	base := make(map[K]V, st.m.Len())
+	base := newHashTable[K, V](st.m.Len(), x.hasher.str)
 	i := 0
 	for k, v := range st.m.All() {
 		if i%4096 == 0 && x.closed.Load() {
 			return nil
 		}
-		base[k] = v
+		base.set(k, x.hasher.sum(k), v)
 		i++
 	}
 	return base
