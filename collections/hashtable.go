@@ -146,17 +146,23 @@ func cyclicBetween(i, x, j int) bool {
 	return x > i || x <= j
 }
 
-// clone returns a copy, which set grows if it must.
-func (t *hashTable[K, V]) clone() *hashTable[K, V] {
+// withRoom returns a copy with room for extra more keys: a copy of the
+// slots if they have it, else every key placed again in a larger table.
+func (t *hashTable[K, V]) withRoom(extra int) *hashTable[K, V] {
+	if need := t.count + extra; need*hashTableLoadDen > len(t.slots)*hashTableLoadNum {
+		return t.resized(need)
+	}
 	c := *t
-	c.slots = append([]hslot[K, V](nil), t.slots...)
+	c.slots = make([]hslot[K, V], len(t.slots))
+	copy(c.slots, t.slots)
 	return &c
 }
 
 // resized returns a copy with every key placed again in a table with room
-// for n keys and a quarter more.
+// for n keys and half as many more, so that a growing map does not resize
+// at every rebuild of its index.
 func (t *hashTable[K, V]) resized(n int) *hashTable[K, V] {
-	c := newHashTable[K, V](n+n/4, t.str)
+	c := newHashTable[K, V](n+n/2, t.str)
 	for i := range t.slots {
 		if s := &t.slots[i]; s.h != 0 {
 			j := c.home(s.h)

@@ -90,7 +90,7 @@ func TestHashTableModel(t *testing.T) {
 				default:
 					frozen = append(frozen, tab)
 					frozenModels = append(frozenModels, maps.Clone(model))
-					tab = tab.clone()
+					tab = tab.withRoom(rng.IntN(20))
 				}
 				if op%97 == 0 {
 					if err := hashTableCheck(tab, model, hash); err != nil {

@@ -202,7 +202,13 @@ func (x *indexer[K, V]) maybeBuild(st *mapState[K, V], republish func()) {
 // delta applied, or, without one, every entry of the tree.
 func (x *indexer[K, V]) build(st *mapState[K, V], from *mapIndex[K, V]) *hashTable[K, V] {
 	if from != nil {
-		base := from.base.clone()
+		adds := 0 // at most: some may replace a value
+		for _, s := range from.delta.All() {
+			if s.ok {
+				adds++
+			}
+		}
+		base := from.base.withRoom(adds)
 		for k, s := range from.delta.All() {
 			if s.ok {
 				base.set(k, x.hasher.sum(k), s.v)
