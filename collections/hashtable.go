@@ -36,7 +36,7 @@ const (
 
 // newHashTable returns an empty table with room for n keys.
 func newHashTable[K comparable, V any](n int, str bool) *hashTable[K, V] {
-	size := max(n*hashTableLoadDen/hashTableLoadNum, 8)
+	size := max(n*hashTableLoadDen/hashTableLoadNum+1, 8)
 	return &hashTable[K, V]{slots: make([]hslot[K, V], size), str: str}
 }
 

@@ -113,6 +113,20 @@ func TestHashTableModel(t *testing.T) {
 	}
 }
 
+// TestHashTableSized: a table made for n keys takes n without growing.
+func TestHashTableSized(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 8, 9, 10, 69, 70, 71, 1000, 1 << 16, 1_000_003} {
+		tab := newHashTable[int, int](n, false)
+		slots := len(tab.slots)
+		for i := range n {
+			tab.set(i, uint64(i)*0x9e3779b97f4a7c15, i)
+		}
+		if len(tab.slots) != slots {
+			t.Errorf("a table for %d keys grew from %d to %d slots", n, slots, len(tab.slots))
+		}
+	}
+}
+
 // TestHashTableIntKeys covers integer keys, which are compared whole, and
 // growth from the smallest table to many keys.
 func TestHashTableIntKeys(t *testing.T) {
