@@ -8,6 +8,7 @@ import (
 	"io"
 	"unicode/utf8"
 
+	"github.com/mosaik-go/mosaik/groups"
 	"github.com/mosaik-go/mosaik/rsm"
 )
 
@@ -20,8 +21,10 @@ import (
 const snapshotMagic = "mosaik.collection.v2"
 
 // maxSnapshotField bounds a field's length, so a corrupt length cannot make
-// a restore allocate without limit: no key, value or element is larger.
-const maxSnapshotField = max(MaxKeySize, MaxValueSize)
+// a restore allocate without limit. Apply does not check MaxKeySize or
+// MaxValueSize (only the handles do), but no key, value or element can be
+// larger than the command that carried it.
+const maxSnapshotField = groups.MaxCommandSize
 
 type snapshotHeader struct {
 	_       struct{} `cbor:",toarray"`

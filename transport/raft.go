@@ -159,7 +159,11 @@ func (t *RaftTransport) roundTrip(ctx context.Context, kind string, target raft.
 		ctx, cancel = context.WithTimeout(ctx, t.timeout)
 		defer cancel()
 	}
-	t.metrics.sent(len(data))
+	if framed {
+		t.metrics.sent(len(data) - headerLen)
+	} else {
+		t.metrics.sent(len(data))
+	}
 	b, err := t.net.request(ctx, t.subject(kind, p), p, data, framed)
 	t.metrics.received(b, err)
 	if err != nil {
