@@ -569,6 +569,17 @@ func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.App
 	f.cancel = cancel
 	select {
 	case p.inflight <- f:
+		// Close may have drained inflight just before f went in, and no
+		// one would settle it: settle it here.
+		select {
+		case <-p.stop:
+			f.cancel()
+			f.complete(raft.ErrPipelineShutdown)
+		case <-p.t.shutdown:
+			f.cancel()
+			f.complete(raft.ErrPipelineShutdown)
+		default:
+		}
 		return f, nil
 	case <-p.stop:
 		cancel()
