@@ -102,9 +102,16 @@ func (ix *mapIndex[K, V]) get(k K, hasher keyHasher[K]) (V, bool) {
 // Restore, and by a finished build to install its base; readers never take
 // it.
 type indexer[K comparable, V any] struct {
+	// Read by every Get: kept apart from mu, which every Apply takes.
 	on     bool
 	hasher keyHasher[K]
 	cmp    immutable.Comparer[K]
+	// read says a Get came since the last build began. A due rebuild of an
+	// index nobody read is skipped and the index dropped, so a replica that
+	// is only written pays nothing for it; a Get that finds no index on a
+	// large map wakes a goroutine that builds one.
+	read atomic.Bool
+	_    [64]byte
 
 	mu     sync.Mutex
 	gen    uint64           // a clear or restore starts a new generation
@@ -116,8 +123,14 @@ type indexer[K comparable, V any] struct {
 	since    *btreeEditor[K, slot[V]] // changes after the version being built
 	sinceF   *bitFilter
 
+	onRead  func() // builds on the waker's behalf; set by the machine
+	wake    chan struct{}
+	started sync.Once // starts the waker, at most once
+	done    chan struct{}
+	waker   sync.WaitGroup
+
 	closed atomic.Bool
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // builds in progress
 }
 
 func newIndexer[K comparable, V any](cmp immutable.Comparer[K]) *indexer[K, V] {
@@ -125,6 +138,37 @@ func newIndexer[K comparable, V any](cmp immutable.Comparer[K]) *indexer[K, V] {
 		on:     indexable[K](),
 		cmp:    cmp,
 		hasher: keyHasher[K]{seed: maphash.MakeSeed(), str: reflect.TypeFor[K]().Kind() == reflect.String},
+		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+	}
+}
+
+// noteRead records a Get, which found no index if missing. Lock-free; a
+// Get calls it only when read is not set.
+func (x *indexer[K, V]) noteRead(missing bool) {
+	if !x.on || !x.read.CompareAndSwap(false, true) || !missing {
+		return
+	}
+	x.started.Do(func() {
+		if x.closed.Load() {
+			return
+		}
+		x.waker.Add(1)
+		go func() {
+			defer x.waker.Done()
+			for {
+				select {
+				case <-x.done:
+					return
+				case <-x.wake:
+					x.onRead()
+				}
+			}
+		}()
+	})
+	select {
+	case x.wake <- struct{}{}:
+	default: // a wake-up is pending already
 	}
 }
 
@@ -174,7 +218,13 @@ func (x *indexer[K, V]) maybeBuild(st *mapState[K, V], republish func()) {
 		return
 	case x.base != nil && x.delta.Len() <= max(indexMinDelta, x.base.len()/indexDeltaShare):
 		return
+	case !x.read.Load():
+		// Not read since the last build: drop the index rather than
+		// rebuild it. The published states keep theirs; a Get asks anew.
+		x.base, x.delta, x.filter = nil, nil, nil
+		return
 	}
+	x.read.Store(false)
 	x.building = true
 	x.since = newBTree[K, slot[V]](x.cmp).Edit()
 	x.sinceF = newBitFilter(max(indexMinDelta, n/indexDeltaShare))
@@ -230,8 +280,12 @@ func (x *indexer[K, V]) build(st *mapState[K, V], from *mapIndex[K, V]) *hashTab
 	return base
 }
 
-// close stops a build in progress and waits for it.
+// close stops a build in progress and the waker, and waits for them.
 func (x *indexer[K, V]) close() {
-	x.closed.Store(true)
+	if !x.closed.Swap(true) {
+		x.started.Do(func() {}) // a waker not started by now never starts
+		close(x.done)
+	}
+	x.waker.Wait()
 	x.wg.Wait()
 }

@@ -10,11 +10,13 @@ import (
 	"time"
 )
 
-// waitIndexed waits until the machine's current state has a hash index.
+// waitIndexed reads the machine, so that it wants a hash index, and waits
+// until its current state has one.
 func waitIndexed[K comparable, V any](t testing.TB, m *mapMachine[K, V]) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	for m.cur.Load().idx == nil {
+	var zero K
+	for m.get(zero); m.cur.Load().idx == nil; m.get(zero) {
 		if time.Now().After(deadline) {
 			t.Fatal("the map was not indexed")
 		}
@@ -164,5 +166,51 @@ func TestMapIndexAfterRestoreAndKinds(t *testing.T) {
 	defer f.closeIndex()
 	if f.ix.on {
 		t.Fatal("float keys are indexed")
+	}
+}
+
+// A map that is only written keeps no index: none is built as it grows,
+// one is built in the background once a Get asks (with no write to carry
+// the build), and one nobody reads since it was built is dropped when a
+// rebuild falls due, until a Get asks again.
+func TestMapIndexOnlyWhenRead(t *testing.T) {
+	m := newMapMachine[string, int](64)
+	defer m.closeIndex()
+	idx := 0
+	write := func(n int) {
+		for range n {
+			idx++
+			v := idx
+			m.ApplyReply(mapCmd[string, int]{Op: mapInsert, Key: fmt.Sprintf("k%07d", idx), Value: &v}, fakeCtx(idx))
+			if idx%64 == 0 {
+				m.Publish()
+			}
+		}
+		m.Publish()
+	}
+	write(4 * indexMinEntries)
+	m.ix.wg.Wait()
+	if m.cur.Load().idx != nil || m.ix.base != nil {
+		t.Fatal("an index was built for a map nobody read")
+	}
+	waitIndexed(t, m) // a Get asks; the waker builds it
+	if v, ok := m.get("k0000007"); !ok || v != 7 {
+		t.Fatalf("Get through the index: %d %v", v, ok)
+	}
+	// Enough writes, with no Get, for a rebuild to fall due: the index goes.
+	m.ix.read.Store(false)
+	write(2 * indexMinEntries)
+	m.ix.wg.Wait()
+	m.ix.mu.Lock()
+	dropped := m.ix.base == nil
+	m.ix.mu.Unlock()
+	if !dropped || m.cur.Load().idx != nil {
+		t.Fatal("an index nobody read was rebuilt")
+	}
+	waitIndexed(t, m)
+	for _, i := range []int{1, indexMinEntries, 6 * indexMinEntries} {
+		if v, ok := m.get(fmt.Sprintf("k%07d", i)); !ok || v != i {
+			t.Fatalf("key %d after the rebuild: %d %v", i, v, ok)
+		}
 	}
 }

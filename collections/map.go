@@ -70,7 +70,18 @@ func newMapMachine[K comparable, V any](history int) *mapMachine[K, V] {
 		work: newBTree[K, V](cmp).Edit(),
 	}
 	m.cur.Store(&mapState[K, V]{m: m.work.Freeze()})
+	m.ix.onRead = m.buildOnRead
 	return m
+}
+
+// buildOnRead builds the index a Get asked for, unless commands wait to be
+// published: the next Publish builds it then.
+func (m *mapMachine[K, V]) buildOnRead() {
+	m.ix.mu.Lock()
+	defer m.ix.mu.Unlock()
+	if !m.stage.pending() {
+		m.ix.maybeBuild(m.cur.Load(), m.republish)
+	}
 }
 
 // Signature implements rsm.StateMachine.
@@ -166,7 +177,13 @@ func (m *mapMachine[K, V]) republish() {
 func (m *mapMachine[K, V]) get(key K) (V, bool) {
 	st := m.cur.Load()
 	if st.idx != nil {
+		if !m.ix.read.Load() {
+			m.ix.noteRead(false)
+		}
 		return st.idx.get(key, m.ix.hasher)
+	}
+	if st.m.Len() >= indexMinEntries && !m.ix.read.Load() {
+		m.ix.noteRead(true)
 	}
 	return st.m.Get(key)
 }
