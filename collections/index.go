@@ -143,10 +143,12 @@ func newIndexer[K comparable, V any](cmp immutable.Comparer[K]) *indexer[K, V] {
 	}
 }
 
-// noteRead records a Get, which found no index if missing. Lock-free; a
-// Get calls it only when read is not set.
-func (x *indexer[K, V]) noteRead(missing bool) {
-	if !x.on || !x.read.CompareAndSwap(false, true) || !missing {
+// noteRead records a Get and wakes the waker, which builds an index if one
+// is missing or due. It wakes it whether or not this Get found an index: the
+// index may have been dropped since, with no write to come and build it.
+// Lock-free; a Get calls it only when read is not set.
+func (x *indexer[K, V]) noteRead() {
+	if !x.on || !x.read.CompareAndSwap(false, true) {
 		return
 	}
 	x.started.Do(func() {

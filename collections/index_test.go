@@ -214,3 +214,59 @@ func TestMapIndexOnlyWhenRead(t *testing.T) {
 		}
 	}
 }
+
+// A Get that loaded a state with an index, and records its read only after
+// the index was dropped and a state without one was published, leaves read
+// set with no wake-up: every later Get sees read set and never asks, and a
+// quiet map is never indexed again.
+func TestMapIndexReadNotedLate(t *testing.T) {
+	m := newMapMachine[string, int](64)
+	defer m.closeIndex()
+	idx := 0
+	write := func(n int) {
+		for range n {
+			idx++
+			v := idx
+			m.ApplyReply(mapCmd[string, int]{Op: mapInsert, Key: fmt.Sprintf("k%07d", idx), Value: &v}, fakeCtx(idx))
+			if idx%64 == 0 {
+				m.Publish()
+			}
+		}
+		m.Publish()
+	}
+	write(4 * indexMinEntries)
+	waitIndexed(t, m)
+	m.ix.read.Store(false)
+	// Writes until the index is dropped; the current state still has one.
+	for {
+		write(64)
+		m.ix.mu.Lock()
+		dropped := m.ix.base == nil && !m.ix.building
+		m.ix.mu.Unlock()
+		if dropped {
+			break
+		}
+	}
+	if m.cur.Load().idx == nil {
+		t.Fatal("setup: the state published with the drop has no index")
+	}
+	// A Get loads that state ...
+	st := m.cur.Load()
+	// ... one more batch is published, without an index ...
+	write(1)
+	if m.cur.Load().idx != nil {
+		t.Fatal("setup: expected a state without an index")
+	}
+	// ... and the Get goes on as get does with st.
+	if st.idx != nil && !m.ix.read.Load() {
+		m.ix.noteRead()
+	}
+	// The map is now quiet and read.
+	deadline := time.Now().Add(5 * time.Second)
+	for m.get("k0000001"); m.cur.Load().idx == nil; m.get("k0000001") {
+		if time.Now().After(deadline) {
+			t.Fatal("a quiet, read map was never indexed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

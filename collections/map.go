@@ -178,12 +178,12 @@ func (m *mapMachine[K, V]) get(key K) (V, bool) {
 	st := m.cur.Load()
 	if st.idx != nil {
 		if !m.ix.read.Load() {
-			m.ix.noteRead(false)
+			m.ix.noteRead()
 		}
 		return st.idx.get(key, m.ix.hasher)
 	}
 	if st.m.Len() >= indexMinEntries && !m.ix.read.Load() {
-		m.ix.noteRead(true)
+		m.ix.noteRead()
 	}
 	return st.m.Get(key)
 }
