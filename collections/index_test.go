@@ -176,18 +176,7 @@ func TestMapIndexAfterRestoreAndKinds(t *testing.T) {
 func TestMapIndexOnlyWhenRead(t *testing.T) {
 	m := newMapMachine[string, int](64)
 	defer m.closeIndex()
-	idx := 0
-	write := func(n int) {
-		for range n {
-			idx++
-			v := idx
-			m.ApplyReply(mapCmd[string, int]{Op: mapInsert, Key: fmt.Sprintf("k%07d", idx), Value: &v}, fakeCtx(idx))
-			if idx%64 == 0 {
-				m.Publish()
-			}
-		}
-		m.Publish()
-	}
+	write := newKeysWriter(m)
 	write(4 * indexMinEntries)
 	m.ix.wg.Wait()
 	if m.cur.Load().idx != nil || m.ix.base != nil {
@@ -222,18 +211,7 @@ func TestMapIndexOnlyWhenRead(t *testing.T) {
 func TestMapIndexReadNotedLate(t *testing.T) {
 	m := newMapMachine[string, int](64)
 	defer m.closeIndex()
-	idx := 0
-	write := func(n int) {
-		for range n {
-			idx++
-			v := idx
-			m.ApplyReply(mapCmd[string, int]{Op: mapInsert, Key: fmt.Sprintf("k%07d", idx), Value: &v}, fakeCtx(idx))
-			if idx%64 == 0 {
-				m.Publish()
-			}
-		}
-		m.Publish()
-	}
+	write := newKeysWriter(m)
 	write(4 * indexMinEntries)
 	waitIndexed(t, m)
 	m.ix.read.Store(false)
@@ -268,5 +246,23 @@ func TestMapIndexReadNotedLate(t *testing.T) {
 			t.Fatal("a quiet, read map was never indexed")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// newKeysWriter returns a function that applies n inserts of new keys
+// k0000001, k0000002, … (each with its number as value) to m, publishing
+// every 64 and at the end.
+func newKeysWriter(m *mapMachine[string, int]) func(n int) {
+	idx := 0
+	return func(n int) {
+		for range n {
+			idx++
+			v := idx
+			m.ApplyReply(mapCmd[string, int]{Op: mapInsert, Key: fmt.Sprintf("k%07d", idx), Value: &v}, fakeCtx(idx))
+			if idx%64 == 0 {
+				m.Publish()
+			}
+		}
+		m.Publish()
 	}
 }
