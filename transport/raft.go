@@ -159,11 +159,11 @@ func (t *RaftTransport) roundTrip(ctx context.Context, kind string, target raft.
 		ctx, cancel = context.WithTimeout(ctx, t.timeout)
 		defer cancel()
 	}
+	payload := data
 	if framed {
-		t.metrics.sent(len(data) - headerLen)
-	} else {
-		t.metrics.sent(len(data))
+		payload = data[headerLen:]
 	}
+	t.metrics.sent(len(payload))
 	b, err := t.net.request(ctx, t.subject(kind, p), p, data, framed)
 	t.metrics.received(b, err)
 	if err != nil {
@@ -243,15 +243,12 @@ func (t *RaftTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddre
 	if err != nil {
 		return err
 	}
-	step := func(frame []byte) ([]byte, error) {
-		ctx, cancel := context.WithTimeout(t.ctx, t.snapshotTimeout())
+	step := func(kind string, data []byte, framed bool, timeout time.Duration) ([]byte, error) {
+		ctx, cancel := context.WithTimeout(t.ctx, timeout)
 		defer cancel()
-		return t.roundTrip(ctx, "snap", target, frame, true)
+		return t.roundTrip(ctx, kind, target, data, framed)
 	}
-	ctx, cancel := context.WithTimeout(t.ctx, t.snapshotTimeout())
-	_, err = t.request(ctx, "raft", target, begin)
-	cancel()
-	if err != nil {
+	if _, err := step("raft", begin, false, t.snapshotTimeout()); err != nil {
 		return fmt.Errorf("transport: snapshot begin: %w", err)
 	}
 	frame := make([]byte, headerLen+snapChunkHead+t.snapshotChunk())
@@ -261,7 +258,7 @@ func (t *RaftTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddre
 	for {
 		n, rerr := io.ReadFull(data, frame[headerLen+snapChunkHead:])
 		if n > 0 {
-			if _, err := step(frame[:headerLen+snapChunkHead+n]); err != nil {
+			if _, err := step("snap", frame[:headerLen+snapChunkHead+n], true, t.snapshotTimeout()); err != nil {
 				return fmt.Errorf("transport: snapshot chunk: %w", err)
 			}
 			sent += int64(n)
@@ -275,9 +272,7 @@ func (t *RaftTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddre
 	}
 	head[0] = kindSnapEnd
 	// Restoring a large snapshot takes time on the follower before it answers.
-	ctx, cancel = context.WithTimeout(t.ctx, max(t.snapshotTimeout(), 5*time.Minute))
-	defer cancel()
-	b, err := t.roundTrip(ctx, "snap", target, frame[:headerLen+snapChunkHead], true)
+	b, err := step("snap", frame[:headerLen+snapChunkHead], true, max(t.snapshotTimeout(), 5*time.Minute))
 	if err != nil {
 		return fmt.Errorf("transport: snapshot end: %w", err)
 	}
