@@ -43,8 +43,8 @@ func (f snapshotFunc) Release()                  {}
 // snapshotWriter writes records; records counts them.
 type snapshotWriter struct {
 	bw      *bufio.Writer
-	head    [binary.MaxVarintLen64]byte
-	buf     []byte
+	length  [binary.MaxVarintLen64]byte
+	cbor    [9]byte // the longest head of a string
 	records int
 }
 
@@ -63,32 +63,38 @@ func writeSnapshot(w io.Writer, v Version, count int, records func(*snapshotWrit
 	return sw.bw.Flush()
 }
 
-// writeField writes one field of the current record.
+// writeField writes one field of the current record. A string or byte
+// slice goes from x to the writer without an encoded copy.
 func writeField[T any](sw *snapshotWriter, x T) error {
-	b := sw.buf[:0]
-	switch x := any(x).(type) {
-	case string:
-		b = appendCBORString(b, 3, len(x))
-		b = append(b, x...)
-	case []byte:
-		if x == nil {
-			b = append(b, 0xf6) // null, as CBOR encodes a nil slice
-		} else {
-			b = appendCBORString(b, 2, len(x))
-			b = append(b, x...)
+	switch p := any(&x).(type) { // a pointer: x does not escape
+	case *string:
+		return sw.field(appendCBORString(sw.cbor[:0], 3, len(*p)), nil, *p)
+	case *[]byte:
+		if *p == nil {
+			return sw.field(append(sw.cbor[:0], 0xf6), nil, "") // null, as CBOR encodes a nil slice
 		}
-	default:
-		e, err := rsm.Marshal(x)
-		if err != nil {
-			return err
-		}
-		b = append(b, e...)
+		return sw.field(appendCBORString(sw.cbor[:0], 2, len(*p)), *p, "")
 	}
-	sw.buf = b
-	if _, err := sw.bw.Write(binary.AppendUvarint(sw.head[:0], uint64(len(b)))); err != nil {
+	e, err := rsm.Marshal(x)
+	if err != nil {
 		return err
 	}
-	_, err := sw.bw.Write(b)
+	return sw.field(e, nil, "")
+}
+
+// field writes a field whose CBOR is head, then body and text.
+func (sw *snapshotWriter) field(head, body []byte, text string) error {
+	n := len(head) + len(body) + len(text)
+	if _, err := sw.bw.Write(binary.AppendUvarint(sw.length[:0], uint64(n))); err != nil {
+		return err
+	}
+	if _, err := sw.bw.Write(head); err != nil {
+		return err
+	}
+	if _, err := sw.bw.Write(body); err != nil {
+		return err
+	}
+	_, err := sw.bw.WriteString(text)
 	return err
 }
 
