@@ -61,6 +61,7 @@ type Option func(*options) error
 
 type options struct {
 	group   groups.Config
+	secret  transport.Secret
 	history int
 }
 
@@ -73,6 +74,21 @@ func WithGroupConfig(cfg *groups.Config) Option {
 			return errors.New("collections: WithGroupConfig(nil)")
 		}
 		o.group = *cfg
+		return nil
+	}
+}
+
+// WithSecret seals the collection: only handles opened with the same secret,
+// on any node, can join it, read it or write to it, and inspect needs the
+// secret to show its contents. It overrides the Secret of WithGroupConfig
+// and the network's default (transport.WithSecret). Without any secret the
+// collection is open to everyone on the NATS server.
+func WithSecret(s transport.Secret) Option {
+	return func(o *options) error {
+		if s.IsZero() {
+			return errors.New("collections: WithSecret: zero secret")
+		}
+		o.secret = s
 		return nil
 	}
 }
@@ -185,6 +201,9 @@ func open[C any](net *transport.Network, kind, name, types string, sm rsm.StateM
 		return nil, errors.New("collections: empty name")
 	}
 	cfg := o.group
+	if !o.secret.IsZero() {
+		cfg.Secret = o.secret
+	}
 	switch {
 	case !writer:
 		cfg.Preference = groups.Observer
@@ -220,7 +239,7 @@ func open[C any](net *transport.Network, kind, name, types string, sm rsm.StateM
 
 // serve answers the inspect protocol for this handle.
 func serve[C, E any](h *handle[C], hist *history[E], state func() (Version, iter.Seq[E]), size func() int) error {
-	in, err := serveInspect(h.net, InspectSubject(h.net, h.g.ID().String(), h.net.ID()), hist, state, size)
+	in, err := serveInspect(h.g.Scope(), InspectSubject(h.net, h.g.ID().String(), h.net.ID()), hist, state, size)
 	if err != nil {
 		return err
 	}

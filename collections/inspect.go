@@ -112,10 +112,13 @@ type dumpSession[E any] struct {
 	timer   *time.Timer
 }
 
-func serveInspect[E any](net *transport.Network, subject string, hist *history[E], state func() (Version, iter.Seq[E]), size func() int) (*inspector[E], error) {
+// serveInspect answers in the group's scope: only those who hold the
+// group's secret (anyone, for an open group) can read its contents.
+func serveInspect[E any](scope *transport.Scope, subject string, hist *history[E], state func() (Version, iter.Seq[E]), size func() int) (*inspector[E], error) {
 	ctx, cancel := context.WithCancel(context.Background())
+	net := scope.Network()
 	in := &inspector[E]{net: net, hist: hist, state: state, size: size, ctx: ctx, cancel: cancel, sessions: map[uint64]*dumpSession[E]{}}
-	sub, err := net.Subscribe(subject, in.onRequest)
+	sub, err := scope.Subscribe(subject, in.onRequest)
 	if err != nil {
 		cancel()
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mosaik-go/mosaik/storage"
+	"github.com/mosaik-go/mosaik/transport"
 )
 
 type prefKind uint8
@@ -106,6 +107,13 @@ type Config struct {
 	QueryTimeout time.Duration
 	// Preference is this node's leadership preference. Default Normal.
 	Preference Preference
+	// Secret seals every message of the group: only members that hold it
+	// can join, read or write. The zero Secret means the network's default
+	// (transport.WithSecret), and without one the group is open: anyone on
+	// the NATS server can join it. It is not part of the group id: a member
+	// with another secret hears the group but can open nothing, and says so
+	// in its log.
+	Secret transport.Secret
 	// Storage keeps the log and snapshots. Default storage.Memory().
 	Storage storage.Provider
 	// SnapshotThreshold is how many log entries since the last snapshot

@@ -41,8 +41,13 @@ func startDurable[C, Q, R any](t testing.TB, c *cluster, dir string, sm rsm.Stat
 		t.Fatal(err)
 	}
 	f := transport.NewFaults()
+	ident, err := transport.IdentityFromSeed(db.NodeKey())
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
 	n, err := transport.New(context.Background(), transport.WithURL(c.url), transport.WithFaults(f),
-		transport.WithPeerID(transport.PeerID(db.NodeID())))
+		transport.WithIdentity(ident))
 	if err != nil {
 		db.Close()
 		t.Fatal(err)

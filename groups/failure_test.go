@@ -316,11 +316,11 @@ func TestSplitFoundingIsDetected(t *testing.T) {
 	c := newCluster(t)
 	// Cut a and b apart before either starts, so neither ever hears the
 	// other: each founds its own cluster of the same group.
-	pa, pb := transport.NewPeerID(), transport.NewPeerID()
-	start := func(self, other transport.PeerID) *node {
+	pa, pb := transport.NewIdentity(), transport.NewIdentity()
+	start := func(self, other *transport.Identity) *node {
 		f := transport.NewFaults()
-		f.Partition(other)
-		nd, err := c.joinWith(nil, f, transport.WithPeerID(self))
+		f.Partition(other.PeerID())
+		nd, err := c.joinWith(nil, f, transport.WithIdentity(self))
 		if err != nil {
 			t.Fatal(err)
 		}

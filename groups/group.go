@@ -57,6 +57,7 @@ type fsmView interface {
 // core is everything that does not depend on the machine's types.
 type core struct {
 	net     *transport.Network
+	scope   *transport.Scope // every message of the group goes through it
 	id      ID
 	self    transport.PeerID
 	cfg     Config
@@ -87,6 +88,13 @@ type core struct {
 
 	announceNow chan struct{}
 	announceMu  sync.Mutex
+
+	raftReady atomic.Bool // c.raft is set: RPCs may be checked against its configuration
+
+	foreignMu   sync.Mutex
+	foreignSeen uint64    // announcement frames that did not open, as last counted
+	foreignAt   time.Time // when more of them last came
+	foreignLog  sync.Once
 
 	notifyCh chan bool
 	obsCh    chan raft.Observation
@@ -130,6 +138,7 @@ func Join[C, Q, R any](net *transport.Network, key Key, sm rsm.StateMachine[C, Q
 	id := deriveID(key, sm.Signature(), &rc)
 	c := &core{
 		net:         net,
+		scope:       net.Scope(id, rc.Secret),
 		id:          id,
 		self:        net.ID(),
 		cfg:         rc,
@@ -206,11 +215,12 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 	c.hasState.Store(hasState)
 
 	rpcTimeout := max(2*c.cfg.ElectionTimeout*time.Duration(c.cfg.Preference.Factor()), 500*time.Millisecond)
-	trans, err := transport.NewRaftTransport(c.net, c.id.String(), rpcTimeout)
+	trans, err := transport.NewRaftTransport(c.scope, rpcTimeout)
 	if err != nil {
 		return fail(err)
 	}
 	c.trans = trans
+	trans.SetAllow(c.allowRaft)
 	c.metrics = newGroupMetrics(c)
 	fsm = c.metrics.wrap(fsm)
 	r, err := raft.NewRaft(c.raftConfig(c.fsm.CanSnapshot()), fsm, stores.Log, stores.Stable, stores.Snapshots, trans)
@@ -219,6 +229,7 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 		return fail(fmt.Errorf("groups: start raft: %w", err))
 	}
 	c.raft = r
+	c.raftReady.Store(true)
 	c.observer = raft.NewObserver(c.obsCh, false, func(o *raft.Observation) bool {
 		c.metrics.observe(o)
 		switch o.Data.(type) {
@@ -229,8 +240,8 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 	})
 	r.RegisterObserver(c.observer)
 
-	if c.annSub, err = c.net.Subscribe(c.annSubj, c.onAnnouncement); err == nil {
-		c.ctlSub, err = c.net.Subscribe(c.ctlSubject(c.self), c.onControl)
+	if c.annSub, err = c.scope.Subscribe(c.annSubj, c.onAnnouncement); err == nil {
+		c.ctlSub, err = c.scope.Subscribe(c.ctlSubject(c.self), c.onControl)
 	}
 	if err != nil {
 		c.shutdownRaft()
@@ -258,9 +269,18 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 		}
 	}()
 	c.register()
-	c.log.Debug("groups: joined", "has_state", hasState, "preference", c.cfg.Preference)
+	if !c.scope.Sealed() {
+		openOnce.Do(func() {
+			c.log.Warn("groups: this group has no secret: anyone on the NATS server can join it, read what it broadcasts and vote in it once added; " +
+				"set groups.Config.Secret, collections.WithSecret or transport.WithSecret")
+		})
+	}
+	c.log.Debug("groups: joined", "has_state", hasState, "preference", c.cfg.Preference, "sealed", c.scope.Sealed())
 	return nil
 }
+
+// openOnce makes the warning about open groups appear once per process.
+var openOnce sync.Once
 
 func (c *core) goFunc(f func()) {
 	c.wg.Add(1)
@@ -287,6 +307,11 @@ func (c *core) isClosing() bool {
 
 // ID returns the group id.
 func (c *core) ID() ID { return c.id }
+
+// Scope returns the sealed channel the group's messages travel in. Parts
+// built on a group (the collections' inspect service) use it to talk to
+// the group's members and nobody else.
+func (c *core) Scope() *transport.Scope { return c.scope }
 
 // Self returns this member's peer id.
 func (c *core) Self() transport.PeerID { return c.self }

@@ -354,7 +354,7 @@ func (c *core) remoteReadIndex(ctx context.Context, leader transport.PeerID) (rs
 	if err != nil {
 		return 0, err
 	}
-	b, err := c.net.Request(ctx, c.ctlSubject(leader), leader, req)
+	b, err := c.scope.Request(ctx, c.ctlSubject(leader), leader, req)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", transport.ErrUnreachable, err)
 	}
@@ -437,7 +437,7 @@ func (c *core) removeSelf(ctx context.Context, insist bool) error {
 				// Bounded per attempt: a leader that has just gone never answers.
 				actx, cancel := context.WithTimeout(ctx, 2*c.cfg.ElectionTimeout)
 				var b []byte
-				b, err = c.net.Request(actx, c.ctlSubject(leader), leader, req)
+				b, err = c.scope.Request(actx, c.ctlSubject(leader), leader, req)
 				cancel()
 				if err == nil {
 					var r readIndexReply

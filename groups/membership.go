@@ -64,7 +64,7 @@ func (c *core) announce() {
 	}
 	b, err := rsm.Marshal(a)
 	if err == nil {
-		err = c.net.Publish(c.annSubj, transport.PeerID{}, b)
+		err = c.scope.Publish(c.annSubj, transport.PeerID{}, b)
 	}
 	if err != nil && !c.isClosing() {
 		c.log.Debug("groups: announce failed", "err", err)
@@ -96,6 +96,7 @@ func (c *core) runMembership() {
 			return
 		case <-t.C:
 		}
+		c.noteForeign()
 		if !c.hasState.Load() {
 			if c.raft.LastIndex() > 0 {
 				c.hasState.Store(true)
@@ -192,7 +193,11 @@ func (c *core) maybeBootstrap() {
 		return
 	}
 	servers := []raft.Server{c.server(c.self, raft.Voter)}
-	for p, a := range c.livePeers(c.cfg.liveWindow()) {
+	live := c.livePeers(c.cfg.liveWindow())
+	if len(live) == 0 && c.hearsForeign(c.cfg.liveWindow()) {
+		return // others are here whom we cannot understand: founding would split the group
+	}
+	for p, a := range live {
 		if a.HasState || !a.Leader.IsZero() {
 			return // a group exists: wait for its leader to add us
 		}
@@ -322,12 +327,19 @@ func (c *core) reconcile(l *leadership) {
 		return
 	}
 	last := c.raft.LastIndex()
+	term := c.raft.CurrentTerm()
+	// How far a member has replicated is what it acknowledged to this
+	// leader in this term, never what it announces.
+	caughtUp := func(p transport.PeerID) bool {
+		m := c.trans.Matched(p)
+		return m.Term == term && m.Index+promoteLag >= last
+	}
 	for p, s := range inConfig {
 		ps, known := peers[p]
 		if s.Suffrage == raft.Voter || !known || ps.ann.preference().IsObserver() || !alive(p) {
 			continue
 		}
-		if ps.ann.LastIndex+promoteLag >= last {
+		if caughtUp(p) {
 			change("promote to voter", p, func() raft.IndexFuture { return c.raft.AddVoter(s.ID, s.Address, 0, 0) })
 			return
 		}
@@ -336,7 +348,7 @@ func (c *core) reconcile(l *leadership) {
 		for p, s := range inConfig {
 			ps, known := peers[p]
 			if s.Suffrage != raft.Voter || !known || ps.ann.preference() != Normal ||
-				now.Sub(ps.heard) > c.cfg.liveWindow() || ps.ann.LastIndex+promoteLag < last {
+				now.Sub(ps.heard) > c.cfg.liveWindow() || !caughtUp(p) {
 				continue
 			}
 			l.lastHandoff = now
@@ -404,4 +416,62 @@ func (c *core) leaderHint() transport.PeerID {
 		}
 	}
 	return best
+}
+
+// allowRaft decides which senders' Raft RPCs reach Raft: members of the
+// configuration; while this member has no configuration (it has not been
+// founded or added yet), any member it hears announce; and a member that
+// announces itself as leader when this member is not in its configuration
+// (being added) or, in a sealed group, where only holders of the secret can
+// announce, when its configuration is stale. Until Raft runs nothing is let
+// through; the sender tries again. Senders are authenticated by the
+// transport, announcements too.
+func (c *core) allowRaft(from transport.PeerID) bool {
+	if !c.raftReady.Load() {
+		return false
+	}
+	id := raft.ServerID(from.String())
+	self := raft.ServerID(c.self.String())
+	servers := c.raft.GetConfiguration().Configuration().Servers
+	selfIn := false
+	for _, s := range servers {
+		if s.ID == id {
+			return true
+		}
+		selfIn = selfIn || s.ID == self
+	}
+	if selfIn && !c.scope.Sealed() {
+		return false
+	}
+	c.peersMu.Lock()
+	defer c.peersMu.Unlock()
+	ps := c.peers[from]
+	if ps == nil || time.Since(ps.heard) > c.cfg.liveWindow() {
+		return false
+	}
+	return len(servers) == 0 || ps.ann.Leader == from
+}
+
+// noteForeign notices announcements that do not open with this member's
+// secret. It logs the first time, once.
+func (c *core) noteForeign() {
+	n := c.annSub.Failed()
+	c.foreignMu.Lock()
+	defer c.foreignMu.Unlock()
+	if n == c.foreignSeen {
+		return
+	}
+	c.foreignSeen, c.foreignAt = n, time.Now()
+	c.foreignLog.Do(func() {
+		c.log.Warn("groups: hearing messages on this group that do not open with this member's secret: " +
+			"another member uses a different secret (or none), or someone forges them; " +
+			"while they come and no member that shares the secret is heard, this member will not found the group")
+	})
+}
+
+// hearsForeign reports whether unopened announcements came within d.
+func (c *core) hearsForeign(d time.Duration) bool {
+	c.foreignMu.Lock()
+	defer c.foreignMu.Unlock()
+	return !c.foreignAt.IsZero() && time.Since(c.foreignAt) <= d
 }

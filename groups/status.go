@@ -27,6 +27,7 @@ type Status struct {
 	Applied    uint64            `cbor:"applied"`    // last Raft index applied to the machine
 	Snapshot   uint64            `cbor:"snapshot"`   // last Raft index of the latest snapshot
 	Members    []MemberStatus    `cbor:"members"`
+	Sealed     bool              `cbor:"sealed,omitempty"` // the group has a secret (never the secret itself)
 }
 
 // MemberStatus is one member of a group as the answering member sees it.
@@ -118,6 +119,7 @@ func (c *core) Status() Status {
 		LastIndex:  c.raft.LastIndex(),
 		Committed:  c.raft.CommitIndex(),
 		Applied:    c.fsm.AppliedRaft(),
+		Sealed:     c.scope.Sealed(),
 	}
 	if idx, err := strconv.ParseUint(c.raft.Stats()["last_snapshot_index"], 10, 64); err == nil {
 		st.Snapshot = idx

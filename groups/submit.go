@@ -234,7 +234,7 @@ func (s *submitter) send(b *batch) {
 		return
 	}
 	seq, attempt := b.seq, b.attempt
-	cancel, err := s.c.net.Call(s.c.ctlSubject(s.leader), s.leader, data, func(reply []byte, err error) {
+	cancel, err := s.c.scope.Call(s.c.ctlSubject(s.leader), s.leader, data, func(reply []byte, err error) {
 		var r forwardReply
 		if err == nil {
 			err = rsm.Unmarshal(reply, &r)

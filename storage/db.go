@@ -11,6 +11,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/mosaik-go/mosaik/internal/nodekey"
 )
 
 // DB is a node's durable store: one Pebble database in one data directory,
@@ -76,7 +78,8 @@ func Open(dir string, opts *Options) (*DB, error) {
 			return nil, err
 		}
 	} else {
-		if err := fs.MkdirAll(dir, 0o755); err != nil {
+		// Only the node's user may enter: the directory holds its private key.
+		if err := fs.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("storage: create data directory %s: %w", dir, err)
 		}
 		if err := checkDirContents(fs, dir); err != nil {
@@ -225,7 +228,7 @@ func (db *DB) init() error {
 		return fmt.Errorf("%w: %s holds an empty database (its first Open did not finish)", ErrNotDataDir, db.dir)
 	}
 	if _, err := rand.Read(db.node[:]); err != nil {
-		return fmt.Errorf("storage: node id: %w", err)
+		return fmt.Errorf("storage: node key: %w", err)
 	}
 	b := db.pdb.NewBatch()
 	defer b.Close()
@@ -236,10 +239,15 @@ func (db *DB) init() error {
 	return db.commit(b, pebble.Sync)
 }
 
-// NodeID returns the node's id: made on the first Open of the directory and
-// the same on every Open after. Use it as the network identity:
-// transport.WithPeerID(transport.PeerID(db.NodeID())).
-func (db *DB) NodeID() [32]byte { return db.node }
+// NodeKey returns the node's private key seed: made on the first Open of
+// the directory and the same on every Open after. Use it as the network
+// identity: transport.IdentityFromSeed(db.NodeKey()). It is a private key:
+// never log or send it.
+func (db *DB) NodeKey() [32]byte { return db.node }
+
+// NodeID returns the id of the node whose key this directory keeps (the
+// transport.PeerID of IdentityFromSeed(NodeKey())).
+func (db *DB) NodeID() [32]byte { return nodekey.IDOf(db.node) }
 
 // Err returns the ErrFailed error every operation returns since a write
 // failed to sync, or nil.

@@ -15,7 +15,7 @@ import (
 // byte:
 //
 //	0x01 "format"                         format marker, written on first open
-//	0x01 "node"                           the node id: 32 bytes + CRC
+//	0x01 "node"                           the node's key seed: 32 bytes + CRC
 //	0x02 group(32) 0x01 index(8)          a Raft log entry
 //	0x02 group(32) 0x02 key               a stable-store value
 //	0x02 group(32) 0x03 seq(8)            a finished snapshot's metadata
@@ -47,7 +47,7 @@ var (
 // same prefix is a data directory of another build.
 const (
 	formatPrefix = "mosaik.storage.v"
-	formatMarker = formatPrefix + "1"
+	formatMarker = formatPrefix + "2" // 2: the node record holds the node's key seed, not its id
 )
 
 // castagnoli is the CRC-32C table; amd64 and arm64 compute it in hardware.

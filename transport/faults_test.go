@@ -146,9 +146,9 @@ func TestPartition(t *testing.T) {
 	requestOK(b, c)
 
 	// Raft RPCs between a and b fail as unreachable; a and c still talk.
-	ra := newRaftTransport(t, a, "part", 200*time.Millisecond)
-	rb := newRaftTransport(t, b, "part", 200*time.Millisecond)
-	rc := newRaftTransport(t, c, "part", 200*time.Millisecond)
+	ra := newRaftTransport(t, sealedScope(a, "part"), 200*time.Millisecond)
+	rb := newRaftTransport(t, sealedScope(b, "part"), 200*time.Millisecond)
+	rc := newRaftTransport(t, sealedScope(c, "part"), 200*time.Millisecond)
 	for _, rt := range []*RaftTransport{ra, rb, rc} {
 		serve(t, rt, func(rpc raft.RPC) { rpc.Respond(&raft.RequestVoteResponse{Granted: true}, nil) })
 	}

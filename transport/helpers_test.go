@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"testing"
 	"time"
@@ -50,11 +51,22 @@ func flush(t testing.TB, nets ...*Network) {
 	}
 }
 
-// subscribe subscribes h on n, closes the subscription when the test ends
-// and flushes so other nodes' messages reach it.
+// subscribe subscribes h on n to plain frames, closes the subscription when
+// the test ends and flushes so other nodes' messages reach it.
 func subscribe(t testing.TB, n *Network, subject string, h Handler) *Subscription {
 	t.Helper()
-	s, err := n.Subscribe(subject, h)
+	return subscribeWith(t, n, n.Subscribe, subject, h)
+}
+
+// subscribeIn is subscribe in scope sc: h gets the frames that open in it.
+func subscribeIn(t testing.TB, sc *Scope, subject string, h Handler) *Subscription {
+	t.Helper()
+	return subscribeWith(t, sc.Network(), sc.Subscribe, subject, h)
+}
+
+func subscribeWith(t testing.TB, n *Network, sub func(string, Handler) (*Subscription, error), subject string, h Handler) *Subscription {
+	t.Helper()
+	s, err := sub(subject, h)
 	if err != nil {
 		t.Fatalf("Subscribe %s: %v", subject, err)
 	}
@@ -67,14 +79,26 @@ func subscribe(t testing.TB, n *Network, subject string, h Handler) *Subscriptio
 func collect(t testing.TB, n *Network, subject string) <-chan *Msg {
 	t.Helper()
 	ch := make(chan *Msg, 1024)
-	subscribe(t, n, subject, func(m *Msg) {
+	subscribe(t, n, subject, collector(t, subject, ch))
+	return ch
+}
+
+// collectIn is collect in scope sc; it returns the subscription too.
+func collectIn(t testing.TB, sc *Scope, subject string) (<-chan *Msg, *Subscription) {
+	t.Helper()
+	ch := make(chan *Msg, 1024)
+	s := subscribeIn(t, sc, subject, collector(t, subject, ch))
+	return ch, s
+}
+
+func collector(t testing.TB, subject string, ch chan<- *Msg) Handler {
+	return func(m *Msg) {
 		select {
 		case ch <- m:
 		default:
 			t.Errorf("collect %s: buffer full", subject)
 		}
-	})
-	return ch
+	}
 }
 
 // next returns the next message from ch or fails the test.
@@ -151,7 +175,8 @@ func rawConn(t testing.TB, n *Network) *nats.Conn {
 	return nc
 }
 
-// rawFrame builds a frame by hand, valid or not.
+// rawFrame builds a plain frame by hand, valid or not. Its epoch and counter
+// are zero: plain frames are not checked for replays.
 func rawFrame(version, flags byte, from PeerID, reqID uint64, body []byte) []byte {
 	f := make([]byte, headerLen+len(body))
 	f[0] = version
@@ -160,6 +185,86 @@ func rawFrame(version, flags byte, from PeerID, reqID uint64, body []byte) []byt
 	binary.BigEndian.PutUint64(f[34:42], reqID)
 	copy(f[headerLen:], body)
 	return f
+}
+
+// testSecret seals the scopes tests make unless they name another secret.
+var testSecret = NewSecret()
+
+// scopeID names a test scope.
+func scopeID(name string) [32]byte { return sha256.Sum256([]byte("mosaik test scope " + name)) }
+
+// sealedScope is n's scope name, sealed with testSecret.
+func sealedScope(n *Network, name string) *Scope { return n.Scope(scopeID(name), testSecret) }
+
+// sealFrame builds, by hand, the frame sc's node would send to peer to (or
+// to everyone, if to is zero) on subject: sealed in sc, with the node's card
+// (so the receiver needs no card request), with any flags and request id the
+// caller likes and body as its payload, valid or not. It is how tests put
+// hostile bodies from an authenticated sender on the wire. Sealing to a peer
+// fetches its card if sc's node does not know it yet.
+func sealFrame(t testing.TB, sc *Scope, subject string, to PeerID, flags byte, reqID uint64, body []byte) []byte {
+	t.Helper()
+	flags |= flagSealed | flagIntro
+	if to.IsZero() {
+		flags |= flagBroadcast
+	}
+	f, err := sc.net.frame(sc, subject, to, flags, reqID, nil, body)
+	if err != nil {
+		t.Fatalf("seal frame: %v", err)
+	}
+	return f
+}
+
+// frameCounter returns a frame's epoch and counter.
+func frameCounter(f []byte) (epoch, ctr uint64) {
+	return binary.BigEndian.Uint64(f[42:50]), binary.BigEndian.Uint64(f[50:58])
+}
+
+// capture subscribes on subject with nats.go directly and returns what
+// arrives there, frames as they travel. It flushes, so what is published
+// from now on is captured.
+func capture(t testing.TB, n *Network, subject string) <-chan []byte {
+	t.Helper()
+	nc := rawConn(t, n)
+	ch := make(chan []byte, 4096)
+	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+		select {
+		case ch <- m.Data:
+		default:
+			t.Errorf("capture %s: buffer full", subject)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// nextFrame returns the next captured frame or fails the test.
+func nextFrame(t testing.TB, ch <-chan []byte) []byte {
+	t.Helper()
+	select {
+	case f := <-ch:
+		return f
+	case <-time.After(waitTimeout):
+		t.Fatal("no frame captured")
+		return nil
+	}
+}
+
+// quiet waits briefly and fails the test if ch delivers: a bounded wait to
+// assert that something does not arrive.
+func quiet(t testing.TB, ch <-chan *Msg) {
+	t.Helper()
+	select {
+	case m := <-ch:
+		t.Fatalf("unexpected message on %s from %s: %q", m.Subject, m.From.Short(), trunc(m.Data))
+	case <-time.After(300 * time.Millisecond):
+	}
 }
 
 // rawFragment builds a fragment body: message id, index, count, data.

@@ -3,8 +3,8 @@ package transport
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,9 +13,11 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// TestMalformedFrames publishes broken frames with nats.go directly. Each is
-// dropped and counted, nothing is delivered, and a good message after them
-// still arrives (it is also the barrier: one connection, one subscription).
+// TestMalformedFrames publishes broken frames to a plain subscription with
+// nats.go directly. Each is dropped and counted (as malformed, or as
+// rejected if it claims to be sealed), nothing is delivered, and a good
+// message after them still arrives (it is also the barrier: one connection,
+// one subscription).
 func TestMalformedFrames(t *testing.T) {
 	b := newNet(t)
 	in := collect(t, b, b.Subject("in"))
@@ -29,28 +31,37 @@ func TestMalformedFrames(t *testing.T) {
 		name      string
 		frames    [][]byte
 		malformed uint64
+		rejected  uint64
 	}{
-		{"empty", [][]byte{{}}, 1},
-		{"one byte", [][]byte{{frameVersion}}, 1},
-		{"short header", [][]byte{good("")[:headerLen-1]}, 1},
-		{"not a frame", [][]byte{[]byte("hello, world, this is not a mosaik frame at all")}, 1},
-		{"version 0", [][]byte{rawFrame(0, 0, from, 0, []byte("x"))}, 1},
-		{"version 2", [][]byte{rawFrame(2, 0, from, 0, []byte("x"))}, 1},
-		{"fragment without header", [][]byte{rawFrame(frameVersion, flagFragment, from, 0, []byte{1, 2, 3})}, 1},
-		{"fragment count 0", [][]byte{frag(1, 0, 0, "x")}, 1},
-		{"fragment count 1", [][]byte{frag(2, 0, 1, "x")}, 1},
-		{"fragment without start", [][]byte{frag(3, 1, 2, "x")}, 1},
-		{"fragment index past count", [][]byte{frag(4, 0, 2, "x"), frag(4, 2, 2, "y")}, 1},
-		{"fragments out of order", [][]byte{frag(5, 0, 3, "a"), frag(5, 2, 3, "c"), frag(5, 1, 3, "b")}, 2},
-		{"fragment repeated", [][]byte{frag(6, 0, 2, "a"), frag(6, 0, 2, "a"), frag(6, 1, 2, "b")}, 2},
-		{"fragment count changes", [][]byte{frag(7, 0, 3, "a"), frag(7, 1, 4, "b"), frag(7, 2, 3, "c")}, 2},
+		{"empty", [][]byte{{}}, 1, 0},
+		{"one byte", [][]byte{{frameVersion}}, 1, 0},
+		{"short header", [][]byte{good("")[:headerLen-1]}, 1, 0},
+		{"v1 header length", [][]byte{good("")[:34+8]}, 1, 0},
+		{"not a frame", [][]byte{[]byte("hello, world, this is not a mosaik frame at all, nor is this")}, 1, 0},
+		{"version 0", [][]byte{rawFrame(0, 0, from, 0, []byte("x"))}, 1, 0},
+		{"version 1", [][]byte{rawFrame(1, 0, from, 0, []byte("x"))}, 1, 0},
+		{"version 3", [][]byte{rawFrame(frameVersion+1, 0, from, 0, []byte("x"))}, 1, 0},
+		// Sealed, or claiming a card or a broadcast: never for a plain
+		// subscription, whatever follows.
+		{"sealed", [][]byte{rawFrame(frameVersion, flagSealed, from, 0, []byte("x"))}, 0, 1},
+		{"intro", [][]byte{rawFrame(frameVersion, flagIntro, from, 0, make([]byte, cardLen+1))}, 0, 1},
+		{"broadcast", [][]byte{rawFrame(frameVersion, flagBroadcast, from, 0, []byte("x"))}, 0, 1},
+		{"sealed fragment", [][]byte{rawFrame(frameVersion, flagSealed|flagFragment, from, 0, rawFragment(9, 0, 2, []byte("x")))}, 0, 1},
+		{"fragment without header", [][]byte{rawFrame(frameVersion, flagFragment, from, 0, []byte{1, 2, 3})}, 1, 0},
+		{"fragment count 0", [][]byte{frag(1, 0, 0, "x")}, 1, 0},
+		{"fragment count 1", [][]byte{frag(2, 0, 1, "x")}, 1, 0},
+		{"fragment without start", [][]byte{frag(3, 1, 2, "x")}, 1, 0},
+		{"fragment index past count", [][]byte{frag(4, 0, 2, "x"), frag(4, 2, 2, "y")}, 1, 0},
+		{"fragments out of order", [][]byte{frag(5, 0, 3, "a"), frag(5, 2, 3, "c"), frag(5, 1, 3, "b")}, 2, 0},
+		{"fragment repeated", [][]byte{frag(6, 0, 2, "a"), frag(6, 0, 2, "a"), frag(6, 1, 2, "b")}, 2, 0},
+		{"fragment count changes", [][]byte{frag(7, 0, 3, "a"), frag(7, 1, 4, "b"), frag(7, 2, 3, "c")}, 2, 0},
 		{"fragments of two senders", [][]byte{
 			frag(8, 0, 2, "a"),
 			rawFrame(frameVersion, flagFragment, NewPeerID(), 0, rawFragment(8, 1, 2, []byte("b"))),
-		}, 1},
+		}, 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := b.Stats().Malformed
+			before := b.Stats()
 			for _, f := range tc.frames {
 				if err := raw.Publish(b.Subject("in"), f); err != nil {
 					t.Fatal(err)
@@ -63,8 +74,12 @@ func TestMalformedFrames(t *testing.T) {
 			if m := next(t, in); string(m.Data) != marker {
 				t.Fatalf("delivered %q", trunc(m.Data))
 			}
-			if got := b.Stats().Malformed - before; got != tc.malformed {
+			after := b.Stats()
+			if got := after.Malformed - before.Malformed; got != tc.malformed {
 				t.Errorf("counted %d malformed, want %d", got, tc.malformed)
+			}
+			if got := after.Rejected - before.Rejected; got != tc.rejected {
+				t.Errorf("counted %d rejected, want %d", got, tc.rejected)
 			}
 		})
 	}
@@ -171,52 +186,66 @@ func TestMalformedReplies(t *testing.T) {
 	}
 }
 
-// rawRPC sends a frame to a raft subject with a reply inbox and returns the
-// reply body, or nil if none comes within wait.
+// rawRPC puts hand-made bodies on a RaftTransport's subjects as an
+// authenticated sender: a node of its own, with its own identity, that holds
+// the scope's secret (testSecret). What it sends is sealed in the scope like
+// any member's, so it reaches the transport's decoders: the tests check what
+// those make of hostile bodies, not that the seal keeps strangers out.
 type rawRPC struct {
 	t     *testing.T
-	nc    *nats.Conn
-	sub   *nats.Subscription
-	inbox string
-	from  PeerID
+	n     *Network // the sender
+	sc    *Scope   // the sender's side of the transport's scope
 	to    PeerID
-	reqID uint64
+	nc    *nats.Conn // a raw connection, for frames sent by hand
+	inbox string     // where replies to frames sent by hand would go
+	sub   *nats.Subscription
 }
 
-func newRawRPC(t *testing.T, n *Network) *rawRPC {
-	r := &rawRPC{t: t, nc: rawConn(t, n), inbox: nats.NewInbox(), from: NewPeerID(), to: n.ID()}
+func newRawRPC(t *testing.T, rt *RaftTransport) *rawRPC {
+	t.Helper()
+	n := join(t, rt.net)
+	r := &rawRPC{t: t, n: n, sc: n.Scope(rt.sc.id, testSecret), to: rt.net.ID(), nc: rawConn(t, rt.net), inbox: nats.NewInbox()}
+	if r.sc.key != rt.sc.key || !r.sc.Sealed() {
+		t.Fatal("rawRPC: the transport's scope is not sealed with testSecret")
+	}
 	var err error
 	if r.sub, err = r.nc.SubscribeSync(r.inbox); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	return r
 }
 
-// ask sends body as a request and returns the reply's body.
+// ask sends body as a sealed request and returns the reply's body. The
+// reply is taken only if it comes from the transport's node, sealed in the
+// scope, for this request.
 func (r *rawRPC) ask(subject string, body []byte) []byte {
 	r.t.Helper()
-	r.reqID++
-	if err := r.nc.PublishRequest(subject, r.inbox, rawFrame(frameVersion, 0, r.from, r.reqID, body)); err != nil {
-		r.t.Fatal(err)
-	}
-	m, err := r.sub.NextMsg(waitTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	b, err := r.sc.Request(ctx, subject, r.to, body)
 	if err != nil {
 		r.t.Fatalf("no reply: %v", err)
 	}
-	f := m.Data
-	if len(f) < headerLen || f[0] != frameVersion || f[1] != flagReply ||
-		binary.BigEndian.Uint64(f[34:42]) != r.reqID || !bytes.Equal(f[2:34], r.to[:]) {
-		r.t.Fatalf("reply frame %x", trunc(f))
-	}
-	return f[headerLen:]
+	return b
 }
 
-// TestRaftGarbage sends junk to a RaftTransport's subjects: it never panics,
-// never reaches Raft, and either gets an error reply or is dropped and
-// counted.
+// frame seals body by hand for the transport's node, with any flags and
+// request id.
+func (r *rawRPC) frame(subject string, flags byte, reqID uint64, body []byte) []byte {
+	r.t.Helper()
+	return sealFrame(r.t, r.sc, subject, r.to, flags, reqID, body)
+}
+
+// TestRaftGarbage sends junk to a RaftTransport's subjects from a sender
+// that holds the scope's secret: it never panics, never reaches Raft, and
+// either gets an error reply or is dropped and counted. Junk that is not
+// sealed in the scope never reaches the decoders at all.
 func TestRaftGarbage(t *testing.T) {
 	b := newNet(t)
-	rt := newRaftTransport(t, b, "s", 2*time.Second)
+	rt := newRaftTransport(t, sealedScope(b, "s"), 2*time.Second)
 	var consumed, heartbeats atomic.Int32
 	serve(t, rt, func(rpc raft.RPC) {
 		consumed.Add(1)
@@ -226,9 +255,9 @@ func TestRaftGarbage(t *testing.T) {
 		heartbeats.Add(1)
 		rpc.Respond(&raft.AppendEntriesResponse{}, nil)
 	})
-	rpcSubj := b.Subject("raft", "s", b.ID().String())
-	hbSubj := b.Subject("hb", "s", b.ID().String())
-	r := newRawRPC(t, b)
+	rpcSubj := rt.subject("raft", b.ID())
+	hbSubj := rt.subject("hb", b.ID())
+	r := newRawRPC(t, rt)
 	cbor := func(v any) []byte {
 		out, err := marshal(0, v)
 		if err != nil {
@@ -264,38 +293,61 @@ func TestRaftGarbage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r.t = t
+			before := b.Stats().Malformed
 			reply := r.ask(rpcSubj, tc.body)
 			if _, err := parseReply(reply); err == nil {
 				t.Errorf("reply %q is not an error", reply)
+			}
+			if strings.HasPrefix(tc.name, "snapshot chunk unknown") || strings.HasPrefix(tc.name, "snapshot end unknown") {
+				return // well formed, for a transfer nobody began
+			}
+			if got := b.Stats().Malformed - before; got != 1 {
+				t.Errorf("counted %d malformed, want 1", got)
 			}
 		})
 	}
 	r.t = t
 
 	// Dropped and counted: nothing to answer or nobody to answer to.
-	before := b.Stats().Malformed
+	before := b.Stats()
 	pub := func(subject string, frame []byte, reply string) {
 		if err := r.nc.PublishRequest(subject, reply, frame); err != nil {
 			t.Fatal(err)
 		}
 	}
 	pub(rpcSubj, []byte("not a frame"), r.inbox)
-	pub(rpcSubj, rawFrame(frameVersion, 0, r.from, 99, nil), r.inbox)                     // no kind
-	pub(rpcSubj, rawFrame(frameVersion, 0, r.from, 0, []byte{kindVote}), r.inbox)         // no request id
-	pub(rpcSubj, rawFrame(frameVersion, flagReply, r.from, 7, []byte{kindVote}), r.inbox) // a reply
-	if err := r.nc.Publish(rpcSubj, rawFrame(frameVersion, 0, r.from, 7, kind(kindVote, cbor(raft.RequestVoteRequest{})))); err != nil {
+	pub(rpcSubj, r.frame(rpcSubj, 0, 99, nil), r.inbox)                              // no kind
+	pub(rpcSubj, r.frame(rpcSubj, 0, 0, kind(kindVote, cbor(raft.RequestVoteRequest{}))), r.inbox) // no request id
+	pub(rpcSubj, r.frame(rpcSubj, flagReply, 7, kind(kindVote, cbor(raft.RequestVoteRequest{}))), r.inbox)
+	if err := r.nc.Publish(rpcSubj, r.frame(rpcSubj, 0, 7, kind(kindVote, cbor(raft.RequestVoteRequest{})))); err != nil {
 		t.Fatal(err) // no inbox
-	} // no inbox
+	}
 	pub(hbSubj, []byte{}, r.inbox)
-	pub(hbSubj, rawFrame(frameVersion, 0, r.from, 8, nil), r.inbox)
-	pub(hbSubj, rawFrame(frameVersion, 0, r.from, 8, []byte{kindVote, 0xa0}), r.inbox)
-	pub(hbSubj, rawFrame(frameVersion, 0, r.from, 8, kind(kindAppend, []byte{0xff})), r.inbox)
-	pub(hbSubj, rawFrame(frameVersion, 0, r.from, 8, kind(kindAppend, hugeArray)), r.inbox)
+	pub(hbSubj, r.frame(hbSubj, 0, 8, nil), r.inbox)
+	pub(hbSubj, r.frame(hbSubj, 0, 8, []byte{kindVote, 0xa0}), r.inbox)
+	pub(hbSubj, r.frame(hbSubj, 0, 8, kind(kindAppend, []byte{0xff})), r.inbox)
+	pub(hbSubj, r.frame(hbSubj, 0, 8, kind(kindAppend, hugeArray)), r.inbox)
+	// Refused unread: not sealed at all, or sealed with another secret. A
+	// well-formed vote either way: only the seal keeps it from Raft.
+	vote := kind(kindVote, cbor(raft.RequestVoteRequest{Term: 1}))
+	pub(rpcSubj, rawFrame(frameVersion, 0, r.n.ID(), 9, vote), r.inbox)
+	outsider := join(t, b)
+	pub(rpcSubj, sealFrame(t, outsider.Scope(rt.sc.id, NewSecret()), rpcSubj, b.ID(), 0, 9, vote), r.inbox)
+	pub(hbSubj, sealFrame(t, outsider.Scope(rt.sc.id, Secret{}), hbSubj, b.ID(), 0, 9, vote), r.inbox)
 	if err := r.nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "junk counted", func() bool { return b.Stats().Malformed-before == 10 })
-	// The next reply is for the next request: the junk got none.
+	eventually(t, "junk counted", func() bool {
+		st := b.Stats()
+		return st.Malformed-before.Malformed == 10 && st.Rejected-before.Rejected == 3
+	})
+	if got := rt.sc.Rejected(); got != 3 {
+		t.Errorf("scope counted %d rejected frames, want 3", got)
+	}
+	if f := rt.rpcSub.Failed() + rt.hbSub.Failed(); f != 3 {
+		t.Errorf("subscriptions counted %d frames that did not open, want 3", f)
+	}
+	// The next reply is for the next request.
 	if _, err := parseReply(r.ask(rpcSubj, []byte{99})); err == nil {
 		t.Error("unknown kind answered without error")
 	}
@@ -308,7 +360,7 @@ func TestRaftGarbage(t *testing.T) {
 		t.Errorf("heartbeat handler got %d junk RPCs", n)
 	}
 	a := join(t, b)
-	caller := newRaftTransport(t, a, "s", 2*time.Second)
+	caller := newRaftTransport(t, sealedScope(a, "s"), 2*time.Second)
 	var resp raft.RequestVoteResponse
 	if err := caller.RequestVote("b", rt.LocalAddr(), &raft.RequestVoteRequest{Term: 1}, &resp); err != nil || !resp.Granted {
 		t.Fatalf("vote after junk: %+v, %v", resp, err)
@@ -320,6 +372,15 @@ func TestRaftGarbage(t *testing.T) {
 	if consumed.Load() != 1 || heartbeats.Load() != 1 {
 		t.Errorf("consumer got %d RPCs, heartbeat handler %d; want 1 and 1", consumed.Load(), heartbeats.Load())
 	}
+	// b answered those after every piece of junk on both subjects, on one
+	// connection: a reply to junk would be at the raw inbox by now.
+	if err := r.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, _ := r.sub.Pending(); n != 0 {
+		m, _ := r.sub.NextMsg(0)
+		t.Errorf("%d replies to junk, the first %x", n, trunc(m.Data))
+	}
 }
 
 // TestRaftHeartbeatSubjectOnlyTakesHeartbeats: an AppendEntries with entries
@@ -327,11 +388,13 @@ func TestRaftGarbage(t *testing.T) {
 // Raft runs outside its main loop and which is only safe for heartbeats.
 func TestRaftHeartbeatSubjectOnlyTakesHeartbeats(t *testing.T) {
 	b := newNet(t)
-	rt := newRaftTransport(t, b, "s", 2*time.Second)
-	var wrong atomic.Int32
+	rt := newRaftTransport(t, sealedScope(b, "s"), 2*time.Second)
+	var wrong, right atomic.Int32
 	rt.SetHeartbeatHandler(func(rpc raft.RPC) {
 		if req, ok := rpc.Command.(*raft.AppendEntriesRequest); !ok || !isHeartbeat(req) {
 			wrong.Add(1)
+		} else {
+			right.Add(1)
 		}
 		rpc.Respond(&raft.AppendEntriesResponse{Success: true}, nil)
 	})
@@ -341,9 +404,18 @@ func TestRaftHeartbeatSubjectOnlyTakesHeartbeats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := newRawRPC(t, b)
-	r.ask(b.Subject("hb", "s", b.ID().String()), body) // any reply, error or not
+	r := newRawRPC(t, rt)
+	r.ask(rt.subject("hb", b.ID()), body) // any reply, error or not
 	if n := wrong.Load(); n != 0 {
 		t.Error("heartbeat handler ran an AppendEntries with entries")
+	}
+	// A real heartbeat on the same subject does take the fast path.
+	hb, err := encodeAppend(&raft.AppendEntriesRequest{Term: 3, Leader: []byte("l")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.ask(rt.subject("hb", b.ID()), hb)
+	if wrong.Load() != 0 || right.Load() != 1 {
+		t.Errorf("heartbeat handler took %d heartbeats and %d others, want 1 and 0", right.Load(), wrong.Load())
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -17,17 +18,27 @@ import (
 // Frame layout. Every message a node sends starts with a fixed header so the
 // receiver knows who sent it and whether it answers a request:
 //
-//	[0]      version
-//	[1]      flags
-//	[2:34]   sender PeerID
-//	[34:42]  request id (0: none)
-//	fragment only: [42:50] message id, [50:54] index, [54:58] count
+//	[0]       version
+//	[1]       flags
+//	[2:34]    sender PeerID
+//	[34:42]   request id (0: none)
+//	[42:50]   sender's epoch (when its network started)
+//	[50:58]   sender's counter, never repeated within an epoch
+//	intro only:    the sender's card (cardLen bytes)
+//	fragment only: message id (8), index (4), count (4)
+//	payload; sealed: ciphertext and tag (see Scope)
+//
+// A frame sent in a Scope is sealed; a subscription of a scope takes only
+// sealed frames that open, and a plain one only plain frames.
 const (
-	frameVersion   = 1
-	headerLen      = 42
+	frameVersion   = 2
+	headerLen      = 58
 	fragHeaderLen  = 16
 	flagReply      = 1 << 0
 	flagFragment   = 1 << 1
+	flagSealed     = 1 << 2    // sealed in the receiving subscription's scope
+	flagIntro      = 1 << 3    // the sender's card follows the header
+	flagBroadcast  = 1 << 4    // sealed with the scope key and signed, for everyone
 	maxMessageSize = 64 << 20  // a reassembled message may not exceed this
 	maxFragMemory  = 256 << 20 // all partial messages together
 	fragTTL        = 30 * time.Second
@@ -40,6 +51,7 @@ type Msg struct {
 	Data    []byte
 
 	net   *Network
+	scope *Scope // the scope it was sealed in; nil for a plain frame
 	reply string
 	reqID uint64
 }
@@ -50,7 +62,7 @@ func (m *Msg) Respond(data []byte) error {
 	if m.reply == "" || m.reqID == 0 {
 		return fmt.Errorf("transport: message on %s expects no reply", m.Subject)
 	}
-	return m.net.send(m.reply, "", m.From, flagReply, m.reqID, data)
+	return m.net.sendFrame(m.scope, m.reply, "", m.From, flagReply, m.reqID, data, false)
 }
 
 // ExpectsReply reports whether the sender waits for a Respond.
@@ -64,6 +76,7 @@ type Handler func(*Msg)
 // Subscription is a live subscription. Close it to stop delivery.
 type Subscription struct {
 	net     *Network
+	scope   *Scope // nil: plain frames only
 	sub     *nats.Subscription
 	handler Handler
 	// onNoResponders, if set, gets the subject of a server's "no responders"
@@ -72,19 +85,34 @@ type Subscription struct {
 
 	mu     sync.RWMutex // held shared while the handler runs
 	closed bool
+
+	// windows holds, per sender, which counters this subscription has
+	// delivered. Only the subscription's delivery goroutine touches it.
+	windows map[PeerID]*replayWindow
+	failed  atomic.Uint64 // frames that did not open
 }
 
-// Subscribe delivers every message published on subject to h. Malformed
-// frames are dropped and counted. The subscription's pending buffer is large
-// and an overflow is logged and counted, never silent.
+// Failed counts the frames this subscription dropped because they did not
+// open in its scope: not sealed, sealed with another secret, or forged.
+// Frames from senders not known yet and replays are not counted here.
+func (s *Subscription) Failed() uint64 { return s.failed.Load() }
+
+// Subscribe delivers every plain message published on subject to h.
+// Malformed frames are dropped and counted. The subscription's pending
+// buffer is large and an overflow is logged and counted, never silent.
+// Subscribe in a Scope to take sealed messages.
 func (n *Network) Subscribe(subject string, h Handler) (*Subscription, error) {
+	return n.subscribe(subject, nil, h)
+}
+
+func (n *Network) subscribe(subject string, scope *Scope, h Handler) (*Subscription, error) {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
 		return nil, ErrClosed
 	}
 	n.mu.Unlock()
-	s := &Subscription{net: n, handler: h}
+	s := &Subscription{net: n, scope: scope, handler: h, windows: map[PeerID]*replayWindow{}}
 	sub, err := n.nc.Subscribe(subject, s.receive)
 	if err != nil {
 		return nil, fmt.Errorf("transport: subscribe %s: %w", subject, err)
@@ -157,8 +185,9 @@ func (s *Subscription) receive(nm *nats.Msg) {
 	s.handler(m)
 }
 
-// decode parses a frame, reassembles fragments and applies faults. It
-// returns false when there is nothing to deliver (yet).
+// decode parses a frame, opens it if sealed, reassembles fragments and
+// applies faults. It returns false when there is nothing to deliver (yet).
+// Nothing reads a sealed frame's payload before it opened.
 func (n *Network) decode(s *Subscription, nm *nats.Msg) (*Msg, bool) {
 	b := nm.Data
 	n.stats.msgsIn.Add(1)
@@ -178,7 +207,18 @@ func (n *Network) decode(s *Subscription, nm *nats.Msg) (*Msg, bool) {
 		n.stats.faultDrops.Add(1)
 		return nil, false
 	}
-	body := b[headerLen:]
+	m.scope = s.scope
+	if s == n.inboxSub {
+		m.scope = n.callScope(m.reqID)
+	}
+	at := headerLen
+	body := b[at:]
+	if m.scope != nil || flags&(flagSealed|flagIntro|flagBroadcast) != 0 {
+		var ok bool
+		if body, ok = n.unseal(s, m, b); !ok {
+			return nil, false
+		}
+	}
 	if flags&flagFragment != 0 {
 		whole, ok := n.reassemble(s, m.From, body)
 		if !ok {
@@ -190,21 +230,130 @@ func (n *Network) decode(s *Subscription, nm *nats.Msg) (*Msg, bool) {
 	return m, true
 }
 
-// Publish sends data on subject. to names the receiving peer for fault
-// injection; the zero PeerID means a broadcast.
-func (n *Network) Publish(subject string, to PeerID, data []byte) error {
-	return n.send(subject, "", to, 0, 0, data)
+// unseal opens frame b of m in m's scope and returns what follows the
+// header: the fragment header, if any, and the payload.
+func (n *Network) unseal(s *Subscription, m *Msg, b []byte) ([]byte, bool) {
+	flags := b[1]
+	if m.scope == nil || flags&flagSealed == 0 {
+		s.failed.Add(1)
+		return n.reject(m.scope, "not sealed in the subscription's scope")
+	}
+	at := headerLen
+	var e *peerEntry
+	if flags&flagIntro != 0 {
+		if len(b) < at+cardLen {
+			return n.reject(m.scope, "short card")
+		}
+		var err error
+		if e, err = n.cards.learn(m.From, b[at:at+cardLen]); err != nil {
+			return n.reject(m.scope, "bad card")
+		}
+		at += cardLen
+	} else if e = n.cards.get(m.From); e == nil {
+		n.fetchCard(m.From)
+		return n.reject(m.scope, "sender unknown")
+	}
+	if flags&flagFragment != 0 {
+		at += fragHeaderLen
+	}
+	if len(b) < at {
+		return n.reject(m.scope, "short frame")
+	}
+	payload, err := m.scope.open(b, at, m.Subject, e, flags&flagBroadcast != 0)
+	if err != nil {
+		s.failed.Add(1)
+		return n.reject(m.scope, "does not open")
+	}
+	epoch := binary.BigEndian.Uint64(b[42:50])
+	ctr := binary.BigEndian.Uint64(b[50:58])
+	if !s.accept(m.From, epoch, ctr) {
+		return n.reject(m.scope, "replayed")
+	}
+	if flags&flagBroadcast == 0 && !n.cards.isKnown(e) {
+		n.cards.markKnown(e) // it sealed to us: it has our card
+	}
+	start := headerLen
+	if flags&flagIntro != 0 {
+		start += cardLen
+	}
+	// The fragment header stays in front of the payload, now opened.
+	return b[start : at+len(payload)], true
 }
 
-func (n *Network) send(subject, reply string, to PeerID, flags byte, reqID uint64, data []byte) error {
-	return n.sendFrame(subject, reply, to, flags, reqID, data, false)
+// reject drops a frame that a scope's subscription cannot take.
+func (n *Network) reject(scope *Scope, why string) ([]byte, bool) {
+	n.stats.rejected.Add(1)
+	if scope != nil {
+		scope.rejected.Add(1)
+	}
+	n.log.Debug("transport: frame rejected", "why", why)
+	return nil, false
+}
+
+// accept records counter ctr of sender p's epoch, and reports whether it
+// is new: a frame is delivered at most once per subscription.
+func (s *Subscription) accept(p PeerID, epoch, ctr uint64) bool {
+	w := s.windows[p]
+	if w == nil {
+		if len(s.windows) >= maxCards {
+			clear(s.windows)
+		}
+		w = &replayWindow{}
+		s.windows[p] = w
+	}
+	return w.accept(epoch, ctr)
+}
+
+// replayWindow remembers the last replayBits counters of one sender's
+// current epoch. A later epoch starts afresh; an earlier one is refused.
+type replayWindow struct {
+	epoch uint64
+	top   uint64 // highest counter seen; 0 before the first
+	bits  [replayBits / 64]uint64
+}
+
+const replayBits = 1024
+
+func (w *replayWindow) accept(epoch, ctr uint64) bool {
+	switch {
+	case epoch < w.epoch || ctr == 0:
+		return false
+	case epoch > w.epoch:
+		*w = replayWindow{epoch: epoch}
+	}
+	if ctr > w.top {
+		shift := ctr - w.top
+		if shift >= replayBits {
+			w.bits = [replayBits / 64]uint64{}
+		} else {
+			for i := w.top + 1; i <= ctr; i++ {
+				w.bits[(i/64)%(replayBits/64)] &^= 1 << (i % 64)
+			}
+		}
+		w.top = ctr
+	} else if w.top-ctr >= replayBits {
+		return false // too old to tell
+	}
+	word, bit := &w.bits[(ctr/64)%(replayBits/64)], uint64(1)<<(ctr%64)
+	if *word&bit != 0 {
+		return false
+	}
+	*word |= bit
+	return true
+}
+
+// Publish sends a plain message on subject. to names the receiving peer
+// for fault injection; the zero PeerID means a broadcast.
+func (n *Network) Publish(subject string, to PeerID, data []byte) error {
+	return n.sendFrame(nil, subject, "", to, 0, 0, data, false)
 }
 
 // sendFrame sends data or, if framed, a frame built in place: data[headerLen:]
-// is the payload and the header is written into data[:headerLen]. A frame
-// that fits one message goes out as is, without a copy; data is not kept
-// once sendFrame returns.
-func (n *Network) sendFrame(subject, reply string, to PeerID, flags byte, reqID uint64, data []byte, framed bool) error {
+// is the payload and the header is written into data[:headerLen]. A plain
+// frame that fits one message goes out as is, without a copy; data is not
+// kept once sendFrame returns. In a scope, frames are sealed for to, or for
+// everyone when to is zero.
+func (n *Network) sendFrame(scope *Scope, subject, reply string, to PeerID, flags byte, reqID uint64, data []byte, framed bool) error {
 	if n.isClosed() {
 		return ErrClosed
 	}
@@ -219,19 +368,44 @@ func (n *Network) sendFrame(subject, reply string, to PeerID, flags byte, reqID 
 		n.stats.faultDrops.Add(1)
 		return nil
 	}
+	var intro bool
+	if scope != nil {
+		flags |= flagSealed
+		if to.IsZero() {
+			flags |= flagBroadcast | flagIntro
+		} else if flags&flagReply == 0 {
+			e, err := n.cardOf(context.Background(), to)
+			if err != nil {
+				return err
+			}
+			if !n.cards.isKnown(e) {
+				flags |= flagIntro
+			}
+		}
+		intro = flags&flagIntro != 0
+	}
 	var frames [][]byte
+	var err error
 	switch {
-	case len(data) > n.maxChunk-headerLen:
-		frames = n.fragment(flags, reqID, data)
-	case frame != nil:
+	case len(data) > n.maxChunk-headerLen-frameSlack:
+		frames, err = n.fragment(scope, subject, to, flags, reqID, data)
+	case frame != nil && !intro:
 		n.putHeader(frame, flags, reqID)
+		if scope != nil {
+			frame, err = scope.seal(frame, headerLen, subject, to)
+		}
 		frames = [][]byte{frame}
 	default:
-		frames = [][]byte{n.frame(flags, reqID, nil, data)}
+		var f []byte
+		f, err = n.frame(scope, subject, to, flags, reqID, nil, data)
+		frames = [][]byte{f}
+	}
+	if err != nil {
+		return err
 	}
 	if d := n.faults.delay(); d > 0 || n.delay.busy() {
 		if frame != nil && len(frames) == 1 {
-			frames[0] = bytes.Clone(frame) // the caller reuses frame
+			frames[0] = bytes.Clone(frames[0]) // it may be the caller's frame, reused
 		}
 		n.delay.push(time.Now().Add(d), func() { n.publish(subject, reply, frames) })
 		return nil
@@ -259,12 +433,24 @@ func (n *Network) publish(subject, reply string, frames [][]byte) error {
 	return nil
 }
 
-func (n *Network) frame(flags byte, reqID uint64, frag []byte, data []byte) []byte {
-	f := make([]byte, headerLen+len(frag)+len(data))
+// frame builds one frame around data, sealed in scope if there is one.
+func (n *Network) frame(scope *Scope, subject string, to PeerID, flags byte, reqID uint64, frag []byte, data []byte) ([]byte, error) {
+	size := headerLen + len(frag) + len(data)
+	if flags&flagIntro != 0 {
+		size += cardLen
+	}
+	f := make([]byte, headerLen, size+sealOverhead+sigLen)
 	n.putHeader(f, flags, reqID)
-	copy(f[headerLen:], frag)
-	copy(f[headerLen+len(frag):], data)
-	return f
+	if flags&flagIntro != 0 {
+		f = append(f, n.ident.card...)
+	}
+	f = append(f, frag...)
+	payloadAt := len(f)
+	f = append(f, data...)
+	if scope == nil {
+		return f, nil
+	}
+	return scope.seal(f, payloadAt, subject, to)
 }
 
 func (n *Network) putHeader(f []byte, flags byte, reqID uint64) {
@@ -272,10 +458,12 @@ func (n *Network) putHeader(f []byte, flags byte, reqID uint64) {
 	f[1] = flags
 	copy(f[2:34], n.id[:])
 	binary.BigEndian.PutUint64(f[34:42], reqID)
+	binary.BigEndian.PutUint64(f[42:50], n.epoch)
+	binary.BigEndian.PutUint64(f[50:58], n.counter.Add(1))
 }
 
-func (n *Network) fragment(flags byte, reqID uint64, data []byte) [][]byte {
-	chunk := n.maxChunk - headerLen - fragHeaderLen
+func (n *Network) fragment(scope *Scope, subject string, to PeerID, flags byte, reqID uint64, data []byte) ([][]byte, error) {
+	chunk := n.maxChunk - headerLen - frameSlack
 	count := (len(data) + chunk - 1) / chunk
 	id := n.nextID.Add(1)
 	frames := make([][]byte, 0, count)
@@ -285,9 +473,13 @@ func (n *Network) fragment(flags byte, reqID uint64, data []byte) [][]byte {
 	for i := 0; i < count; i++ {
 		end := min((i+1)*chunk, len(data))
 		binary.BigEndian.PutUint32(fh[8:12], uint32(i))
-		frames = append(frames, n.frame(flags|flagFragment, reqID, fh[:], data[i*chunk:end]))
+		f, err := n.frame(scope, subject, to, flags|flagFragment, reqID, fh[:], data[i*chunk:end])
+		if err != nil {
+			return nil, err
+		}
+		frames = append(frames, f)
 	}
-	return frames
+	return frames, nil
 }
 
 type fragKey struct {
@@ -359,9 +551,10 @@ func (n *Network) gcFrags(now time.Time) {
 
 // call is a request waiting for replies on the node's inbox.
 type call struct {
-	to   PeerID
-	fn   func([]byte, error)
-	once sync.Once // guards fail
+	to    PeerID
+	scope *Scope // replies must open in it; nil for plain calls
+	fn    func([]byte, error)
+	once  sync.Once // guards fail
 }
 
 func (c *call) fail(err error) { c.once.Do(func() { c.fn(nil, err) }) }
@@ -380,28 +573,41 @@ func (n *Network) onNoResponders(subject string) {
 	}
 }
 
+// callScope is the scope a reply to request id must be sealed in.
+func (n *Network) callScope(id uint64) *Scope {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if c := n.calls[id]; c != nil {
+		return c.scope
+	}
+	return nil
+}
+
 func (n *Network) onReply(m *Msg) {
 	n.mu.Lock()
 	c := n.calls[m.reqID]
 	n.mu.Unlock()
-	if c == nil || (!c.to.IsZero() && c.to != m.From) {
-		return // late, cancelled, or not from whom we asked
+	if c == nil || (!c.to.IsZero() && c.to != m.From) || c.scope != m.scope {
+		return // late, cancelled, not from whom we asked, or not as sealed as asked
 	}
 	c.fn(m.Data, nil)
 }
 
-// Call sends a request to peer to on subject and passes every reply to fn,
+// Call sends a plain request to peer to on subject and passes every reply to fn,
 // on the goroutine that reads the node's inbox, until the returned cancel is
 // called. fn must not block. If the network closes first, fn gets ErrClosed
 // once, possibly while a last reply is still being handed to it: fn must be
 // safe for that.
 func (n *Network) Call(subject string, to PeerID, data []byte, fn func(reply []byte, err error)) (cancel func(), err error) {
-	return n.call(subject, to, data, false, fn)
+	return n.call(nil, subject, to, data, false, fn)
 }
 
-func (n *Network) call(subject string, to PeerID, data []byte, framed bool, fn func(reply []byte, err error)) (cancel func(), err error) {
+func (n *Network) call(scope *Scope, subject string, to PeerID, data []byte, framed bool, fn func(reply []byte, err error)) (cancel func(), err error) {
+	if scope != nil && to.IsZero() {
+		return nil, errors.New("transport: a sealed request must name its peer")
+	}
 	id := n.nextID.Add(1)
-	c := &call{to: to, fn: fn}
+	c := &call{to: to, scope: scope, fn: fn}
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -414,26 +620,21 @@ func (n *Network) call(subject string, to PeerID, data []byte, framed bool, fn f
 		delete(n.calls, id)
 		n.mu.Unlock()
 	}
-	if err := n.sendFrame(subject, n.inbox+"."+strconv.FormatUint(id, 10), to, 0, id, data, framed); err != nil {
+	if err := n.sendFrame(scope, subject, n.inbox+"."+strconv.FormatUint(id, 10), to, 0, id, data, framed); err != nil {
 		cancel()
 		return nil, err
 	}
 	return cancel, nil
 }
 
-// Request sends data to peer to on subject and waits for the first reply. It
-// waits at most until ctx ends or, if ctx has no deadline, the RPC timeout.
+// Request sends plain data to peer to on subject and waits for the first
+// reply. It waits at most until ctx ends or, if ctx has no deadline, the RPC
+// timeout.
 func (n *Network) Request(ctx context.Context, subject string, to PeerID, data []byte) ([]byte, error) {
-	return n.request(ctx, subject, to, data, false)
+	return n.request(ctx, nil, subject, to, data, false)
 }
 
-// requestFrame is Request for a frame built in place (see sendFrame), so a
-// large payload is not copied on its way out.
-func (n *Network) requestFrame(ctx context.Context, subject string, to PeerID, frame []byte) ([]byte, error) {
-	return n.request(ctx, subject, to, frame, true)
-}
-
-func (n *Network) request(ctx context.Context, subject string, to PeerID, data []byte, framed bool) ([]byte, error) {
+func (n *Network) request(ctx context.Context, scope *Scope, subject string, to PeerID, data []byte, framed bool) ([]byte, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, n.rpcTO)
@@ -445,7 +646,7 @@ func (n *Network) request(ctx context.Context, subject string, to PeerID, data [
 	}
 	ch := make(chan result, 1)
 	var got atomic.Bool
-	stop, err := n.call(subject, to, data, framed, func(b []byte, err error) {
+	stop, err := n.call(scope, subject, to, data, framed, func(b []byte, err error) {
 		if got.CompareAndSwap(false, true) {
 			ch <- result{b, err}
 		}

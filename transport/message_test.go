@@ -16,12 +16,12 @@ import (
 
 func TestNewRejectsBadOptions(t *testing.T) {
 	_, err := New(context.Background(),
-		WithNetwork("a.b"), WithURL(" "), WithPeerID(PeerID{}), WithRPCTimeout(0))
+		WithNetwork("a.b"), WithURL(" "), WithIdentity(nil), WithSecret(Secret{}), WithRPCTimeout(0))
 	if err == nil {
 		t.Fatal("New accepted bad options")
 	}
 	// Every problem is reported at once.
-	for _, want := range []string{"WithNetwork", "WithURL", "WithPeerID", "WithRPCTimeout"} {
+	for _, want := range []string{"WithNetwork", "WithURL", "WithIdentity", "WithSecret", "WithRPCTimeout"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}
@@ -34,10 +34,15 @@ func TestNewRejectsBadOptions(t *testing.T) {
 }
 
 func TestNetworkIdentity(t *testing.T) {
-	id := NewPeerID()
-	n := newNet(t, WithPeerID(id), WithNetwork("ident"), WithRPCTimeout(time.Second))
+	ident := NewIdentity()
+	id := ident.PeerID()
+	n := newNet(t, WithIdentity(ident), WithNetwork("ident"), WithRPCTimeout(time.Second))
 	if n.ID() != id {
 		t.Errorf("ID = %s, want %s", n.ID().Short(), id.Short())
+	}
+	// A node knows its own card from the start.
+	if e := n.cards.get(id); e == nil || !bytes.Equal(e.card.raw, ident.card) {
+		t.Error("a node does not know its own card")
 	}
 	if n.Name() != "ident" || n.Subject("a", "b") != "ident.a.b" {
 		t.Errorf("Name %q, Subject %q", n.Name(), n.Subject("a", "b"))
@@ -371,8 +376,18 @@ func TestClosedNetwork(t *testing.T) {
 	if _, err := b.Call(b.Subject("x"), a.ID(), nil, func([]byte, error) {}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Call: %v", err)
 	}
-	if _, err := NewRaftTransport(b, "s", 0); !errors.Is(err, ErrClosed) {
+	if _, err := NewRaftTransport(sealedScope(b, "s"), 0); !errors.Is(err, ErrClosed) {
 		t.Errorf("NewRaftTransport: %v", err)
+	}
+	sc := sealedScope(b, "s")
+	if _, err := sc.Subscribe(b.Subject("x"), func(*Msg) {}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Scope.Subscribe: %v", err)
+	}
+	if err := sc.Publish(b.Subject("x"), PeerID{}, nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("Scope.Publish: %v", err)
+	}
+	if _, err := sc.Request(context.Background(), b.Subject("x"), a.ID(), nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("Scope.Request: %v", err)
 	}
 	// The closing node's peers are unaffected.
 	got := collect(t, a, a.Subject("still"))
@@ -477,14 +492,18 @@ func TestSubscribeReadyOnReturn(t *testing.T) {
 	}
 }
 
-// TestNamespaces runs two networks on one server with the same peer ids: a
-// node only ever hears its own network.
+// TestNamespaces runs two networks on one server with the same identities:
+// a node only ever hears its own network.
 func TestNamespaces(t *testing.T) {
-	p1, p2 := NewPeerID(), NewPeerID()
-	a1 := newNet(t, WithNetwork("alpha"), WithPeerID(p1))
-	a2 := join(t, a1, WithNetwork("alpha"), WithPeerID(p2))
-	b1 := join(t, a1, WithNetwork("beta"), WithPeerID(p1))
-	b2 := join(t, a1, WithNetwork("beta"), WithPeerID(p2))
+	i1, i2 := NewIdentity(), NewIdentity()
+	p1, p2 := i1.PeerID(), i2.PeerID()
+	a1 := newNet(t, WithNetwork("alpha"), WithIdentity(i1))
+	a2 := join(t, a1, WithNetwork("alpha"), WithIdentity(i2))
+	b1 := join(t, a1, WithNetwork("beta"), WithIdentity(i1))
+	b2 := join(t, a1, WithNetwork("beta"), WithIdentity(i2))
+	if a1.ID() != p1 || b1.ID() != p1 || a2.ID() != p2 || b2.ID() != p2 {
+		t.Fatal("one identity, two ids")
+	}
 	if a1.Subject("x") == b1.Subject("x") {
 		t.Fatal("namespaces share subjects")
 	}
@@ -523,16 +542,17 @@ func TestNamespaces(t *testing.T) {
 		}
 	}
 
-	// Same scope, same peer ids: raft RPCs do not cross either.
-	ra := newRaftTransport(t, a2, "s", 0)
-	rb := newRaftTransport(t, b2, "s", 0)
+	// Same scope, same secret, same identities: raft RPCs do not cross
+	// either.
+	ra := newRaftTransport(t, sealedScope(a2, "s"), 0)
+	rb := newRaftTransport(t, sealedScope(b2, "s"), 0)
 	serve(t, ra, func(rpc raft.RPC) { rpc.Respond(&raft.RequestVoteResponse{Term: 1}, nil) })
 	serve(t, rb, func(rpc raft.RPC) { rpc.Respond(&raft.RequestVoteResponse{Term: 2}, nil) })
 	for _, tc := range []struct {
 		n    *Network
 		term uint64
 	}{{a1, 1}, {b1, 2}} {
-		caller := newRaftTransport(t, tc.n, "s", 0)
+		caller := newRaftTransport(t, sealedScope(tc.n, "s"), 0)
 		var resp raft.RequestVoteResponse
 		if err := caller.RequestVote("x", ra.LocalAddr(), &raft.RequestVoteRequest{Term: 9}, &resp); err != nil {
 			t.Fatal(err)
@@ -551,8 +571,10 @@ func TestFragmentation(t *testing.T) {
 		t.Fatalf("maxChunk = %d", a.maxChunk)
 	}
 	got := collect(t, b, b.Subject("big"))
-	single := maxChunk - headerLen                // largest unfragmented payload
-	chunk := maxChunk - headerLen - fragHeaderLen // payload of one fragment
+	wire := capture(t, b, b.Subject("big"))
+	// Every frame, plain or sealed, leaves room for what sealing adds.
+	single := maxChunk - headerLen - frameSlack // largest unfragmented payload
+	chunk := single                             // payload of one fragment
 	sizes := []int{0, 1, single - 1, single, single + 1,
 		2 * chunk, 2*chunk + 1, 3*chunk - 1, 3 * chunk, 1 << 20, 1<<20 + 7}
 	for i, size := range sizes {
@@ -568,6 +590,11 @@ func TestFragmentation(t *testing.T) {
 		}
 		if frames != want {
 			t.Errorf("size %d went out in %d frames, want %d", size, frames, want)
+		}
+		for range want {
+			if f := nextFrame(t, wire); len(f) > maxChunk {
+				t.Fatalf("size %d: a %d-byte frame, over the %d-byte chunk", size, len(f), maxChunk)
+			}
 		}
 		m := next(t, got)
 		if !bytes.Equal(m.Data, data) {

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"io"
 	"testing"
@@ -25,10 +26,10 @@ func TestMetrics(t *testing.T) {
 	if plain := join(t, na); plain.Metrics() != nil {
 		t.Fatal("Metrics() without WithMetrics is not nil")
 	}
-	const scope = "0123456789abcdef" // a group's scope is its full hex id
-	a, b := newRaftTransport(t, na, scope, suiteTimeout), newRaftTransport(t, nb, scope, suiteTimeout)
+	id := scopeID("metrics") // a group's scope is its id
+	a, b := newRaftTransport(t, na.Scope(id, testSecret), suiteTimeout), newRaftTransport(t, nb.Scope(id, testSecret), suiteTimeout)
 	peerA, peerB := []string{"peer", na.ID().Short()}, []string{"peer", nb.ID().Short()}
-	group := []string{"group", scope[:8]}
+	group := []string{"group", hex.EncodeToString(id[:4])} // the id's short form
 	sum := func(name string, labels ...[]string) float64 {
 		t.Helper()
 		var flat []string
@@ -124,6 +125,16 @@ func TestMetrics(t *testing.T) {
 	eventually(t, "B counts the malformed frame", func() bool {
 		return sum("mosaik_transport_malformed_messages_total", peerB) == 1
 	})
+	// A well-formed frame that is not sealed in B's scope: rejected unread.
+	if err := na.nc.Publish(b.subject("raft", nb.ID()), rawFrame(frameVersion, 0, na.ID(), 1, []byte{kindVote})); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "B counts the rejected frame", func() bool {
+		return sum("mosaik_transport_rejected_messages_total", peerB) == 1
+	})
+	if got := sum("mosaik_transport_rejected_messages_total", peerA); got != 0 {
+		t.Errorf("A counted %v rejected frames", got)
+	}
 	for _, name := range []string{"sent_messages_total", "sent_bytes_total", "received_messages_total", "received_bytes_total"} {
 		for _, p := range [][]string{peerA, peerB} {
 			if sum("mosaik_transport_"+name, p) <= 0 {
@@ -163,10 +174,10 @@ func TestSnapshotSentBytesMatchReceived(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	na := newNet(t, WithMetrics(reg))
 	nb := join(t, na, WithMetrics(reg))
-	const scope = "0123456789abcdef"
-	a, b := newRaftTransport(t, na, scope, suiteTimeout), newRaftTransport(t, nb, scope, suiteTimeout)
+	id := scopeID("metrics")
+	a, b := newRaftTransport(t, na.Scope(id, testSecret), suiteTimeout), newRaftTransport(t, nb.Scope(id, testSecret), suiteTimeout)
 	peerA, peerB := []string{"peer", na.ID().Short()}, []string{"peer", nb.ID().Short()}
-	group := []string{"group", scope[:8]}
+	group := []string{"group", hex.EncodeToString(id[:4])}
 	sum := func(name string, p []string) float64 {
 		return promtest.Sum(t, reg, name, append(append([]string{}, group...), p...)...)
 	}
@@ -190,8 +201,7 @@ func TestSnapshotSentBytesMatchReceived(t *testing.T) {
 func TestReviewSnapshotUnderDelay(t *testing.T) {
 	na := newNet(t)
 	nb := join(t, na)
-	const scope = "0123456789abcdef"
-	a, b := newRaftTransport(t, na, scope, suiteTimeout), newRaftTransport(t, nb, scope, suiteTimeout)
+	a, b := newRaftTransport(t, sealedScope(na, "metrics"), suiteTimeout), newRaftTransport(t, sealedScope(nb, "metrics"), suiteTimeout)
 	size := 5*a.snapshotChunk() + 10
 	data := randomBytes(size, 7)
 	got := make(chan []byte, 1)

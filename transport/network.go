@@ -35,8 +35,10 @@ type options struct {
 	natsOpts []nats.Option
 	logger   *slog.Logger
 	faults   *Faults
-	peer     PeerID
+	ident    *Identity
+	secret   Secret
 	routes   []string
+	srvOpts  []func(*server.Options)
 	rpcTO    time.Duration
 	maxChunk int
 	metrics  prometheus.Registerer
@@ -91,13 +93,26 @@ func WithFaults(f *Faults) Option {
 	}
 }
 
-// WithPeerID gives the node a fixed identity instead of a random one.
-func WithPeerID(id PeerID) Option {
+// WithIdentity gives the node a kept identity instead of a random one, e.g.
+// the one a durable node keeps: IdentityFromSeed(db.NodeKey()).
+func WithIdentity(id *Identity) Option {
 	return func(o *options) error {
-		if id.IsZero() {
-			return errors.New("transport: WithPeerID: zero peer id")
+		if id == nil {
+			return errors.New("transport: WithIdentity: nil identity")
 		}
-		o.peer = id
+		o.ident = id
+		return nil
+	}
+}
+
+// WithSecret seals every group of this node that names no secret of its
+// own. Without any secret a group is open: see Scope.
+func WithSecret(s Secret) Option {
+	return func(o *options) error {
+		if s.IsZero() {
+			return errors.New("transport: WithSecret: zero secret")
+		}
+		o.secret = s
 		return nil
 	}
 }
@@ -107,6 +122,23 @@ func WithPeerID(id PeerID) Option {
 func WithRoutes(urls ...string) Option {
 	return func(o *options) error {
 		o.routes = append(o.routes, urls...)
+		return nil
+	}
+}
+
+// WithServerOptions lets f adjust the embedded server's options after the
+// defaults are set and before it starts: TLS (TLSConfig, TLS, TLSTimeout),
+// users and authorization. Several calls apply in order. It has no effect with
+// WithURL. This node connects to its own server like any other client, so
+// give it the matching credentials and TLS configuration with
+// WithNATSOptions. A server with TLS or authentication is always reached over
+// its socket, never in process (see New).
+func WithServerOptions(f func(*server.Options)) Option {
+	return func(o *options) error {
+		if f == nil {
+			return errors.New("transport: WithServerOptions: nil function")
+		}
+		o.srvOpts = append(o.srvOpts, f)
 		return nil
 	}
 }
@@ -135,6 +167,11 @@ func withMaxChunk(n int) Option {
 // concurrent use. Create it with New and release it with Close.
 type Network struct {
 	id       PeerID
+	ident    *Identity
+	cards    *cards
+	secret   Secret // default for scopes that name none
+	epoch    uint64 // when this network started, in Unix nanoseconds
+	counter  atomic.Uint64
 	name     string
 	log      *slog.Logger
 	faults   *Faults
@@ -147,12 +184,14 @@ type Network struct {
 	inboxSub *Subscription
 	nextID   atomic.Uint64
 
-	mu      sync.Mutex
-	calls   map[uint64]*call
-	subs    map[*Subscription]struct{}
-	frags   map[fragKey]*partial
-	fragMem int
-	closed  bool
+	mu       sync.Mutex
+	calls    map[uint64]*call
+	subs     map[*Subscription]struct{}
+	frags    map[fragKey]*partial
+	fragMem  int
+	fetching map[PeerID]bool // card requests in flight
+	closed   bool
+	bg       sync.WaitGroup // card requests
 
 	delay *delayQueue
 	stats counters
@@ -183,19 +222,25 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 	if o.logger == nil {
 		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if o.peer.IsZero() {
-		o.peer = NewPeerID()
+	if o.ident == nil {
+		o.ident = NewIdentity()
 	}
+	peer := o.ident.PeerID()
 	n := &Network{
-		id:     o.peer,
-		name:   o.network,
-		log:    o.logger.With("peer", o.peer.Short()),
-		faults: o.faults,
-		rpcTO:  o.rpcTO,
-		calls:  make(map[uint64]*call),
-		subs:   make(map[*Subscription]struct{}),
-		frags:  make(map[fragKey]*partial),
-		done:   make(chan struct{}),
+		id:       peer,
+		ident:    o.ident,
+		cards:    newCards(o.ident),
+		secret:   o.secret,
+		epoch:    uint64(time.Now().UnixNano()),
+		fetching: map[PeerID]bool{},
+		name:     o.network,
+		log:      o.logger.With("peer", peer.Short()),
+		faults:   o.faults,
+		rpcTO:    o.rpcTO,
+		calls:    make(map[uint64]*call),
+		subs:     make(map[*Subscription]struct{}),
+		frags:    make(map[fragKey]*partial),
+		done:     make(chan struct{}),
 
 		started: time.Now(),
 	}
@@ -205,13 +250,13 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 
 	addr := o.url
 	natsOpts := []nats.Option{
-		nats.Name("mosaik-" + o.peer.Short()),
+		nats.Name("mosaik-" + peer.Short()),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ErrorHandler(n.asyncError),
 	}
 	if addr == "" {
-		srv, err := startServer(ctx, o.routes)
+		srv, err := startServer(ctx, o.routes, o.srvOpts)
 		if err != nil {
 			return nil, err
 		}
@@ -219,7 +264,8 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 		addr = srv.ClientURL()
 	}
 	if srv, ok := embedded.Load(addr); ok {
-		// The server runs in this process: skip the socket. A request and
+		// The server runs in this process: skip the socket. (Only servers
+		// without TLS or authentication are listed: see startServer.) A request and
 		// its reply take a fifth of the time they take over loopback TCP.
 		natsOpts = append(natsOpts, nats.InProcessServer(srv.(*server.Server)))
 	}
@@ -251,8 +297,17 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 	}
 	sub.onNoResponders = n.onNoResponders
 	n.inboxSub = sub
-	// Every node answers status requests, whatever it runs.
+	// Every node answers status requests, whatever it runs, and shows its
+	// card to whoever asks.
 	if _, err := n.Subscribe(n.Subject("status"), n.onStatus); err != nil {
+		n.Close()
+		return nil, err
+	}
+	if _, err := n.Subscribe(n.cardSubject(n.id), n.onCardRequest); err != nil {
+		n.Close()
+		return nil, err
+	}
+	if _, err := n.cards.learn(n.id, n.ident.card); err != nil {
 		n.Close()
 		return nil, err
 	}
@@ -263,7 +318,7 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 		return nil, fmt.Errorf("transport: flush after subscribe: %w", err)
 	}
 	n.metrics = newNetMetrics(o.metrics, n)
-	n.log.Debug("transport: connected", "url", n.URL(), "network", n.name, "embedded", n.srv != nil)
+	n.log.Debug("transport: connected", "url", redactURL(n.URL()), "network", n.name, "embedded", n.srv != nil)
 	return n, nil
 }
 
@@ -271,7 +326,7 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 // nodes of this process joining one connect to it in process.
 var embedded sync.Map // string -> *server.Server
 
-func startServer(ctx context.Context, routes []string) (*server.Server, error) {
+func startServer(ctx context.Context, routes []string, adjust []func(*server.Options)) (*server.Server, error) {
 	sopts := &server.Options{
 		Host:   "127.0.0.1",
 		Port:   server.RANDOM_PORT,
@@ -293,6 +348,9 @@ func startServer(ctx context.Context, routes []string) (*server.Server, error) {
 			sopts.Routes = append(sopts.Routes, u)
 		}
 	}
+	for _, f := range adjust {
+		f(sopts)
+	}
 	srv, err := server.NewServer(sopts)
 	if err != nil {
 		return nil, fmt.Errorf("transport: embedded server: %w", err)
@@ -307,8 +365,25 @@ func startServer(ctx context.Context, routes []string) (*server.Server, error) {
 		srv.WaitForShutdown()
 		return nil, errors.New("transport: embedded server did not become ready")
 	}
-	embedded.Store(srv.ClientURL(), srv)
+	// In process, nats-server skips TLS: it offers it and lets the client go
+	// without, so a client certificate the server requires is never asked
+	// for. It does check credentials, but a server that has TLS or
+	// authentication is reached over its socket all the same, as every
+	// client of another process reaches it: what it enforces never depends
+	// on where the client runs.
+	if !secured(sopts) {
+		embedded.Store(srv.ClientURL(), srv)
+	}
 	return srv, nil
+}
+
+// secured reports whether a server with these options uses TLS or requires
+// clients to authenticate.
+func secured(o *server.Options) bool {
+	return o.TLSConfig != nil || o.TLS || o.Username != "" || o.Password != "" ||
+		o.Authorization != "" || len(o.Users) > 0 || len(o.Nkeys) > 0 ||
+		o.NoAuthUser != "" || o.CustomClientAuthentication != nil ||
+		len(o.TrustedKeys) > 0 || len(o.TrustedOperators) > 0 || o.AuthCallout != nil
 }
 
 func connect(ctx context.Context, addr string, opts []nats.Option) (*nats.Conn, error) {
@@ -347,7 +422,10 @@ func (n *Network) Name() string { return n.name }
 func (n *Network) Logger() *slog.Logger { return n.log }
 
 // URL returns the client URL of the NATS server this node uses; other nodes
-// pass it to WithURL to join the same network.
+// pass it to WithURL to join the same network. Joined through WithURL, it is
+// the URL connected to as given, and may contain credentials
+// (nats://user:password@host:port, nats://token@host:port): treat it as a
+// secret then. Status answers and logs carry it without them.
 func (n *Network) URL() string {
 	if n.srv != nil {
 		return n.srv.ClientURL()
@@ -410,6 +488,7 @@ func (n *Network) Close() error {
 		if n.delay != nil {
 			n.delay.close()
 		}
+		n.bg.Wait()
 		if n.nc != nil {
 			n.nc.Close()
 		}

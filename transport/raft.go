@@ -3,10 +3,12 @@ package transport
 import (
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -22,6 +24,7 @@ import (
 // limit, each acknowledged once Raft has read it (flow control), and an end.
 type RaftTransport struct {
 	net      *Network
+	sc       *Scope
 	scope    string
 	local    raft.ServerAddress
 	timeout  time.Duration
@@ -37,6 +40,11 @@ type RaftTransport struct {
 
 	metrics *raftMetrics // nil without a registry
 
+	allow atomic.Pointer[func(PeerID) bool] // nil: every sender
+
+	matchMu sync.Mutex
+	matched map[PeerID]Progress
+
 	shutdown chan struct{}
 	ctx      context.Context // cancelled by Close, so RPCs in flight end at once
 	cancel   context.CancelFunc
@@ -49,37 +57,39 @@ var (
 	_ raft.WithClose   = (*RaftTransport)(nil)
 )
 
-// NewRaftTransport listens for Raft RPCs of scope on this node. timeout
-// bounds each RPC; zero means the network's RPC timeout.
-func NewRaftTransport(n *Network, scope string, timeout time.Duration) (*RaftTransport, error) {
-	if !validToken(scope) {
-		return nil, fmt.Errorf("transport: raft scope %q is not a subject token", scope)
-	}
+// NewRaftTransport listens for Raft RPCs of sc on this node, every one
+// sealed in sc. timeout bounds each RPC; zero means the network's RPC
+// timeout.
+func NewRaftTransport(sc *Scope, timeout time.Duration) (*RaftTransport, error) {
+	n := sc.net
+	scope := hex.EncodeToString(sc.id[:])
 	if timeout <= 0 {
 		timeout = n.rpcTO
 	}
 	t := &RaftTransport{
 		net:      n,
+		sc:       sc,
 		scope:    scope,
 		local:    raft.ServerAddress(n.id.String()),
 		timeout:  timeout,
 		consumer: make(chan raft.RPC),
 		snaps:    make(map[snapKey]*snapRecv),
+		matched:  make(map[PeerID]Progress),
 		shutdown: make(chan struct{}),
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.metrics = n.metrics.forScope(scope)
 	var err error
-	if t.rpcSub, err = n.Subscribe(t.subject("raft", n.id), t.onRPC); err != nil {
+	if t.rpcSub, err = sc.Subscribe(t.subject("raft", n.id), t.onRPC); err != nil {
 		t.cancel()
 		return nil, err
 	}
-	if t.hbSub, err = n.Subscribe(t.subject("hb", n.id), t.onHeartbeat); err != nil {
+	if t.hbSub, err = sc.Subscribe(t.subject("hb", n.id), t.onHeartbeat); err != nil {
 		t.rpcSub.Close()
 		t.cancel()
 		return nil, err
 	}
-	if t.snapSub, err = n.Subscribe(t.subject("snap", n.id), t.onRPC); err != nil {
+	if t.snapSub, err = sc.Subscribe(t.subject("snap", n.id), t.onRPC); err != nil {
 		t.rpcSub.Close()
 		t.hbSub.Close()
 		t.cancel()
@@ -90,6 +100,64 @@ func NewRaftTransport(n *Network, scope string, timeout time.Duration) (*RaftTra
 
 func (t *RaftTransport) subject(kind string, p PeerID) string {
 	return t.net.Subject(kind, t.scope, p.String())
+}
+
+// SetAllow makes the transport refuse RPCs from senders for which allow
+// returns false, before Raft sees them. Senders are authenticated (see
+// Scope), so allow can trust the PeerID it gets. It is called on the
+// delivery goroutines: it must be quick.
+func (t *RaftTransport) SetAllow(allow func(from PeerID) bool) { t.allow.Store(&allow) }
+
+func (t *RaftTransport) allowed(m *Msg) bool {
+	if f := t.allow.Load(); f != nil && !(*f)(m.From) {
+		t.net.stats.rejected.Add(1)
+		if m.ExpectsReply() {
+			_ = m.Respond(errorReply(errNotMember))
+		}
+		return false
+	}
+	return true
+}
+
+var errNotMember = errors.New("transport: sender is not a member of this raft group")
+
+// Progress is how far a peer's log is known to match this node's: what the
+// peer acknowledged to this node's own AppendEntries or InstallSnapshot in
+// Term. It is this node's view, never what the peer claims elsewhere.
+type Progress struct {
+	Term, Index uint64
+}
+
+// Matched returns the progress p acknowledged to this node (zero if none).
+func (t *RaftTransport) Matched(p PeerID) Progress {
+	t.matchMu.Lock()
+	defer t.matchMu.Unlock()
+	return t.matched[p]
+}
+
+// ForgetMatched drops what is known of p's progress.
+func (t *RaftTransport) ForgetMatched(p PeerID) {
+	t.matchMu.Lock()
+	delete(t.matched, p)
+	t.matchMu.Unlock()
+}
+
+func (t *RaftTransport) match(target raft.ServerAddress, term, index uint64) {
+	p, err := ParsePeerID(string(target))
+	if err != nil || index == 0 {
+		return
+	}
+	t.matchMu.Lock()
+	defer t.matchMu.Unlock()
+	if cur := t.matched[p]; term > cur.Term || (term == cur.Term && index > cur.Index) {
+		t.matched[p] = Progress{Term: term, Index: index}
+	}
+}
+
+func (t *RaftTransport) appended(target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) {
+	if resp.Success && resp.Term == args.Term {
+		t.match(target, args.Term, args.PrevLogEntry+uint64(len(args.Entries)))
+	}
 }
 
 // Consumer implements raft.Transport.
@@ -164,7 +232,7 @@ func (t *RaftTransport) roundTrip(ctx context.Context, kind string, target raft.
 		payload = data[headerLen:]
 	}
 	t.metrics.sent(len(payload))
-	b, err := t.net.request(ctx, t.subject(kind, p), p, data, framed)
+	b, err := t.net.request(ctx, t.sc, t.subject(kind, p), p, data, framed)
 	t.metrics.received(b, err)
 	if err != nil {
 		if t.ctx.Err() != nil {
@@ -192,7 +260,11 @@ func (t *RaftTransport) AppendEntries(_ raft.ServerID, target raft.ServerAddress
 	if err != nil {
 		return err
 	}
-	return decodeAppendResp(b, resp)
+	if err := decodeAppendResp(b, resp); err != nil {
+		return err
+	}
+	t.appended(target, args, resp)
+	return nil
 }
 
 func (t *RaftTransport) generic(target raft.ServerAddress, kind byte, args, resp any) error {
@@ -251,13 +323,18 @@ func (t *RaftTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddre
 	if _, err := step("raft", begin, false, t.snapshotTimeout()); err != nil {
 		return fmt.Errorf("transport: snapshot begin: %w", err)
 	}
-	frame := make([]byte, headerLen+snapChunkHead+t.snapshotChunk())
+	frame := make([]byte, headerLen+snapChunkHead+t.snapshotChunk(), headerLen+snapChunkHead+t.snapshotChunk()+sealOverhead)
+	// Sealing encrypts the frame in place: the head is written anew for
+	// every chunk.
 	head := frame[headerLen : headerLen+snapChunkHead]
-	head[0] = kindSnapChunk
-	binary.BigEndian.PutUint64(head[1:], id)
+	setHead := func(kind byte) {
+		head[0] = kind
+		binary.BigEndian.PutUint64(head[1:], id)
+	}
 	for {
 		n, rerr := io.ReadFull(data, frame[headerLen+snapChunkHead:])
 		if n > 0 {
+			setHead(kindSnapChunk)
 			if _, err := step("snap", frame[:headerLen+snapChunkHead+n], true, t.snapshotTimeout()); err != nil {
 				return fmt.Errorf("transport: snapshot chunk: %w", err)
 			}
@@ -270,18 +347,27 @@ func (t *RaftTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddre
 			return fmt.Errorf("transport: read snapshot: %w", rerr)
 		}
 	}
-	head[0] = kindSnapEnd
+	setHead(kindSnapEnd)
 	// Restoring a large snapshot takes time on the follower before it answers.
 	b, err := step("snap", frame[:headerLen+snapChunkHead], true, max(t.snapshotTimeout(), 5*time.Minute))
 	if err != nil {
 		return fmt.Errorf("transport: snapshot end: %w", err)
 	}
-	return decMode.Unmarshal(b, resp)
+	if err := decMode.Unmarshal(b, resp); err != nil {
+		return err
+	}
+	if resp.Success && resp.Term == args.Term {
+		t.match(target, args.Term, args.LastLogIndex)
+	}
+	return nil
 }
 
 // onHeartbeat handles the heartbeat subject: the fast path Raft offers.
 func (t *RaftTransport) onHeartbeat(m *Msg) {
 	t.metrics.received(m.Data, nil)
+	if !t.allowed(m) {
+		return
+	}
 	if len(m.Data) < 1 || m.Data[0] != kindAppend {
 		t.net.stats.malformed.Add(1)
 		return
@@ -307,6 +393,9 @@ func (t *RaftTransport) onHeartbeat(m *Msg) {
 // onRPC handles every other RPC, one at a time in arrival order.
 func (t *RaftTransport) onRPC(m *Msg) {
 	t.metrics.received(m.Data, nil)
+	if !t.allowed(m) {
+		return
+	}
 	if len(m.Data) < 1 || !m.ExpectsReply() {
 		t.net.stats.malformed.Add(1)
 		return
@@ -547,7 +636,7 @@ func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.App
 	}
 	f := &appendFuture{start: time.Now(), args: args, resp: resp, done: make(chan struct{})}
 	p.t.metrics.sent(len(data))
-	cancel, err := p.t.net.Call(p.subject, p.target, data, func(b []byte, err error) {
+	cancel, err := p.t.sc.Call(p.subject, p.target, data, func(b []byte, err error) {
 		p.t.metrics.received(b, err)
 		var r raft.AppendEntriesResponse
 		if err == nil {
@@ -555,6 +644,9 @@ func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.App
 		}
 		if err == nil {
 			err = decodeAppendResp(b, &r)
+		}
+		if err == nil {
+			p.t.appended(raft.ServerAddress(p.target.String()), args, &r)
 		}
 		f.completeWith(&r, err)
 	})

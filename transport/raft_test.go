@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,11 +19,11 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// newRaftTransport listens for raft RPCs of scope on n until the test ends.
-// It flushes, so RPCs other nodes send from now on reach it.
-func newRaftTransport(t testing.TB, n *Network, scope string, timeout time.Duration) *RaftTransport {
+// newRaftTransport listens for raft RPCs of scope sc on its node until the
+// test ends. It flushes, so RPCs other nodes send from now on reach it.
+func newRaftTransport(t testing.TB, sc *Scope, timeout time.Duration) *RaftTransport {
 	t.Helper()
-	rt, err := NewRaftTransport(n, scope, timeout)
+	rt, err := NewRaftTransport(sc, timeout)
 	if err != nil {
 		t.Fatalf("NewRaftTransport: %v", err)
 	}
@@ -31,7 +32,7 @@ func newRaftTransport(t testing.TB, n *Network, scope string, timeout time.Durat
 			t.Errorf("RaftTransport.Close: %v", err)
 		}
 	})
-	flush(t, n)
+	flush(t, sc.Network())
 	return rt
 }
 
@@ -57,48 +58,62 @@ func serve(t testing.TB, tr *RaftTransport, fn func(raft.RPC)) {
 	})
 }
 
-// raftPair is two nodes of one network with a RaftTransport each: the tests
-// call from a and answer on b.
+// raftPair is two nodes of one network with a RaftTransport each, in one
+// scope: the tests call from a and answer on b.
 type raftPair struct {
 	na, nb *Network
 	a, b   *RaftTransport
+	secret Secret // of the pair's scopes; zero: open scopes
 }
+
+// scope returns the pair's scope name on n.
+func (p raftPair) scope(n *Network, name string) *Scope { return n.Scope(scopeID(name), p.secret) }
 
 // transport adds a RaftTransport for another scope on both nodes.
 func (p raftPair) transport(t testing.TB, scope string, timeout time.Duration) (a, b *RaftTransport) {
-	return newRaftTransport(t, p.na, scope, timeout), newRaftTransport(t, p.nb, scope, timeout)
+	return newRaftTransport(t, p.scope(p.na, scope), timeout), newRaftTransport(t, p.scope(p.nb, scope), timeout)
 }
 
 type raftSetup func(t testing.TB) raftPair
 
 const suiteTimeout = 5 * time.Second
 
-func plainPair(t testing.TB) raftPair {
-	na := newNet(t)
-	nb := join(t, na)
-	a, b := newRaftTransport(t, na, "scope", suiteTimeout), newRaftTransport(t, nb, "scope", suiteTimeout)
-	return raftPair{na, nb, a, b}
+// newPair starts two nodes, the second with opts, and a transport in a
+// scope with secret (none: an open scope) on each.
+func newPair(t testing.TB, secret Secret, optsA, optsB []Option) raftPair {
+	na := newNet(t, optsA...)
+	nb := join(t, na, optsB...)
+	p := raftPair{na: na, nb: nb, secret: secret}
+	p.a, p.b = p.transport(t, "scope", suiteTimeout)
+	if p.a.sc.Sealed() != !secret.IsZero() {
+		t.Fatalf("scope sealed %v with secret %v", p.a.sc.Sealed(), secret)
+	}
+	return p
 }
 
-// faultyPair is plainPair with fault injection on both nodes: every message
-// either node sends waits 2ms.
+// openPair runs the transports in an open scope: no secret, but every RPC
+// still sealed with the pair's own keys.
+func openPair(t testing.TB) raftPair { return newPair(t, Secret{}, nil, nil) }
+
+// sealedPair runs the transports in a scope sealed with a secret.
+func sealedPair(t testing.TB) raftPair { return newPair(t, NewSecret(), nil, nil) }
+
+// faultyPair is sealedPair with fault injection on both nodes: every
+// message either node sends waits 2ms.
 func faultyPair(t testing.TB) raftPair {
 	fa, fb := NewFaults(), NewFaults()
 	fa.Delay(2 * time.Millisecond)
 	fb.Delay(2 * time.Millisecond)
-	na := newNet(t, WithFaults(fa))
-	nb := join(t, na, WithFaults(fb))
-	a, b := newRaftTransport(t, na, "scope", suiteTimeout), newRaftTransport(t, nb, "scope", suiteTimeout)
-	return raftPair{na, nb, a, b}
+	return newPair(t, NewSecret(), []Option{WithFaults(fa)}, []Option{WithFaults(fb)})
 }
 
-// TestRaftTransport runs the conformance suite over plain NATS and over the
-// fault-injecting wrapper.
+// TestRaftTransport runs the conformance suite in an open scope, in a sealed
+// one, and in a sealed one over the fault-injecting wrapper.
 func TestRaftTransport(t *testing.T) {
 	for _, s := range []struct {
 		name  string
 		setup raftSetup
-	}{{"nats", plainPair}, {"faults", faultyPair}} {
+	}{{"open", openPair}, {"sealed", sealedPair}, {"faults", faultyPair}} {
 		setup := s.setup
 		t.Run(s.name, func(t *testing.T) {
 			t.Run("Identity", func(t *testing.T) { testRaftIdentity(t, setup) })
@@ -160,10 +175,16 @@ func testRaftIdentity(t *testing.T, setup raftSetup) {
 	if got := p.a.DecodePeer(p.a.EncodePeer("id", p.b.LocalAddr())); got != p.b.LocalAddr() {
 		t.Errorf("DecodePeer(EncodePeer) = %q", got)
 	}
-	if _, err := NewRaftTransport(p.na, "a.b", 0); err == nil {
-		t.Error("NewRaftTransport accepted a scope with a dot")
+	// Subjects name the scope by its full id in hex: one token, whatever
+	// the id's bytes.
+	id := scopeID("scope")
+	if got, want := p.a.subject("raft", p.nb.ID()), p.na.Subject("raft", hex.EncodeToString(id[:]), p.nb.ID().String()); got != want {
+		t.Errorf("subject %q, want %q", got, want)
 	}
-	rt := newRaftTransport(t, p.na, "default", 0)
+	if p.a.sc.Network() != p.na {
+		t.Error("transport's scope is not on its node")
+	}
+	rt := newRaftTransport(t, p.scope(p.na, "default"), 0)
 	if rt.timeout != p.na.RPCTimeout() {
 		t.Errorf("default timeout %v, want %v", rt.timeout, p.na.RPCTimeout())
 	}
@@ -879,15 +900,15 @@ func testUnreachable(t *testing.T, setup raftSetup) {
 func TestSnapshotSenderGoesQuiet(t *testing.T) {
 	const timeout = 200 * time.Millisecond
 	b := newNet(t)
-	rt := newRaftTransport(t, b, "s", timeout)
+	rt := newRaftTransport(t, sealedScope(b, "s"), timeout)
 	readErr := make(chan error, 1)
 	serve(t, rt, func(rpc raft.RPC) {
 		_, err := io.ReadAll(rpc.Reader)
 		readErr <- err
 		rpc.Respond(nil, err)
 	})
-	r := newRawRPC(t, b)
-	subject := b.Subject("raft", "s", b.ID().String())
+	r := newRawRPC(t, rt)
+	subject := rt.subject("raft", b.ID())
 	begin, err := marshal(kindSnapBegin, snapBegin{ID: 1, Request: &raft.InstallSnapshotRequest{Term: 1, Size: 100}})
 	if err != nil {
 		t.Fatal(err)
@@ -924,7 +945,7 @@ func TestInstallSnapshotNotBlockedByOtherRPC(t *testing.T) {
 	const timeout = 500 * time.Millisecond
 	na := newNet(t)
 	nb, nc := join(t, na), join(t, na)
-	a, b, c := newRaftTransport(t, na, "s", timeout), newRaftTransport(t, nb, "s", timeout), newRaftTransport(t, nc, "s", timeout)
+	a, b, c := newRaftTransport(t, sealedScope(na, "s"), timeout), newRaftTransport(t, sealedScope(nb, "s"), timeout), newRaftTransport(t, sealedScope(nc, "s"), timeout)
 	data := randomBytes(3*a.snapshotChunk(), 5)
 	midway := make(chan struct{})
 	resume := make(chan struct{})
@@ -990,8 +1011,8 @@ func TestNewRaftTransportReadyOnReturn(t *testing.T) {
 	const tries = 10
 	for i := range tries {
 		scope := "ready" + strconv.Itoa(i) // fresh subjects: no stale interest
-		a := newRaftTransport(t, na, scope, 100*time.Millisecond)
-		b, err := NewRaftTransport(nb, scope, time.Second)
+		a := newRaftTransport(t, sealedScope(na, scope), 100*time.Millisecond)
+		b, err := NewRaftTransport(sealedScope(nb, scope), time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1020,8 +1041,8 @@ func TestNetworkCloseWithOpenRaftTransport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := newRaftTransport(t, na, "s", time.Second)
-	b, err := NewRaftTransport(nb, "s", time.Second)
+	a := newRaftTransport(t, sealedScope(na, "s"), time.Second)
+	b, err := NewRaftTransport(sealedScope(nb, "s"), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1073,7 +1094,7 @@ func TestSnapshotChunkOnSmallPayloadServer(t *testing.T) {
 		return
 	}
 	t.Cleanup(func() { n.Close() })
-	rt := newRaftTransport(t, n, "s", time.Second)
+	rt := newRaftTransport(t, sealedScope(n, "s"), time.Second)
 	if c := rt.snapshotChunk(); c <= 0 {
 		t.Errorf("snapshot chunk is %d bytes (maxChunk %d): InstallSnapshot would spin forever", c, n.maxChunk)
 	}

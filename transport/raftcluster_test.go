@@ -72,7 +72,7 @@ type raftNode struct {
 
 func startRaft(t *testing.T, n *Network, bootstrap []raft.Server) *raftNode {
 	t.Helper()
-	tr := newRaftTransport(t, n, "cluster", 2*time.Second)
+	tr := newRaftTransport(t, sealedScope(n, "cluster"), 2*time.Second)
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(n.ID().String())
 	// Generous: a loaded CI machine with the race detector may stall the

@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
@@ -134,9 +135,53 @@ func TestParseReply(t *testing.T) {
 	}
 }
 
-// FuzzDecodeFrame feeds arbitrary frames, twice, to a node's decoder: it
-// never panics, and what it delivers is the frame's body.
+// stubNet is a Network without a connection: enough to build, seal, open
+// and decode frames in memory. It counts as closed, so it never asks anyone
+// for a card.
+func stubNet(t testing.TB, ident *Identity) *Network {
+	n := &Network{id: ident.PeerID(), ident: ident, cards: newCards(ident), epoch: 1, faults: NewFaults(),
+		frags: map[fragKey]*partial{}, fetching: map[PeerID]bool{}, closed: true, log: slog.New(slog.DiscardHandler)}
+	if _, err := n.cards.learn(n.id, ident.card); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// FuzzDecodeFrame feeds arbitrary frames, twice, to a node's decoder on a
+// plain subscription and on one of a sealed scope: it never panics; the
+// plain one delivers only plain frames, as sent; the sealed one only frames
+// sealed in its scope by the sender they name, and never the same frame
+// twice.
 func FuzzDecodeFrame(f *testing.F) {
+	sendID, _ := IdentityFromSeed([32]byte{1})
+	recvID, _ := IdentityFromSeed([32]byte{2})
+	secret, _ := SecretFromBytes(bytes.Repeat([]byte{7}, 32))
+	id := scopeID("fuzz")
+	sender := stubNet(f, sendID)
+	if _, err := sender.cards.learn(recvID.PeerID(), recvID.card); err != nil {
+		f.Fatal(err)
+	}
+	ssc := sender.Scope(id, secret)
+	newReceiver := func(t testing.TB) (n *Network, plain, sealed *Subscription) {
+		n = stubNet(t, recvID)
+		if _, err := n.cards.learn(sendID.PeerID(), sendID.card); err != nil {
+			t.Fatal(err)
+		}
+		sc := n.Scope(id, secret)
+		return n, &Subscription{net: n, windows: map[PeerID]*replayWindow{}},
+			&Subscription{net: n, scope: sc, windows: map[PeerID]*replayWindow{}}
+	}
+	seal := func(to PeerID, flags byte, reqID uint64, frag, data []byte) []byte {
+		flags |= flagSealed
+		if to.IsZero() {
+			flags |= flagBroadcast | flagIntro
+		}
+		fr, err := sender.frame(ssc, "s", to, flags, reqID, frag, data)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return fr
+	}
 	from := PeerID{1}
 	f.Add([]byte{})
 	f.Add(rawFrame(frameVersion, 0, from, 0, []byte("hello")))
@@ -144,20 +189,60 @@ func FuzzDecodeFrame(f *testing.F) {
 	f.Add(rawFrame(frameVersion, flagFragment, from, 0, rawFragment(1, 0, 2, []byte("a"))))
 	f.Add(rawFrame(frameVersion, flagFragment, from, 0, rawFragment(1, 1, 2, []byte("b"))))
 	f.Add(rawFrame(frameVersion, flagFragment, from, 0, rawFragment(1, 0, 1<<32-1, nil)))
-	f.Add(rawFrame(2, 0, from, 0, nil))
+	f.Add(rawFrame(1, 0, from, 0, nil))
+	f.Add(rawFrame(frameVersion, flagSealed|flagIntro, from, 0, make([]byte, cardLen+sealOverhead)))
+	to := recvID.PeerID()
+	sealed := [][]byte{
+		seal(PeerID{}, 0, 0, nil, []byte("broadcast")),
+		seal(to, flagIntro, 5, nil, []byte("request")),
+		seal(to, 0, 6, nil, nil),
+		seal(to, flagReply, 7, nil, []byte("reply")),
+		seal(to, flagIntro|flagFragment, 0, rawFragment(1, 0, 2, nil), []byte("a")),
+		seal(PeerID{}, flagFragment, 0, rawFragment(2, 0, 2, nil), []byte("b")),
+	}
+	// The sealed seeds open: the fuzzer starts from frames that reach past
+	// the seal.
+	n, _, sub := newReceiver(f)
+	for i, fr := range sealed {
+		_, ok := n.decode(sub, &nats.Msg{Subject: "s", Data: bytes.Clone(fr)})
+		if fr[1]&flagFragment == 0 && !ok {
+			f.Fatalf("sealed seed %d does not open", i)
+		}
+		if st := n.Stats(); st.Rejected != 0 || st.Malformed != 0 {
+			f.Fatalf("sealed seed %d: %+v", i, st)
+		}
+		f.Add(fr)
+	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		n := &Network{faults: NewFaults(), frags: map[fragKey]*partial{}}
+		n, plain, sealed := newReceiver(t)
+		opened := 0
 		for range 2 {
-			m, ok := n.decode(nil, &nats.Msg{Subject: "s", Data: frame})
-			if !ok {
-				continue
+			for _, s := range []*Subscription{plain, sealed} {
+				m, ok := n.decode(s, &nats.Msg{Subject: "s", Data: bytes.Clone(frame)})
+				if !ok {
+					continue
+				}
+				if !bytes.Equal(m.From[:], frame[2:34]) {
+					t.Fatalf("from %x", m.From)
+				}
+				flags := frame[1]
+				if s == plain {
+					if flags&(flagSealed|flagIntro|flagBroadcast) != 0 || m.scope != nil {
+						t.Fatalf("plain subscription delivered a sealed frame %x", frame)
+					}
+					if flags&flagFragment == 0 && !bytes.Equal(m.Data, frame[headerLen:]) {
+						t.Fatalf("delivered %x from %x", m.Data, frame)
+					}
+					continue
+				}
+				if flags&flagSealed == 0 || m.scope != sealed.scope || m.From != sendID.PeerID() {
+					t.Fatalf("sealed subscription delivered %x from %s", frame, m.From.Short())
+				}
+				opened++
 			}
-			if frame[1]&flagFragment == 0 && !bytes.Equal(m.Data, frame[headerLen:]) {
-				t.Fatalf("delivered %x from %x", m.Data, frame)
-			}
-			if !bytes.Equal(m.From[:], frame[2:34]) {
-				t.Fatalf("from %x", m.From)
-			}
+		}
+		if opened > 1 {
+			t.Fatalf("one sealed frame delivered %d times", opened)
 		}
 		if n.fragMem < 0 || n.fragMem > len(frame) {
 			t.Fatalf("fragMem %d after a %d-byte frame", n.fragMem, len(frame))

@@ -13,11 +13,16 @@ type Stats struct {
 	FaultDrops uint64
 	// SlowConsumer counts overflows of a subscription's pending buffer.
 	SlowConsumer uint64
+	// Rejected counts frames a scope's subscription dropped before reading
+	// them: not sealed, sealed with another secret, forged, replayed, or
+	// from a sender whose card is not known yet.
+	Rejected uint64
 }
 
 type counters struct {
 	msgsIn, msgsOut, bytesIn, bytesOut  atomic.Uint64
 	malformed, faultDrops, slowConsumer atomic.Uint64
+	rejected                            atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -25,6 +30,6 @@ func (c *counters) snapshot() Stats {
 		MsgsIn: c.msgsIn.Load(), MsgsOut: c.msgsOut.Load(),
 		BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
 		Malformed: c.malformed.Load(), FaultDrops: c.faultDrops.Load(),
-		SlowConsumer: c.slowConsumer.Load(),
+		SlowConsumer: c.slowConsumer.Load(), Rejected: c.rejected.Load(),
 	}
 }

@@ -45,9 +45,11 @@ func (n *Network) SetStatus(section string, fn func() any) {
 	s.sections[section] = fn
 }
 
-// Status returns this node's status, as it answers it on the network.
+// Status returns this node's status, as it answers it on the network. Its URL
+// is the node's URL without credentials (see redactURL): anyone on the
+// network may ask for it.
 func (n *Network) Status() NodeStatus {
-	st := NodeStatus{Peer: n.id, Network: n.name, Started: n.started, URL: n.URL()}
+	st := NodeStatus{Peer: n.id, Network: n.name, Started: n.started, URL: redactURL(n.URL())}
 	s := &n.status
 	s.mu.Lock()
 	fns := maps.Clone(s.sections)

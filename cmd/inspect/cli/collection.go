@@ -23,10 +23,11 @@ func init() {
 
 // source is a node holding a collection, to read it from.
 type source struct {
-	net  *transport.Network
-	g    *group
-	peer transport.PeerID
-	o    *options
+	net   *transport.Network
+	scope *transport.Scope // the collection's: its members answer only in it
+	g     *group
+	peer  transport.PeerID
+	o     *options
 }
 
 // collectionSource resolves ref to a collection and picks the member that
@@ -46,7 +47,18 @@ func collectionSource(net *transport.Network, nodes []node, ref string, o *optio
 			best, applied = p, v.Applied
 		}
 	}
-	return &source{net: net, g: g, peer: best, o: o}, nil
+	secret, err := o.secret()
+	if err != nil {
+		return nil, err
+	}
+	sealed := false
+	for _, v := range g.Views {
+		sealed = sealed || v.Sealed
+	}
+	if sealed && secret.IsZero() {
+		return nil, fmt.Errorf("cannot read %s: %w", g.name(), errNeedSecret)
+	}
+	return &source{net: net, scope: net.Scope(g.ID, secret), g: g, peer: best, o: o}, nil
 }
 
 // withCollection runs f with a source for the collection ref names.
@@ -67,8 +79,11 @@ func (s *source) ask(ctx context.Context, req collections.InspectRequest, wait t
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.o.timeout+wait)
 	defer cancel()
-	raw, err := s.net.Request(rctx, collections.InspectSubject(s.net, s.g.ID.String(), s.peer), s.peer, b)
+	raw, err := s.scope.Request(rctx, collections.InspectSubject(s.net, s.g.ID.String(), s.peer), s.peer, b)
 	if err != nil {
+		if s.scope.Sealed() {
+			return collections.InspectReply{}, fmt.Errorf("node %s did not answer for %s (a sealed collection answers only requests sealed with its own secret: check the secret given): %w", s.peer.Short(), s.g.name(), err)
+		}
 		return collections.InspectReply{}, fmt.Errorf("node %s did not answer for %s: %w", s.peer.Short(), s.g.name(), err)
 	}
 	var r collections.InspectReply

@@ -142,7 +142,11 @@ func newLogFixture(t *testing.T) *logFixture {
 	}
 	defer db.Close()
 	fx := &logFixture{dir: dir, node: transport.PeerID(db.NodeID())}
-	net, err := transport.New(ctx, transport.WithPeerID(fx.node))
+	ident, err := transport.IdentityFromSeed(db.NodeKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := transport.New(ctx, transport.WithIdentity(ident))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,13 +27,18 @@ type liveFixture struct {
 	r1, r2 *collections.MapReader[string, int]
 }
 
-func peer(b byte) transport.PeerID {
-	var p transport.PeerID
-	for i := range p {
-		p[i] = b
+// idents are the fixture's node identities, in PeerID order: nodes 1, 2, 3
+// and the hub 9, so tables list them in that order.
+var idents = func() map[byte]*transport.Identity {
+	ids := make([]*transport.Identity, 4)
+	for i := range ids {
+		ids[i] = transport.NewIdentity()
 	}
-	return p
-}
+	slices.SortFunc(ids, func(a, b *transport.Identity) int { return a.PeerID().Compare(b.PeerID()) })
+	return map[byte]*transport.Identity{1: ids[0], 2: ids[1], 3: ids[2], 9: ids[3]}
+}()
+
+func peer(b byte) transport.PeerID { return idents[b].PeerID() }
 
 func liveConfig() *groups.Config {
 	return &groups.Config{
@@ -48,13 +55,13 @@ func newLiveFixture(t *testing.T) *liveFixture {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	hub, err := transport.New(ctx, transport.WithPeerID(peer(9)))
+	hub, err := transport.New(ctx, transport.WithIdentity(idents[9]))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hub.Close() })
 	node := func(b byte) *transport.Network {
-		n, err := transport.New(ctx, transport.WithURL(hub.URL()), transport.WithPeerID(peer(b)))
+		n, err := transport.New(ctx, transport.WithURL(hub.URL()), transport.WithIdentity(idents[b]))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,6 +140,12 @@ var spacesRE = regexp.MustCompile(` {2,}`)
 // normalizeLive replaces what changes between runs: elapsed times, ports,
 // and so the width of table columns.
 func normalizeLive(s string) string {
+	// Node ids are random: show node b as b repeated, in order.
+	for b, id := range idents {
+		fixed := strings.Repeat(fmt.Sprintf("%02x", b), 32)
+		s = strings.ReplaceAll(s, id.PeerID().String(), fixed)
+		s = strings.ReplaceAll(s, id.PeerID().Short(), fixed[:8])
+	}
 	s = agoRE.ReplaceAllString(s, "<elapsed> ago")
 	s = portRE.ReplaceAllString(s, "127.0.0.1:<port>")
 	return spacesRE.ReplaceAllString(s, "  ")

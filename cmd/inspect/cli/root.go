@@ -23,6 +23,8 @@ type options struct {
 	network string
 	json    bool
 	timeout time.Duration
+
+	secretHex, secretFile string // a group secret, for dump and watch of sealed collections
 }
 
 // Main runs inspect with args and returns the process exit code: 0 on
@@ -70,6 +72,8 @@ func New() *cobra.Command {
 	f.StringVar(&o.network, "network", "mosaik", "network name (subject namespace)")
 	f.BoolVar(&o.json, "json", false, "print JSON instead of tables")
 	f.DurationVar(&o.timeout, "timeout", 2*time.Second, "how long to wait for answers")
+	f.StringVar(&o.secretHex, "secret", "", "secret of a sealed collection, 64 hex digits (visible in the process list: prefer --secret-file or "+envSecret+")")
+	f.StringVar(&o.secretFile, "secret-file", "", "file holding the secret of a sealed collection, 64 hex digits")
 	root.AddCommand(commands(o)...)
 	return root
 }

@@ -70,7 +70,11 @@ func run(dir, url, secret string) error {
 		return err
 	}
 	defer db.Close()
-	net, err := transport.New(context.Background(), transport.WithURL(url), transport.WithPeerID(transport.PeerID(db.NodeID())))
+	ident, err := transport.IdentityFromSeed(db.NodeKey())
+	if err != nil {
+		return err
+	}
+	net, err := transport.New(context.Background(), transport.WithURL(url), transport.WithIdentity(ident))
 	if err != nil {
 		return err
 	}
