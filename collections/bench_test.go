@@ -133,20 +133,26 @@ func BenchmarkMapGetParallel(b *testing.B) {
 // different processes on one machine would.
 func BenchmarkMapInsert(b *testing.B) {
 	type bench struct {
-		link string // process or tcp
-		via  string // leader or follower
-		conc int
+		link   string // process or tcp
+		via    string // leader or follower
+		conc   int
+		secret bool // sealed with a secret every node holds
 	}
 	cases := []bench{
-		{"process", "leader", 1}, {"process", "leader", 64},
-		{"process", "follower", 1}, {"process", "follower", 64},
-		{"tcp", "leader", 1}, {"tcp", "leader", 64},
+		{"process", "leader", 1, false}, {"process", "leader", 64, false},
+		{"process", "follower", 1, false}, {"process", "follower", 64, false},
+		{"tcp", "leader", 1, false}, {"tcp", "leader", 64, false},
+		{"process", "leader", 1, true}, {"process", "leader", 64, true},
+		{"process", "follower", 1, true}, {"process", "follower", 64, true},
 	}
 	for _, bc := range cases {
-		b.Run(fmt.Sprintf("replicas=3/link=%s/via=%s/concurrency=%d", bc.link, bc.via, bc.conc), func(b *testing.B) {
+		b.Run(fmt.Sprintf("replicas=3/link=%s/via=%s/concurrency=%d/secret=%v", bc.link, bc.via, bc.conc, bc.secret), func(b *testing.B) {
 			tn := newTestNet(b)
 			if bc.link == "tcp" {
 				tn.opts = append(tn.opts, transport.WithNATSOptions(nats.InProcessServer(nil)))
+			}
+			if bc.secret {
+				tn.opts = append(tn.opts, transport.WithSecret(transport.NewSecret()))
 			}
 			var nets []*transport.Network
 			var ws []*MapWriter[string, []byte]

@@ -101,17 +101,25 @@ func BenchmarkExecute(b *testing.B) {
 		conc     int
 		onLeader bool
 		tcp      bool
+		sealed   bool // every node holds one network-wide secret
 	}{
-		{"leader/c1", 1, true, false},
-		{"leader/c64", 64, true, false},
-		{"follower/c1", 1, false, false},
-		{"follower/c64", 64, false, false},
-		{"tcp/leader/c1", 1, true, true},
-		{"tcp/leader/c64", 64, true, true},
+		{"leader/c1", 1, true, false, false},
+		{"leader/c64", 64, true, false, false},
+		{"follower/c1", 1, false, false, false},
+		{"follower/c64", 64, false, false, false},
+		{"tcp/leader/c1", 1, true, true, false},
+		{"tcp/leader/c64", 64, true, true, false},
+		{"sealed/leader/c1", 1, true, false, true},
+		{"sealed/leader/c64", 64, true, false, true},
+		{"sealed/follower/c1", 1, false, false, true},
+		{"sealed/follower/c64", 64, false, false, true},
 	} {
 		var opts []transport.Option
 		if bc.tcp {
 			opts = append(opts, overTCP)
+		}
+		if bc.sealed {
+			opts = append(opts, transport.WithSecret(transport.NewSecret()))
 		}
 		b.Run(bc.name, func(b *testing.B) { benchExecute(b, bc.conc, bc.onLeader, opts...) })
 	}

@@ -22,8 +22,11 @@ func NewKey() Key {
 	return k
 }
 
-// KeyFromSecret derives a key from a human-readable name or secret, so
-// nodes that name the same thing agree without talking.
+// KeyFromSecret derives a key from a human-readable name, so nodes that
+// name the same thing agree without talking. Despite its name the key is
+// not a secret: anyone who knows or guesses the name can compute it, and
+// the group id derived from it is public. To keep a group to its members,
+// give it a secret (Config.Secret).
 func KeyFromSecret(secret string) Key {
 	return Key(digest("mosaik.groups.key", []byte(secret)))
 }

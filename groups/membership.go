@@ -418,7 +418,7 @@ func (c *core) leaderHint() transport.PeerID {
 	return best
 }
 
-// allowRaft decides which senders' Raft RPCs reach Raft: members of the
+// allowRaft decides which senders' Raft RPCs reach Raft: voters of the
 // configuration; while this member has no configuration (it has not been
 // founded or added yet), any member it hears announce; and a member that
 // announces itself as leader when this member is not in its configuration
@@ -436,7 +436,9 @@ func (c *core) allowRaft(from transport.PeerID) bool {
 	selfIn := false
 	for _, s := range servers {
 		if s.ID == id {
-			return true
+			// Only a leader or a candidate sends Raft RPCs, and either is a
+			// voter: a non-voter (an observer, or a newcomer) never may.
+			return s.Suffrage == raft.Voter
 		}
 		selfIn = selfIn || s.ID == self
 	}

@@ -316,7 +316,7 @@ func TestRaftGarbage(t *testing.T) {
 		}
 	}
 	pub(rpcSubj, []byte("not a frame"), r.inbox)
-	pub(rpcSubj, r.frame(rpcSubj, 0, 99, nil), r.inbox)                              // no kind
+	pub(rpcSubj, r.frame(rpcSubj, 0, 99, nil), r.inbox)                                            // no kind
 	pub(rpcSubj, r.frame(rpcSubj, 0, 0, kind(kindVote, cbor(raft.RequestVoteRequest{}))), r.inbox) // no request id
 	pub(rpcSubj, r.frame(rpcSubj, flagReply, 7, kind(kindVote, cbor(raft.RequestVoteRequest{}))), r.inbox)
 	if err := r.nc.Publish(rpcSubj, r.frame(rpcSubj, 0, 7, kind(kindVote, cbor(raft.RequestVoteRequest{})))); err != nil {

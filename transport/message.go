@@ -264,9 +264,16 @@ func (n *Network) unseal(s *Subscription, m *Msg, b []byte) ([]byte, bool) {
 		s.failed.Add(1)
 		return n.reject(m.scope, "does not open")
 	}
+	// Each message is delivered at most once: its only frame, or the first
+	// fragment of it, must carry a counter this subscription has not seen.
+	// Later fragments need no check: they only complete a message whose
+	// first fragment passed, in order, under the sender's unique message
+	// id. (Checking them too would refuse the fragments of concurrent large
+	// messages, which the sender numbers long before it sends them.)
+	first := flags&flagFragment == 0 || binary.BigEndian.Uint32(b[at-8:at-4]) == 0
 	epoch := binary.BigEndian.Uint64(b[42:50])
 	ctr := binary.BigEndian.Uint64(b[50:58])
-	if !s.accept(m.From, epoch, ctr) {
+	if first && !s.accept(m.From, epoch, ctr) {
 		return n.reject(m.scope, "replayed")
 	}
 	if flags&flagBroadcast == 0 && !n.cards.isKnown(e) {
@@ -312,7 +319,7 @@ type replayWindow struct {
 	bits  [replayBits / 64]uint64
 }
 
-const replayBits = 1024
+const replayBits = 4096
 
 func (w *replayWindow) accept(epoch, ctr uint64) bool {
 	switch {

@@ -264,9 +264,10 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 		addr = srv.ClientURL()
 	}
 	if srv, ok := embedded.Load(addr); ok {
-		// The server runs in this process: skip the socket. (Only servers
-		// without TLS or authentication are listed: see startServer.) A request and
+		// The server runs in this process: skip the socket. A request and
 		// its reply take a fifth of the time they take over loopback TCP.
+		// Only servers without TLS or authentication are listed, so a
+		// secured one is always reached over its socket: see startServer.
 		natsOpts = append(natsOpts, nats.InProcessServer(srv.(*server.Server)))
 	}
 	natsOpts = append(natsOpts, o.natsOpts...)
@@ -399,7 +400,7 @@ func connect(ctx context.Context, addr string, opts []nats.Option) (*nats.Conn, 
 	select {
 	case r := <-ch:
 		if r.err != nil {
-			return nil, fmt.Errorf("transport: connect %s: %w", addr, r.err)
+			return nil, fmt.Errorf("transport: connect %s: %w", redactURL(addr), r.err)
 		}
 		return r.nc, nil
 	case <-ctx.Done():
@@ -408,7 +409,7 @@ func connect(ctx context.Context, addr string, opts []nats.Option) (*nats.Conn, 
 				r.nc.Close()
 			}
 		}()
-		return nil, fmt.Errorf("transport: connect %s: %w", addr, ctx.Err())
+		return nil, fmt.Errorf("transport: connect %s: %w", redactURL(addr), ctx.Err())
 	}
 }
 

@@ -493,29 +493,48 @@ func testPipeline(t *testing.T, setup raftSetup) {
 }
 
 // testPipelineTimeout: a pipeline to a peer that listens but never answers
-// fails each future about one timeout after it was sent; one to a peer
-// nobody listens for fails at once (the server reports no responders).
+// fails each future about one timeout after it was sent; one to a node that
+// does not listen in the scope fails at once (the server reports no
+// responders), and so does one to a node nobody knows (nobody answers for
+// its card): either AppendEntries itself or its future fails.
 func testPipelineTimeout(t *testing.T, setup raftSetup) {
 	p := setup(t)
 	const timeout = 300 * time.Millisecond
 	a, b := p.transport(t, "short", timeout)
-	_ = b // listens, but nobody reads its consumer
-	for name, target := range map[string]raft.ServerAddress{
-		"mute":   b.LocalAddr(),
-		"absent": raft.ServerAddress(NewPeerID().String()),
+	_ = b                                                           // listens, but nobody reads its consumer
+	lonely := newRaftTransport(t, p.scope(p.na, "lonely"), timeout) // p.nb has no transport in it
+	for _, tc := range []struct {
+		name   string
+		from   *RaftTransport
+		target raft.ServerAddress
+	}{
+		{"mute", a, b.LocalAddr()},
+		{"not-listening", lonely, raft.ServerAddress(p.nb.ID().String())},
+		{"absent", a, raft.ServerAddress(NewPeerID().String())},
 	} {
+		name := tc.name
 		t.Run(name, func(t *testing.T) {
-			pl, err := a.AppendEntriesPipeline("b", target)
+			pl, err := tc.from.AppendEntriesPipeline("b", tc.target)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer pl.Close()
+			sent := 0
 			for i := 1; i <= 3; i++ {
-				if _, err := pl.AppendEntries(appendN(i), new(raft.AppendEntriesResponse)); err != nil {
-					t.Fatal(err)
+				start := time.Now()
+				_, err := pl.AppendEntries(appendN(i), new(raft.AppendEntriesResponse))
+				if err == nil {
+					sent++
+					continue
+				}
+				if name != "absent" || !errors.Is(err, ErrUnreachable) {
+					t.Fatalf("AppendEntries %d: %v", i, err)
+				}
+				if took := time.Since(start); took > timeout {
+					t.Errorf("AppendEntries %d to nobody failed after %v, want at once", i, took)
 				}
 			}
-			for i := 1; i <= 3; i++ {
+			for i := 1; i <= sent; i++ {
 				select {
 				case f := <-pl.Consumer():
 					took := time.Since(f.Start())
@@ -523,7 +542,7 @@ func testPipelineTimeout(t *testing.T, setup raftSetup) {
 						t.Errorf("future %d: %v, want ErrUnreachable", i, err)
 					}
 					switch {
-					case name == "absent" && took > timeout:
+					case name != "mute" && took > timeout:
 						t.Errorf("future %d to nobody failed after %v, want at once", i, took)
 					case name == "mute" && (took < timeout || took > timeout+2*time.Second):
 						t.Errorf("future %d failed after %v, want about %v", i, took, timeout)
@@ -531,6 +550,9 @@ func testPipelineTimeout(t *testing.T, setup raftSetup) {
 				case <-time.After(waitTimeout):
 					t.Fatalf("future %d never failed", i)
 				}
+			}
+			if name != "absent" && sent != 3 {
+				t.Errorf("%d of 3 AppendEntries sent", sent)
 			}
 		})
 	}
