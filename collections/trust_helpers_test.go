@@ -863,37 +863,34 @@ type trZeroReader struct{}
 
 func (trZeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
-// joinAsNonVoter makes a rogue node of the open cluster c announce itself,
-// honestly but for the cluster id and term it read from the leader's
-// announcements, until the leader takes it in as a non-voter. It keeps
-// announcing until the test ends.
-func joinAsNonVoter(t *testing.T, c *trustCluster) (*transport.Network, *transport.Scope) {
+// leaderAnnouncement reads, in the open scope sc, the leader's next
+// announcement: the cluster id and term a rogue needs to pose as a member.
+func leaderAnnouncement(t testing.TB, sc *transport.Scope, ann string, leader transport.PeerID) trWireAnnouncement {
 	t.Helper()
-	l := c.leader(t)
-	rn := rogueNet(t, c.url)
-	gid := discoverGroup(t, rn, trustName)
-	sc := rn.Scope(gid, transport.Secret{})
-	ann := trSubject(l.net.Name(), "ann", gid.String())
-	var real trWireAnnouncement
+	var a trWireAnnouncement
 	got := make(chan struct{})
 	var once sync.Once
 	sub, err := sc.Subscribe(ann, func(m *transport.Msg) {
-		if m.From == l.id() && rsm.Unmarshal(m.Data, &real) == nil {
+		if m.From == leader && rsm.Unmarshal(m.Data, &a) == nil {
 			once.Do(func() { close(got) })
 		}
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer sub.Close()
 	select {
 	case <-got:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the rogue heard no announcement of the leader")
 	}
-	sub.Close()
-	// An honest announcement: the rogue claims nothing it does not have.
-	me := trCBOR(t, trWireAnnouncement{Pref: trPrefNormal, HasState: true, Leader: l.id(), Term: real.Term, Cluster: real.Cluster})
-	stop := make(chan struct{})
+	return a
+}
+
+// announceAs publishes payload on ann in sc every 100ms until the test
+// ends or the returned stop is called.
+func announceAs(t testing.TB, sc *transport.Scope, ann string, payload []byte) (stop func()) {
+	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -901,66 +898,177 @@ func joinAsNonVoter(t *testing.T, c *trustCluster) (*transport.Network, *transpo
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			_ = sc.Publish(ann, transport.PeerID{}, me)
+			_ = sc.Publish(ann, transport.PeerID{}, payload)
 			select {
-			case <-stop:
+			case <-done:
 				return
 			case <-tick.C:
 			}
 		}
 	}()
-	t.Cleanup(func() { close(stop); wg.Wait() })
+	stop = sync.OnceFunc(func() { close(done); wg.Wait() })
+	t.Cleanup(stop)
+	return stop
+}
+
+// joinAsNonVoter makes a rogue node of the open cluster c announce itself,
+// honestly but for the cluster id and term it read from the leader's
+// announcements, until every member has it in the configuration as a
+// non-voter. It keeps announcing until the test ends.
+func joinAsNonVoter(t *testing.T, c *trustCluster) (*transport.Network, *transport.Scope) {
+	t.Helper()
+	l := c.leader(t)
+	rn := rogueNet(t, c.url)
+	gid := discoverGroup(t, rn, trustName)
+	sc := rn.Scope(gid, transport.Secret{})
+	ann := trSubject(l.net.Name(), "ann", gid.String())
+	real := leaderAnnouncement(t, sc, ann, l.id())
+	announceAs(t, sc, ann, trCBOR(t, trWireAnnouncement{Pref: trPrefNormal, HasState: true, Leader: l.id(), Term: real.Term, Cluster: real.Cluster}))
 	trWait(t, 10*time.Second, "the rogue taken in as a non-voter by every member", func() bool {
-		for _, n := range c.nodes {
-			in := false
-			for _, m := range n.w.Members() {
-				in = in || (m.Peer == rn.ID() && !m.Voter)
-			}
-			if !in {
-				return false
-			}
-		}
-		return true
+		return c.memberEverywhere(rn.ID(), false)
 	})
 	return rn, sc
+}
+
+// memberEverywhere reports whether every node has p in its configuration,
+// as a voter or not.
+func (c *trustCluster) memberEverywhere(p transport.PeerID, voter bool) bool {
+	for _, n := range c.nodes {
+		in := false
+		for _, m := range n.w.Members() {
+			in = in || (m.Peer == p && m.Voter == voter)
+		}
+		if !in {
+			return false
+		}
+	}
+	return true
+}
+
+// lyingRogue is a rogue node of an open cluster that announces itself as a
+// member and acknowledges every AppendEntries and InstallSnapshot of the
+// leader, keeping nothing: it claims, through its answers, to replicate.
+type lyingRogue struct {
+	net  *transport.Network
+	sc   *transport.Scope
+	rt   *transport.RaftTransport
+	stop func() // silences it: no more announcements, no answers
+}
+
+func newLyingRogue(t *testing.T, c *trustCluster) *lyingRogue {
+	t.Helper()
+	l := c.leader(t)
+	rn := rogueNet(t, c.url)
+	gid := l.w.g.ID()
+	sc := rn.Scope(gid, transport.Secret{})
+	ann := trSubject(l.net.Name(), "ann", gid.String())
+	real := leaderAnnouncement(t, sc, ann, l.id())
+	rt, err := transport.NewRaftTransport(sc, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case rpc := <-rt.Consumer():
+				switch req := rpc.Command.(type) {
+				case *raft.AppendEntriesRequest:
+					rpc.Respond(&raft.AppendEntriesResponse{Term: req.Term, LastLog: req.PrevLogEntry + uint64(len(req.Entries)), Success: true}, nil)
+				case *raft.InstallSnapshotRequest:
+					_, _ = io.Copy(io.Discard, rpc.Reader)
+					rpc.Respond(&raft.InstallSnapshotResponse{Term: req.Term, Success: true}, nil)
+				default:
+					rpc.Respond(nil, fmt.Errorf("rogue"))
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	quiet := announceAs(t, sc, ann, trCBOR(t, trWireAnnouncement{Pref: trPrefNormal, HasState: true, Leader: l.id(), Term: real.Term, Cluster: real.Cluster}))
+	r := &lyingRogue{net: rn, sc: sc, rt: rt}
+	r.stop = sync.OnceFunc(func() {
+		quiet()
+		_ = rt.Close()
+		close(done)
+		wg.Wait()
+	})
+	t.Cleanup(r.stop)
+	return r
 }
 
 // trustChildEnv names the attack TestTrustCrashChild runs.
 const trustChildEnv = "MOSAIK_TRUST_CHILD"
 
-// TestTrustCrashChild is the child process of TestTrustOpenNonVoterCrash:
-// an open cluster, a rogue taken in as a non-voter, and a Raft RPC from it
-// whose configuration does not decode. It passes if every node lives on.
+// brokenConfiguration is a Raft configuration that does not decode.
+var brokenConfiguration = []byte{0xc1}
+
+// TestTrustCrashChild is the child process of TestTrustOpenCrash: an open
+// cluster, a rogue member, and Raft RPCs from it whose configuration does
+// not decode (hashicorp/raft panics on those). It passes if every node
+// lives on.
+//
+//   - non-voter: the rogue is taken in as a non-voter (see
+//     joinAsNonVoter) and sends one follower an InstallSnapshot, another an
+//     AppendEntries with a configuration entry;
+//   - voter: the rogue lies its way to a vote (see lyingRogue), if it can,
+//     and then sends a follower the InstallSnapshot.
 func TestTrustCrashChild(t *testing.T) {
 	attack := os.Getenv(trustChildEnv)
 	if attack == "" {
-		t.Skip("the child of TestTrustOpenNonVoterCrash")
+		t.Skip("the child of TestTrustOpenCrash")
 	}
 	c := newTrustCluster(t, transport.Secret{}, nil)
-	rn, sc := joinAsNonVoter(t, c)
-	rt := rogueRaft(t, sc, time.Second)
-	l := c.leader(t)
-	st := l.w.g.Status()
-	id, ad := trAddr(c.followers(l)[0].id())
-	var err error
+	var (
+		rt *transport.RaftTransport
+		me transport.PeerID
+	)
 	switch attack {
-	case "InstallSnapshot":
-		err = rt.InstallSnapshot(id, ad, &raft.InstallSnapshotRequest{RPCHeader: trHeader(rn.ID()), SnapshotVersion: raft.SnapshotVersionMax,
-			Term: st.Term + 1, Leader: []byte(rn.ID().String()), LastLogIndex: st.LastIndex + 1000, LastLogTerm: st.Term + 1, Size: 64},
-			new(raft.InstallSnapshotResponse), trZeros(64))
-	case "AppendEntries":
-		err = rt.AppendEntries(id, ad, &raft.AppendEntriesRequest{RPCHeader: trHeader(rn.ID()), Term: st.Term + 1,
-			Leader: []byte(rn.ID().String()), PrevLogEntry: st.LastIndex, PrevLogTerm: st.Term,
-			Entries: []*raft.Log{{Index: st.LastIndex + 1, Term: st.Term + 1, Type: raft.LogConfiguration, Data: []byte{0xc1}}}},
-			new(raft.AppendEntriesResponse))
+	case "non-voter":
+		rn, sc := joinAsNonVoter(t, c)
+		rt, me = rogueRaft(t, sc, time.Second), rn.ID()
+	case "voter":
+		r := newLyingRogue(t, c)
+		promoted := false
+		deadline := time.Now().Add(10 * time.Second)
+		for !promoted && time.Now().Before(deadline) {
+			promoted = c.memberEverywhere(r.net.ID(), true)
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !promoted {
+			t.Log("the lying rogue never became a voter: the attack ends there")
+			return
+		}
+		t.Log("the lying rogue is a voter")
+		rt, me = r.rt, r.net.ID()
 	default:
 		t.Fatalf("attack %q unknown", attack)
 	}
-	t.Logf("%s: %v", attack, err)
+	l := c.leader(t)
+	st := l.w.g.Status()
+	f := c.followers(l)
+	id, ad := trAddr(f[0].id())
+	err := rt.InstallSnapshot(id, ad, &raft.InstallSnapshotRequest{RPCHeader: trHeader(me), SnapshotVersion: raft.SnapshotVersionMax,
+		Term: st.Term + 1, Leader: []byte(me.String()), LastLogIndex: st.LastIndex + 1000, LastLogTerm: st.Term + 1,
+		Configuration: brokenConfiguration, Size: 64},
+		new(raft.InstallSnapshotResponse), trZeros(64))
+	t.Logf("InstallSnapshot: %v", err)
+	if attack == "non-voter" {
+		id, ad := trAddr(f[1].id())
+		err := rt.AppendEntries(id, ad, &raft.AppendEntriesRequest{RPCHeader: trHeader(me), Term: st.Term + 1,
+			Leader: []byte(me.String()), PrevLogEntry: st.LastIndex, PrevLogTerm: st.Term,
+			Entries: []*raft.Log{{Index: st.LastIndex + 1, Term: st.Term + 1, Type: raft.LogConfiguration, Data: brokenConfiguration}}},
+			new(raft.AppendEntriesResponse))
+		t.Logf("AppendEntries: %v", err)
+	}
 	time.Sleep(time.Second) // give a panic its time: nothing else shows it
 	for _, n := range c.nodes {
-		if err := n.w.When().Online(tctx(t)); err != nil {
-			t.Fatal(err)
+		if n.w.g.Status().Role == "stopped" {
+			t.Errorf("node %s stopped", n.id().Short())
 		}
 	}
 }

@@ -751,12 +751,12 @@ func TestTrustOpenNonVoter(t *testing.T) {
 	}
 }
 
-// A non-voter of an open group sends a follower a Raft RPC whose
+// A member of an open group sends a follower a Raft RPC whose
 // configuration does not decode: hashicorp/raft panics on that
-// (DecodeConfiguration), so the attack runs in a child process
-// (TestTrustCrashChild) and the node must survive it.
-func TestTrustOpenNonVoterCrash(t *testing.T) {
-	for _, attack := range []string{"InstallSnapshot", "AppendEntries"} {
+// (DecodeConfiguration), so the attacks run in a child process
+// (TestTrustCrashChild), and every node must survive them.
+func TestTrustOpenCrash(t *testing.T) {
+	for _, attack := range []string{"non-voter", "voter"} {
 		t.Run(attack, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
@@ -765,10 +765,51 @@ func TestTrustOpenNonVoterCrash(t *testing.T) {
 			out, err := cmd.CombinedOutput()
 			if err != nil || !bytes.Contains(out, []byte("--- PASS: TestTrustCrashChild")) {
 				if k := bytes.Index(out, []byte("panic:")); k >= 0 {
-					out = out[k:min(len(out), k+1500)]
+					out = out[max(0, k-600):min(len(out), k+1500)]
 				}
-				t.Errorf("a node did not survive a non-voter's %s with a broken configuration (%v):\n%s", attack, err, out)
+				t.Errorf("a node did not survive a rogue %s's Raft RPCs with a broken configuration (%v):\n%s", attack, err, out)
 			}
 		})
+	}
+}
+
+// An open group's newcomer becomes a voter "only once it has replicated the
+// log to the leader's own knowledge, never by claiming it has" (README):
+// rogues that acknowledge every AppendEntries without keeping anything
+// must not become voters, and once they fall silent the group must go on.
+func TestTrustOpenLyingVoters(t *testing.T) {
+	c := newTrustCluster(t, transport.Secret{}, nil)
+	var rogues []*lyingRogue
+	for range 3 {
+		rogues = append(rogues, newLyingRogue(t, c))
+	}
+	trWait(t, 10*time.Second, "the rogues taken in", func() bool {
+		for _, r := range rogues {
+			if !c.memberEverywhere(r.net.ID(), false) && !c.memberEverywhere(r.net.ID(), true) {
+				return false
+			}
+		}
+		return true
+	})
+	trHold(t, 3*time.Second, "under lying rogues", func() error { return c.votersErr(false) })
+	for _, r := range rogues {
+		r.stop()
+	}
+	dmt := trustConfig(nil).DeadMemberTimeout
+	deadline := time.Now().Add(3*dmt + 5*time.Second)
+	for {
+		verr := c.votersErr(true)
+		var werr error
+		if verr == nil {
+			if _, werr = c.nodes[0].w.Insert(ctxT(t, time.Second), "after-rogues", "x"); werr == nil {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			st := c.nodes[0].w.g.Status()
+			t.Fatalf("the silent rogues still hold the group: members %v (%v), write %v; node %s is %s, online %v",
+				c.nodes[0].w.Members(), verr, werr, st.Self.Short(), st.Role, st.Online)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

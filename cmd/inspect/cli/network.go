@@ -21,7 +21,7 @@ func (o *options) connect(ctx context.Context) (*transport.Network, error) {
 	defer cancel()
 	net, err := transport.New(cctx, transport.WithURL(o.url), transport.WithNetwork(o.network), transport.WithRPCTimeout(o.timeout))
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach the network: %w", err)
+		return nil, fmt.Errorf("cannot reach the network at %s: %w", o.url, err)
 	}
 	return net, nil
 }
