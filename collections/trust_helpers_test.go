@@ -448,7 +448,6 @@ const (
 	trFrameVersion  = 2
 	trHeaderLen     = 58
 	trCardLen       = 65 + ed25519.SignatureSize
-	trFlagReply     = 1 << 0
 	trFlagSealed    = 1 << 2
 	trFlagIntro     = 1 << 3
 	trFlagBroadcast = 1 << 4
@@ -665,8 +664,6 @@ func forgedEntry(t testing.TB, index, term uint64, key, value string) *raft.Log 
 // Raft RPC kinds (transport/raftwire.go), for plain frames.
 const (
 	trKindAppend     byte = 1
-	trKindVote       byte = 2
-	trKindPreVote    byte = 3
 	trKindTimeoutNow byte = 4
 	trKindSnapBegin  byte = 5
 	trKindSnapChunk  byte = 6

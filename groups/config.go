@@ -114,6 +114,11 @@ type Config struct {
 	// with another secret hears the group but can open nothing, and says so
 	// in its log.
 	Secret transport.Secret
+	// Tickets, if set, admits only members holding a ticket from its issuer
+	// (see Tickets); the issuer's key is part of the group id.
+	Tickets *Tickets
+	// Ticket is this member's ticket, for a group with Tickets.
+	Ticket string
 	// Storage keeps the log and snapshots. Default storage.Memory().
 	Storage storage.Provider
 	// SnapshotThreshold is how many log entries since the last snapshot
@@ -174,6 +179,9 @@ func (c *Config) resolve(fallback *slog.Logger) (Config, error) {
 	}
 	if r.DeadMemberTimeout > 0 && r.DeadMemberTimeout < 2*r.announceInterval() {
 		errs = append(errs, fmt.Errorf("groups: Config.DeadMemberTimeout %v is shorter than two announcements (%v)", r.DeadMemberTimeout, 2*r.announceInterval()))
+	}
+	if err := r.Tickets.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	r.Preference = r.Preference.normalized()
 	if r.Storage == nil {

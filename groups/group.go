@@ -95,6 +95,7 @@ type core struct {
 	foreignSeen uint64    // announcement frames that did not open, as last counted
 	foreignAt   time.Time // when more of them last came
 	foreignLog  sync.Once
+	ticketLog   sync.Once
 
 	notifyCh chan bool
 	obsCh    chan raft.Observation

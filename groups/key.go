@@ -55,6 +55,9 @@ func deriveID(key Key, signature string, c *Config) ID {
 	b = appendString(b, signature)
 	b = appendDuration(b, c.HeartbeatInterval)
 	b = appendDuration(b, c.ElectionTimeout)
+	if c.Tickets != nil {
+		b = append(b, c.Tickets.idBytes()...)
+	}
 	return ID(digest(protocolVersion, b))
 }
 

@@ -262,6 +262,14 @@ func (c *core) onControl(m *transport.Msg) {
 			}
 			c.respond(m, r)
 		})
+	case ctlProve:
+		var pr proveRequest
+		if err := decodeCtl(m.Data, &pr); err != nil {
+			return
+		}
+		var r proveReply
+		r.Digest, r.Found = c.entryDigest(pr.Index, pr.Nonce)
+		c.respond(m, r)
 	case ctlLeave:
 		var lr leaveRequest
 		if err := decodeCtl(m.Data, &lr); err != nil {

@@ -2,6 +2,8 @@ package groups
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -12,8 +14,9 @@ import (
 
 // peerState is what this member knows of another from its announcements.
 type peerState struct {
-	ann   announcement
-	heard time.Time
+	ann     announcement
+	heard   time.Time
+	expires time.Time // when its ticket expires, in a group with Tickets
 }
 
 // How far behind the leader's log a non-voter may be and still be promoted.
@@ -28,6 +31,16 @@ func (c *core) onAnnouncement(m *transport.Msg) {
 		c.log.Debug("groups: malformed announcement dropped", "from", m.From.Short(), "err", err)
 		return
 	}
+	var expires time.Time
+	if t := c.cfg.Tickets; t != nil {
+		var err error
+		if expires, err = t.check(a.Ticket, m.From); err != nil {
+			// Not admitted: as if it had not spoken. Its entry, if any,
+			// ages until the leader removes it.
+			c.log.Debug("groups: announcement without a valid ticket ignored", "from", m.From.Short(), "err", err)
+			return
+		}
+	}
 	c.peersMu.Lock()
 	ps := c.peers[m.From]
 	if ps == nil {
@@ -40,7 +53,7 @@ func (c *core) onAnnouncement(m *transport.Msg) {
 		default:
 		}
 	}
-	ps.ann, ps.heard = a, time.Now()
+	ps.ann, ps.heard, ps.expires = a, time.Now(), expires
 	c.peersMu.Unlock()
 }
 
@@ -61,6 +74,7 @@ func (c *core) announce() {
 		Applied:   c.fsm.Applied(),
 		Leaving:   c.leaving.Load(),
 		Cluster:   c.fsm.Cluster(),
+		Ticket:    c.cfg.Ticket,
 	}
 	b, err := rsm.Marshal(a)
 	if err == nil {
@@ -97,6 +111,7 @@ func (c *core) runMembership() {
 		case <-t.C:
 		}
 		c.noteForeign()
+		c.checkOwnTicket()
 		if !c.hasState.Load() {
 			if c.raft.LastIndex() > 0 {
 				c.hasState.Store(true)
@@ -183,7 +198,7 @@ func (c *core) forgetPeers() {
 // wait to be contacted. The founder is the only member that can campaign
 // at first, so it is also the first leader.
 func (c *core) maybeBootstrap() {
-	if c.cfg.Preference.IsObserver() {
+	if c.cfg.Preference.IsObserver() || !c.ticketValid() {
 		return
 	}
 	// Listen for at least two announcement rounds: every member present has
@@ -298,6 +313,10 @@ func (c *core) reconcile(l *leadership) {
 			change("remove leaving", p, func() raft.IndexFuture { return c.raft.RemoveServer(s.ID, 0, 0) })
 			return
 		}
+		if known && c.cfg.Tickets != nil && !now.Before(ps.expires) {
+			change("remove, ticket expired", p, func() raft.IndexFuture { return c.raft.RemoveServer(s.ID, 0, 0) })
+			return
+		}
 		if alive(p) {
 			continue
 		}
@@ -312,8 +331,11 @@ func (c *core) reconcile(l *leadership) {
 		}
 	}
 	cluster := c.fsm.Cluster()
+	// In a group with Tickets, a member whose ticket expired is neither
+	// added nor promoted.
+	expired := func(ps peerState) bool { return c.cfg.Tickets != nil && !now.Before(ps.expires) }
 	for p, ps := range peers {
-		if _, ok := inConfig[p]; ok || ps.ann.Leaving || now.Sub(ps.heard) > c.cfg.liveWindow() {
+		if _, ok := inConfig[p]; ok || ps.ann.Leaving || now.Sub(ps.heard) > c.cfg.liveWindow() || expired(ps) {
 			continue
 		}
 		// Never take in a member of another cluster: its log would be
@@ -336,10 +358,10 @@ func (c *core) reconcile(l *leadership) {
 	}
 	for p, s := range inConfig {
 		ps, known := peers[p]
-		if s.Suffrage == raft.Voter || !known || ps.ann.preference().IsObserver() || !alive(p) {
+		if s.Suffrage == raft.Voter || !known || ps.ann.preference().IsObserver() || !alive(p) || expired(ps) {
 			continue
 		}
-		if caughtUp(p) {
+		if caughtUp(p) && c.proven(ctx, p, c.trans.Matched(p).Index) {
 			change("promote to voter", p, func() raft.IndexFuture { return c.raft.AddVoter(s.ID, s.Address, 0, 0) })
 			return
 		}
@@ -476,4 +498,85 @@ func (c *core) hearsForeign(d time.Duration) bool {
 	c.foreignMu.Lock()
 	defer c.foreignMu.Unlock()
 	return !c.foreignAt.IsZero() && time.Since(c.foreignAt) <= d
+}
+
+// entryDigest is a digest of this member's log entry at index, bound to
+// nonce. ok is false when the log does not hold it.
+func (c *core) entryDigest(index uint64, nonce [16]byte) (d [32]byte, ok bool) {
+	var e raft.Log
+	if err := c.stores.Log.GetLog(index, &e); err != nil {
+		return d, false
+	}
+	b := make([]byte, 0, 16+8+8+1+len(e.Data))
+	b = append(b, nonce[:]...)
+	b = binary.BigEndian.AppendUint64(b, e.Index)
+	b = binary.BigEndian.AppendUint64(b, e.Term)
+	b = append(b, byte(e.Type))
+	b = append(b, e.Data...)
+	return digest("mosaik.groups.prove.v1", b), true
+}
+
+// proven asks p to show that it holds the entry at index, as this leader's
+// log has it. A member that acknowledged entries it did not keep cannot.
+// When p holds no entry there (it caught up from a snapshot and nothing was
+// written since), the leader appends a barrier for it to hold next time.
+func (c *core) proven(ctx context.Context, p transport.PeerID, index uint64) bool {
+	var nonce [16]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return false
+	}
+	want, ok := c.entryDigest(index, nonce)
+	if !ok {
+		return false // compacted here since: ask again next round
+	}
+	req, err := encodeCtl(ctlProve, proveRequest{Index: index, Nonce: nonce})
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ElectionTimeout)
+	defer cancel()
+	b, err := c.scope.Request(ctx, c.ctlSubject(p), p, req)
+	if err != nil {
+		return false
+	}
+	var r proveReply
+	if rsm.Unmarshal(b, &r) != nil {
+		return false
+	}
+	if !r.Found {
+		_, _ = call(ctx, c, func() raft.Future { return c.raft.Barrier(0) })
+		return false
+	}
+	if r.Digest != want {
+		c.log.Warn("groups: a non-voter acknowledged entries it does not hold; not promoting it", "peer", p.Short(), "index", index)
+		return false
+	}
+	return true
+}
+
+// ticketValid reports whether this member may take part: always, unless the
+// group requires tickets and its own is missing, forged or expired.
+func (c *core) ticketValid() bool {
+	if c.cfg.Tickets == nil {
+		return true
+	}
+	_, err := c.cfg.Tickets.check(c.cfg.Ticket, c.self)
+	return err == nil
+}
+
+// checkOwnTicket takes this member out of its group once its own ticket no
+// longer holds (the others ignore its announcements from then on).
+func (c *core) checkOwnTicket() {
+	if c.ticketValid() || c.leaving.Load() {
+		return
+	}
+	c.ticketLog.Do(func() {
+		_, err := c.cfg.Tickets.check(c.cfg.Ticket, c.self)
+		c.log.Error("groups: this member's ticket does not hold; it is not admitted, and leaves the group if it was in it", "err", err)
+	})
+	if c.inConfiguration() && !c.leaderHint().IsZero() {
+		ctx, cancel := context.WithTimeout(c.ctx(), c.closeBudget())
+		defer cancel()
+		_ = c.removeSelf(ctx, false)
+	}
 }

@@ -13,7 +13,23 @@ const (
 	ctlForward byte = 1 + iota
 	ctlReadIndex
 	ctlLeave
+	ctlProve
 )
+
+// proveRequest asks a member for a digest of its log entry at Index: the
+// leader promotes a non-voter only once the member shows it holds the log
+// it acknowledged.
+type proveRequest struct {
+	_     struct{} `cbor:",toarray"`
+	Index uint64
+	Nonce [16]byte // the digest covers it, so an answer cannot be kept for later
+}
+
+type proveReply struct {
+	_      struct{} `cbor:",toarray"`
+	Found  bool
+	Digest [32]byte
+}
 
 // forward carries a batch of commands from a member to the leader.
 type forward struct {
@@ -70,6 +86,7 @@ type announcement struct {
 	Applied   rsm.Index
 	Leaving   bool
 	Cluster   rsm.ClusterID // zero until the member applied its cluster's founding entry
+	Ticket    string        // in a group with Tickets: the member's ticket
 }
 
 func (a *announcement) preference() Preference {

@@ -366,7 +366,7 @@ func TestRaftGarbage(t *testing.T) {
 		t.Fatalf("vote after junk: %+v, %v", resp, err)
 	}
 	var hb raft.AppendEntriesResponse
-	if err := caller.AppendEntries("b", rt.LocalAddr(), &raft.AppendEntriesRequest{Term: 1, Leader: []byte("x")}, &hb); err != nil {
+	if err := caller.AppendEntries("b", rt.LocalAddr(), &raft.AppendEntriesRequest{Term: 1, Leader: []byte(caller.LocalAddr())}, &hb); err != nil {
 		t.Fatalf("heartbeat after junk: %v", err)
 	}
 	if consumed.Load() != 1 || heartbeats.Load() != 1 {
@@ -399,18 +399,18 @@ func TestRaftHeartbeatSubjectOnlyTakesHeartbeats(t *testing.T) {
 		rpc.Respond(&raft.AppendEntriesResponse{Success: true}, nil)
 	})
 	serve(t, rt, func(rpc raft.RPC) { rpc.Respond(&raft.AppendEntriesResponse{Success: true}, nil) })
-	body, err := encodeAppend(&raft.AppendEntriesRequest{Term: 3, Leader: []byte("l"), PrevLogEntry: 4, PrevLogTerm: 3,
+	r := newRawRPC(t, rt)
+	body, err := encodeAppend(&raft.AppendEntriesRequest{Term: 3, Leader: []byte(r.n.ID().String()), PrevLogEntry: 4, PrevLogTerm: 3,
 		Entries: []*raft.Log{{Index: 5, Term: 3, Data: []byte("cmd")}}, LeaderCommitIndex: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := newRawRPC(t, rt)
 	r.ask(rt.subject("hb", b.ID()), body) // any reply, error or not
 	if n := wrong.Load(); n != 0 {
 		t.Error("heartbeat handler ran an AppendEntries with entries")
 	}
 	// A real heartbeat on the same subject does take the fast path.
-	hb, err := encodeAppend(&raft.AppendEntriesRequest{Term: 3, Leader: []byte("l")})
+	hb, err := encodeAppend(&raft.AppendEntriesRequest{Term: 3, Leader: []byte(r.n.ID().String())})
 	if err != nil {
 		t.Fatal(err)
 	}

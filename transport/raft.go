@@ -380,6 +380,10 @@ func (t *RaftTransport) onHeartbeat(m *Msg) {
 	t.hbMu.Lock()
 	fn := t.hbFn
 	t.hbMu.Unlock()
+	if err := checkRPC(m.From, req); err != nil {
+		t.malformed(m, err)
+		return
+	}
 	respCh := make(chan raft.RPCResponse, 1)
 	rpc := raft.RPC{Command: req, RespChan: respCh}
 	if fn != nil && isHeartbeat(req) {
@@ -428,6 +432,10 @@ func (t *RaftTransport) onRPC(m *Msg) {
 			t.malformed(m, err)
 			return
 		}
+	}
+	if err := checkRPC(m.From, cmd); err != nil {
+		t.malformed(m, err)
+		return
 	}
 	respCh := make(chan raft.RPCResponse, 1)
 	if !t.dispatch(raft.RPC{Command: cmd, RespChan: respCh}) {
@@ -511,6 +519,10 @@ func (t *RaftTransport) onSnapshot(m *Msg) {
 		var b snapBegin
 		if err := decMode.Unmarshal(body, &b); err != nil || b.Request == nil {
 			t.malformed(m, fmt.Errorf("snapshot begin: %v", err))
+			return
+		}
+		if err := checkRPC(m.From, b.Request); err != nil {
+			t.malformed(m, fmt.Errorf("snapshot begin: %w", err))
 			return
 		}
 		pr, pw := io.Pipe()

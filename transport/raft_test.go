@@ -135,8 +135,12 @@ func TestRaftTransport(t *testing.T) {
 	}
 }
 
-func header(addr raft.ServerAddress, id string) raft.RPCHeader {
-	return raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(id), Addr: []byte(addr)}
+// header is the RPC header of the node at addr. role only documents the
+// call: a node's id is its address, and the transport refuses an RPC whose
+// header names anyone but its sender.
+func header(addr raft.ServerAddress, role string) raft.RPCHeader {
+	_ = role
+	return raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(addr), Addr: []byte(addr)}
 }
 
 // equalAppend compares requests field by field: AppendedAt loses its
@@ -202,7 +206,7 @@ func testAppendEntries(t *testing.T, setup raftSetup) {
 			{Index: 101, Term: 4, Type: raft.LogCommand, Data: []byte("cmd"), Extensions: []byte("ext"),
 				AppendedAt: time.Unix(1_700_000_000, 123_456_789)},
 			{Index: 102, Term: 4, Type: raft.LogNoop, AppendedAt: time.Now()},
-			{Index: 103, Term: 5, Type: raft.LogConfiguration, Data: pattern(1000, 1)},
+			{Index: 103, Term: 5, Type: raft.LogConfiguration, Data: raft.EncodeConfiguration(raft.Configuration{Servers: []raft.Server{{ID: "a", Address: "a"}}})},
 			{Index: 104, Term: 5, Type: raft.LogBarrier, Data: []byte{}, AppendedAt: time.Unix(0, 1)},
 		},
 		LeaderCommitIndex: 90,
@@ -778,7 +782,7 @@ func testInstallSnapshot(t *testing.T, setup raftSetup) {
 		args := &raft.InstallSnapshotRequest{
 			RPCHeader: header(p.a.LocalAddr(), "leader"), SnapshotVersion: raft.SnapshotVersionMax,
 			Term: 10, Leader: []byte(p.a.LocalAddr()), LastLogIndex: 100, LastLogTerm: 9,
-			Peers: []byte("peers"), Configuration: []byte("configuration"), ConfigurationIndex: 50, Size: int64(len(data)),
+			Peers: []byte("peers"), Configuration: raft.EncodeConfiguration(raft.Configuration{Servers: []raft.Server{{ID: "a", Address: "a"}}}), ConfigurationIndex: 50, Size: int64(len(data)),
 		}
 		var resp raft.InstallSnapshotResponse
 		if err := p.a.InstallSnapshot("b", p.b.LocalAddr(), args, &resp, bytes.NewReader(data)); err != nil {

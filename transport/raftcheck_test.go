@@ -1,0 +1,47 @@
+package transport
+
+import (
+	"testing"
+
+	"github.com/hashicorp/raft"
+)
+
+// TestCheckRPC: Raft never gets an RPC that names another sender, nor
+// configuration bytes it would panic on.
+func TestCheckRPC(t *testing.T) {
+	me, other := NewPeerID(), NewPeerID()
+	hdr := func(p PeerID) raft.RPCHeader {
+		return raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(p.String()), Addr: []byte(p.String())}
+	}
+	good := raft.EncodeConfiguration(raft.Configuration{Servers: []raft.Server{{ID: "a", Address: "a"}}})
+	cfgEntry := func(data []byte) []*raft.Log { return []*raft.Log{{Index: 7, Type: raft.LogConfiguration, Data: data}} }
+	for _, c := range []struct {
+		name string
+		cmd  any
+		ok   bool
+	}{
+		{"append as itself", &raft.AppendEntriesRequest{RPCHeader: hdr(me), Term: 1, Entries: cfgEntry(good)}, true},
+		{"append as another", &raft.AppendEntriesRequest{RPCHeader: hdr(other), Term: 1}, false},
+		{"append with another's address", &raft.AppendEntriesRequest{RPCHeader: raft.RPCHeader{ID: []byte(me.String()), Addr: []byte(other.String())}}, false},
+		{"old leader field as another", &raft.AppendEntriesRequest{Term: 1, Leader: []byte(other.String())}, false},
+		{"old leader field as itself", &raft.AppendEntriesRequest{Term: 1, Leader: []byte(me.String())}, true},
+		{"configuration entry 0xff", &raft.AppendEntriesRequest{RPCHeader: hdr(me), Entries: cfgEntry([]byte{0xff})}, false},
+		{"configuration entry 0xc1", &raft.AppendEntriesRequest{RPCHeader: hdr(me), Entries: cfgEntry([]byte{0xc1})}, false},
+		{"empty configuration entry", &raft.AppendEntriesRequest{RPCHeader: hdr(me), Entries: cfgEntry(nil)}, false},
+		{"configuration without servers", &raft.AppendEntriesRequest{RPCHeader: hdr(me), Entries: cfgEntry(raft.EncodeConfiguration(raft.Configuration{}))}, false},
+		{"vote as another", &raft.RequestVoteRequest{RPCHeader: hdr(other), Term: 2}, false},
+		{"vote candidate field as another", &raft.RequestVoteRequest{Term: 2, Candidate: []byte(other.String())}, false},
+		{"vote as itself", &raft.RequestVoteRequest{RPCHeader: hdr(me), Term: 2}, true},
+		{"pre-vote as another", &raft.RequestPreVoteRequest{RPCHeader: hdr(other)}, false},
+		{"timeout-now as another", &raft.TimeoutNowRequest{RPCHeader: hdr(other)}, false},
+		{"timeout-now as itself", &raft.TimeoutNowRequest{RPCHeader: hdr(me)}, true},
+		{"snapshot as another", &raft.InstallSnapshotRequest{RPCHeader: hdr(other), SnapshotVersion: 1, Configuration: good}, false},
+		{"snapshot without configuration", &raft.InstallSnapshotRequest{RPCHeader: hdr(me), SnapshotVersion: 1}, false},
+		{"snapshot with junk configuration", &raft.InstallSnapshotRequest{RPCHeader: hdr(me), SnapshotVersion: 1, Configuration: []byte{0xc1}}, false},
+		{"snapshot as itself", &raft.InstallSnapshotRequest{RPCHeader: hdr(me), SnapshotVersion: 1, Configuration: good}, true},
+	} {
+		if err := checkRPC(me, c.cmd); (err == nil) != c.ok {
+			t.Errorf("%s: checkRPC = %v, want ok=%v", c.name, err, c.ok)
+		}
+	}
+}
