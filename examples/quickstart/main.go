@@ -47,22 +47,27 @@ func run(ctx context.Context, out io.Writer) error {
 	say("3 nodes on the embedded NATS server at %s", n1.URL())
 
 	// Short timings keep the demo quick; the defaults suit real networks.
-	opts := collections.WithGroupConfig(&groups.Config{
+	timings := collections.WithGroupConfig(&groups.Config{
 		BootstrapDelay:    300 * time.Millisecond,
 		HeartbeatInterval: 50 * time.Millisecond,
 		ElectionTimeout:   500 * time.Millisecond,
 	})
-	w1, err := collections.NewMapWriter[string, float64](n1, "prices", opts)
+	// The secret seals the collection: only handles opened with it can
+	// join, read or write. A real service loads it from a secrets store
+	// (transport.ParseSecret); without one, anyone on the NATS server can.
+	secret := transport.NewSecret()
+	opts := []collections.Option{timings, collections.WithSecret(secret)}
+	w1, err := collections.NewMapWriter[string, float64](n1, "prices", opts...)
 	if err != nil {
 		return err
 	}
 	defer w1.Close()
-	w2, err := collections.NewMapWriter[string, float64](n2, "prices", opts)
+	w2, err := collections.NewMapWriter[string, float64](n2, "prices", opts...)
 	if err != nil {
 		return err
 	}
 	defer w2.Close()
-	r, err := collections.NewMapReader[string, float64](n3, "prices", opts)
+	r, err := collections.NewMapReader[string, float64](n3, "prices", opts...)
 	if err != nil {
 		return err
 	}
