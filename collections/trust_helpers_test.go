@@ -623,6 +623,7 @@ type trWireAnnouncement struct {
 	Applied   rsm.Index
 	Leaving   bool
 	Cluster   rsm.ClusterID
+	Ticket    string
 }
 
 func trCBOR(t testing.TB, v any) []byte {

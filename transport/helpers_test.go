@@ -208,7 +208,14 @@ func sealFrame(t testing.TB, sc *Scope, subject string, to PeerID, flags byte, r
 	if to.IsZero() {
 		flags |= flagBroadcast
 	}
-	f, err := sc.net.frame(sc, subject, to, flags, reqID, nil, body)
+	var peer *peerEntry
+	if !to.IsZero() {
+		var err error
+		if peer, err = sc.net.cardOf(context.Background(), to); err != nil {
+			t.Fatalf("seal frame: %v", err)
+		}
+	}
+	f, err := sc.net.frame(sc, subject, peer, flags, reqID, nil, body)
 	if err != nil {
 		t.Fatalf("seal frame: %v", err)
 	}

@@ -62,7 +62,7 @@ func (m *Msg) Respond(data []byte) error {
 	if m.reply == "" || m.reqID == 0 {
 		return fmt.Errorf("transport: message on %s expects no reply", m.Subject)
 	}
-	return m.net.sendFrame(m.scope, m.reply, "", m.From, flagReply, m.reqID, data, false)
+	return m.net.sendFrame(context.Background(), m.scope, m.reply, "", m.From, flagReply, m.reqID, data, false)
 }
 
 // ExpectsReply reports whether the sender waits for a Respond.
@@ -299,21 +299,41 @@ func (n *Network) reject(scope *Scope, why string) ([]byte, bool) {
 
 // accept records counter ctr of sender p's epoch, and reports whether it
 // is new: a frame is delivered at most once per subscription.
+// A subscription tracks at most maxCards senders. When it is full it
+// forgets senders idle for windowIdle and, if still full, refuses new ones:
+// forgetting an active sender's window would let its old frames in again.
 func (s *Subscription) accept(p PeerID, epoch, ctr uint64) bool {
+	now := time.Now()
 	w := s.windows[p]
 	if w == nil {
 		if len(s.windows) >= maxCards {
-			clear(s.windows)
+			for q, v := range s.windows {
+				if now.Sub(v.used) > windowIdle {
+					delete(s.windows, q)
+				}
+			}
+			if len(s.windows) >= maxCards {
+				return false
+			}
 		}
 		w = &replayWindow{}
 		s.windows[p] = w
 	}
-	return w.accept(epoch, ctr)
+	if !w.accept(epoch, ctr) {
+		return false
+	}
+	w.used = now
+	return true
 }
+
+// windowIdle is how long a sender must be silent before a full
+// subscription forgets its replay window.
+const windowIdle = 10 * time.Minute
 
 // replayWindow remembers the last replayBits counters of one sender's
 // current epoch. A later epoch starts afresh; an earlier one is refused.
 type replayWindow struct {
+	used  time.Time // last frame accepted
 	epoch uint64
 	top   uint64 // highest counter seen; 0 before the first
 	bits  [replayBits / 64]uint64
@@ -352,15 +372,16 @@ func (w *replayWindow) accept(epoch, ctr uint64) bool {
 // Publish sends a plain message on subject. to names the receiving peer
 // for fault injection; the zero PeerID means a broadcast.
 func (n *Network) Publish(subject string, to PeerID, data []byte) error {
-	return n.sendFrame(nil, subject, "", to, 0, 0, data, false)
+	return n.sendFrame(context.Background(), nil, subject, "", to, 0, 0, data, false)
 }
 
 // sendFrame sends data or, if framed, a frame built in place: data[headerLen:]
 // is the payload and the header is written into data[:headerLen]. A plain
 // frame that fits one message goes out as is, without a copy; data is not
 // kept once sendFrame returns. In a scope, frames are sealed for to, or for
-// everyone when to is zero.
-func (n *Network) sendFrame(scope *Scope, subject, reply string, to PeerID, flags byte, reqID uint64, data []byte, framed bool) error {
+// everyone when to is zero. Finding to's card, when this node has none
+// yet, waits until ctx ends or for the RPC timeout.
+func (n *Network) sendFrame(ctx context.Context, scope *Scope, subject, reply string, to PeerID, flags byte, reqID uint64, data []byte, framed bool) error {
 	if n.isClosed() {
 		return ErrClosed
 	}
@@ -376,16 +397,17 @@ func (n *Network) sendFrame(scope *Scope, subject, reply string, to PeerID, flag
 		return nil
 	}
 	var intro bool
+	var peer *peerEntry // whom a pairwise frame is sealed for
 	if scope != nil {
 		flags |= flagSealed
 		if to.IsZero() {
 			flags |= flagBroadcast | flagIntro
-		} else if flags&flagReply == 0 {
-			e, err := n.cardOf(context.Background(), to)
-			if err != nil {
+		} else {
+			var err error
+			if peer, err = n.cardOf(ctx, to); err != nil {
 				return err
 			}
-			if !n.cards.isKnown(e) {
+			if flags&flagReply == 0 && !n.cards.isKnown(peer) {
 				flags |= flagIntro
 			}
 		}
@@ -395,16 +417,16 @@ func (n *Network) sendFrame(scope *Scope, subject, reply string, to PeerID, flag
 	var err error
 	switch {
 	case len(data) > n.maxChunk-headerLen-frameSlack:
-		frames, err = n.fragment(scope, subject, to, flags, reqID, data)
+		frames, err = n.fragment(scope, subject, peer, flags, reqID, data)
 	case frame != nil && !intro:
 		n.putHeader(frame, flags, reqID)
 		if scope != nil {
-			frame, err = scope.seal(frame, headerLen, subject, to)
+			frame, err = scope.seal(frame, headerLen, subject, peer)
 		}
 		frames = [][]byte{frame}
 	default:
 		var f []byte
-		f, err = n.frame(scope, subject, to, flags, reqID, nil, data)
+		f, err = n.frame(scope, subject, peer, flags, reqID, nil, data)
 		frames = [][]byte{f}
 	}
 	if err != nil {
@@ -440,8 +462,9 @@ func (n *Network) publish(subject, reply string, frames [][]byte) error {
 	return nil
 }
 
-// frame builds one frame around data, sealed in scope if there is one.
-func (n *Network) frame(scope *Scope, subject string, to PeerID, flags byte, reqID uint64, frag []byte, data []byte) ([]byte, error) {
+// frame builds one frame around data, sealed in scope if there is one: for
+// peer, or for everyone when peer is nil.
+func (n *Network) frame(scope *Scope, subject string, peer *peerEntry, flags byte, reqID uint64, frag []byte, data []byte) ([]byte, error) {
 	size := headerLen + len(frag) + len(data)
 	if flags&flagIntro != 0 {
 		size += cardLen
@@ -457,7 +480,7 @@ func (n *Network) frame(scope *Scope, subject string, to PeerID, flags byte, req
 	if scope == nil {
 		return f, nil
 	}
-	return scope.seal(f, payloadAt, subject, to)
+	return scope.seal(f, payloadAt, subject, peer)
 }
 
 func (n *Network) putHeader(f []byte, flags byte, reqID uint64) {
@@ -469,22 +492,27 @@ func (n *Network) putHeader(f []byte, flags byte, reqID uint64) {
 	binary.BigEndian.PutUint64(f[50:58], n.counter.Add(1))
 }
 
-func (n *Network) fragment(scope *Scope, subject string, to PeerID, flags byte, reqID uint64, data []byte) ([][]byte, error) {
+// fragment cuts data into frames. The first fragment is built, and so
+// numbered, last: a receiver checks only a message's first frame against
+// replays, and it must not look older than frames this node numbered while
+// building the rest of the message.
+func (n *Network) fragment(scope *Scope, subject string, peer *peerEntry, flags byte, reqID uint64, data []byte) ([][]byte, error) {
 	chunk := n.maxChunk - headerLen - frameSlack
 	count := (len(data) + chunk - 1) / chunk
 	id := n.nextID.Add(1)
-	frames := make([][]byte, 0, count)
+	frames := make([][]byte, count)
 	var fh [fragHeaderLen]byte
 	binary.BigEndian.PutUint64(fh[0:8], id)
 	binary.BigEndian.PutUint32(fh[12:16], uint32(count))
-	for i := 0; i < count; i++ {
+	for k := 1; k <= count; k++ {
+		i := k % count // 1, 2, ..., count-1, then 0
 		end := min((i+1)*chunk, len(data))
 		binary.BigEndian.PutUint32(fh[8:12], uint32(i))
-		f, err := n.frame(scope, subject, to, flags|flagFragment, reqID, fh[:], data[i*chunk:end])
+		f, err := n.frame(scope, subject, peer, flags|flagFragment, reqID, fh[:], data[i*chunk:end])
 		if err != nil {
 			return nil, err
 		}
-		frames = append(frames, f)
+		frames[i] = f
 	}
 	return frames, nil
 }
@@ -606,10 +634,10 @@ func (n *Network) onReply(m *Msg) {
 // once, possibly while a last reply is still being handed to it: fn must be
 // safe for that.
 func (n *Network) Call(subject string, to PeerID, data []byte, fn func(reply []byte, err error)) (cancel func(), err error) {
-	return n.call(nil, subject, to, data, false, fn)
+	return n.call(context.Background(), nil, subject, to, data, false, fn)
 }
 
-func (n *Network) call(scope *Scope, subject string, to PeerID, data []byte, framed bool, fn func(reply []byte, err error)) (cancel func(), err error) {
+func (n *Network) call(ctx context.Context, scope *Scope, subject string, to PeerID, data []byte, framed bool, fn func(reply []byte, err error)) (cancel func(), err error) {
 	if scope != nil && to.IsZero() {
 		return nil, errors.New("transport: a sealed request must name its peer")
 	}
@@ -627,7 +655,7 @@ func (n *Network) call(scope *Scope, subject string, to PeerID, data []byte, fra
 		delete(n.calls, id)
 		n.mu.Unlock()
 	}
-	if err := n.sendFrame(scope, subject, n.inbox+"."+strconv.FormatUint(id, 10), to, 0, id, data, framed); err != nil {
+	if err := n.sendFrame(ctx, scope, subject, n.inbox+"."+strconv.FormatUint(id, 10), to, 0, id, data, framed); err != nil {
 		cancel()
 		return nil, err
 	}
@@ -653,7 +681,7 @@ func (n *Network) request(ctx context.Context, scope *Scope, subject string, to 
 	}
 	ch := make(chan result, 1)
 	var got atomic.Bool
-	stop, err := n.call(scope, subject, to, data, framed, func(b []byte, err error) {
+	stop, err := n.call(ctx, scope, subject, to, data, framed, func(b []byte, err error) {
 		if got.CompareAndSwap(false, true) {
 			ch <- result{b, err}
 		}

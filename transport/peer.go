@@ -8,7 +8,7 @@ import (
 )
 
 // PeerID identifies a node. It is random per process unless the node keeps
-// one in a data directory (see storage.DB.NodeID) and passes it with WithPeerID.
+// one in a data directory (storage.DB.NodeKey) and passes it with WithIdentity.
 // The zero PeerID means "no peer".
 type PeerID [32]byte
 

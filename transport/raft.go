@@ -106,7 +106,13 @@ func (t *RaftTransport) subject(kind string, p PeerID) string {
 // returns false, before Raft sees them. Senders are authenticated (see
 // Scope), so allow can trust the PeerID it gets. It is called on the
 // delivery goroutines: it must be quick.
-func (t *RaftTransport) SetAllow(allow func(from PeerID) bool) { t.allow.Store(&allow) }
+func (t *RaftTransport) SetAllow(allow func(from PeerID) bool) {
+	if allow == nil {
+		t.allow.Store(nil) // every sender
+		return
+	}
+	t.allow.Store(&allow)
+}
 
 func (t *RaftTransport) allowed(m *Msg) bool {
 	if f := t.allow.Load(); f != nil && !(*f)(m.From) {

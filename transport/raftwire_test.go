@@ -176,7 +176,14 @@ func FuzzDecodeFrame(f *testing.F) {
 		if to.IsZero() {
 			flags |= flagBroadcast | flagIntro
 		}
-		fr, err := sender.frame(ssc, "s", to, flags, reqID, frag, data)
+		var peer *peerEntry
+		if !to.IsZero() {
+			peer = sender.cards.get(to)
+			if peer == nil {
+				f.Fatalf("the sender does not know %s", to.Short())
+			}
+		}
+		fr, err := sender.frame(ssc, "s", peer, flags, reqID, frag, data)
 		if err != nil {
 			f.Fatal(err)
 		}

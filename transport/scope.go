@@ -120,12 +120,12 @@ func (s *Scope) Subscribe(subject string, h Handler) (*Subscription, error) {
 // Publish sends data to peer to on subject, or to everyone listening when
 // to is zero.
 func (s *Scope) Publish(subject string, to PeerID, data []byte) error {
-	return s.net.sendFrame(s, subject, "", to, 0, 0, data, false)
+	return s.net.sendFrame(context.Background(), s, subject, "", to, 0, 0, data, false)
 }
 
 // Call is Network.Call in this scope; to must name a peer.
 func (s *Scope) Call(subject string, to PeerID, data []byte, fn func(reply []byte, err error)) (cancel func(), err error) {
-	return s.net.call(s, subject, to, data, false, fn)
+	return s.net.call(context.Background(), s, subject, to, data, false, fn)
 }
 
 // Request is Network.Request in this scope; to must name a peer.
@@ -160,20 +160,18 @@ func frameAD(f []byte, payloadAt int, subject string) []byte {
 	return append(ad, subject...)
 }
 
-// seal seals f[payloadAt:] in place, growing f by the tag. A broadcast's
-// payload is first followed by the sender's signature of it, inside the
-// seal, so that only holders of the scope's key see even that.
-func (s *Scope) seal(f []byte, payloadAt int, subject string, to PeerID) ([]byte, error) {
+// seal seals f[payloadAt:] in place for peer, growing f by the tag; for
+// everyone when peer is nil. A broadcast's payload is first followed by the
+// sender's signature of it, inside the seal, so that only holders of the
+// scope's key see even that.
+func (s *Scope) seal(f []byte, payloadAt int, subject string, peer *peerEntry) ([]byte, error) {
 	ad := frameAD(f, payloadAt, subject)
 	aead := s.bcast
-	if to.IsZero() {
+	if peer == nil {
 		f = append(f, ed25519.Sign(s.net.ident.sign, append(ad, f[payloadAt:]...))...)
 	} else {
-		e, err := s.net.cardOf(context.Background(), to)
-		if err != nil {
-			return nil, err
-		}
-		if aead, err = s.pair(e); err != nil {
+		var err error
+		if aead, err = s.pair(peer); err != nil {
 			return nil, err
 		}
 	}

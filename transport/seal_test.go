@@ -490,7 +490,14 @@ func forge(t testing.TB, sc *Scope, subject string, claimed, to PeerID, card []b
 	f = append(f, card...)
 	payloadAt := len(f)
 	f = append(f, body...)
-	f, err := sc.seal(f, payloadAt, subject, to)
+	var peer *peerEntry
+	if !to.IsZero() {
+		var err error
+		if peer, err = sc.net.cardOf(context.Background(), to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := sc.seal(f, payloadAt, subject, peer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -671,7 +678,7 @@ func TestSealedReplyMustComeFromPeer(t *testing.T) {
 	before := a.Stats().Rejected
 	rejected := 0
 	// The asked node answers plain.
-	if err := b.sendFrame(nil, replyTo, "", a.ID(), flagReply, m.reqID, []byte("plain from b"), false); err != nil {
+	if err := b.sendFrame(context.Background(), nil, replyTo, "", a.ID(), flagReply, m.reqID, []byte("plain from b"), false); err != nil {
 		t.Fatal(err)
 	}
 	rejected++
@@ -682,7 +689,7 @@ func TestSealedReplyMustComeFromPeer(t *testing.T) {
 	}
 	rejected++
 	// b answers sealed in another scope of the same secret.
-	if err := b.sendFrame(b.Scope(scopeID("replies elsewhere"), secret), replyTo, "", a.ID(), flagReply, m.reqID, []byte("other scope"), false); err != nil {
+	if err := b.sendFrame(context.Background(), b.Scope(scopeID("replies elsewhere"), secret), replyTo, "", a.ID(), flagReply, m.reqID, []byte("other scope"), false); err != nil {
 		t.Fatal(err)
 	}
 	rejected++
@@ -700,7 +707,7 @@ func TestSealedReplyMustComeFromPeer(t *testing.T) {
 	// Member x answers as itself (it opens: the call ignores it), then as b
 	// (it does not open). One connection: the first is handled before the
 	// second is counted.
-	if err := x.sendFrame(scX, replyTo, "", a.ID(), flagReply, m.reqID, []byte("x as itself"), false); err != nil {
+	if err := x.sendFrame(context.Background(), scX, replyTo, "", a.ID(), flagReply, m.reqID, []byte("x as itself"), false); err != nil {
 		t.Fatal(err)
 	}
 	if err := x.nc.Publish(replyTo, forge(t, scX, replyTo, b.ID(), a.ID(), b.ident.card, flagReply, m.reqID, []byte("x as b"))); err != nil {
@@ -1385,5 +1392,39 @@ func TestScopeFragmentationConcurrent(t *testing.T) {
 	}
 	if st := b.Stats(); st.Rejected != 0 || st.Malformed != 0 {
 		t.Errorf("receiver %+v", st)
+	}
+}
+
+// TestSubscriptionWindowsFull: a subscription that tracks as many senders
+// as it may refuses new ones rather than forget an active sender's window
+// (which would let that sender's captured frames in again), and makes room
+// by forgetting senders long idle.
+func TestSubscriptionWindowsFull(t *testing.T) {
+	s := &Subscription{windows: map[PeerID]*replayWindow{}}
+	victim := NewPeerID()
+	if !s.accept(victim, 1, 1) {
+		t.Fatal("first frame refused")
+	}
+	for i := 1; i < maxCards; i++ {
+		if !s.accept(NewPeerID(), 1, 1) {
+			t.Fatalf("sender %d refused below the limit", i)
+		}
+	}
+	if s.accept(NewPeerID(), 1, 1) {
+		t.Fatal("a new sender was taken in over the limit")
+	}
+	if s.accept(victim, 1, 1) {
+		t.Fatal("the victim's frame was accepted twice after the table filled")
+	}
+	for p, w := range s.windows {
+		if p != victim {
+			w.used = time.Now().Add(-2 * windowIdle)
+		}
+	}
+	if !s.accept(NewPeerID(), 1, 1) {
+		t.Fatal("no room made by forgetting idle senders")
+	}
+	if s.accept(victim, 1, 1) || !s.accept(victim, 1, 2) {
+		t.Fatal("the active victim's window was forgotten")
 	}
 }
