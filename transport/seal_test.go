@@ -1126,7 +1126,7 @@ func TestSecret(t *testing.T) {
 		t.Fatal("IsZero")
 	}
 	s := NewSecret()
-	if s == NewSecret() {
+	if s.Equal(NewSecret()) {
 		t.Fatal("NewSecret repeats")
 	}
 	h := s.Hex()
@@ -1145,6 +1145,7 @@ func TestSecret(t *testing.T) {
 		s.String(), s.GoString(), fmt.Sprint(s), fmt.Sprintf("%v %+v %#v %s %q %x %X", s, s, s, s, s, s, s),
 		fmt.Sprintf("%v %+v %#v", config{"c", s, &s}, config{"c", s, &s}, config{"c", s, &s}),
 		fmt.Sprintf("%v %+v", &s, []Secret{s}), logged.String(),
+		fmt.Sprintf("%v %+v %#v", hidden{s}, hidden{s}, hidden{s}), // fmt cannot call String on an unexported field
 	}
 	// The secret's bytes in any of the ways they might show.
 	var leaks []string
@@ -1159,14 +1160,17 @@ func TestSecret(t *testing.T) {
 			}
 		}
 	}
+	if !s.Equal(s) || s.Equal(zero) || !zero.Equal(Secret{}) {
+		t.Error("Equal is wrong")
+	}
 	if !strings.Contains(s.String(), "redacted") || !strings.Contains(zero.String(), "none") {
 		t.Errorf("String() = %q, zero %q", s.String(), zero.String())
 	}
 
-	if p, err := ParseSecret(h); err != nil || p != s {
+	if p, err := ParseSecret(h); err != nil || !p.Equal(s) {
 		t.Errorf("ParseSecret(Hex()) = %v, %v", p, err)
 	}
-	if p, err := ParseSecret(strings.ToUpper(h)); err != nil || p != s {
+	if p, err := ParseSecret(strings.ToUpper(h)); err != nil || !p.Equal(s) {
 		t.Errorf("ParseSecret(upper case) = %v, %v", p, err)
 	}
 	for _, bad := range []string{"", "00", h[:62], h + "00", "zz" + h[2:], " " + h[1:]} {
@@ -1174,7 +1178,7 @@ func TestSecret(t *testing.T) {
 			t.Errorf("ParseSecret(%q) accepted", bad)
 		}
 	}
-	if b, err := SecretFromBytes(s.k[:]); err != nil || b != s {
+	if b, err := SecretFromBytes(s.k[:]); err != nil || !b.Equal(s) {
 		t.Errorf("SecretFromBytes = %v, %v", b, err)
 	}
 	for _, n := range []int{0, 31, 33} {
@@ -1188,11 +1192,11 @@ func TestSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	p2, err := SecretFromPassphrase("correct horse battery staple")
-	if err != nil || p2 != p1 {
+	if err != nil || !p2.Equal(p1) {
 		t.Errorf("the same passphrase gave %v, %v", p2, err)
 	}
 	p3, err := SecretFromPassphrase("correct horse battery stapler")
-	if err != nil || p3 == p1 || p3.IsZero() {
+	if err != nil || p3.Equal(p1) || p3.IsZero() {
 		t.Errorf("another passphrase gave the same secret (%v)", err)
 	}
 	// Pinned: a passphrase must give the same secret in every version,
@@ -1394,6 +1398,8 @@ func TestScopeFragmentationConcurrent(t *testing.T) {
 		t.Errorf("receiver %+v", st)
 	}
 }
+
+type hidden struct{ s Secret }
 
 // TestSubscriptionWindowsFull: a subscription that tracks as many senders
 // as it may refuses new ones rather than forget an active sender's window

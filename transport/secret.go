@@ -4,6 +4,7 @@ import (
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,18 +18,19 @@ import (
 // open group). A Secret never prints itself: String and %v show a
 // placeholder. It is a plain value, safe to copy and share.
 type Secret struct {
-	k  [32]byte
-	ok bool
+	// k is behind a pointer so that even fmt printing a struct that holds a
+	// Secret in an unexported field (where String is not called) shows an
+	// address, not the bytes. nil: no secret.
+	k *[32]byte
 }
 
 // NewSecret returns 32 random bytes as a secret. Store it with Hex and load
 // it with ParseSecret.
 func NewSecret() Secret {
-	var s Secret
+	s := Secret{k: new([32]byte)}
 	if _, err := rand.Read(s.k[:]); err != nil {
 		panic("transport: crypto/rand failed: " + err.Error())
 	}
-	s.ok = true
 	return s
 }
 
@@ -38,9 +40,8 @@ func SecretFromBytes(b []byte) (Secret, error) {
 	if len(b) != 32 {
 		return Secret{}, fmt.Errorf("transport: a secret is 32 bytes, got %d", len(b))
 	}
-	var s Secret
+	s := Secret{k: new([32]byte)}
 	copy(s.k[:], b)
-	s.ok = true
 	return s, nil
 }
 
@@ -74,24 +75,38 @@ func SecretFromPassphrase(passphrase string) (Secret, error) {
 	}
 	h := sha256.Sum256([]byte(passphrase))
 	if k, ok := passCache.Load(h); ok {
-		return Secret{k: k.([32]byte), ok: true}, nil
+		key := k.([32]byte)
+		return Secret{k: &key}, nil
 	}
-	var s Secret
+	s := Secret{k: new([32]byte)}
 	copy(s.k[:], argon2.IDKey([]byte(passphrase), []byte(passSalt), passTime, passMemory, passThreads, 32))
-	s.ok = true
-	passCache.Store(h, s.k)
+	passCache.Store(h, *s.k)
 	return s, nil
 }
 
+// Equal reports whether s and o are the same secret, in constant time.
+// Compare secrets with Equal, not ==.
+func (s Secret) Equal(o Secret) bool {
+	if s.k == nil || o.k == nil {
+		return s.k == o.k
+	}
+	return subtle.ConstantTimeCompare(s.k[:], o.k[:]) == 1
+}
+
 // IsZero reports whether s is no secret.
-func (s Secret) IsZero() bool { return !s.ok }
+func (s Secret) IsZero() bool { return s.k == nil }
 
 // Hex returns the secret as 64 hex digits, for storing it.
-func (s Secret) Hex() string { return hex.EncodeToString(s.k[:]) }
+func (s Secret) Hex() string {
+	if s.k == nil {
+		return ""
+	}
+	return hex.EncodeToString(s.k[:])
+}
 
 // String hides the secret.
 func (s Secret) String() string {
-	if !s.ok {
+	if s.k == nil {
 		return "transport.Secret(none)"
 	}
 	return "transport.Secret(redacted)"
@@ -104,7 +119,11 @@ func (s Secret) GoString() string { return s.String() }
 // public id. Without the secret the id tells nothing about it.
 func groupKey(s Secret, scope [32]byte) [32]byte {
 	var out [32]byte
-	k, err := hkdf.Key(sha256.New, s.k[:], scope[:], "mosaik.scope.key.v1", 32)
+	ikm := make([]byte, 32) // no secret: a key anyone can derive
+	if s.k != nil {
+		ikm = s.k[:]
+	}
+	k, err := hkdf.Key(sha256.New, ikm, scope[:], "mosaik.scope.key.v1", 32)
 	if err != nil {
 		panic("transport: hkdf: " + err.Error()) // only for impossible lengths
 	}
