@@ -23,6 +23,9 @@ type leadership struct {
 	next        atomic.Uint64            // index for the next command
 	appended    map[rsm.SessionID]uint64 // last batch appended this term, per session
 	lastHandoff time.Time                // last leadership handoff attempt (reluctant leaders)
+	// barrierForProof: a barrier was appended this term so that a member
+	// caught up by snapshot holds an entry to prove (see proven).
+	barrierForProof bool
 }
 
 // submission is a batch handed to the leader's appender, from this member
@@ -239,6 +242,9 @@ func (c *core) onControl(m *transport.Msg) {
 	if len(m.Data) == 0 || !m.ExpectsReply() {
 		return
 	}
+	if !c.admits(m.From) {
+		return // in a group with Tickets: no answer to who holds no valid ticket
+	}
 	switch m.Data[0] {
 	case ctlForward:
 		var f forward
@@ -263,12 +269,14 @@ func (c *core) onControl(m *transport.Msg) {
 			c.respond(m, r)
 		})
 	case ctlProve:
+		// Only the leader may ask, and never of itself: a member cannot pass
+		// the question on and answer with what another member holds.
 		var pr proveRequest
-		if err := decodeCtl(m.Data, &pr); err != nil {
+		if leader, ok := c.Leader(); !ok || leader != m.From || m.From == c.self || decodeCtl(m.Data, &pr) != nil {
 			return
 		}
 		var r proveReply
-		r.Digest, r.Found = c.entryDigest(pr.Index, pr.Nonce)
+		r.Digest, r.Found = c.entryDigest(pr.Index, pr.Nonce, c.self, m.From)
 		c.respond(m, r)
 	case ctlLeave:
 		var lr leaveRequest

@@ -361,7 +361,7 @@ func (c *core) reconcile(l *leadership) {
 		if s.Suffrage == raft.Voter || !known || ps.ann.preference().IsObserver() || !alive(p) || expired(ps) {
 			continue
 		}
-		if caughtUp(p) && c.proven(ctx, p, c.trans.Matched(p).Index) {
+		if caughtUp(p) && c.proven(ctx, l, p, c.trans.Matched(p).Index) {
 			change("promote to voter", p, func() raft.IndexFuture { return c.raft.AddVoter(s.ID, s.Address, 0, 0) })
 			return
 		}
@@ -459,8 +459,10 @@ func (c *core) allowRaft(from transport.PeerID) bool {
 	for _, s := range servers {
 		if s.ID == id {
 			// Only a leader or a candidate sends Raft RPCs, and either is a
-			// voter: a non-voter (an observer, or a newcomer) never may.
-			return s.Suffrage == raft.Voter
+			// voter: a non-voter (an observer, or a newcomer) never may. In
+			// a group with Tickets, neither may a voter whose ticket is
+			// known to have expired.
+			return s.Suffrage == raft.Voter && !c.ticketExpired(from)
 		}
 		selfIn = selfIn || s.ID == self
 	}
@@ -501,14 +503,16 @@ func (c *core) hearsForeign(d time.Duration) bool {
 }
 
 // entryDigest is a digest of this member's log entry at index, bound to
-// nonce. ok is false when the log does not hold it.
-func (c *core) entryDigest(index uint64, nonce [16]byte) (d [32]byte, ok bool) {
+// nonce and to who answers whom. ok is false when the log does not hold it.
+func (c *core) entryDigest(index uint64, nonce [16]byte, member, leader transport.PeerID) (d [32]byte, ok bool) {
 	var e raft.Log
 	if err := c.stores.Log.GetLog(index, &e); err != nil {
 		return d, false
 	}
-	b := make([]byte, 0, 16+8+8+1+len(e.Data))
+	b := make([]byte, 0, 16+64+8+8+1+len(e.Data))
 	b = append(b, nonce[:]...)
+	b = append(b, member[:]...)
+	b = append(b, leader[:]...)
 	b = binary.BigEndian.AppendUint64(b, e.Index)
 	b = binary.BigEndian.AppendUint64(b, e.Term)
 	b = append(b, byte(e.Type))
@@ -516,24 +520,34 @@ func (c *core) entryDigest(index uint64, nonce [16]byte) (d [32]byte, ok bool) {
 	return digest("mosaik.groups.prove.v1", b), true
 }
 
-// proven asks p to show that it holds the entry at index, as this leader's
-// log has it. A member that acknowledged entries it did not keep cannot.
-// When p holds no entry there (it caught up from a snapshot and nothing was
-// written since), the leader appends a barrier for it to hold next time.
-func (c *core) proven(ctx context.Context, p transport.PeerID, index uint64) bool {
-	var nonce [16]byte
-	if _, err := rand.Read(nonce[:]); err != nil {
+// proven asks p to show that it holds an entry the leader picks at random
+// among the last ones p acknowledged (up to index), as this leader's log has
+// it. A member that acknowledged entries it did not keep cannot. When p
+// holds no entry there (it caught up from a snapshot and nothing was
+// written since), the leader appends a barrier for it to hold next time,
+// once per term.
+func (c *core) proven(ctx context.Context, l *leadership, p transport.PeerID, index uint64) bool {
+	first, err := c.stores.Log.FirstIndex()
+	if err != nil || index == 0 {
 		return false
 	}
-	want, ok := c.entryDigest(index, nonce)
+	lo := max(first, index-min(index-1, promoteLag))
+	var rnd [24]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return false
+	}
+	at := lo + binary.BigEndian.Uint64(rnd[16:])%(index-lo+1)
+	nonce := [16]byte(rnd[:16])
+	want, ok := c.entryDigest(at, nonce, p, c.self)
 	if !ok {
 		return false // compacted here since: ask again next round
 	}
-	req, err := encodeCtl(ctlProve, proveRequest{Index: index, Nonce: nonce})
+	req, err := encodeCtl(ctlProve, proveRequest{Index: at, Nonce: nonce})
 	if err != nil {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.ElectionTimeout)
+	// A member that does not answer must not hold up the membership loop.
+	ctx, cancel := context.WithTimeout(ctx, min(c.cfg.ElectionTimeout, max(5*c.cfg.HeartbeatInterval, 50*time.Millisecond)))
 	defer cancel()
 	b, err := c.scope.Request(ctx, c.ctlSubject(p), p, req)
 	if err != nil {
@@ -544,11 +558,14 @@ func (c *core) proven(ctx context.Context, p transport.PeerID, index uint64) boo
 		return false
 	}
 	if !r.Found {
-		_, _ = call(ctx, c, func() raft.Future { return c.raft.Barrier(0) })
+		if !l.barrierForProof {
+			l.barrierForProof = true
+			_, _ = call(ctx, c, func() raft.Future { return c.raft.Barrier(0) })
+		}
 		return false
 	}
 	if r.Digest != want {
-		c.log.Warn("groups: a non-voter acknowledged entries it does not hold; not promoting it", "peer", p.Short(), "index", index)
+		c.log.Warn("groups: a non-voter acknowledged entries it does not hold; not promoting it", "peer", p.Short(), "index", at)
 		return false
 	}
 	return true
@@ -565,18 +582,52 @@ func (c *core) ticketValid() bool {
 }
 
 // checkOwnTicket takes this member out of its group once its own ticket no
-// longer holds (the others ignore its announcements from then on).
+// longer holds (the others ignore its announcements from then on). It tries
+// every round until it is out: a leader first hands leadership over.
 func (c *core) checkOwnTicket() {
-	if c.ticketValid() || c.leaving.Load() {
+	if c.ticketValid() {
 		return
 	}
 	c.ticketLog.Do(func() {
 		_, err := c.cfg.Tickets.check(c.cfg.Ticket, c.self)
 		c.log.Error("groups: this member's ticket does not hold; it is not admitted, and leaves the group if it was in it", "err", err)
 	})
-	if c.inConfiguration() && !c.leaderHint().IsZero() {
-		ctx, cancel := context.WithTimeout(c.ctx(), c.closeBudget())
-		defer cancel()
-		_ = c.removeSelf(ctx, false)
+	if !c.inConfiguration() {
+		return
 	}
+	if c.raft.State() == raft.Leader {
+		_ = c.raft.LeadershipTransfer()
+		return
+	}
+	if c.leaderHint().IsZero() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.ctx(), c.closeBudget())
+	defer cancel()
+	_ = c.removeSelf(ctx, false)
+}
+
+// admits reports whether p may talk to this member: anyone, unless the
+// group has Tickets; then only this member and peers whose announced ticket
+// holds now.
+func (c *core) admits(p transport.PeerID) bool {
+	if c.cfg.Tickets == nil || p == c.self {
+		return true
+	}
+	c.peersMu.Lock()
+	defer c.peersMu.Unlock()
+	ps := c.peers[p]
+	return ps != nil && time.Now().Before(ps.expires)
+}
+
+// ticketExpired reports whether, in a group with Tickets, p's ticket is
+// known and has expired.
+func (c *core) ticketExpired(p transport.PeerID) bool {
+	if c.cfg.Tickets == nil || p == c.self {
+		return false
+	}
+	c.peersMu.Lock()
+	defer c.peersMu.Unlock()
+	ps := c.peers[p]
+	return ps != nil && !time.Now().Before(ps.expires)
 }

@@ -120,8 +120,17 @@ func TestTickets(t *testing.T) {
 	if err := stranger.g.When().Online(ctxT(t, time.Second)); err == nil {
 		t.Fatal("a member without a ticket came online")
 	}
+	// Without a ticket it cannot write either: the leader does not answer
+	// its forwards.
+	if _, err := stranger.g.Execute(ctxT(t, 2*time.Second), counterCmd{Add: 1000}); err == nil {
+		t.Fatal("a member without a ticket wrote")
+	}
 	if _, err := a.g.Execute(ctxT(t, 10*time.Second), counterCmd{Add: 1}); err != nil {
 		t.Fatalf("the group stopped working: %v", err)
+	}
+	res, err := a.g.Query(ctxT(t, 10*time.Second), struct{}{}, Strong)
+	if err != nil || res.Value != 1 {
+		t.Fatalf("counter = %d, %v; want 1 (only the member with a ticket wrote)", res.Value, err)
 	}
 }
 

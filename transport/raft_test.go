@@ -206,7 +206,7 @@ func testAppendEntries(t *testing.T, setup raftSetup) {
 			{Index: 101, Term: 4, Type: raft.LogCommand, Data: []byte("cmd"), Extensions: []byte("ext"),
 				AppendedAt: time.Unix(1_700_000_000, 123_456_789)},
 			{Index: 102, Term: 4, Type: raft.LogNoop, AppendedAt: time.Now()},
-			{Index: 103, Term: 5, Type: raft.LogConfiguration, Data: raft.EncodeConfiguration(raft.Configuration{Servers: []raft.Server{{ID: "a", Address: "a"}}})},
+			{Index: 103, Term: 5, Type: raft.LogConfiguration, Data: testConfiguration()},
 			{Index: 104, Term: 5, Type: raft.LogBarrier, Data: []byte{}, AppendedAt: time.Unix(0, 1)},
 		},
 		LeaderCommitIndex: 90,
@@ -782,7 +782,7 @@ func testInstallSnapshot(t *testing.T, setup raftSetup) {
 		args := &raft.InstallSnapshotRequest{
 			RPCHeader: header(p.a.LocalAddr(), "leader"), SnapshotVersion: raft.SnapshotVersionMax,
 			Term: 10, Leader: []byte(p.a.LocalAddr()), LastLogIndex: 100, LastLogTerm: 9,
-			Peers: []byte("peers"), Configuration: raft.EncodeConfiguration(raft.Configuration{Servers: []raft.Server{{ID: "a", Address: "a"}}}), ConfigurationIndex: 50, Size: int64(len(data)),
+			Peers: []byte("peers"), Configuration: testConfiguration(), ConfigurationIndex: 50, Size: int64(len(data)),
 		}
 		var resp raft.InstallSnapshotResponse
 		if err := p.a.InstallSnapshot("b", p.b.LocalAddr(), args, &resp, bytes.NewReader(data)); err != nil {
@@ -1124,4 +1124,11 @@ func TestSnapshotChunkOnSmallPayloadServer(t *testing.T) {
 	if c := rt.snapshotChunk(); c <= 0 {
 		t.Errorf("snapshot chunk is %d bytes (maxChunk %d): InstallSnapshot would spin forever", c, n.maxChunk)
 	}
+}
+
+// testConfiguration is a configuration the transport lets through: one
+// voter, a peer id at its own address.
+func testConfiguration() []byte {
+	p := NewPeerID().String()
+	return raft.EncodeConfiguration(raft.Configuration{Servers: []raft.Server{{ID: raft.ServerID(p), Address: raft.ServerAddress(p)}}})
 }

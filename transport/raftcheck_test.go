@@ -13,7 +13,11 @@ func TestCheckRPC(t *testing.T) {
 	hdr := func(p PeerID) raft.RPCHeader {
 		return raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(p.String()), Addr: []byte(p.String())}
 	}
-	good := raft.EncodeConfiguration(raft.Configuration{Servers: []raft.Server{{ID: "a", Address: "a"}}})
+	server := func(p PeerID, s raft.ServerSuffrage) raft.Server {
+		return raft.Server{Suffrage: s, ID: raft.ServerID(p.String()), Address: raft.ServerAddress(p.String())}
+	}
+	conf := func(servers ...raft.Server) []byte { return raft.EncodeConfiguration(raft.Configuration{Servers: servers}) }
+	good := conf(server(me, raft.Voter), server(other, raft.Nonvoter))
 	cfgEntry := func(data []byte) []*raft.Log { return []*raft.Log{{Index: 7, Type: raft.LogConfiguration, Data: data}} }
 	for _, c := range []struct {
 		name string
@@ -29,6 +33,17 @@ func TestCheckRPC(t *testing.T) {
 		{"configuration entry 0xc1", &raft.AppendEntriesRequest{RPCHeader: hdr(me), Entries: cfgEntry([]byte{0xc1})}, false},
 		{"empty configuration entry", &raft.AppendEntriesRequest{RPCHeader: hdr(me), Entries: cfgEntry(nil)}, false},
 		{"configuration without servers", &raft.AppendEntriesRequest{RPCHeader: hdr(me), Entries: cfgEntry(raft.EncodeConfiguration(raft.Configuration{}))}, false},
+		{"duplicate server", &raft.AppendEntriesRequest{RPCHeader: hdr(me), Entries: cfgEntry(conf(server(me, raft.Voter), server(me, raft.Nonvoter)))}, false},
+		{"no voter", &raft.AppendEntriesRequest{RPCHeader: hdr(me), Entries: cfgEntry(conf(server(me, raft.Nonvoter)))}, false},
+		{"unknown suffrage", &raft.AppendEntriesRequest{RPCHeader: hdr(me), Entries: cfgEntry(conf(server(me, raft.Voter), server(other, 9)))}, false},
+		{"server not a peer id", &raft.AppendEntriesRequest{RPCHeader: hdr(me), Entries: cfgEntry(conf(raft.Server{ID: "a", Address: "a"}))}, false},
+		{"server at another address", &raft.AppendEntriesRequest{RPCHeader: hdr(me), Entries: cfgEntry(conf(raft.Server{ID: raft.ServerID(me.String()), Address: raft.ServerAddress(other.String())}))}, false},
+		{"unknown log type", &raft.AppendEntriesRequest{RPCHeader: hdr(me), Entries: []*raft.Log{{Index: 7, Type: 99}}}, false},
+		{"old add-peer entry", &raft.AppendEntriesRequest{RPCHeader: hdr(me), Entries: []*raft.Log{{Index: 7, Type: raft.LogAddPeerDeprecated, Data: []byte{1}}}}, false},
+		{"nil entry", &raft.AppendEntriesRequest{RPCHeader: hdr(me), Entries: []*raft.Log{nil}}, false},
+		{"commands, no-ops, barriers", &raft.AppendEntriesRequest{RPCHeader: hdr(me), Entries: []*raft.Log{{Index: 7, Type: raft.LogCommand}, {Index: 8, Type: raft.LogNoop}, {Index: 9, Type: raft.LogBarrier}}}, true},
+		{"leader field as another beside an id", &raft.AppendEntriesRequest{RPCHeader: raft.RPCHeader{ID: []byte(me.String())}, Leader: []byte(other.String())}, false},
+		{"candidate field as another beside an id", &raft.RequestVoteRequest{RPCHeader: raft.RPCHeader{ID: []byte(me.String())}, Candidate: []byte(other.String())}, false},
 		{"vote as another", &raft.RequestVoteRequest{RPCHeader: hdr(other), Term: 2}, false},
 		{"vote candidate field as another", &raft.RequestVoteRequest{Term: 2, Candidate: []byte(other.String())}, false},
 		{"vote as itself", &raft.RequestVoteRequest{RPCHeader: hdr(me), Term: 2}, true},
