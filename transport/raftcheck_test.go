@@ -16,7 +16,9 @@ func TestCheckRPC(t *testing.T) {
 	server := func(p PeerID, s raft.ServerSuffrage) raft.Server {
 		return raft.Server{Suffrage: s, ID: raft.ServerID(p.String()), Address: raft.ServerAddress(p.String())}
 	}
-	conf := func(servers ...raft.Server) []byte { return raft.EncodeConfiguration(raft.Configuration{Servers: servers}) }
+	conf := func(servers ...raft.Server) []byte {
+		return raft.EncodeConfiguration(raft.Configuration{Servers: servers})
+	}
 	good := conf(server(me, raft.Voter), server(other, raft.Nonvoter))
 	cfgEntry := func(data []byte) []*raft.Log { return []*raft.Log{{Index: 7, Type: raft.LogConfiguration, Data: data}} }
 	for _, c := range []struct {
