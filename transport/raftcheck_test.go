@@ -62,3 +62,28 @@ func TestCheckRPC(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCheckConfiguration: whatever checkConfiguration lets through, Raft
+// decodes without panicking into a configuration with a voter.
+func FuzzCheckConfiguration(f *testing.F) {
+	p := NewPeerID().String()
+	f.Add(raft.EncodeConfiguration(raft.Configuration{Servers: []raft.Server{{ID: raft.ServerID(p), Address: raft.ServerAddress(p)}}}))
+	f.Add([]byte{0xc1})
+	f.Add([]byte{})
+	f.Add([]byte{0x81, 0xa7, 'S', 'e', 'r', 'v', 'e', 'r', 's', 0xdd, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if checkConfiguration(b) != nil {
+			return
+		}
+		c := raft.DecodeConfiguration(b) // panics if the check let junk through
+		voters := 0
+		for _, s := range c.Servers {
+			if s.Suffrage == raft.Voter {
+				voters++
+			}
+		}
+		if voters == 0 {
+			t.Fatalf("accepted a configuration without a voter: %+v", c)
+		}
+	})
+}
