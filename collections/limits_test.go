@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mosaik-go/mosaik/groups"
 )
@@ -148,14 +149,17 @@ func TestExtendCutBySize(t *testing.T) {
 	v := openVecW[[]byte](t, tn.node(), "v")
 	s := openSetW[string](t, tn.node(), "s")
 	online(t, m, v, s)
-	ok[Version](t)(m.Extend(tctx(t), func(yield func(string, []byte) bool) {
+	// 24 MB of Extends under -race on a loaded 2-core machine take well
+	// over tctx's 10 s: wait on them with room to spare.
+	bigCtx := ctxT(t, 2*time.Minute)
+	ok[Version](t)(m.Extend(bigCtx, func(yield func(string, []byte) bool) {
 		for i := range n {
 			if !yield(fmt.Sprintf("k%03d", i), val) {
 				return
 			}
 		}
 	}))
-	ok[Version](t)(v.Extend(tctx(t), func(yield func([]byte) bool) {
+	ok[Version](t)(v.Extend(bigCtx, func(yield func([]byte) bool) {
 		for range n {
 			if !yield(val) {
 				return
@@ -163,7 +167,7 @@ func TestExtendCutBySize(t *testing.T) {
 		}
 	}))
 	elem := strings.Repeat("x", len(val))
-	ok[Version](t)(s.Extend(tctx(t), func(yield func(string) bool) {
+	ok[Version](t)(s.Extend(bigCtx, func(yield func(string) bool) {
 		for i := range n {
 			if !yield(fmt.Sprintf("%03d", i) + elem[3:]) {
 				return
