@@ -91,11 +91,12 @@ type core struct {
 
 	raftReady atomic.Bool // c.raft is set: RPCs may be checked against its configuration
 
-	foreignMu   sync.Mutex
+	// Owned by the membership goroutine (runMembership).
 	foreignSeen uint64    // announcement frames that did not open, as last counted
 	foreignAt   time.Time // when more of them last came
 	foreignLog  sync.Once
 	ticketLog   sync.Once
+	ownTicket   time.Time // when this member's own ticket expires; zero if it has none that holds
 
 	notifyCh chan bool
 	obsCh    chan raft.Observation
@@ -155,6 +156,11 @@ func Join[C, Q, R any](net *transport.Network, key Key, sm rsm.StateMachine[C, Q
 		nudge:       newNudger(),
 		obsCh:       make(chan raft.Observation, 256),
 		closing:     make(chan struct{}),
+	}
+	if rc.Tickets != nil {
+		if exp, err := rc.Tickets.check(rc.Ticket, c.self); err == nil {
+			c.ownTicket = exp
+		}
 	}
 	c.baseCtx, c.cancel = context.WithCancel(context.Background())
 	if _, err := rand.Read(c.session[:]); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -33,8 +34,20 @@ func (c *core) onAnnouncement(m *transport.Msg) {
 	}
 	var expires time.Time
 	if t := c.cfg.Tickets; t != nil {
+		// A ticket is checked once: later announcements that show the same
+		// one only need it not to have expired.
+		c.peersMu.Lock()
+		if ps := c.peers[m.From]; ps != nil && ps.ann.Ticket == a.Ticket {
+			expires = ps.expires
+		}
+		c.peersMu.Unlock()
 		var err error
-		if expires, err = t.check(a.Ticket, m.From); err != nil {
+		if expires.IsZero() {
+			expires, err = t.check(a.Ticket, m.From)
+		} else if !time.Now().Before(expires) {
+			err = errors.New("groups: ticket expired")
+		}
+		if err != nil {
 			// Not admitted: as if it had not spoken. Its entry, if any,
 			// ages until the leader removes it.
 			c.log.Debug("groups: announcement without a valid ticket ignored", "from", m.From.Short(), "err", err)
@@ -348,6 +361,7 @@ func (c *core) reconcile(l *leadership) {
 		})
 		return
 	}
+	c.trans.RetainMatched(func(p transport.PeerID) bool { _, ok := inConfig[p]; return ok })
 	last := c.raft.LastIndex()
 	term := c.raft.CurrentTerm()
 	// How far a member has replicated is what it acknowledged to this
@@ -479,11 +493,9 @@ func (c *core) allowRaft(from transport.PeerID) bool {
 }
 
 // noteForeign notices announcements that do not open with this member's
-// secret. It logs the first time, once.
+// secret. It logs the first time, once. The membership goroutine calls it.
 func (c *core) noteForeign() {
 	n := c.annSub.Failed()
-	c.foreignMu.Lock()
-	defer c.foreignMu.Unlock()
 	if n == c.foreignSeen {
 		return
 	}
@@ -495,10 +507,9 @@ func (c *core) noteForeign() {
 	})
 }
 
-// hearsForeign reports whether unopened announcements came within d.
+// hearsForeign reports whether unopened announcements came within d. The
+// membership goroutine calls it.
 func (c *core) hearsForeign(d time.Duration) bool {
-	c.foreignMu.Lock()
-	defer c.foreignMu.Unlock()
 	return !c.foreignAt.IsZero() && time.Since(c.foreignAt) <= d
 }
 
@@ -528,8 +539,8 @@ func (c *core) entryDigest(index uint64, nonce [16]byte, member, leader transpor
 // once per term.
 func (c *core) proven(ctx context.Context, l *leadership, p transport.PeerID, index uint64) bool {
 	first, err := c.stores.Log.FirstIndex()
-	if err != nil || index == 0 {
-		return false
+	if err != nil || index == 0 || first > index {
+		return false // nothing of what it acknowledged is left here to ask for
 	}
 	lo := max(first, index-min(index-1, promoteLag))
 	var rnd [24]byte
@@ -572,13 +583,10 @@ func (c *core) proven(ctx context.Context, l *leadership, p transport.PeerID, in
 }
 
 // ticketValid reports whether this member may take part: always, unless the
-// group requires tickets and its own is missing, forged or expired.
+// group requires tickets and its own is missing, forged or expired (checked
+// once at Join; only its expiry is watched after that).
 func (c *core) ticketValid() bool {
-	if c.cfg.Tickets == nil {
-		return true
-	}
-	_, err := c.cfg.Tickets.check(c.cfg.Ticket, c.self)
-	return err == nil
+	return c.cfg.Tickets == nil || time.Now().Before(c.ownTicket)
 }
 
 // checkOwnTicket takes this member out of its group once its own ticket no
@@ -595,15 +603,15 @@ func (c *core) checkOwnTicket() {
 	if !c.inConfiguration() {
 		return
 	}
+	ctx, cancel := context.WithTimeout(c.ctx(), c.closeBudget())
+	defer cancel()
 	if c.raft.State() == raft.Leader {
-		_ = c.raft.LeadershipTransfer()
+		_, _ = call(ctx, c, c.raft.LeadershipTransfer)
 		return
 	}
 	if c.leaderHint().IsZero() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.ctx(), c.closeBudget())
-	defer cancel()
 	_ = c.removeSelf(ctx, false)
 }
 

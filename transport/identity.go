@@ -137,13 +137,21 @@ func (c *cards) get(p PeerID) *peerEntry {
 	return c.m[p]
 }
 
-// learn checks raw as the card of p and keeps it. A card already known
-// under p is compared, not checked again.
+// learn checks raw as the card of p and keeps it.
 func (c *cards) learn(p PeerID, raw []byte) (*peerEntry, error) {
-	c.mu.Lock()
-	e := c.m[p]
-	c.mu.Unlock()
-	if e != nil && bytes.Equal(e.card.raw, raw) {
+	e, err := c.check(p, raw)
+	if err != nil {
+		return nil, err
+	}
+	return c.keep(e), nil
+}
+
+// check checks raw as the card of p without keeping it: a card that came
+// with a frame is kept only once the frame opened (see keep), so frames
+// that do not open cannot fill or churn the table. A card already known
+// under p is compared, not checked again.
+func (c *cards) check(p PeerID, raw []byte) (*peerEntry, error) {
+	if e := c.get(p); e != nil && bytes.Equal(e.card.raw, raw) {
 		return e, nil
 	}
 	card, err := parseCard(raw)
@@ -153,11 +161,17 @@ func (c *cards) learn(p PeerID, raw []byte) (*peerEntry, error) {
 	if card.id != p {
 		return nil, fmt.Errorf("%w: it names %s, not %s", errBadCard, card.id.Short(), p.Short())
 	}
-	e = &peerEntry{card: card}
+	return &peerEntry{card: card}, nil
+}
+
+// keep stores a checked entry and returns the one the table holds for its
+// peer (an equal card already kept wins).
+func (c *cards) keep(e *peerEntry) *peerEntry {
+	p := e.card.id
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old := c.m[p]; old != nil && bytes.Equal(old.card.raw, raw) {
-		return old, nil
+	if old := c.m[p]; old != nil && bytes.Equal(old.card.raw, e.card.raw) {
+		return old
 	}
 	if len(c.m) >= maxCards {
 		for k := range c.m {
@@ -168,7 +182,7 @@ func (c *cards) learn(p PeerID, raw []byte) (*peerEntry, error) {
 		}
 	}
 	c.m[p] = e
-	return e, nil
+	return e
 }
 
 // secret returns the X25519 secret this node shares with e's peer.

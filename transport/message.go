@@ -239,19 +239,13 @@ func (n *Network) unseal(s *Subscription, m *Msg, b []byte) ([]byte, bool) {
 		return n.reject(m.scope, "not sealed in the subscription's scope")
 	}
 	at := headerLen
-	var e *peerEntry
+	var card []byte
 	if flags&flagIntro != 0 {
 		if len(b) < at+cardLen {
 			return n.reject(m.scope, "short card")
 		}
-		var err error
-		if e, err = n.cards.learn(m.From, b[at:at+cardLen]); err != nil {
-			return n.reject(m.scope, "bad card")
-		}
+		card = b[at : at+cardLen]
 		at += cardLen
-	} else if e = n.cards.get(m.From); e == nil {
-		n.fetchCard(m.From)
-		return n.reject(m.scope, "sender unknown")
 	}
 	if flags&flagFragment != 0 {
 		at += fragHeaderLen
@@ -259,10 +253,35 @@ func (n *Network) unseal(s *Subscription, m *Msg, b []byte) ([]byte, bool) {
 	if len(b) < at {
 		return n.reject(m.scope, "short frame")
 	}
-	payload, err := m.scope.open(b, at, m.Subject, e, flags&flagBroadcast != 0)
+	// The sender's card: the one the frame brings, checked (a broadcast
+	// opens first, so a frame without the scope's key costs no signature
+	// check), or the one this node keeps.
+	var e *peerEntry
+	why := "does not open"
+	sender := func() (*peerEntry, error) {
+		var err error
+		switch {
+		case card != nil:
+			if e, err = n.cards.check(m.From, card); err != nil {
+				why = "bad card"
+			}
+		default:
+			if e = n.cards.get(m.From); e == nil {
+				n.fetchCard(m.From)
+				why, err = "sender unknown", errUnsealed
+			}
+		}
+		return e, err
+	}
+	payload, err := m.scope.open(b, at, m.Subject, flags&flagBroadcast != 0, sender)
 	if err != nil {
-		s.failed.Add(1)
-		return n.reject(m.scope, "does not open")
+		if why == "does not open" {
+			s.failed.Add(1)
+		}
+		return n.reject(m.scope, why)
+	}
+	if card != nil {
+		e = n.cards.keep(e) // the frame opened: its card is worth keeping
 	}
 	// Each message is delivered at most once: its only frame, or the first
 	// fragment of it, must carry a counter this subscription has not seen.
@@ -349,12 +368,20 @@ func (w *replayWindow) accept(epoch, ctr uint64) bool {
 		*w = replayWindow{epoch: epoch}
 	}
 	if ctr > w.top {
-		shift := ctr - w.top
-		if shift >= replayBits {
+		// Forget the counters the window slides past, a word at a time
+		// where it can: a sender's counter jumps by the frames it sent
+		// elsewhere, often by thousands.
+		if ctr-w.top >= replayBits {
 			w.bits = [replayBits / 64]uint64{}
 		} else {
-			for i := w.top + 1; i <= ctr; i++ {
+			for i := w.top + 1; i <= ctr; {
+				if i%64 == 0 && ctr-i >= 63 {
+					w.bits[(i/64)%(replayBits/64)] = 0
+					i += 64
+					continue
+				}
 				w.bits[(i/64)%(replayBits/64)] &^= 1 << (i % 64)
+				i++
 			}
 		}
 		w.top = ctr

@@ -141,11 +141,17 @@ func (t *RaftTransport) Matched(p PeerID) Progress {
 	return t.matched[p]
 }
 
-// ForgetMatched drops what is known of p's progress.
-func (t *RaftTransport) ForgetMatched(p PeerID) {
+// RetainMatched forgets the progress of every peer keep refuses, e.g. those
+// no longer in the configuration, so the table does not grow with every
+// peer the node ever replicated to.
+func (t *RaftTransport) RetainMatched(keep func(PeerID) bool) {
 	t.matchMu.Lock()
-	delete(t.matched, p)
-	t.matchMu.Unlock()
+	defer t.matchMu.Unlock()
+	for p := range t.matched {
+		if !keep(p) {
+			delete(t.matched, p)
+		}
+	}
 }
 
 func (t *RaftTransport) match(target raft.ServerAddress, term, index uint64) {

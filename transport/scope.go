@@ -180,10 +180,16 @@ func (s *Scope) seal(f []byte, payloadAt int, subject string, peer *peerEntry) (
 
 // open authenticates and opens a sealed frame in place and returns its
 // payload; it fails for anything not sealed by its sender in this scope.
-func (s *Scope) open(f []byte, payloadAt int, subject string, e *peerEntry, broadcast bool) ([]byte, error) {
+// sender finds the sender's card: before opening a pairwise frame, whose key
+// needs it, and only after opening a broadcast, to check its signature.
+func (s *Scope) open(f []byte, payloadAt int, subject string, broadcast bool, sender func() (*peerEntry, error)) ([]byte, error) {
 	aead := s.bcast
+	var e *peerEntry
+	var err error
 	if !broadcast {
-		var err error
+		if e, err = sender(); err != nil {
+			return nil, err
+		}
 		if aead, err = s.pair(e); err != nil {
 			return nil, err
 		}
@@ -196,6 +202,9 @@ func (s *Scope) open(f []byte, payloadAt int, subject string, e *peerEntry, broa
 	if broadcast {
 		if len(out) < sigLen {
 			return nil, errUnsealed
+		}
+		if e, err = sender(); err != nil {
+			return nil, err
 		}
 		sig := out[len(out)-sigLen:]
 		out = out[:len(out)-sigLen]
