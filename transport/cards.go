@@ -11,7 +11,7 @@ import (
 func (n *Network) cardSubject(p PeerID) string { return n.Subject("card", p.String()) }
 
 func (n *Network) onCardRequest(m *Msg) {
-	if m.ExpectsReply() {
+	if m.ExpectsReply() && !n.answerProbe(m) {
 		_ = m.Respond(n.ident.card)
 	}
 }

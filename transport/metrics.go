@@ -60,6 +60,7 @@ func newNetMetrics(reg prometheus.Registerer, n *Network) *netMetrics {
 		counter("received_bytes_total", "Bytes of the frames the node received.", &s.bytesIn),
 		counter("malformed_messages_total", "Frames dropped because they could not be parsed or reassembled.", &s.malformed),
 		counter("rejected_messages_total", "Frames dropped unread because they did not open in their scope: not sealed, another secret, forged, replayed, or an unknown sender.", &s.rejected),
+		counter("duplicate_identity_total", "Signs of another live node with this node's identity (a copied data directory): probes answered, or the answer that stopped this node.", &s.duplicates),
 		counter("fault_dropped_messages_total", "Messages dropped by fault injection.", &s.faultDrops),
 		counter("slow_consumer_errors_total", "Overflows of a subscription's pending buffer (messages dropped).", &s.slowConsumer),
 	)

@@ -8,6 +8,8 @@ package transport
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -190,6 +192,7 @@ type Network struct {
 	frags    map[fragKey]*partial
 	fragMem  int
 	fetching map[PeerID]bool // card requests in flight
+	dupWarn  atomic.Int64    // when the last duplicate warning was logged, unix ns
 	closed   bool
 	bg       sync.WaitGroup // card requests
 
@@ -226,6 +229,10 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 		o.ident = NewIdentity()
 	}
 	peer := o.ident.PeerID()
+	var first [8]byte
+	if _, err := rand.Read(first[:]); err != nil {
+		return nil, err
+	}
 	n := &Network{
 		id:       peer,
 		ident:    o.ident,
@@ -244,6 +251,9 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 
 		started: time.Now(),
 	}
+	// Request ids start at random: a second node with this identity (see
+	// probeIdentity) shares the inbox, and must not match its replies.
+	n.nextID.Store(binary.BigEndian.Uint64(first[:]) >> 1)
 	if n.faults == nil {
 		n.faults = NewFaults()
 	}
@@ -301,6 +311,11 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 	// Every node answers status requests, whatever it runs, and shows its
 	// card to whoever asks.
 	if _, err := n.Subscribe(n.Subject("status"), n.onStatus); err != nil {
+		n.Close()
+		return nil, err
+	}
+	// Before answering as this identity, make sure no live node does.
+	if err := n.probeIdentity(ctx); err != nil {
 		n.Close()
 		return nil, err
 	}

@@ -17,12 +17,15 @@ type Stats struct {
 	// them: not sealed, sealed with another secret, forged, replayed, or
 	// from a sender whose card is not known yet.
 	Rejected uint64
+	// Duplicates counts signs of another live node with this node's
+	// identity: probes it answered, or the answer that stopped New.
+	Duplicates uint64
 }
 
 type counters struct {
 	msgsIn, msgsOut, bytesIn, bytesOut  atomic.Uint64
 	malformed, faultDrops, slowConsumer atomic.Uint64
-	rejected                            atomic.Uint64
+	rejected, duplicates                atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -31,5 +34,6 @@ func (c *counters) snapshot() Stats {
 		BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
 		Malformed: c.malformed.Load(), FaultDrops: c.faultDrops.Load(),
 		SlowConsumer: c.slowConsumer.Load(), Rejected: c.rejected.Load(),
+		Duplicates: c.duplicates.Load(),
 	}
 }
