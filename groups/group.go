@@ -52,6 +52,7 @@ type fsmView interface {
 	SessionOutcome(rsm.SessionID, uint64) (rsm.Outcome, bool)
 	CanSnapshot() bool
 	Cluster() rsm.ClusterID
+	Malformed() uint64
 }
 
 // core is everything that does not depend on the machine's types.
@@ -103,6 +104,7 @@ type core struct {
 	observer *raft.Observer
 
 	metrics *groupMetrics // nil without a registry
+	refused refusals      // what hostile or broken input cost; counted, logged once per interval
 
 	hasState atomic.Bool
 	leaving  atomic.Bool
@@ -459,7 +461,6 @@ func (g *Group[C, Q, R]) submit(ctx context.Context, cmds []C, feed, local bool)
 		return rsm.Outcome{}, fmt.Errorf("%w: %d commands, limit %d", ErrTooLarge, len(cmds), MaxBatchCommands)
 	}
 	enc := make([][]byte, len(cmds))
-	size := 0
 	for i, c := range cmds {
 		b, err := rsm.Marshal(c)
 		if err != nil {
@@ -468,13 +469,33 @@ func (g *Group[C, Q, R]) submit(ctx context.Context, cmds []C, feed, local bool)
 		if len(b) > MaxCommandSize {
 			return rsm.Outcome{}, fmt.Errorf("%w: command of %d bytes, limit %d", ErrTooLarge, len(b), MaxCommandSize)
 		}
-		size += len(b)
 		enc[i] = b
 	}
-	if size > MaxBatchSize {
-		return rsm.Outcome{}, fmt.Errorf("%w: batch of %d bytes, limit %d", ErrTooLarge, size, MaxBatchSize)
+	size, err := checkBatch(enc)
+	if err != nil {
+		return rsm.Outcome{}, err
 	}
 	return g.sub.submit(ctx, enc, size, feed, local)
+}
+
+// checkBatch checks encoded commands against the limits and returns their
+// total size. The submitter checks its own batches with it; the leader
+// checks every batch it is handed, since a member may skip the submitter.
+func checkBatch(cmds [][]byte) (int, error) {
+	if len(cmds) > MaxBatchCommands {
+		return 0, fmt.Errorf("%w: %d commands, limit %d", ErrTooLarge, len(cmds), MaxBatchCommands)
+	}
+	size := 0
+	for _, b := range cmds {
+		if len(b) > MaxCommandSize {
+			return 0, fmt.Errorf("%w: command of %d bytes, limit %d", ErrTooLarge, len(b), MaxCommandSize)
+		}
+		size += len(b)
+	}
+	if size > MaxBatchSize {
+		return 0, fmt.Errorf("%w: batch of %d bytes, limit %d", ErrTooLarge, size, MaxBatchSize)
+	}
+	return size, nil
 }
 
 // QueryResult is a query's answer and the index of the state it read.

@@ -148,6 +148,11 @@ func (c *core) runAppender() {
 // an earlier batch of its session (refused; the sender sends again in order).
 func (c *core) appendOne(s submission) {
 	req := s.req
+	if _, err := checkBatch(req.Cmds); err != nil {
+		c.refused.batches.Add(1)
+		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyError, Code: codeTooLarge, Msg: err.Error()})
+		return
+	}
 	l := c.readyLead()
 	if l == nil {
 		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyError, Code: codeNotLeader, Msg: "not leader"})

@@ -124,6 +124,7 @@ func (c *core) runMembership() {
 		case <-t.C:
 		}
 		c.noteForeign()
+		c.noteRefusals()
 		c.checkOwnTicket()
 		if !c.hasState.Load() {
 			if c.raft.LastIndex() > 0 {

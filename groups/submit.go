@@ -295,6 +295,10 @@ func (s *submitter) handleReplies() {
 				s.resolve(b, rsm.Outcome{}, fmt.Errorf("groups: the leader could not decode the batch"))
 			}
 		case replyError:
+			if r.Code == codeTooLarge {
+				s.resolve(b, rsm.Outcome{}, r.err())
+				continue
+			}
 			if r.Attempt == b.attempt {
 				s.c.log.Debug("groups: forward attempt failed", "seq", r.Seq, "err", r.Msg)
 				s.scheduleResend()

@@ -1,0 +1,114 @@
+package groups
+
+import (
+	"crypto/rand"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/mosaik-go/mosaik/rsm"
+)
+
+// rawForward sends fwd from one member straight to another's control
+// subject, past every check the submitter makes, and returns the replies
+// it gets until the outcome, an error or the deadline.
+func rawForward(t *testing.T, from, to *node, fwd forward) []forwardReply {
+	t.Helper()
+	data, err := encodeCtl(ctlForward, fwd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replies := make(chan forwardReply, 4)
+	cancel, err := from.g.scope.Call(from.g.ctlSubject(to.net.ID()), to.net.ID(), data, func(b []byte, err error) {
+		var r forwardReply
+		if err == nil {
+			err = rsm.Unmarshal(b, &r)
+		}
+		if err != nil {
+			r = forwardReply{Kind: replyError, Code: codeInternal, Msg: err.Error()}
+		}
+		replies <- r
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	var out []forwardReply
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case r := <-replies:
+			out = append(out, r)
+			if r.Kind != replyAppended {
+				return out
+			}
+		case <-deadline:
+			t.Fatalf("no final reply to the forward; got %+v", out)
+		}
+	}
+}
+
+// TestLeaderEnforcesLimits: a member that skips the submitter's checks
+// cannot get a command or batch over the limits into the log; the leader
+// refuses it with the error the submitter gives.
+func TestLeaderEnforcesLimits(t *testing.T) {
+	c := newCluster(t)
+	a, b := c.add(nil), c.add(nil)
+	online(t, a, b)
+	l := c.leader()
+	f := a
+	if f == l {
+		f = b
+	}
+	var session rsm.SessionID
+	if _, err := rand.Read(session[:]); err != nil {
+		t.Fatal(err)
+	}
+	many := make([][]byte, MaxBatchCommands+1)
+	for i := range many {
+		many[i] = []byte{0xa0} // an empty map: a counterCmd
+	}
+	big := make([]byte, MaxCommandSize+1)
+	chunk := make([]byte, MaxCommandSize/2)
+	var heavy [][]byte
+	for range MaxBatchSize/len(chunk) + 1 {
+		heavy = append(heavy, chunk)
+	}
+	cases := []struct {
+		name string
+		cmds [][]byte
+	}{
+		{"command too large", [][]byte{big}},
+		{"too many commands", many},
+		{"batch too large", heavy},
+	}
+	for i, tc := range cases {
+		before := l.g.Committed()
+		rs := rawForward(t, f, l, forward{Session: session, Seq: uint64(i + 1), Cmds: tc.cmds})
+		last := rs[len(rs)-1]
+		if len(rs) != 1 || last.Kind != replyError || !errors.Is(last.err(), ErrTooLarge) {
+			t.Errorf("%s: replies %+v; want one error matching ErrTooLarge", tc.name, summary(rs))
+		}
+		if got := l.g.Committed(); got != before {
+			t.Errorf("%s: the leader applied up to %d (was %d)", tc.name, got, before)
+		}
+	}
+	// The group still works, for this session too.
+	if _, err := f.g.Execute(ctxT(t, 10*time.Second), counterCmd{Add: 1}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type replySummary struct {
+	Kind, Code uint8
+	Status     rsm.Status
+	Msg        string
+}
+
+func summary(rs []forwardReply) []replySummary {
+	var out []replySummary
+	for _, r := range rs {
+		out = append(out, replySummary{r.Kind, r.Code, r.Outcome.Status, r.Msg})
+	}
+	return out
+}
