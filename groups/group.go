@@ -6,7 +6,6 @@ package groups
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,14 +24,17 @@ import (
 )
 
 // Limits. Over them a call fails with ErrTooLarge before anything is sent.
+// The leader checks every batch it is handed against them too, and refuses
+// one over them with ErrTooLarge, so a member that skips these checks gets
+// nothing over them into the log.
 const (
 	// MaxCommandSize is the largest encoded command.
-	MaxCommandSize = 1 << 20
+	MaxCommandSize = rsm.MaxCommandSize
 	// MaxBatchCommands is the most commands ExecuteMany or FeedMany take,
 	// and the most the group puts in one log entry.
-	MaxBatchCommands = 4096
+	MaxBatchCommands = rsm.MaxEntryCommands
 	// MaxBatchSize is the largest encoded batch of commands.
-	MaxBatchSize = 8 << 20
+	MaxBatchSize = rsm.MaxEntryBytes
 )
 
 // Group is this node's membership in a Raft group replicating a machine of
@@ -70,7 +72,6 @@ type core struct {
 	when    *When
 	futures *futures
 	nudge   *nudger
-	session rsm.SessionID
 	started time.Time
 
 	annSubj string
@@ -165,8 +166,8 @@ func Join[C, Q, R any](net *transport.Network, key Key, sm rsm.StateMachine[C, Q
 		}
 	}
 	c.baseCtx, c.cancel = context.WithCancel(context.Background())
-	if _, err := rand.Read(c.session[:]); err != nil {
-		return nil, fmt.Errorf("groups: session id: %w", err)
+	if c.sub, err = newSubmitter(c); err != nil {
+		return nil, err
 	}
 	c.when = newWhen(c.self, nil)
 	fsm := rsm.NewFSM(sm, c.when.applied.broadcast)
@@ -257,7 +258,6 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 		return fail(err)
 	}
 	c.metrics.start()
-	c.sub = newSubmitter(c)
 	c.goFunc(c.runLeadership)
 	c.goFunc(c.runStatus)
 	c.goFunc(c.runAnnounce)

@@ -112,3 +112,52 @@ func summary(rs []forwardReply) []replySummary {
 	}
 	return out
 }
+
+// TestSessionForgottenMidway: when the group forgets a member's session
+// (more than rsm.MaxSessions submitters since it last wrote), the member's
+// next command still applies, once, under a new session.
+func TestSessionForgottenMidway(t *testing.T) {
+	c := newCluster(t)
+	a := c.add(nil)
+	online(t, a)
+	c.leader()
+	if _, err := a.g.Execute(ctxT(t, 10*time.Second), counterCmd{Add: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// Other submitters, each one batch, until the member's session is
+	// the least recently used of a full table.
+	done := make(chan forwardReply, rsm.MaxSessions)
+	for i := range rsm.MaxSessions {
+		var s rsm.SessionID
+		s[0], s[1], s[15] = byte(i>>8), byte(i), 0xee
+		sub := submission{req: forward{Session: s, Seq: 1, Cmds: [][]byte{{0xa0}}}, reply: func(r forwardReply) {
+			if r.Kind != replyAppended {
+				done <- r
+			}
+		}}
+		select {
+		case a.g.appendCh <- sub:
+		case <-time.After(30 * time.Second):
+			t.Fatal("appender stuck")
+		}
+	}
+	for range rsm.MaxSessions {
+		select {
+		case r := <-done:
+			if r.Kind != replyOutcome || r.Outcome.Status != rsm.StatusApplied {
+				t.Fatalf("flood reply %+v", summary([]forwardReply{r}))
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("flood not applied")
+		}
+	}
+	if n := a.g.fsm.Sessions(); n != rsm.MaxSessions {
+		t.Fatalf("%d sessions", n)
+	}
+	if _, err := a.g.Execute(ctxT(t, 10*time.Second), counterCmd{Add: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if v := a.sm.Query(struct{}{}); v != 11 {
+		t.Fatalf("value %d, want 11", v)
+	}
+}

@@ -31,8 +31,9 @@ type leadership struct {
 // submission is a batch handed to the leader's appender, from this member
 // or forwarded by another. reply may be called more than once.
 type submission struct {
-	req   forward
-	reply func(forwardReply)
+	req    forward
+	reply  func(forwardReply)
+	remote bool // forwarded by another member
 }
 
 // completion waits, in log order, for a batch to apply and answers it.
@@ -191,7 +192,7 @@ func (c *core) appendOne(s submission) {
 	c.metrics.appendedCommands(len(req.Cmds))
 	s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyAppended, First: e.First})
 	c.complete(completion{future: fut, session: req.Session, seq: req.Seq, attempt: req.Attempt,
-		local: req.Local && req.Session != c.session, reply: s.reply})
+		local: req.Local && s.remote, reply: s.reply})
 }
 
 func (c *core) complete(x completion) {
@@ -259,7 +260,7 @@ func (c *core) onControl(m *transport.Msg) {
 		}
 		reply := func(r forwardReply) { c.respond(m, r) }
 		select {
-		case c.appendCh <- submission{req: f, reply: reply}:
+		case c.appendCh <- submission{req: f, reply: reply, remote: true}:
 		case <-c.closing:
 		}
 	case ctlReadIndex:
