@@ -106,6 +106,7 @@ type core struct {
 
 	metrics *groupMetrics // nil without a registry
 	refused refusals      // what hostile or broken input cost; counted, logged once per interval
+	readSem chan struct{} // a token per read-index request served (maxReadIndexInflight)
 
 	hasState atomic.Bool
 	leaving  atomic.Bool
@@ -159,6 +160,7 @@ func Join[C, Q, R any](net *transport.Network, key Key, sm rsm.StateMachine[C, Q
 		nudge:       newNudger(),
 		obsCh:       make(chan raft.Observation, 256),
 		closing:     make(chan struct{}),
+		readSem:     make(chan struct{}, maxReadIndexInflight),
 	}
 	if rc.Tickets != nil {
 		if exp, err := rc.Tickets.check(rc.Ticket, c.self); err == nil {

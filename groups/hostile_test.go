@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mosaik-go/mosaik/rsm"
+	"github.com/mosaik-go/mosaik/transport"
 )
 
 // rawForward sends fwd from one member straight to another's control
@@ -159,5 +160,72 @@ func TestSessionForgottenMidway(t *testing.T) {
 	}
 	if v := a.sm.Query(struct{}{}); v != 11 {
 		t.Fatalf("value %d, want 11", v)
+	}
+}
+
+// TestPeerTableIsBounded: announcements from ever more authenticated
+// peers never grow the table past maxPeers; members of the configuration
+// are never the ones dropped.
+func TestPeerTableIsBounded(t *testing.T) {
+	c := newCluster(t)
+	a, b := c.add(nil), c.add(nil)
+	online(t, a, b)
+	c.leader()
+	waitFor(t, 10*time.Second, "b in a's configuration and table", func() bool {
+		a.g.peersMu.Lock()
+		_, ok := a.g.peers[b.net.ID()]
+		a.g.peersMu.Unlock()
+		return ok && len(a.g.Members()) == 2
+	})
+	data, err := rsm.Marshal(announcement{Pref: uint8(prefObserver)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := 50
+	for range maxPeers + extra {
+		var p transport.PeerID
+		if _, err := rand.Read(p[:]); err != nil {
+			t.Fatal(err)
+		}
+		a.g.onAnnouncement(&transport.Msg{From: p, Data: data})
+	}
+	a.g.peersMu.Lock()
+	n := len(a.g.peers)
+	_, kept := a.g.peers[b.net.ID()]
+	a.g.peersMu.Unlock()
+	if n > maxPeers || !kept {
+		t.Fatalf("%d peers (limit %d), member kept: %v", n, maxPeers, kept)
+	}
+	if d := a.g.refused.peers.Load(); d < uint64(extra) {
+		t.Fatalf("%d drops counted, want at least %d", d, extra)
+	}
+}
+
+// TestReadIndexRequestsAreBounded: a leader with maxReadIndexInflight
+// read-index requests in flight answers the next with ErrBusy at once.
+func TestReadIndexRequestsAreBounded(t *testing.T) {
+	c := newCluster(t)
+	a, b := c.add(nil), c.add(nil)
+	online(t, a, b)
+	l := c.leader()
+	f := a
+	if f == l {
+		f = b
+	}
+	for range maxReadIndexInflight {
+		l.g.readSem <- struct{}{}
+	}
+	_, err := f.g.remoteReadIndex(ctxT(t, 10*time.Second), l.net.ID())
+	if !errors.Is(err, ErrBusy) {
+		t.Fatalf("read index from a busy leader: %v", err)
+	}
+	if l.g.refused.readIndex.Load() == 0 {
+		t.Fatal("busy refusal not counted")
+	}
+	for range maxReadIndexInflight {
+		<-l.g.readSem
+	}
+	if _, err := f.g.Query(ctxT(t, 10*time.Second), struct{}{}, Strong); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -243,6 +243,10 @@ func (c *core) finish(x completion) forwardReply {
 	return r
 }
 
+// maxReadIndexInflight bounds the read-index requests from other members a
+// leader serves at once; over it a request is answered ErrBusy at once.
+const maxReadIndexInflight = 256
+
 // onControl serves the member's control subject.
 func (c *core) onControl(m *transport.Msg) {
 	if len(m.Data) == 0 || !m.ExpectsReply() {
@@ -264,7 +268,15 @@ func (c *core) onControl(m *transport.Msg) {
 		case <-c.closing:
 		}
 	case ctlReadIndex:
+		select {
+		case c.readSem <- struct{}{}:
+		default:
+			c.refused.readIndex.Add(1)
+			c.respond(m, readIndexReply{Code: codeBusy, Msg: fmt.Sprintf("%d read-index requests in flight", maxReadIndexInflight)})
+			return
+		}
 		c.goFunc(func() {
+			defer func() { <-c.readSem }()
 			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.QueryTimeout)
 			defer cancel()
 			idx, err := c.leaderReadIndex(ctx)
