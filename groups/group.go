@@ -225,6 +225,11 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 		return fail(fmt.Errorf("groups: read stored state: %w", err))
 	}
 	c.hasState.Store(hasState)
+	if hasState {
+		if err := checkStoredConfigurations(c.id, stores.Log, stores.Snapshots); err != nil {
+			return fail(err)
+		}
+	}
 
 	rpcTimeout := max(2*c.cfg.ElectionTimeout*time.Duration(c.cfg.Preference.Factor()), 500*time.Millisecond)
 	trans, err := transport.NewRaftTransport(c.scope, rpcTimeout)
