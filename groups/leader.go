@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fxamacker/cbor/v2"
 	"github.com/hashicorp/raft"
 
 	"github.com/mosaik-go/mosaik/rsm"
@@ -259,7 +260,14 @@ func (c *core) onControl(m *transport.Msg) {
 	case ctlForward:
 		var f forward
 		if err := decodeCtl(m.Data, &f); err != nil || f.Seq == 0 {
-			c.respond(m, forwardReply{Seq: f.Seq, Attempt: f.Attempt, Kind: replyError, Code: codeMalformed, Msg: fmt.Sprint("malformed forward: ", err)})
+			code := codeMalformed
+			if tooLong := (*cbor.MaxArrayElementsError)(nil); errors.As(err, &tooLong) {
+				// More commands than a batch may hold: what the submitter
+				// would have said.
+				code = codeTooLarge
+				c.refused.batches.Add(1)
+			}
+			c.respond(m, forwardReply{Seq: f.Seq, Attempt: f.Attempt, Kind: replyError, Code: code, Msg: fmt.Sprint("malformed forward: ", err)})
 			return
 		}
 		reply := func(r forwardReply) { c.respond(m, r) }
@@ -393,7 +401,7 @@ func (c *core) remoteReadIndex(ctx context.Context, leader transport.PeerID) (rs
 		return 0, fmt.Errorf("%w: %v", transport.ErrUnreachable, err)
 	}
 	var r readIndexReply
-	if err := rsm.Unmarshal(b, &r); err != nil {
+	if err := decodeWire(b, &r); err != nil {
 		return 0, err
 	}
 	if r.Code != 0 {
@@ -475,7 +483,7 @@ func (c *core) removeSelf(ctx context.Context, insist bool) error {
 				cancel()
 				if err == nil {
 					var r readIndexReply
-					if err = rsm.Unmarshal(b, &r); err == nil && r.Code != 0 {
+					if err = decodeWire(b, &r); err == nil && r.Code != 0 {
 						err = &remoteError{code: r.Code, msg: r.Msg}
 					}
 				}

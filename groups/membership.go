@@ -34,7 +34,7 @@ func (c *core) onAnnouncement(m *transport.Msg) {
 		return
 	}
 	var a announcement
-	if err := rsm.Unmarshal(m.Data, &a); err != nil {
+	if err := decodeWire(m.Data, &a); err != nil {
 		c.log.Debug("groups: malformed announcement dropped", "from", m.From.Short(), "err", err)
 		return
 	}
@@ -629,7 +629,7 @@ func (c *core) proven(ctx context.Context, l *leadership, p transport.PeerID, in
 		return false
 	}
 	var r proveReply
-	if rsm.Unmarshal(b, &r) != nil {
+	if decodeWire(b, &r) != nil {
 		return false
 	}
 	if !r.Found {

@@ -249,7 +249,7 @@ func (s *submitter) send(b *batch) {
 	cancel, err := s.c.scope.Call(s.c.ctlSubject(s.leader), s.leader, data, func(reply []byte, err error) {
 		var r forwardReply
 		if err == nil {
-			err = rsm.Unmarshal(reply, &r)
+			err = decodeWire(reply, &r)
 		}
 		if err != nil {
 			r = forwardReply{Seq: seq, Attempt: attempt, Kind: replyError, Code: codeInternal, Msg: err.Error()}

@@ -208,16 +208,6 @@ func TestMalformedEntriesNeverPanic(t *testing.T) {
 	}
 }
 
-func FuzzApply(f *testing.F) {
-	b, _ := Marshal(Entry{Session: SessionID{1}, Seq: 1, First: 1, Cmds: [][]byte{{0x01}}})
-	f.Add(b)
-	f.Add([]byte{0x86})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		fsm := NewFSM[int64, struct{}, int64](&adder{}, nil)
-		fsm.Apply(&raft.Log{Index: 1, Term: 1, Type: raft.LogCommand, Data: data})
-	})
-}
-
 type sink struct {
 	bytes.Buffer
 	cancelled bool
