@@ -183,6 +183,16 @@ func (c *core) appendOne(s submission) {
 		return
 	}
 	l.next.Add(uint64(len(req.Cmds)))
+	if len(l.appended) >= 2*rsm.MaxSessions {
+		// Keep only batches in flight of sessions the machine knows. The
+		// map only spares repeats and gaps: the machine drops repeats, and
+		// a submitter told of a gap sends its batches again in order.
+		for id, seq := range l.appended {
+			if last, ok := c.fsm.SessionLast(id); !ok || last >= seq {
+				delete(l.appended, id)
+			}
+		}
+	}
 	l.appended[req.Session] = req.Seq
 	fut, err := raftCall(c, func() raft.ApplyFuture { return c.raft.Apply(data, 0) })
 	c.nudge.appended()

@@ -591,9 +591,6 @@ func (f *FSM[C, Q, R]) Restore(rc io.ReadCloser) error {
 	if err := decMode.Unmarshal(hb, &h); err != nil {
 		return fmt.Errorf("rsm: restore: decode header: %w", err)
 	}
-	if len(h.Sessions) > MaxSessions {
-		return fmt.Errorf("rsm: restore: %d sessions, limit %d", len(h.Sessions), MaxSessions)
-	}
 	for id, s := range h.Sessions {
 		if s == nil || len(s.Recent) > sessionWindow {
 			return fmt.Errorf("rsm: restore: session %x is malformed", id[:4])
@@ -606,6 +603,9 @@ func (f *FSM[C, Q, R]) Restore(rc io.ReadCloser) error {
 		f.sessions = h.Sessions
 		if f.sessions == nil {
 			f.sessions = map[SessionID]*session{}
+		}
+		for len(f.sessions) > MaxSessions {
+			f.evictSession() // a snapshot from before the bound; alike everywhere
 		}
 		f.publish()
 	}
