@@ -1,6 +1,9 @@
 package groups
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var (
 	// ErrOffline means no leader is reachable now; the command was not
@@ -27,7 +30,7 @@ var (
 	// used) while a batch was being retried: the batch may or may not have
 	// applied, once. It also matches ErrOutcomeUnknown. The member goes on
 	// under a new session.
-	ErrSessionExpired = errors.New("groups: session expired; outcome unknown")
+	ErrSessionExpired = fmt.Errorf("groups: session expired: %w", ErrOutcomeUnknown)
 )
 
 // errRefused is a membership change the leader declined as unsafe.

@@ -229,3 +229,17 @@ func TestReadIndexRequestsAreBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRefusalsCrossTheWire: the errors a leader refuses with match the
+// same sentinels on the member that forwarded.
+func TestRefusalsCrossTheWire(t *testing.T) {
+	for _, err := range []error{ErrTooLarge, ErrBusy, ErrSessionExpired} {
+		r := forwardReply{Kind: replyError, Code: errorCode(err), Msg: err.Error()}
+		if !errors.Is(r.err(), err) {
+			t.Errorf("%v does not cross the wire", err)
+		}
+	}
+	if !errors.Is(ErrSessionExpired, ErrOutcomeUnknown) {
+		t.Error("ErrSessionExpired does not match ErrOutcomeUnknown")
+	}
+}
