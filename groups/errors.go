@@ -1,6 +1,9 @@
 package groups
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var (
 	// ErrOffline means no leader is reachable now; the command was not
@@ -19,6 +22,15 @@ var (
 	// ErrNotLeader is reported by a member asked to do what only the leader
 	// does; commands and queries retry elsewhere on their own.
 	ErrNotLeader = errors.New("groups: not leader")
+	// ErrBusy means a member had too many requests of this kind in flight
+	// and refused one; nothing was done. Retry later.
+	ErrBusy = errors.New("groups: busy")
+	// ErrSessionExpired means the group forgot the submitting member's
+	// session (it keeps at most MaxSessions, evicting the least recently
+	// used) while a batch was being retried: the batch may or may not have
+	// applied, once. It also matches ErrOutcomeUnknown. The member goes on
+	// under a new session.
+	ErrSessionExpired = fmt.Errorf("groups: session expired: %w", ErrOutcomeUnknown)
 )
 
 // errRefused is a membership change the leader declined as unsafe.
@@ -31,6 +43,9 @@ const (
 	codeMalformed
 	codeInternal
 	codeRefused
+	codeTooLarge
+	codeBusy
+	codeSessionExpired
 )
 
 func errorCode(err error) uint8 {
@@ -41,6 +56,12 @@ func errorCode(err error) uint8 {
 		return codeClosed
 	case errors.Is(err, errRefused):
 		return codeRefused
+	case errors.Is(err, ErrTooLarge):
+		return codeTooLarge
+	case errors.Is(err, ErrBusy):
+		return codeBusy
+	case errors.Is(err, ErrSessionExpired):
+		return codeSessionExpired
 	default:
 		return codeInternal
 	}
@@ -63,6 +84,12 @@ func (e *remoteError) Is(target error) bool {
 		return target == ErrClosed
 	case codeRefused:
 		return target == errRefused
+	case codeTooLarge:
+		return target == ErrTooLarge
+	case codeBusy:
+		return target == ErrBusy
+	case codeSessionExpired:
+		return target == ErrSessionExpired || target == ErrOutcomeUnknown
 	}
 	return false
 }

@@ -6,7 +6,6 @@ package groups
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,14 +24,17 @@ import (
 )
 
 // Limits. Over them a call fails with ErrTooLarge before anything is sent.
+// The leader checks every batch it is handed against them too, and refuses
+// one over them with ErrTooLarge, so a member that skips these checks gets
+// nothing over them into the log.
 const (
 	// MaxCommandSize is the largest encoded command.
-	MaxCommandSize = 1 << 20
+	MaxCommandSize = rsm.MaxCommandSize
 	// MaxBatchCommands is the most commands ExecuteMany or FeedMany take,
 	// and the most the group puts in one log entry.
-	MaxBatchCommands = 4096
+	MaxBatchCommands = rsm.MaxEntryCommands
 	// MaxBatchSize is the largest encoded batch of commands.
-	MaxBatchSize = 8 << 20
+	MaxBatchSize = rsm.MaxEntryBytes
 )
 
 // Group is this node's membership in a Raft group replicating a machine of
@@ -52,6 +54,7 @@ type fsmView interface {
 	SessionOutcome(rsm.SessionID, uint64) (rsm.Outcome, bool)
 	CanSnapshot() bool
 	Cluster() rsm.ClusterID
+	Malformed() uint64
 }
 
 // core is everything that does not depend on the machine's types.
@@ -69,7 +72,6 @@ type core struct {
 	when    *When
 	futures *futures
 	nudge   *nudger
-	session rsm.SessionID
 	started time.Time
 
 	annSubj string
@@ -103,6 +105,8 @@ type core struct {
 	observer *raft.Observer
 
 	metrics *groupMetrics // nil without a registry
+	refused refusals      // what hostile or broken input cost; counted, logged once per interval
+	readSem chan struct{} // a token per read-index request served (maxReadIndexInflight)
 
 	hasState atomic.Bool
 	leaving  atomic.Bool
@@ -156,6 +160,7 @@ func Join[C, Q, R any](net *transport.Network, key Key, sm rsm.StateMachine[C, Q
 		nudge:       newNudger(),
 		obsCh:       make(chan raft.Observation, 256),
 		closing:     make(chan struct{}),
+		readSem:     make(chan struct{}, maxReadIndexInflight),
 	}
 	if rc.Tickets != nil {
 		if exp, err := rc.Tickets.check(rc.Ticket, c.self); err == nil {
@@ -163,8 +168,8 @@ func Join[C, Q, R any](net *transport.Network, key Key, sm rsm.StateMachine[C, Q
 		}
 	}
 	c.baseCtx, c.cancel = context.WithCancel(context.Background())
-	if _, err := rand.Read(c.session[:]); err != nil {
-		return nil, fmt.Errorf("groups: session id: %w", err)
+	if c.sub, err = newSubmitter(c); err != nil {
+		return nil, err
 	}
 	c.when = newWhen(c.self, nil)
 	fsm := rsm.NewFSM(sm, c.when.applied.broadcast)
@@ -220,6 +225,11 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 		return fail(fmt.Errorf("groups: read stored state: %w", err))
 	}
 	c.hasState.Store(hasState)
+	if hasState {
+		if err := checkStoredConfigurations(c.id, stores.Log, stores.Snapshots); err != nil {
+			return fail(err)
+		}
+	}
 
 	rpcTimeout := max(2*c.cfg.ElectionTimeout*time.Duration(c.cfg.Preference.Factor()), 500*time.Millisecond)
 	trans, err := transport.NewRaftTransport(c.scope, rpcTimeout)
@@ -255,7 +265,6 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 		return fail(err)
 	}
 	c.metrics.start()
-	c.sub = newSubmitter(c)
 	c.goFunc(c.runLeadership)
 	c.goFunc(c.runStatus)
 	c.goFunc(c.runAnnounce)
@@ -459,7 +468,6 @@ func (g *Group[C, Q, R]) submit(ctx context.Context, cmds []C, feed, local bool)
 		return rsm.Outcome{}, fmt.Errorf("%w: %d commands, limit %d", ErrTooLarge, len(cmds), MaxBatchCommands)
 	}
 	enc := make([][]byte, len(cmds))
-	size := 0
 	for i, c := range cmds {
 		b, err := rsm.Marshal(c)
 		if err != nil {
@@ -468,13 +476,33 @@ func (g *Group[C, Q, R]) submit(ctx context.Context, cmds []C, feed, local bool)
 		if len(b) > MaxCommandSize {
 			return rsm.Outcome{}, fmt.Errorf("%w: command of %d bytes, limit %d", ErrTooLarge, len(b), MaxCommandSize)
 		}
-		size += len(b)
 		enc[i] = b
 	}
-	if size > MaxBatchSize {
-		return rsm.Outcome{}, fmt.Errorf("%w: batch of %d bytes, limit %d", ErrTooLarge, size, MaxBatchSize)
+	size, err := checkBatch(enc)
+	if err != nil {
+		return rsm.Outcome{}, err
 	}
 	return g.sub.submit(ctx, enc, size, feed, local)
+}
+
+// checkBatch checks encoded commands against the limits and returns their
+// total size. The submitter checks its own batches with it; the leader
+// checks every batch it is handed, since a member may skip the submitter.
+func checkBatch(cmds [][]byte) (int, error) {
+	if len(cmds) > MaxBatchCommands {
+		return 0, fmt.Errorf("%w: %d commands, limit %d", ErrTooLarge, len(cmds), MaxBatchCommands)
+	}
+	size := 0
+	for _, b := range cmds {
+		if len(b) > MaxCommandSize {
+			return 0, fmt.Errorf("%w: command of %d bytes, limit %d", ErrTooLarge, len(b), MaxCommandSize)
+		}
+		size += len(b)
+	}
+	if size > MaxBatchSize {
+		return 0, fmt.Errorf("%w: batch of %d bytes, limit %d", ErrTooLarge, size, MaxBatchSize)
+	}
+	return size, nil
 }
 
 // QueryResult is a query's answer and the index of the state it read.

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fxamacker/cbor/v2"
 	"github.com/hashicorp/raft"
 
 	"github.com/mosaik-go/mosaik/rsm"
@@ -31,8 +32,9 @@ type leadership struct {
 // submission is a batch handed to the leader's appender, from this member
 // or forwarded by another. reply may be called more than once.
 type submission struct {
-	req   forward
-	reply func(forwardReply)
+	req    forward
+	reply  func(forwardReply)
+	remote bool // forwarded by another member
 }
 
 // completion waits, in log order, for a batch to apply and answers it.
@@ -148,6 +150,11 @@ func (c *core) runAppender() {
 // an earlier batch of its session (refused; the sender sends again in order).
 func (c *core) appendOne(s submission) {
 	req := s.req
+	if _, err := checkBatch(req.Cmds); err != nil {
+		c.refused.batches.Add(1)
+		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyError, Code: codeTooLarge, Msg: err.Error()})
+		return
+	}
 	l := c.readyLead()
 	if l == nil {
 		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyError, Code: codeNotLeader, Msg: "not leader"})
@@ -176,6 +183,16 @@ func (c *core) appendOne(s submission) {
 		return
 	}
 	l.next.Add(uint64(len(req.Cmds)))
+	if len(l.appended) >= 2*rsm.MaxSessions {
+		// Keep only batches in flight of sessions the machine knows. The
+		// map only spares repeats and gaps: the machine drops repeats, and
+		// a submitter told of a gap sends its batches again in order.
+		for id, seq := range l.appended {
+			if last, ok := c.fsm.SessionLast(id); !ok || last >= seq {
+				delete(l.appended, id)
+			}
+		}
+	}
 	l.appended[req.Session] = req.Seq
 	fut, err := raftCall(c, func() raft.ApplyFuture { return c.raft.Apply(data, 0) })
 	c.nudge.appended()
@@ -186,7 +203,7 @@ func (c *core) appendOne(s submission) {
 	c.metrics.appendedCommands(len(req.Cmds))
 	s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyAppended, First: e.First})
 	c.complete(completion{future: fut, session: req.Session, seq: req.Seq, attempt: req.Attempt,
-		local: req.Local && req.Session != c.session, reply: s.reply})
+		local: req.Local && s.remote, reply: s.reply})
 }
 
 func (c *core) complete(x completion) {
@@ -237,6 +254,10 @@ func (c *core) finish(x completion) forwardReply {
 	return r
 }
 
+// maxReadIndexInflight bounds the read-index requests from other members a
+// leader serves at once; over it a request is answered ErrBusy at once.
+const maxReadIndexInflight = 256
+
 // onControl serves the member's control subject.
 func (c *core) onControl(m *transport.Msg) {
 	if len(m.Data) == 0 || !m.ExpectsReply() {
@@ -249,16 +270,31 @@ func (c *core) onControl(m *transport.Msg) {
 	case ctlForward:
 		var f forward
 		if err := decodeCtl(m.Data, &f); err != nil || f.Seq == 0 {
-			c.respond(m, forwardReply{Seq: f.Seq, Attempt: f.Attempt, Kind: replyError, Code: codeMalformed, Msg: fmt.Sprint("malformed forward: ", err)})
+			code := codeMalformed
+			if tooLong := (*cbor.MaxArrayElementsError)(nil); errors.As(err, &tooLong) {
+				// More commands than a batch may hold: what the submitter
+				// would have said.
+				code = codeTooLarge
+				c.refused.batches.Add(1)
+			}
+			c.respond(m, forwardReply{Seq: f.Seq, Attempt: f.Attempt, Kind: replyError, Code: code, Msg: fmt.Sprint("malformed forward: ", err)})
 			return
 		}
 		reply := func(r forwardReply) { c.respond(m, r) }
 		select {
-		case c.appendCh <- submission{req: f, reply: reply}:
+		case c.appendCh <- submission{req: f, reply: reply, remote: true}:
 		case <-c.closing:
 		}
 	case ctlReadIndex:
+		select {
+		case c.readSem <- struct{}{}:
+		default:
+			c.refused.readIndex.Add(1)
+			c.respond(m, readIndexReply{Code: codeBusy, Msg: fmt.Sprintf("%d read-index requests in flight", maxReadIndexInflight)})
+			return
+		}
 		c.goFunc(func() {
+			defer func() { <-c.readSem }()
 			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.QueryTimeout)
 			defer cancel()
 			idx, err := c.leaderReadIndex(ctx)
@@ -375,7 +411,7 @@ func (c *core) remoteReadIndex(ctx context.Context, leader transport.PeerID) (rs
 		return 0, fmt.Errorf("%w: %v", transport.ErrUnreachable, err)
 	}
 	var r readIndexReply
-	if err := rsm.Unmarshal(b, &r); err != nil {
+	if err := decodeWire(b, &r); err != nil {
 		return 0, err
 	}
 	if r.Code != 0 {
@@ -457,7 +493,7 @@ func (c *core) removeSelf(ctx context.Context, insist bool) error {
 				cancel()
 				if err == nil {
 					var r readIndexReply
-					if err = rsm.Unmarshal(b, &r); err == nil && r.Code != 0 {
+					if err = decodeWire(b, &r); err == nil && r.Code != 0 {
 						err = &remoteError{code: r.Code, msg: r.Msg}
 					}
 				}

@@ -23,12 +23,18 @@ type peerState struct {
 // How far behind the leader's log a non-voter may be and still be promoted.
 const promoteLag = 1024
 
+// maxPeers bounds the table of announced peers. When it is full, a newcomer
+// takes the place of the peer heard least recently among those outside the
+// configuration; if all are in it, the newcomer is not remembered. Either
+// way the drop is counted (refusals.peers).
+const maxPeers = 1024
+
 func (c *core) onAnnouncement(m *transport.Msg) {
 	if m.From == c.self {
 		return
 	}
 	var a announcement
-	if err := rsm.Unmarshal(m.Data, &a); err != nil {
+	if err := decodeWire(m.Data, &a); err != nil {
 		c.log.Debug("groups: malformed announcement dropped", "from", m.From.Short(), "err", err)
 		return
 	}
@@ -54,8 +60,22 @@ func (c *core) onAnnouncement(m *transport.Msg) {
 			return
 		}
 	}
+	var members map[raft.ServerID]bool
+	c.peersMu.Lock()
+	full := c.peers[m.From] == nil && len(c.peers) >= maxPeers
+	c.peersMu.Unlock()
+	if full {
+		members = c.configured()
+	}
 	c.peersMu.Lock()
 	ps := c.peers[m.From]
+	if ps == nil && len(c.peers) >= maxPeers {
+		c.refused.peers.Add(1)
+		if !c.evictPeerLocked(members) {
+			c.peersMu.Unlock()
+			return
+		}
+	}
 	if ps == nil {
 		ps = &peerState{}
 		c.peers[m.From] = ps
@@ -68,6 +88,49 @@ func (c *core) onAnnouncement(m *transport.Msg) {
 	}
 	ps.ann, ps.heard, ps.expires = a, time.Now(), expires
 	c.peersMu.Unlock()
+}
+
+// configured returns the ids in the configuration, nil before Raft runs.
+func (c *core) configured() map[raft.ServerID]bool {
+	if !c.raftReady.Load() {
+		return nil
+	}
+	fut := c.raft.GetConfiguration()
+	if fut.Error() != nil {
+		return nil
+	}
+	out := map[raft.ServerID]bool{}
+	for _, s := range fut.Configuration().Servers {
+		out[s.ID] = true
+	}
+	return out
+}
+
+// evictPeerLocked forgets the peer heard least recently among those not
+// in members, and reports whether it found one. Without a configuration
+// (nil members) it forgets none: the table then holds who may found the
+// group. Called with peersMu held.
+func (c *core) evictPeerLocked(members map[raft.ServerID]bool) bool {
+	if members == nil {
+		return false
+	}
+	var (
+		victim transport.PeerID
+		oldest time.Time
+		found  bool
+	)
+	for p, ps := range c.peers {
+		if members[raft.ServerID(p.String())] {
+			continue
+		}
+		if !found || ps.heard.Before(oldest) {
+			victim, oldest, found = p, ps.heard, true
+		}
+	}
+	if found {
+		delete(c.peers, victim)
+	}
+	return found
 }
 
 // announce tells the group who this member is and what it sees. Calls are
@@ -124,6 +187,7 @@ func (c *core) runMembership() {
 		case <-t.C:
 		}
 		c.noteForeign()
+		c.noteRefusals()
 		c.checkOwnTicket()
 		if !c.hasState.Load() {
 			if c.raft.LastIndex() > 0 {
@@ -565,7 +629,7 @@ func (c *core) proven(ctx context.Context, l *leadership, p transport.PeerID, in
 		return false
 	}
 	var r proveReply
-	if rsm.Unmarshal(b, &r) != nil {
+	if decodeWire(b, &r) != nil {
 		return false
 	}
 	if !r.Found {

@@ -58,6 +58,9 @@ func (m *groupMetrics) start() {
 	gauge := func(name, help string, read func() float64) prom.Reading {
 		return prom.Reading{Name: name, Help: help, Type: prometheus.GaugeValue, Read: read}
 	}
+	counter := func(name, help string, read func() uint64) prom.Reading {
+		return prom.Reading{Name: name, Help: help, Type: prometheus.CounterValue, Read: func() float64 { return float64(read()) }}
+	}
 	m.readings = prom.Register(m.c.net.Metrics(), "group", prometheus.Labels{"group": m.c.id.Short(), "peer": m.c.self.Short()},
 		gauge("is_leader", "1 if the member leads its group, else 0.", func() float64 {
 			if r.State() == raft.Leader {
@@ -75,6 +78,10 @@ func (m *groupMetrics) start() {
 			commit, applied := r.CommitIndex(), m.c.fsm.AppliedRaft()
 			return float64(commit - min(applied, commit))
 		}),
+		counter("refused_batches_total", "Batches the member refused as leader for exceeding the size limits.", m.c.refused.batches.Load),
+		counter("refused_entries_total", "Log entries the member's machine refused: undecodable or over the limits.", m.c.refusedEntries),
+		counter("dropped_peers_total", "Announced peers forgotten because the peer table was full.", m.c.refused.peers.Load),
+		counter("busy_read_index_total", "Read-index requests refused because too many were in flight.", m.c.refused.readIndex.Load),
 		gauge("voters", "Voters in the group's configuration as the member knows it.", func() float64 { return float64(m.count(raft.Voter)) }),
 		gauge("nonvoters", "Non-voters in the group's configuration as the member knows it.", func() float64 { return float64(m.count(raft.Nonvoter)) }),
 	)

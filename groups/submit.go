@@ -2,6 +2,7 @@ package groups
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"sync"
 	"time"
@@ -46,7 +47,8 @@ func (p *pending) answer(out rsm.Outcome, err error) {
 // batch is a run of pendings sent to the leader as one log entry.
 type batch struct {
 	seq      uint64
-	attempt  uint32
+	first    uint32 // the number of its first attempt
+	attempt  uint32 // the number of its latest attempt
 	parts    []*pending
 	cmds     [][]byte
 	local    bool // a part waits to apply it on this member
@@ -67,6 +69,8 @@ type submitter struct {
 	reps   []forwardReply
 	repSig chan struct{}
 
+	session  rsm.SessionID
+	attempts uint32 // attempts numbered so far, across sessions: replies to an older session's batches never match
 	queue    []*pending
 	inflight []*batch
 	nextSeq  uint64
@@ -76,8 +80,12 @@ type submitter struct {
 	backoff  time.Duration
 }
 
-func newSubmitter(c *core) *submitter {
-	return &submitter{c: c, in: make(chan *pending, 1024), repSig: make(chan struct{}, 1), nextSeq: 1}
+func newSubmitter(c *core) (*submitter, error) {
+	s := &submitter{c: c, in: make(chan *pending, 1024), repSig: make(chan struct{}, 1), nextSeq: 1}
+	if _, err := rand.Read(s.session[:]); err != nil {
+		return nil, fmt.Errorf("groups: session id: %w", err)
+	}
+	return s, nil
 }
 
 // submit queues encoded commands and waits for their outcome.
@@ -214,13 +222,17 @@ func (s *submitter) form() *batch {
 }
 
 func (s *submitter) send(b *batch) {
-	b.attempt++
+	s.attempts++
+	b.attempt = s.attempts
+	if b.first == 0 {
+		b.first = b.attempt
+	}
 	b.sentAt = time.Now()
 	if b.cancel != nil {
 		b.cancel()
 		b.cancel = nil
 	}
-	req := forward{Session: s.c.session, Seq: b.seq, Base: s.base, Attempt: b.attempt, Cmds: b.cmds, Local: b.local}
+	req := forward{Session: s.session, Seq: b.seq, Base: s.base, Attempt: b.attempt, Cmds: b.cmds, Local: b.local}
 	if s.leader == s.c.self {
 		select {
 		case s.c.appendCh <- submission{req: req, reply: s.pushReply}:
@@ -237,7 +249,7 @@ func (s *submitter) send(b *batch) {
 	cancel, err := s.c.scope.Call(s.c.ctlSubject(s.leader), s.leader, data, func(reply []byte, err error) {
 		var r forwardReply
 		if err == nil {
-			err = rsm.Unmarshal(reply, &r)
+			err = decodeWire(reply, &r)
 		}
 		if err != nil {
 			r = forwardReply{Seq: seq, Attempt: attempt, Kind: replyError, Code: codeInternal, Msg: err.Error()}
@@ -269,8 +281,8 @@ func (s *submitter) handleReplies() {
 	s.repMu.Unlock()
 	for _, r := range reps {
 		b := s.find(r.Seq)
-		if b == nil || b.resolved {
-			continue // answered already
+		if b == nil || b.resolved || r.Attempt < b.first {
+			continue // answered already, or a batch of a session given up
 		}
 		switch r.Kind {
 		case replyAppended:
@@ -287,6 +299,11 @@ func (s *submitter) handleReplies() {
 				s.resolve(b, r.Outcome, nil)
 			case rsm.StatusStale:
 				s.resolve(b, rsm.Outcome{}, ErrOutcomeUnknown)
+			case rsm.StatusTooLarge:
+				s.resolve(b, rsm.Outcome{}, fmt.Errorf("%w: the group refused the batch as over its limits", ErrTooLarge))
+			case rsm.StatusExpired:
+				s.expire(b, r)
+				return
 			case rsm.StatusGap:
 				if r.Attempt == b.attempt {
 					s.resendAt = time.Now() // an earlier batch is missing: send all again, in order
@@ -295,6 +312,10 @@ func (s *submitter) handleReplies() {
 				s.resolve(b, rsm.Outcome{}, fmt.Errorf("groups: the leader could not decode the batch"))
 			}
 		case replyError:
+			if r.Code == codeTooLarge {
+				s.resolve(b, rsm.Outcome{}, r.err())
+				continue
+			}
 			if r.Attempt == b.attempt {
 				s.c.log.Debug("groups: forward attempt failed", "seq", r.Seq, "err", r.Msg)
 				s.scheduleResend()
@@ -302,6 +323,44 @@ func (s *submitter) handleReplies() {
 		}
 	}
 	s.compact()
+}
+
+// expire starts a new session once the machine has forgotten this one
+// (rsm.MaxSessions). A forgotten session never comes back, so no batch of
+// it sent after b was refused can apply. If b was sent once and is the
+// oldest unresolved batch, none of the unresolved batches applied: their
+// calls go again, first, under the new session. Otherwise the earlier ones
+// may have applied, once: every unresolved call gets ErrSessionExpired.
+// Replies still to come for the old session match no batch (see attempts).
+func (s *submitter) expire(b *batch, r forwardReply) {
+	var unresolved []*batch
+	for _, x := range s.inflight {
+		if !x.resolved {
+			unresolved = append(unresolved, x)
+		}
+	}
+	clean := len(unresolved) > 0 && unresolved[0] == b && b.attempt == b.first && r.Attempt == b.first
+	s.c.log.Warn("groups: the group forgot this member's session; starting a new one", "requeued", clean)
+	var again []*pending
+	for _, x := range unresolved {
+		if clean {
+			x.resolved = true
+			if x.cancel != nil {
+				x.cancel()
+				x.cancel = nil
+			}
+			again = append(again, x.parts...)
+		} else {
+			s.resolve(x, rsm.Outcome{}, ErrSessionExpired)
+		}
+	}
+	s.queue = append(again, s.queue...)
+	s.inflight = nil
+	s.nextSeq, s.base, s.resendAt, s.backoff = 1, 0, time.Time{}, 0
+	if _, err := rand.Read(s.session[:]); err != nil {
+		// Without a new session nothing can be sent: fail what waits.
+		s.failAll(fmt.Errorf("groups: session id: %w", err))
+	}
 }
 
 // resolve answers every call of a batch with its share of the outcome.

@@ -3,6 +3,8 @@ package groups
 import (
 	"fmt"
 
+	"github.com/fxamacker/cbor/v2"
+
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/transport"
 )
@@ -112,5 +114,29 @@ func decodeCtl(b []byte, v any) error {
 	if len(b) < 1 {
 		return fmt.Errorf("groups: empty control message")
 	}
-	return rsm.Unmarshal(b[1:], v)
+	return decodeWire(b[1:], v)
+}
+
+// wireDecMode decodes what members send each other: no array in a
+// control message, reply or announcement is longer than a batch, and none
+// nests deeper than a few levels, so a message costs about its size to
+// decode whatever it claims.
+var wireDecMode = func() cbor.DecMode {
+	dm, err := cbor.DecOptions{
+		MaxArrayElements: MaxBatchCommands,
+		MaxMapPairs:      16,
+		MaxNestedLevels:  8,
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+	return dm
+}()
+
+// decodeWire decodes a message from another member.
+func decodeWire(b []byte, v any) error {
+	if err := wireDecMode.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("groups: decode %T: %w", v, err)
+	}
+	return nil
 }

@@ -10,9 +10,21 @@ import (
 // encoding is deterministic (RFC 8949 core), so equal values encode to equal
 // bytes on every member; decoding is bounded so a hostile message cannot
 // make a member allocate without limit.
+//
+// Every array and map is at most maxElements long and nested at most
+// maxNesting deep: no command (at most MaxCommandSize bytes, one byte or
+// more per element) has more. Log entries decode with entryDecMode, whose
+// arrays are at most MaxEntryCommands long, so an entry costs about its
+// byte size to decode whatever it claims.
 var (
-	encMode cbor.EncMode
-	decMode cbor.DecMode
+	encMode      cbor.EncMode
+	decMode      cbor.DecMode
+	entryDecMode cbor.DecMode
+)
+
+const (
+	maxElements = MaxCommandSize
+	maxNesting  = 32
 )
 
 func init() {
@@ -22,9 +34,17 @@ func init() {
 		panic(err)
 	}
 	decMode, err = cbor.DecOptions{
-		MaxArrayElements: 1 << 24,
-		MaxMapPairs:      1 << 24,
-		MaxNestedLevels:  64,
+		MaxArrayElements: maxElements,
+		MaxMapPairs:      maxElements,
+		MaxNestedLevels:  maxNesting,
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+	entryDecMode, err = cbor.DecOptions{
+		MaxArrayElements: MaxEntryCommands,
+		MaxMapPairs:      MaxEntryCommands,
+		MaxNestedLevels:  4,
 	}.DecMode()
 	if err != nil {
 		panic(err)

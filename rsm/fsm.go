@@ -2,10 +2,12 @@ package rsm
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,8 +47,32 @@ const (
 	StatusGap
 	// StatusStale: a repeat of a batch too old to answer; it applied once.
 	StatusStale
-	// StatusMalformed: the entry could not be decoded; nothing applied.
+	// StatusMalformed: the entry could not be decoded within the limits;
+	// nothing applied.
 	StatusMalformed
+	// StatusTooLarge: the batch exceeds MaxCommandSize or MaxEntryBytes;
+	// nothing applied, and the session moves past it.
+	StatusTooLarge
+	// StatusExpired: the batch's session was forgotten (see MaxSessions)
+	// after some of its batches applied; nothing applied now, and whether
+	// this batch applied before cannot be told.
+	StatusExpired
+)
+
+// Limits of one log entry. A leader refuses batches over them; an entry
+// over them that reaches the log anyway (a buggy leader) applies nothing,
+// alike on every member.
+const (
+	// MaxCommandSize is the largest encoded command.
+	MaxCommandSize = 1 << 20
+	// MaxEntryCommands is the most commands in one entry.
+	MaxEntryCommands = 4096
+	// MaxEntryBytes is the largest total of encoded commands in one entry.
+	MaxEntryBytes = 8 << 20
+	// MaxSessions is the most sessions (submitters) the machine remembers;
+	// beyond it the least recently used is forgotten, and a retry of one of
+	// its batches gets StatusExpired instead of exactly-once.
+	MaxSessions = 1024
 )
 
 // Outcome is what applying an Entry produced; the group hands it back to
@@ -161,6 +187,13 @@ func (f *FSM[C, Q, R]) Cluster() ClusterID {
 	return f.cluster
 }
 
+// Sessions returns how many sessions the machine remembers.
+func (f *FSM[C, Q, R]) Sessions() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.sessions)
+}
+
 // Malformed counts entries and commands that could not be decoded.
 func (f *FSM[C, Q, R]) Malformed() uint64 { return f.malformed.Load() }
 
@@ -244,8 +277,8 @@ func (f *FSM[C, Q, R]) applyLog(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
-	var e Entry
-	if err := decMode.Unmarshal(l.Data, &e); err != nil {
+	e, err := DecodeEntry(l.Data)
+	if err != nil {
 		f.malformed.Add(1)
 		return Outcome{Status: StatusMalformed}
 	}
@@ -260,6 +293,13 @@ func (f *FSM[C, Q, R]) applyLog(l *raft.Log) any {
 		return Outcome{Status: StatusApplied}
 	}
 	s := f.sessions[e.Session]
+	if s == nil && e.Base > 0 {
+		// Batches up to Base applied under this session, which has been
+		// forgotten since: this one may have applied too. A session only
+		// starts from batch 1 (Base 0), so it can never come back.
+		f.skip(e, l.Term)
+		return Outcome{Status: StatusExpired}
+	}
 	if s != nil && e.Seq <= s.Last {
 		f.skip(e, l.Term)
 		if o, ok := f.recall(e.Session, e.Seq); ok {
@@ -276,7 +316,13 @@ func (f *FSM[C, Q, R]) applyLog(l *raft.Log) any {
 		return Outcome{Status: StatusGap}
 	}
 	out := Outcome{Status: StatusApplied}
-	if n := len(e.Cmds); n > 0 {
+	if !withinLimits(e.Cmds) {
+		// Only a buggy leader appends this: refuse it alike everywhere and
+		// let the session go on past it.
+		f.malformed.Add(1)
+		f.skip(e, l.Term)
+		out.Status = StatusTooLarge
+	} else if n := len(e.Cmds); n > 0 {
 		first := max(e.First, f.last.Index+1)
 		out.First, out.Count = first, n
 		out.Replies = f.applyCommands(e.Cmds, first, Term(l.Term))
@@ -287,6 +333,9 @@ func (f *FSM[C, Q, R]) applyLog(l *raft.Log) any {
 		at = l.AppendedAt.UnixNano()
 	}
 	if s == nil {
+		if len(f.sessions) >= MaxSessions {
+			f.evictSession()
+		}
 		s = &session{}
 		f.sessions[e.Session] = s
 	}
@@ -353,6 +402,53 @@ func (f *FSM[C, Q, R]) applyCommands(raw [][]byte, first Index, term Term) [][]b
 		}
 	}
 	return nil
+}
+
+// evictSession forgets the least recently used session: the one whose
+// last batch applied earliest, ties broken by id, so every member forgets
+// the same one.
+func (f *FSM[C, Q, R]) evictSession() {
+	var (
+		victim SessionID
+		oldest *session
+	)
+	for id, s := range f.sessions {
+		if oldest == nil || s.Active < oldest.Active || (s.Active == oldest.Active && bytes.Compare(id[:], victim[:]) < 0) {
+			victim, oldest = id, s
+		}
+	}
+	delete(f.sessions, victim)
+}
+
+// DecodeEntry decodes a log entry. Its cost is bounded by the entry's size:
+// entries longer than MaxEntryBytes and its overhead, or with more than
+// MaxEntryCommands commands, are refused before anything is allocated.
+func DecodeEntry(data []byte) (Entry, error) {
+	var e Entry
+	if len(data) > maxEntryData {
+		return e, fmt.Errorf("rsm: entry of %d bytes, limit %d", len(data), maxEntryData)
+	}
+	if err := entryDecMode.Unmarshal(data, &e); err != nil {
+		return Entry{}, fmt.Errorf("rsm: decode entry: %w", err)
+	}
+	return e, nil
+}
+
+// maxEntryData bounds an encoded entry: its commands, nine bytes of header
+// per command, and the fixed fields. An entry within the limits always fits.
+const maxEntryData = MaxEntryBytes + 9*MaxEntryCommands + 1024
+
+// withinLimits reports whether encoded commands respect MaxCommandSize and
+// MaxEntryBytes.
+func withinLimits(cmds [][]byte) bool {
+	size := 0
+	for _, c := range cmds {
+		if len(c) > MaxCommandSize {
+			return false
+		}
+		size += len(c)
+	}
+	return size <= MaxEntryBytes
 }
 
 func (f *FSM[C, Q, R]) gcSessions(now int64) {
@@ -443,6 +539,32 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 
 func (s *fsmSnapshot) Release() { s.ms.Release() }
 
+// maxSnapHeader bounds the adapter's part of a snapshot: MaxSessions
+// sessions, each with its window of outcomes.
+const maxSnapHeader = 256 << 20
+
+// readFull reads n bytes, growing its buffer as they arrive rather than
+// trusting n up front: a short input costs what it holds, not what it
+// claims.
+func readFull(r io.Reader, n int) ([]byte, error) {
+	const step = 64 << 10
+	b := make([]byte, 0, min(n, step))
+	for len(b) < n {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, min(n-len(b), max(cap(b), step)))
+		}
+		k, err := io.ReadFull(r, b[len(b):min(n, cap(b))])
+		b = b[:len(b)+k]
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
 // Restore implements raft.FSM.
 func (f *FSM[C, Q, R]) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
@@ -458,24 +580,32 @@ func (f *FSM[C, Q, R]) Restore(rc io.ReadCloser) error {
 		return errors.New("rsm: restore: not a mosaik snapshot")
 	}
 	n := binary.BigEndian.Uint32(pre[4:])
-	if n > 256<<20 {
+	if n > maxSnapHeader {
 		return fmt.Errorf("rsm: restore: header of %d bytes is implausible", n)
 	}
-	hb := make([]byte, n)
-	if _, err := io.ReadFull(r, hb); err != nil {
+	hb, err := readFull(r, int(n))
+	if err != nil {
 		return fmt.Errorf("rsm: restore: read header: %w", err)
 	}
 	var h snapHeader
 	if err := decMode.Unmarshal(hb, &h); err != nil {
 		return fmt.Errorf("rsm: restore: decode header: %w", err)
 	}
+	for id, s := range h.Sessions {
+		if s == nil || len(s.Recent) > sessionWindow {
+			return fmt.Errorf("rsm: restore: session %x is malformed", id[:4])
+		}
+	}
 	f.mu.Lock()
-	err := f.snapper.Restore(r)
+	err = f.snapper.Restore(r)
 	if err == nil {
 		f.cluster, f.last, f.raftIdx, f.lastGC = h.Cluster, h.Last, h.RaftIdx, h.LastGC
 		f.sessions = h.Sessions
 		if f.sessions == nil {
 			f.sessions = map[SessionID]*session{}
+		}
+		for len(f.sessions) > MaxSessions {
+			f.evictSession() // a snapshot from before the bound; alike everywhere
 		}
 		f.publish()
 	}
