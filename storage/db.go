@@ -4,7 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io/fs"
+	iofs "io/fs"
 	"log/slog"
 	"runtime/debug"
 	"strings"
@@ -75,7 +75,7 @@ func Open(dir string, opts *Options) (*DB, error) {
 	if dir == "" {
 		return nil, errors.New("storage: Open: empty directory name")
 	}
-	fs := o.FS
+	fs := vfs.FS(privateFS{o.FS})
 	if o.ReadOnly {
 		if err := checkReadable(fs, dir); err != nil {
 			return nil, err
@@ -90,8 +90,20 @@ func Open(dir string, opts *Options) (*DB, error) {
 		}
 	}
 	lock, err := pebble.LockDirectory(dir, fs)
+	var pathErr *iofs.PathError
+	if err != nil && errors.As(err, &pathErr) {
+		// Creating or opening the lock file failed (permission denied,
+		// read-only filesystem, ...): the lock itself was never tried.
+		return nil, fmt.Errorf("storage: lock %s: %w", dir, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s is held by another process, or by another storage.Open in this process that has not closed it (%v)", ErrLocked, dir, err)
+	}
+	if !o.ReadOnly {
+		if err := restrictModes(fs, dir); err != nil {
+			_ = lock.Close()
+			return nil, fmt.Errorf("storage: make %s private: %w", dir, err)
+		}
 	}
 	if err := errors.Join(checkManifest(fs, dir), checkWALs(fs, dir)); err != nil {
 		_ = lock.Close()
@@ -155,10 +167,10 @@ func Open(dir string, opts *Options) (*DB, error) {
 // operating system (permission denied, too many open files, I/O error)
 // is not.
 func openErr(dir string, err error) error {
-	var pathErr *fs.PathError
+	var pathErr *iofs.PathError
 	var errno syscall.Errno
 	switch {
-	case pebble.IsCorruptionError(err), errors.Is(err, fs.ErrNotExist):
+	case pebble.IsCorruptionError(err), errors.Is(err, iofs.ErrNotExist):
 		return fmt.Errorf("%w: open %s: %v", ErrCorrupt, dir, err)
 	case errors.As(err, &pathErr), errors.As(err, &errno),
 		errors.Is(err, pebble.ErrDBDoesNotExist), errors.Is(err, pebble.ErrDBAlreadyExists),
