@@ -61,8 +61,14 @@ var _ Provider = (*DB)(nil)
 // The first Open of a directory gives the node a random id, kept from then
 // on (see NodeID). Open fails with ErrLocked while another process or
 // another Open in this process holds the directory, with ErrNotDataDir for
-// a directory that holds anything else, and with ErrCorrupt when the
-// store's own records do not decode.
+// a directory that holds anything else, with an error wrapping
+// fs.ErrPermission when the process may not create or open the lock file,
+// and with ErrCorrupt when a file of the database is damaged or missing or
+// the store's own records do not decode.
+//
+// Everything Open creates is readable by the directory's owner only:
+// directories 0700, files 0600, whatever the umask; files an older build
+// left wider are narrowed.
 func Open(dir string, opts *Options) (*DB, error) {
 	var o Options
 	if opts != nil {

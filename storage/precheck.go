@@ -32,6 +32,15 @@ func checkManifest(fs vfs.FS, dir string) error {
 		return nil
 	}
 	defer f.Close()
+	if err := checkManifestFile(f); err != nil {
+		return fmt.Errorf("%w: %s: %s: %v", ErrCorrupt, dir, desc.ManifestFilename, err)
+	}
+	return nil
+}
+
+// checkManifestFile returns an error for a MANIFEST with a damaged record
+// that is not its torn tail.
+func checkManifestFile(f vfs.File) error {
 	rr := record.NewReader(f, 0)
 	for {
 		start := rr.Offset()
@@ -45,20 +54,19 @@ func checkManifest(fs vfs.FS, dir string) error {
 		case errors.Is(err, io.EOF):
 			return nil
 		case errors.Is(err, record.ErrInvalidChunk), errors.Is(err, record.ErrZeroedChunk):
-			return fmt.Errorf("%w: %s: record at offset %d of %s: %v", ErrCorrupt, dir, start, desc.ManifestFilename, err)
+			return fmt.Errorf("record at offset %d: %v", start, err)
 		case errors.Is(err, record.ErrUnexpectedEOF):
 			// Torn tail, or corruption with valid records after it.
-			at, ferr := validChunkAfter(f, start)
-			if ferr != nil {
-				return fmt.Errorf("storage: read %s: %w", name, ferr)
+			at, err := validChunkAfter(f, start)
+			if err != nil {
+				return err
 			}
 			if at >= 0 {
-				return fmt.Errorf("%w: %s: the record at offset %d of %s is damaged, and a valid record follows at offset %d",
-					ErrCorrupt, dir, start, desc.ManifestFilename, at)
+				return fmt.Errorf("the record at offset %d is damaged, and a valid record follows at offset %d", start, at)
 			}
 			return nil
 		default:
-			return fmt.Errorf("storage: read %s: %w", name, err)
+			return err
 		}
 	}
 }

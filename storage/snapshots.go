@@ -512,13 +512,9 @@ func (r *snapReader) advance() error {
 	if err != nil {
 		return r.v.db.readErr(err)
 	}
-	if len(val) < 4 {
-		return r.corrupt("chunk %d of %d bytes is truncated", n, len(val))
-	}
-	data := val[:len(val)-4]
-	sum := crc32.Update(crc32.Checksum(key, castagnoli), castagnoli, data)
-	if got := binary.BigEndian.Uint32(val[len(val)-4:]); got != sum {
-		return r.corrupt("checksum mismatch in chunk %d of %d (stored %08x, computed %08x)", n, m.Chunks, got, sum)
+	data, err := checkChunk(key, val)
+	if err != nil {
+		return r.corrupt("chunk %d of %d: %v", n, m.Chunks, err)
 	}
 	if r.size+int64(len(data)) > m.Size {
 		return r.corrupt("chunk %d runs past the size in the metadata (%d bytes)", n, m.Size)
@@ -528,6 +524,20 @@ func (r *snapReader) advance() error {
 	r.chunk++
 	r.cur = data
 	return nil
+}
+
+// checkChunk checks a stored snapshot chunk, data and a CRC-32C of key and
+// data, and returns its data.
+func checkChunk(key, val []byte) ([]byte, error) {
+	if len(val) < 4 {
+		return nil, fmt.Errorf("%d bytes is truncated", len(val))
+	}
+	data := val[:len(val)-4]
+	sum := crc32.Update(crc32.Checksum(key, castagnoli), castagnoli, data)
+	if got := binary.BigEndian.Uint32(val[len(val)-4:]); got != sum {
+		return nil, fmt.Errorf("checksum mismatch (stored %08x, computed %08x)", got, sum)
+	}
+	return data, nil
 }
 
 // Close implements io.Closer. It is idempotent.
