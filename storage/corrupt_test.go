@@ -478,3 +478,21 @@ func TestCheckConfigurations(t *testing.T) {
 		t.Fatalf("decoded %+v", c)
 	}
 }
+
+// TestPanicIsCorrupt: a panic inside a read (Pebble panics on some
+// damaged files) reaches the caller as ErrCorrupt naming what was read.
+func TestPanicIsCorrupt(t *testing.T) {
+	db, _ := memDB(t, nil)
+	err := db.guarded("group 01020304: log entry 7", func() error { panic("index out of range") })
+	if !isCorrupt(err) || !strings.Contains(err.Error(), "log entry 7") || !strings.Contains(err.Error(), "index out of range") {
+		t.Fatalf("guarded panic: %v", err)
+	}
+	v := newView(db, groupID(9))
+	err = func() (err error) {
+		defer v.recoverCorrupt(&err, "log entry %d", 12)
+		panic(pebbleFatal{msg: "pebble: corrupt block"})
+	}()
+	if !isCorrupt(err) || !strings.Contains(err.Error(), "group "+v.short+": log entry 12") || !strings.Contains(err.Error(), "corrupt block") {
+		t.Fatalf("recovered panic: %v", err)
+	}
+}

@@ -32,11 +32,17 @@ func checkManifest(fs vfs.FS, dir string) error {
 		return nil
 	}
 	defer f.Close()
-	if err := checkManifestFile(f); err != nil {
+	if err := checkManifestFile(f); errors.Is(err, errDamaged) {
 		return fmt.Errorf("%w: %s: %s: %v", ErrCorrupt, dir, desc.ManifestFilename, err)
+	} else if err != nil {
+		return fmt.Errorf("storage: read %s: %w", name, err)
 	}
 	return nil
 }
+
+// errDamaged marks the errors of checkManifestFile and checkWAL that
+// report damage, as opposed to a failure to read.
+var errDamaged = errors.New("damaged")
 
 // checkManifestFile returns an error for a MANIFEST with a damaged record
 // that is not its torn tail.
@@ -54,7 +60,7 @@ func checkManifestFile(f vfs.File) error {
 		case errors.Is(err, io.EOF):
 			return nil
 		case errors.Is(err, record.ErrInvalidChunk), errors.Is(err, record.ErrZeroedChunk):
-			return fmt.Errorf("record at offset %d: %v", start, err)
+			return fmt.Errorf("%w: record at offset %d: %v", errDamaged, start, err)
 		case errors.Is(err, record.ErrUnexpectedEOF):
 			// Torn tail, or corruption with valid records after it.
 			at, err := validChunkAfter(f, start)
@@ -62,7 +68,7 @@ func checkManifestFile(f vfs.File) error {
 				return err
 			}
 			if at >= 0 {
-				return fmt.Errorf("the record at offset %d is damaged, and a valid record follows at offset %d", start, at)
+				return fmt.Errorf("%w: the record at offset %d is damaged, and a valid record follows at offset %d", errDamaged, start, at)
 			}
 			return nil
 		default:
@@ -155,8 +161,10 @@ func checkWALs(fs vfs.FS, dir string) error {
 		if err != nil {
 			continue
 		}
-		if err := checkWAL(fs, fs.PathJoin(dir, n), uint32(logNum)); err != nil {
+		if err := checkWAL(fs, fs.PathJoin(dir, n), uint32(logNum)); errors.Is(err, errDamaged) {
 			return fmt.Errorf("%w: %s: write-ahead log %s: %v", ErrCorrupt, dir, n, err)
+		} else if err != nil {
+			return fmt.Errorf("storage: read %s: %w", fs.PathJoin(dir, n), err)
 		}
 	}
 	return nil
@@ -234,7 +242,7 @@ func checkWAL(fs vfs.FS, name string, logNum uint32) error {
 				continue
 			}
 			if _, synced, ok := walChunkAt(b, i, logNum); ok && synced > uint64(end) {
-				return fmt.Errorf("the chunk at offset %d is damaged, and the chunk at offset %d says the log was synced up to offset %d", end, base+int64(i), synced)
+				return fmt.Errorf("%w: the chunk at offset %d is damaged, and the chunk at offset %d says the log was synced up to offset %d", errDamaged, end, base+int64(i), synced)
 			}
 		}
 	}
