@@ -552,9 +552,11 @@ type pebbleFatal struct {
 }
 
 // pebbleLogger forwards Pebble's messages to slog. Fatalf panics with
-// pebbleFatal: DB.commit recovers it and reports ErrFailed. A fatal error
-// in one of Pebble's background goroutines (a failed MANIFEST sync during
-// a flush) is not recovered and ends the process, as Pebble intends.
+// pebbleFatal: DB.commit recovers it and reports ErrFailed, and a read
+// recovers it as ErrCorrupt (recoverCorrupt). A fatal error in one of
+// Pebble's background goroutines (a failed MANIFEST sync during a flush)
+// is not recovered and ends the process, as Pebble intends; corrupt data a
+// compaction finds is not fatal (see noteCorruption).
 type pebbleLogger struct{ l *slog.Logger }
 
 func (p pebbleLogger) Infof(format string, args ...any) {
