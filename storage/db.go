@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -50,6 +51,10 @@ type DB struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	corruptMu     sync.Mutex
+	corruptLogged time.Time // when noteCorruption last logged
+	corruptSeen   int       // events since
 }
 
 var _ Provider = (*DB)(nil)
@@ -508,9 +513,21 @@ func (db *DB) openPebble(popts *pebble.Options) (pdb *pebble.DB, err error) {
 
 // noteCorruption is Pebble's DataCorruption event: a block whose checksum
 // failed, found by a read or a compaction. The read fails with a
-// corruption error; a compaction is retried later, and fails again.
+// corruption error. A compaction that fails is picked again at once, and
+// fails again (Pebble does not back off), so the events are logged at
+// most once a minute, with their count.
 func (db *DB) noteCorruption(info pebble.DataCorruptionInfo) {
-	db.log.Error("storage: pebble found corrupt data", "dir", db.dir, "file", info.Path, "err", info.Details)
+	db.corruptMu.Lock()
+	db.corruptSeen++
+	now := time.Now()
+	if !db.corruptLogged.IsZero() && now.Sub(db.corruptLogged) < time.Minute {
+		db.corruptMu.Unlock()
+		return
+	}
+	n := db.corruptSeen
+	db.corruptLogged, db.corruptSeen = now, 0
+	db.corruptMu.Unlock()
+	db.log.Error("storage: pebble found corrupt data", "dir", db.dir, "file", info.Path, "err", info.Details, "events", n)
 }
 
 // guarded runs f, the body of a read, turning a panic into an error
