@@ -47,3 +47,45 @@ func BenchmarkStoreLogs(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCheckConfigurations scans a log of 200,000 entries of 100
+// bytes, one in 1,000 a configuration entry, on a real directory: the
+// cost DB.Stores and CheckConfigurations pay per entry stored.
+func BenchmarkCheckConfigurations(b *testing.B) {
+	const n = 200_000
+	db, err := Open(b.TempDir(), &Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	st, err := db.Stores(groupID(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Release()
+	conf := raft.EncodeConfiguration(raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: "a", Address: "a"}}})
+	batch := make([]*raft.Log, 0, 1000)
+	for i := uint64(1); i <= n; i++ {
+		l := &raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: make([]byte, 100)}
+		if i%1000 == 0 {
+			l.Type, l.Data = raft.LogConfiguration, conf
+		}
+		if batch = append(batch, l); len(batch) == cap(batch) {
+			if err := st.Log.StoreLogs(batch); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := db.pdb.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	c := st.Log.(ConfigurationChecker)
+	b.ResetTimer()
+	for b.Loop() {
+		if err := c.CheckConfigurations(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/entry")
+}

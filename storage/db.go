@@ -4,10 +4,14 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	iofs "io/fs"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -47,6 +51,10 @@ type DB struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	corruptMu     sync.Mutex
+	corruptLogged time.Time // when noteCorruption last logged
+	corruptSeen   int       // events since
 }
 
 var _ Provider = (*DB)(nil)
@@ -58,8 +66,14 @@ var _ Provider = (*DB)(nil)
 // The first Open of a directory gives the node a random id, kept from then
 // on (see NodeID). Open fails with ErrLocked while another process or
 // another Open in this process holds the directory, with ErrNotDataDir for
-// a directory that holds anything else, and with ErrCorrupt when the
-// store's own records do not decode.
+// a directory that holds anything else, with an error wrapping
+// fs.ErrPermission when the process may not create or open the lock file,
+// and with ErrCorrupt when a file of the database is damaged or missing or
+// the store's own records do not decode.
+//
+// Everything Open creates is readable by the directory's owner only:
+// directories 0700, files 0600, whatever the umask; files an older build
+// left wider are narrowed.
 func Open(dir string, opts *Options) (*DB, error) {
 	var o Options
 	if opts != nil {
@@ -72,7 +86,7 @@ func Open(dir string, opts *Options) (*DB, error) {
 	if dir == "" {
 		return nil, errors.New("storage: Open: empty directory name")
 	}
-	fs := o.FS
+	fs := vfs.FS(privateFS{o.FS})
 	if o.ReadOnly {
 		if err := checkReadable(fs, dir); err != nil {
 			return nil, err
@@ -87,8 +101,24 @@ func Open(dir string, opts *Options) (*DB, error) {
 		}
 	}
 	lock, err := pebble.LockDirectory(dir, fs)
+	var pathErr *iofs.PathError
+	if err != nil && errors.As(err, &pathErr) {
+		// Creating or opening the lock file failed (permission denied,
+		// read-only filesystem, ...): the lock itself was never tried.
+		return nil, fmt.Errorf("storage: lock %s: %w", dir, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s is held by another process, or by another storage.Open in this process that has not closed it (%v)", ErrLocked, dir, err)
+	}
+	if !o.ReadOnly {
+		if err := restrictModes(fs, dir); err != nil {
+			_ = lock.Close()
+			return nil, fmt.Errorf("storage: make %s private: %w", dir, err)
+		}
+	}
+	if err := errors.Join(checkManifest(fs, dir), checkWALs(fs, dir)); err != nil {
+		_ = lock.Close()
+		return nil, err
 	}
 	log := o.Logger
 	if log == nil {
@@ -114,22 +144,51 @@ func Open(dir string, opts *Options) (*DB, error) {
 		CacheSize:    o.CacheSize,
 		Logger:       pebbleLogger{log},
 		ReadOnly:     o.ReadOnly,
+		// FormatWALSyncChunks and later mark in the WAL how far it was
+		// synced, so a damaged record inside the synced part is reported as
+		// corruption rather than taken for the torn end of the log (and
+		// everything after it dropped); FormatTableFormatV6 adds a checksum
+		// to each table's footer. A directory written in an older format
+		// is upgraded when it is opened for writing.
+		FormatMajorVersion: pebble.FormatTableFormatV6,
+		// Pebble's default for a corrupt block it finds is its logger's
+		// Fatalf, which would end the process from a compaction's
+		// goroutine. The read that found it fails with a corruption
+		// error instead (see readErr), and the event is logged here.
+		EventListener: &pebble.EventListener{DataCorruption: db.noteCorruption},
 	}
-	pdb, err := pebble.Open(dir, popts)
+	pdb, err := db.openPebble(popts)
 	if err != nil {
 		_ = lock.Close()
-		if pebble.IsCorruptionError(err) {
-			return nil, fmt.Errorf("%w: open %s: %v", ErrCorrupt, dir, err)
-		}
-		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
+		return nil, openErr(dir, err)
 	}
 	db.pdb = pdb
-	if err := db.init(); err != nil {
+	if err := db.guarded("open", db.init); err != nil {
 		_ = pdb.Close()
 		_ = lock.Close()
 		return nil, err
 	}
 	return db, nil
+}
+
+// openErr classifies an error of pebble.Open on a directory that holds a
+// database. Pebble marks a failed checksum as corruption, but reports a
+// file its MANIFEST names that is missing, or shorter or longer than the
+// MANIFEST says, with plain errors; those are damage too. An error of the
+// operating system (permission denied, too many open files, I/O error)
+// is not.
+func openErr(dir string, err error) error {
+	var pathErr *iofs.PathError
+	var errno syscall.Errno
+	switch {
+	case pebble.IsCorruptionError(err), errors.Is(err, iofs.ErrNotExist):
+		return fmt.Errorf("%w: open %s: %v", ErrCorrupt, dir, err)
+	case errors.As(err, &pathErr), errors.As(err, &errno),
+		errors.Is(err, pebble.ErrDBDoesNotExist), errors.Is(err, pebble.ErrDBAlreadyExists),
+		errors.Is(err, pebble.ErrDBNotPristine):
+		return fmt.Errorf("storage: open %s: %w", dir, err)
+	}
+	return fmt.Errorf("%w: open %s: the database's files do not agree: %v", ErrCorrupt, dir, err)
 }
 
 // checkDirContents refuses a directory that holds files Pebble did not
@@ -211,7 +270,7 @@ func (db *DB) init() error {
 	}
 	it, err := db.pdb.NewIter(nil)
 	if err != nil {
-		return fmt.Errorf("storage: read %s: %w", db.dir, err)
+		return db.readErr(err)
 	}
 	any := it.First()
 	var first []byte
@@ -219,7 +278,10 @@ func (db *DB) init() error {
 		first = append(first, it.Key()...)
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return fmt.Errorf("storage: read %s: %w", db.dir, err)
+		return db.readErr(err)
+	}
+	if any && (first[0] == nsMeta || first[0] == nsGroup) {
+		return fmt.Errorf("%w: %s: the format marker is missing, yet the database holds mosaik's records (first key %x)", ErrCorrupt, db.dir, first)
 	}
 	if any {
 		return fmt.Errorf("%w: %s holds a Pebble database that mosaik did not write (first key %q)", ErrNotDataDir, db.dir, first)
@@ -281,7 +343,7 @@ func (db *DB) Stores(group [32]byte) (Stores, error) {
 	}
 	db.inUse[group] = v
 	db.regMu.Unlock()
-	if err := v.open(); err != nil {
+	if err := db.guarded("group "+v.short+": open stores", v.open); err != nil {
 		v.release()
 		return Stores{}, err
 	}
@@ -290,14 +352,15 @@ func (db *DB) Stores(group [32]byte) (Stores, error) {
 
 // Groups returns the ids of the groups that have anything stored, in
 // order.
-func (db *DB) Groups() ([][32]byte, error) {
+func (db *DB) Groups() (_ [][32]byte, err error) {
 	if err := db.enter(); err != nil {
 		return nil, err
 	}
 	defer db.exit()
+	defer db.recoverCorrupt(&err, "list groups")
 	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: []byte{nsGroup}, UpperBound: []byte{nsGroup + 1}})
 	if err != nil {
-		return nil, fmt.Errorf("storage: list groups: %w", err)
+		return nil, db.readErr(err)
 	}
 	defer it.Close()
 	var out [][32]byte
@@ -320,7 +383,7 @@ func (db *DB) Groups() ([][32]byte, error) {
 		ok = it.SeekGE(next)
 	}
 	if err := it.Error(); err != nil {
-		return nil, fmt.Errorf("storage: list groups: %w", err)
+		return nil, db.readErr(err)
 	}
 	return out, nil
 }
@@ -441,6 +504,63 @@ func (db *DB) readErr(err error) error {
 	return fmt.Errorf("storage: read %s: %w", db.dir, err)
 }
 
+// openPebble is pebble.Open, with a panic on corrupt files turned into
+// ErrCorrupt.
+func (db *DB) openPebble(popts *pebble.Options) (pdb *pebble.DB, err error) {
+	defer db.recoverCorrupt(&err, "open")
+	return pebble.Open(db.dir, popts)
+}
+
+// noteCorruption is Pebble's DataCorruption event: a block whose checksum
+// failed, found by a read or a compaction. The read fails with a
+// corruption error. A compaction that fails is picked again at once, and
+// fails again (Pebble does not back off), so the events are logged at
+// most once a minute, with their count.
+func (db *DB) noteCorruption(info pebble.DataCorruptionInfo) {
+	db.corruptMu.Lock()
+	db.corruptSeen++
+	now := time.Now()
+	if !db.corruptLogged.IsZero() && now.Sub(db.corruptLogged) < time.Minute {
+		db.corruptMu.Unlock()
+		return
+	}
+	n := db.corruptSeen
+	db.corruptLogged, db.corruptSeen = now, 0
+	db.corruptMu.Unlock()
+	db.log.Error("storage: pebble found corrupt data", "dir", db.dir, "file", info.Path, "err", info.Details, "events", n)
+}
+
+// guarded runs f, the body of a read, turning a panic into an error
+// wrapping ErrCorrupt; see recoverCorrupt.
+func (db *DB) guarded(what string, f func() error) (err error) {
+	defer db.recoverCorrupt(&err, what)
+	return f()
+}
+
+// recoverCorrupt, deferred, turns a panic into an error wrapping
+// ErrCorrupt that names the operation. Pebble panics, or calls its
+// logger's Fatalf (which panics with pebbleFatal), on some kinds of
+// corrupt files instead of returning an error: a read must fail, not take
+// the process down. The stack is logged, since a panic may also be a bug.
+// A failed sync inside a read-and-write operation is recovered by commit
+// first and stays ErrFailed.
+func (db *DB) recoverCorrupt(err *error, what string) {
+	if r := recover(); r != nil {
+		*err = db.panicked(r, what)
+	}
+}
+
+// panicked logs a recovered panic and returns it as ErrCorrupt.
+func (db *DB) panicked(r any, what string) error {
+	msg := fmt.Sprint(r)
+	if f, ok := r.(pebbleFatal); ok {
+		msg = f.msg
+	}
+	db.log.Error("storage: recovered a panic while reading stored data; reported as corrupt",
+		"dir", db.dir, "op", what, "panic", msg, "stack", string(debug.Stack()))
+	return fmt.Errorf("%w: %s: %s: reading the stored data panicked: %s", ErrCorrupt, db.dir, what, msg)
+}
+
 // pebbleFatal is what our Pebble logger panics with instead of exiting:
 // the message, and the error among its arguments, if any.
 type pebbleFatal struct {
@@ -449,9 +569,11 @@ type pebbleFatal struct {
 }
 
 // pebbleLogger forwards Pebble's messages to slog. Fatalf panics with
-// pebbleFatal: DB.commit recovers it and reports ErrFailed. A fatal error
-// in one of Pebble's background goroutines (a failed MANIFEST sync during
-// a flush) is not recovered and ends the process, as Pebble intends.
+// pebbleFatal: DB.commit recovers it and reports ErrFailed, and a read
+// recovers it as ErrCorrupt (recoverCorrupt). A fatal error in one of
+// Pebble's background goroutines (a failed MANIFEST sync during a flush)
+// is not recovered and ends the process, as Pebble intends; corrupt data a
+// compaction finds is not fatal (see noteCorruption).
 type pebbleLogger struct{ l *slog.Logger }
 
 func (p pebbleLogger) Infof(format string, args ...any) {

@@ -14,8 +14,10 @@ var (
 	// ErrNotDataDir is returned by Open when the directory holds something
 	// other than a mosaik data directory.
 	ErrNotDataDir = errors.New("storage: not a mosaik data directory")
-	// ErrCorrupt is returned when a stored record does not decode or a
-	// checksum does not match. Nothing corrupt is ever handed out.
+	// ErrCorrupt is returned when a stored record does not decode, a
+	// checksum does not match, or a file of the database is damaged or
+	// missing: by Open, by DB.Stores, and by the read that finds the
+	// damage. Nothing corrupt is ever handed out, and damage never panics.
 	ErrCorrupt = errors.New("storage: corrupt data")
 	// ErrFailed is returned by every operation after a write failed to reach
 	// stable storage (a failed fsync). Such a failure cannot be retried

@@ -72,6 +72,10 @@ func (r *GroupReader) Get(key []byte) ([]byte, error) { return r.v.Get(key) }
 // GetUint64 returns a number Raft stored under key, or ErrKeyNotFound.
 func (r *GroupReader) GetUint64(key []byte) (uint64, error) { return r.v.GetUint64(key) }
 
+// CheckConfigurations checks the group's log as the log store's
+// CheckConfigurations does (see ConfigurationChecker).
+func (r *GroupReader) CheckConfigurations() error { return r.v.CheckConfigurations() }
+
 // SnapshotInfo describes one finished snapshot of a group.
 type SnapshotInfo struct {
 	raft.SnapshotMeta
@@ -80,12 +84,13 @@ type SnapshotInfo struct {
 }
 
 // Snapshots returns the group's finished snapshots, newest first.
-func (r *GroupReader) Snapshots() ([]SnapshotInfo, error) {
+func (r *GroupReader) Snapshots() (_ []SnapshotInfo, err error) {
 	v := r.v
 	if err := v.enter(); err != nil {
 		return nil, err
 	}
 	defer v.exit()
+	defer v.recoverCorrupt(&err, "list snapshots")
 	metas, err := v.listMetas()
 	if err != nil {
 		return nil, err
@@ -130,12 +135,13 @@ func (r *GroupReader) Entries(from uint64) iter.Seq2[*raft.Log, error] {
 
 // readFrom reads a run of consecutive entries starting at the first one
 // stored at index from or after; none when there is none.
-func (r *GroupReader) readFrom(from uint64) ([]*raft.Log, error) {
+func (r *GroupReader) readFrom(from uint64) (_ []*raft.Log, err error) {
 	v := r.v
 	if err := v.enter(); err != nil {
 		return nil, err
 	}
 	defer v.exit()
+	defer v.recoverCorrupt(&err, "read log entries from %d", from)
 	failed, retried := uint64(0), false
 	for {
 		at, ok, err := v.nextIndex(from)

@@ -120,20 +120,51 @@ func (v *view) open() error {
 	return v.db.commit(b, pebble.NoSync)
 }
 
-// verifyLog checks every stored entry's checksum and index, so a corrupt
-// entry fails Stores with an error naming it, rather than Raft's start,
-// which panics on a log entry it cannot read. The caller has entered.
-func (v *view) verifyLog() error {
+// verifyLog checks every stored entry's checksum and index, and decodes
+// every configuration entry, so a corrupt entry fails Stores with an
+// error naming it, rather than Raft's start, which panics on a log entry
+// it cannot read or a configuration it cannot decode. The caller has
+// entered.
+func (v *view) verifyLog() error { return v.scanLog(false) }
+
+// CheckConfigurations reads the group's log as hashicorp/raft's NewRaft
+// does when it starts, and returns an error wrapping ErrCorrupt that names
+// the group and the index of the first entry NewRaft would panic on: an
+// entry missing between the first and the last index, one whose checksum
+// or index does not match, or a configuration entry that
+// raft.DecodeConfiguration cannot decode. It reads every entry once, in
+// order (the same scan DB.Stores makes); it holds no more than one entry
+// in memory.
+//
+// It is a method of the log store DB.Stores hands out; find it with a type
+// assertion to ConfigurationChecker.
+func (v *view) CheckConfigurations() (err error) {
+	if err := v.enter(); err != nil {
+		return err
+	}
+	defer v.exit()
+	defer v.recoverCorrupt(&err, "check the log")
+	return v.scanLog(true)
+}
+
+// scanLog checks every stored entry, and with contiguous, that no index
+// between the first and the last is missing. The caller has entered.
+func (v *view) scanLog(contiguous bool) error {
 	it, err := v.db.pdb.NewIter(&pebble.IterOptions{LowerBound: v.logLo, UpperBound: v.logHi})
 	if err != nil {
 		return v.db.readErr(err)
 	}
 	defer it.Close()
+	var prev uint64
 	for ok := it.First(); ok; ok = it.Next() {
 		index, err := logIndex(it.Key())
 		if err != nil {
 			return v.corrupt("%v", err)
 		}
+		if contiguous && prev != 0 && index != prev+1 {
+			return v.corrupt("log entries %d to %d are missing (the log holds %d and %d)", prev+1, index-1, prev, index)
+		}
+		prev = index
 		val, err := it.ValueAndErr()
 		if err != nil {
 			return v.db.readErr(err)
@@ -141,11 +172,32 @@ func (v *view) verifyLog() error {
 		if err := checkLog(val, index); err != nil {
 			return v.corrupt("log entry %d: %v", index, err)
 		}
+		if raft.LogType(val[17]) != raft.LogConfiguration {
+			continue
+		}
+		var l raft.Log
+		if err := decodeLog(val, index, &l); err != nil {
+			return v.corrupt("log entry %d: %v", index, err)
+		}
+		if _, err := decodeConfiguration(l.Data); err != nil {
+			return v.corrupt("log entry %d: %v", index, err)
+		}
 	}
 	if err := it.Error(); err != nil {
 		return v.db.readErr(err)
 	}
 	return nil
+}
+
+// decodeConfiguration is raft.DecodeConfiguration, which panics on bytes
+// it cannot decode, with the panic returned as an error.
+func decodeConfiguration(b []byte) (c raft.Configuration, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("configuration does not decode: %v", r)
+		}
+	}()
+	return raft.DecodeConfiguration(b), nil
 }
 
 // enter starts an operation on the view; see DB.enter.
@@ -179,17 +231,25 @@ func (v *view) corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: %s: group %s: %s", ErrCorrupt, v.db.dir, v.short, fmt.Sprintf(format, args...))
 }
 
+// recoverCorrupt is DB.recoverCorrupt, naming the group and what was read.
+func (v *view) recoverCorrupt(err *error, format string, args ...any) {
+	if r := recover(); r != nil {
+		*err = v.db.panicked(r, "group "+v.short+": "+fmt.Sprintf(format, args...))
+	}
+}
+
 // FirstIndex implements raft.LogStore. It is 0 for an empty log.
 func (v *view) FirstIndex() (uint64, error) { return v.edgeIndex(true) }
 
 // LastIndex implements raft.LogStore. It is 0 for an empty log.
 func (v *view) LastIndex() (uint64, error) { return v.edgeIndex(false) }
 
-func (v *view) edgeIndex(first bool) (uint64, error) {
+func (v *view) edgeIndex(first bool) (_ uint64, err error) {
 	if err := v.enter(); err != nil {
 		return 0, err
 	}
 	defer v.exit()
+	defer v.db.recoverCorrupt(&err, "group "+v.short+": find the log's first or last index")
 	it, err := v.db.pdb.NewIter(&pebble.IterOptions{LowerBound: v.logLo, UpperBound: v.logHi})
 	if err != nil {
 		return 0, v.db.readErr(err)
@@ -216,11 +276,12 @@ func (v *view) edgeIndex(first bool) (uint64, error) {
 // GetLog implements raft.LogStore. A missing entry is raft.ErrLogNotFound;
 // an entry that does not decode is ErrCorrupt. The entry's slices may be
 // shared with other callers: they must not be modified.
-func (v *view) GetLog(index uint64, l *raft.Log) error {
+func (v *view) GetLog(index uint64, l *raft.Log) (err error) {
 	if err := v.enter(); err != nil {
 		return err
 	}
 	defer v.exit()
+	defer v.recoverCorrupt(&err, "log entry %d", index)
 	ra := &v.ra
 	ra.mu.Lock()
 	if index >= ra.first && index-ra.first < uint64(len(ra.logs)) {
@@ -384,11 +445,12 @@ func (v *view) Set(key, val []byte) error {
 
 // Get implements raft.StableStore. A key never set returns ErrKeyNotFound,
 // whose text is the "not found" Raft looks for.
-func (v *view) Get(key []byte) ([]byte, error) {
+func (v *view) Get(key []byte) (_ []byte, err error) {
 	if err := v.enter(); err != nil {
 		return nil, err
 	}
 	defer v.exit()
+	defer v.recoverCorrupt(&err, "stable key %q", key)
 	k := v.stableKey(key)
 	raw, found, err := v.db.get(k)
 	if err != nil {
@@ -421,3 +483,5 @@ func (v *view) GetUint64(key []byte) (uint64, error) {
 	}
 	return binary.BigEndian.Uint64(b), nil
 }
+
+var _ ConfigurationChecker = (*view)(nil)

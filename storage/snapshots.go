@@ -190,11 +190,12 @@ func cloneConfiguration(c raft.Configuration) raft.Configuration {
 
 // List implements raft.SnapshotStore: the finished snapshots, highest index
 // first.
-func (s *snapStore) List() ([]*raft.SnapshotMeta, error) {
+func (s *snapStore) List() (_ []*raft.SnapshotMeta, err error) {
 	if err := s.v.enter(); err != nil {
 		return nil, err
 	}
 	defer s.v.exit()
+	defer s.v.recoverCorrupt(&err, "list snapshots")
 	metas, err := s.v.listMetas()
 	if err != nil {
 		return nil, err
@@ -210,12 +211,13 @@ func (s *snapStore) List() ([]*raft.SnapshotMeta, error) {
 // goes: a chunk whose checksum fails, a missing chunk, or totals that do
 // not match the metadata make Read return ErrCorrupt, before any of the
 // bad bytes are handed out.
-func (s *snapStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
+func (s *snapStore) Open(id string) (_ *raft.SnapshotMeta, _ io.ReadCloser, err error) {
 	v := s.v
 	if err := v.enter(); err != nil {
 		return nil, nil, err
 	}
 	defer v.exit()
+	defer v.recoverCorrupt(&err, "open snapshot %q", id)
 	seq, ok := snapshotSeq(id)
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: group %s: id %q is not one this store makes", ErrSnapshotNotFound, v.short, id)
@@ -405,11 +407,12 @@ func (s *snapSink) discard() error {
 }
 
 // prune deletes finished snapshots beyond the retention count.
-func (v *view) prune() error {
+func (v *view) prune() (err error) {
 	if err := v.enter(); err != nil {
 		return err
 	}
 	defer v.exit()
+	defer v.recoverCorrupt(&err, "delete old snapshots")
 	metas, err := v.listMetas()
 	if err != nil {
 		return err
@@ -441,11 +444,17 @@ type snapReader struct {
 }
 
 // Read implements io.Reader.
-func (r *snapReader) Read(p []byte) (int, error) {
+func (r *snapReader) Read(p []byte) (_ int, err error) {
 	if err := r.v.db.enter(); err != nil {
 		return 0, err
 	}
 	defer r.v.db.exit()
+	defer func() {
+		if rec := recover(); rec != nil {
+			err = r.v.db.panicked(rec, "group "+r.v.short+": read snapshot "+r.meta.ID)
+			r.err, r.cur = err, nil
+		}
+	}()
 	if r.err != nil {
 		return 0, r.err
 	}
@@ -503,13 +512,9 @@ func (r *snapReader) advance() error {
 	if err != nil {
 		return r.v.db.readErr(err)
 	}
-	if len(val) < 4 {
-		return r.corrupt("chunk %d of %d bytes is truncated", n, len(val))
-	}
-	data := val[:len(val)-4]
-	sum := crc32.Update(crc32.Checksum(key, castagnoli), castagnoli, data)
-	if got := binary.BigEndian.Uint32(val[len(val)-4:]); got != sum {
-		return r.corrupt("checksum mismatch in chunk %d of %d (stored %08x, computed %08x)", n, m.Chunks, got, sum)
+	data, err := checkChunk(key, val)
+	if err != nil {
+		return r.corrupt("chunk %d of %d: %v", n, m.Chunks, err)
 	}
 	if r.size+int64(len(data)) > m.Size {
 		return r.corrupt("chunk %d runs past the size in the metadata (%d bytes)", n, m.Size)
@@ -519,6 +524,20 @@ func (r *snapReader) advance() error {
 	r.chunk++
 	r.cur = data
 	return nil
+}
+
+// checkChunk checks a stored snapshot chunk, data and a CRC-32C of key and
+// data, and returns its data.
+func checkChunk(key, val []byte) ([]byte, error) {
+	if len(val) < 4 {
+		return nil, fmt.Errorf("%d bytes is truncated", len(val))
+	}
+	data := val[:len(val)-4]
+	sum := crc32.Update(crc32.Checksum(key, castagnoli), castagnoli, data)
+	if got := binary.BigEndian.Uint32(val[len(val)-4:]); got != sum {
+		return nil, fmt.Errorf("checksum mismatch (stored %08x, computed %08x)", got, sum)
+	}
+	return data, nil
 }
 
 // Close implements io.Closer. It is idempotent.

@@ -19,6 +19,19 @@ type Stores struct {
 	Release func() error
 }
 
+// ConfigurationChecker is implemented by the log stores of a DB. Raft's
+// NewRaft reads every log entry after the latest snapshot when it starts,
+// decodes the configuration entries, and panics on an entry it cannot read
+// or decode; CheckConfigurations makes the same reads first and returns
+// an error wrapping ErrCorrupt instead. Call it before raft.NewRaft:
+//
+//	if c, ok := stores.Log.(storage.ConfigurationChecker); ok {
+//		if err := c.CheckConfigurations(); err != nil { ... }
+//	}
+type ConfigurationChecker interface {
+	CheckConfigurations() error
+}
+
 // Provider hands each group its stores. Implementations are safe for
 // concurrent use.
 type Provider interface {
