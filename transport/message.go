@@ -608,11 +608,22 @@ const (
 // lower them (withFragLimits). The zero value means the defaults.
 type fragLimits struct {
 	senderPartials, senderBytes, memory, partials int
+	ttl                                           time.Duration
 }
 
+// orDefaults fills the zero fields with the defaults.
 func (l fragLimits) orDefaults() fragLimits {
-	if l == (fragLimits{}) {
-		return fragLimits{maxSenderPartials, maxSenderFragBytes, maxFragMemory, maxPartials}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&l.senderPartials, maxSenderPartials)
+	def(&l.senderBytes, maxSenderFragBytes)
+	def(&l.memory, maxFragMemory)
+	def(&l.partials, maxPartials)
+	if l.ttl <= 0 {
+		l.ttl = fragTTL
 	}
 	return l
 }
@@ -821,7 +832,8 @@ func (x *fragAux) unlink(p *partial) {
 // them as malformed. Partials are listed by start, so it looks at no more
 // than it drops, and one more. fragMu is held.
 func (n *Network) expireFrags(now time.Time) {
-	for p := n.fragAux.oldest; p != nil && now.Sub(p.start) > fragTTL; p = n.fragAux.oldest {
+	ttl := n.fragAux.limits.orDefaults().ttl
+	for p := n.fragAux.oldest; p != nil && now.Sub(p.start) > ttl; p = n.fragAux.oldest {
 		n.removePartial(p)
 		n.stats.malformed.Add(1)
 	}
@@ -838,7 +850,7 @@ func (n *Network) armFragGC(now time.Time) {
 	if !x.timed || x.armed || x.closed || x.oldest == nil {
 		return
 	}
-	d := max(x.oldest.start.Add(fragTTL).Sub(now)+time.Millisecond, fragGCMin)
+	d := max(x.oldest.start.Add(x.limits.orDefaults().ttl).Sub(now)+time.Millisecond, fragGCMin)
 	x.armed = true
 	x.wg.Add(1)
 	x.timer = time.AfterFunc(d, n.fragGC)

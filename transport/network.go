@@ -168,7 +168,16 @@ func withMaxChunk(n int) Option {
 // reach them with little data.
 func withFragLimits(senderPartials, senderBytes, memory, partials int) Option {
 	return func(o *options) error {
-		o.frags = fragLimits{senderPartials, senderBytes, memory, partials}
+		o.frags = fragLimits{senderPartials, senderBytes, memory, partials, o.frags.ttl}
+		return nil
+	}
+}
+
+// withFragTTL shortens how long a partial message may wait for its next
+// fragment; tests use it to see partial messages expire on the timer.
+func withFragTTL(d time.Duration) Option {
+	return func(o *options) error {
+		o.frags.ttl = d
 		return nil
 	}
 }
