@@ -191,11 +191,12 @@ func FuzzFramesReassemble(f *testing.F) {
 	f.Add(bytes.Repeat([]byte{1, 2, 0, 200, 255}, 40))
 	f.Add(bytes.Repeat([]byte{0, 7, 0, 9, 80, 1, 7, 0, 9, 80, 0, 7, 1, 9, 80}, 10))
 	f.Fuzz(func(t *testing.T, script []byte) {
-		n := stubNet(t, NewIdentity())
+		n := stubNet(t, fuzzRecvID)
 		lim := fragLimits{senderPartials: 3, senderBytes: 1000, memory: 1800, partials: 6}
 		n.fragAux.limits = lim
 		subs := []*Subscription{{net: n}, {net: n}}
 		senders := []PeerID{{1}, {2}, {3}}
+		held := map[fragKey]int{} // bytes kept for each message since its start
 		for len(script) >= 5 {
 			op := script[:5]
 			script = script[5:]
@@ -205,8 +206,16 @@ func FuzzFramesReassemble(f *testing.F) {
 			data := make([]byte, int(op[4])*2)
 			before, prog := accounted(n), progress(n)
 			whole, ok := n.reassemble(s, from, append(rawFragment(id, idx, count, nil), data...))
-			if ok && (len(whole) == 0 || len(whole)%len(data) != 0 && len(data) > 0) {
-				t.Fatalf("delivered %d bytes from fragments of %d", len(whole), len(data))
+			k := fragKey{s, from, id}
+			switch {
+			case ok && len(whole) != held[k]+len(data):
+				t.Fatalf("delivered %d bytes, want %d", len(whole), held[k]+len(data))
+			case ok:
+				delete(held, k)
+			case kept(n, k, idx) && idx == 0:
+				held[k] = len(data)
+			case kept(n, k, idx):
+				held[k] += len(data)
 			}
 			if !ok && accounted(n) == before && progress(n) <= prog {
 				t.Fatalf("fragment %v dropped silently", op)
@@ -214,6 +223,14 @@ func FuzzFramesReassemble(f *testing.F) {
 			checkFrags(t, n, lim)
 		}
 	})
+}
+
+// kept reports whether fragment idx of message k was just kept.
+func kept(n *Network, k fragKey, idx uint32) bool {
+	n.fragMu.Lock()
+	defer n.fragMu.Unlock()
+	p := n.frags[k]
+	return p != nil && p.next == idx+1
 }
 
 // checkFrags checks the bookkeeping of n's partial messages against them.
