@@ -191,8 +191,11 @@ func FuzzFramesReassemble(f *testing.F) {
 	f.Add(bytes.Repeat([]byte{1, 2, 0, 200, 255}, 40))
 	f.Add(bytes.Repeat([]byte{0, 7, 0, 9, 80, 1, 7, 0, 9, 80, 0, 7, 1, 9, 80}, 10))
 	f.Fuzz(func(t *testing.T, script []byte) {
+		if len(script) == 0 {
+			return
+		}
 		n := stubNet(t, fuzzRecvID)
-		lim := fragLimits{senderPartials: 3, senderBytes: 1000, memory: 1800, partials: 6}
+		lim := fragLimits{senderPartials: 1 + int(script[0]%3), senderBytes: 1000, memory: 1800, partials: 6}
 		n.fragAux.limits = lim
 		subs := []*Subscription{{net: n}, {net: n}}
 		senders := []PeerID{{1}, {2}, {3}}

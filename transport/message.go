@@ -710,6 +710,14 @@ func (n *Network) addFragment(k fragKey, idx, count uint32, data []byte) (whole 
 		}
 		now := time.Now()
 		n.expireFrags(now)
+		if sf := x.by[sk]; sf != nil && len(sf.parts) >= lim.senderPartials {
+			n.dropPartial(sf.parts[0], dropSenderPartials)
+			why = dropSenderPartials
+		}
+		if len(n.frags) >= lim.partials {
+			n.countDrop(dropFragMemory)
+			return nil, false, dropFragMemory
+		}
 		sf := x.by[sk]
 		if sf == nil {
 			if x.by == nil {
@@ -717,17 +725,6 @@ func (n *Network) addFragment(k fragKey, idx, count uint32, data []byte) (whole 
 			}
 			sf = &senderFrags{}
 			x.by[sk] = sf
-		}
-		if len(sf.parts) >= lim.senderPartials {
-			n.dropPartial(sf.parts[0], dropSenderPartials)
-			why = dropSenderPartials
-		}
-		if len(n.frags) >= lim.partials {
-			if len(sf.parts) == 0 {
-				delete(x.by, sk)
-			}
-			n.countDrop(dropFragMemory)
-			return nil, false, dropFragMemory
 		}
 		p = &partial{count: count, start: now, key: k}
 		if n.frags == nil {
