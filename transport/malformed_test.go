@@ -83,8 +83,8 @@ func TestMalformedFrames(t *testing.T) {
 			}
 		})
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.fragMu.Lock()
+	defer b.fragMu.Unlock()
 	if len(b.frags) != 1 || b.fragMem != 1 { // "fragments of two senders" waits for its end
 		t.Errorf("%d partial messages holding %d bytes", len(b.frags), b.fragMem)
 	}
@@ -108,7 +108,7 @@ func TestIncompleteFragmentsExpire(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(t, in, "barrier")
-	b.mu.Lock()
+	b.fragMu.Lock()
 	if len(b.frags) != 2 || b.fragMem != 200 {
 		t.Errorf("%d partial messages holding %d bytes, want 2 holding 200", len(b.frags), b.fragMem)
 	}
@@ -116,7 +116,7 @@ func TestIncompleteFragmentsExpire(t *testing.T) {
 	for _, p := range b.frags {
 		p.start = p.start.Add(-fragTTL - time.Second)
 	}
-	b.mu.Unlock()
+	b.fragMu.Unlock()
 	before := b.Stats().Malformed
 
 	// The next fragmented message collects the expired ones.
@@ -130,8 +130,8 @@ func TestIncompleteFragmentsExpire(t *testing.T) {
 	if got := b.Stats().Malformed - before; got != 2 {
 		t.Errorf("%d expired partial messages counted, want 2", got)
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.fragMu.Lock()
+	defer b.fragMu.Unlock()
 	if len(b.frags) != 0 || b.fragMem != 0 {
 		t.Errorf("%d partial messages holding %d bytes after expiry", len(b.frags), b.fragMem)
 	}

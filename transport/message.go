@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,10 +98,26 @@ type Subscription struct {
 // Frames from senders not known yet and replays are not counted here.
 func (s *Subscription) Failed() uint64 { return s.failed.Load() }
 
+// Pending limits of every subscription: how far its handler may fall
+// behind before the NATS client drops frames. The bytes are two messages
+// of the largest size, so a handler still busy with one such message can
+// receive the next whole; the count is far more frames than any honest
+// burst (Raft pipelines 128 AppendEntries; a largest message is 64 frames
+// at the default NATS payload), and bounds how long a flood of small frames
+// can hold the messages behind it. An overflow drops frames (Raft and
+// callers retry), is counted (Stats.SlowConsumer, Stats.PendingDropped)
+// and logged, never silent.
+const (
+	pendingMsgsLimit  = 1 << 16
+	pendingBytesLimit = 2 * maxMessageSize
+)
+
 // Subscribe delivers every plain message published on subject to h.
-// Malformed frames are dropped and counted. The subscription's pending
-// buffer is large and an overflow is logged and counted, never silent.
-// Subscribe in a Scope to take sealed messages.
+// Malformed frames are dropped and counted. A handler that falls behind by
+// more than pendingMsgsLimit frames or pendingBytesLimit bytes loses
+// frames: the overflow is logged and counted (Stats.SlowConsumer and
+// Stats.PendingDropped), never silent. Subscribe in a Scope to take sealed
+// messages.
 func (n *Network) Subscribe(subject string, h Handler) (*Subscription, error) {
 	return n.subscribe(subject, nil, h)
 }
@@ -117,7 +134,7 @@ func (n *Network) subscribe(subject string, scope *Scope, h Handler) (*Subscript
 	if err != nil {
 		return nil, fmt.Errorf("transport: subscribe %s: %w", subject, err)
 	}
-	if err := sub.SetPendingLimits(1<<20, 1<<30); err != nil {
+	if err := sub.SetPendingLimits(pendingMsgsLimit, pendingBytesLimit); err != nil {
 		_ = sub.Unsubscribe()
 		return nil, fmt.Errorf("transport: subscribe %s: %w", subject, err)
 	}
@@ -154,6 +171,7 @@ func (s *Subscription) close(flush bool) {
 	if already {
 		return
 	}
+	dropped := s.pendingDropped()
 	_ = s.sub.Unsubscribe()
 	// Wait until the server has the unsubscribe: from then on a request to
 	// this subject fails at once with no responders instead of waiting for a
@@ -162,8 +180,19 @@ func (s *Subscription) close(flush bool) {
 		_ = s.net.nc.FlushTimeout(time.Second)
 	}
 	s.net.mu.Lock()
+	s.net.stats.pendingDropped.Add(dropped)
 	delete(s.net.subs, s)
 	s.net.mu.Unlock()
+}
+
+// pendingDropped counts the frames the NATS client dropped because s fell
+// behind.
+func (s *Subscription) pendingDropped() uint64 {
+	d, err := s.sub.Dropped()
+	if err != nil || d < 0 {
+		return 0
+	}
+	return uint64(d)
 }
 
 func (s *Subscription) receive(nm *nats.Msg) {
@@ -550,16 +579,104 @@ type fragKey struct {
 	id   uint64
 }
 
+// senderKey names one sender on one subscription: the unit of the
+// per-sender bounds on partial messages.
+type senderKey struct {
+	sub  *Subscription
+	from PeerID
+}
+
+// Bounds on partial messages. A sender has no reason to interleave more
+// than a few large messages on one subject: Raft sends one AppendEntries
+// at a time per follower (pipelined ones each complete before the next
+// starts on the wire unless they are sent concurrently), snapshots are
+// chunked below the fragment size, and fragments of one message are
+// published back to back. So each (subscription, sender) keeps at most
+// maxSenderPartials partial messages (a new one evicts the sender's
+// oldest) holding at most maxSenderFragBytes: two messages of the largest
+// size, so one can complete while the next starts. A sender over them
+// hurts only itself. All partials together are bounded by maxFragMemory
+// bytes and maxPartials messages (many senders, each within its caps), and
+// expire after fragTTL.
+const (
+	maxSenderPartials  = 8
+	maxSenderFragBytes = 2 * maxMessageSize
+	maxPartials        = 1 << 14
+)
+
+// fragLimits are the bounds on partial messages of one Network; tests
+// lower them (withFragLimits). The zero value means the defaults.
+type fragLimits struct {
+	senderPartials, senderBytes, memory, partials int
+	ttl                                           time.Duration
+}
+
+// orDefaults fills the zero fields with the defaults.
+func (l fragLimits) orDefaults() fragLimits {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&l.senderPartials, maxSenderPartials)
+	def(&l.senderBytes, maxSenderFragBytes)
+	def(&l.memory, maxFragMemory)
+	def(&l.partials, maxPartials)
+	if l.ttl <= 0 {
+		l.ttl = fragTTL
+	}
+	return l
+}
+
+// partial is a message being reassembled. It is on two lists: all partial
+// messages, oldest first (to expire them), and its sender's (to bound
+// them).
 type partial struct {
 	buf   []byte
 	next  uint32
 	count uint32
 	start time.Time
+
+	key          fragKey
+	older, newer *partial // in fragAux.all
 }
 
+// senderFrags are the partial messages of one sender on one subscription.
+type senderFrags struct {
+	parts []*partial // oldest first; at most maxSenderPartials
+	bytes int
+}
+
+// fragAux is what the Network keeps besides frags and fragMem to bound and
+// expire partial messages; fragMu guards it all. Nothing here costs more
+// than O(maxSenderPartials) per fragment: expiry pops the oldest partials,
+// each once.
+type fragAux struct {
+	oldest, newest *partial // every partial, by start
+	by             map[senderKey]*senderFrags
+
+	limits fragLimits
+	timed  bool        // expire on a timer too (set by New; not in tests' stubs)
+	timer  *time.Timer // pending expiry, if armed
+	armed  bool
+	closed bool
+	wg     sync.WaitGroup // the timer's function, once armed
+}
+
+// Why a partial message was dropped for a bound; labels of the metric
+// transport_dropped_messages_total.
+const (
+	dropSenderPartials = "sender_partials" // a sender's oldest, for its new one
+	dropSenderBytes    = "sender_bytes"    // a sender's partials hold too much
+	dropFragMemory     = "partial_memory"  // all partials hold too much
+	dropSlowConsumer   = "slow_consumer"   // the NATS client's pending buffer was full
+)
+
 // reassemble adds one fragment. Fragments of one message arrive in order on
-// one subscription; anything else (a gap, a foreign count, too much memory)
-// drops the whole message and counts it.
+// one subscription; anything else (a gap, a foreign count) drops the whole
+// message and counts it as malformed. A message over a bound (see
+// maxSenderPartials) is dropped and counted as dropped, and logged at most
+// once per dropLogInterval.
 func (n *Network) reassemble(s *Subscription, from PeerID, body []byte) ([]byte, bool) {
 	if len(body) < fragHeaderLen {
 		n.stats.malformed.Add(1)
@@ -570,45 +687,224 @@ func (n *Network) reassemble(s *Subscription, from PeerID, body []byte) ([]byte,
 	count := binary.BigEndian.Uint32(body[12:16])
 	data := body[fragHeaderLen:]
 
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	now := time.Now()
+	whole, ok, why := n.addFragment(k, idx, count, data)
+	if why != "" {
+		n.logDrop(why, from, s)
+	}
+	return whole, ok
+}
+
+// addFragment is reassemble under fragMu. It returns why it dropped a
+// message for a bound, if it did.
+func (n *Network) addFragment(k fragKey, idx, count uint32, data []byte) (whole []byte, ok bool, why string) {
+	n.fragMu.Lock()
+	defer n.fragMu.Unlock()
+	x := &n.fragAux
+	lim := x.limits.orDefaults()
+	sk := senderKey{k.sub, k.from}
 	p := n.frags[k]
 	if p == nil {
 		if idx != 0 || count < 2 {
 			n.stats.malformed.Add(1)
-			return nil, false
+			return nil, false, ""
 		}
-		n.gcFrags(now)
-		p = &partial{count: count, start: now}
+		now := time.Now()
+		n.expireFrags(now)
+		if sf := x.by[sk]; sf != nil && len(sf.parts) >= lim.senderPartials {
+			n.dropPartial(sf.parts[0], dropSenderPartials)
+			why = dropSenderPartials
+		}
+		if len(n.frags) >= lim.partials {
+			n.countDrop(dropFragMemory)
+			return nil, false, dropFragMemory
+		}
+		sf := x.by[sk]
+		if sf == nil {
+			if x.by == nil {
+				x.by = map[senderKey]*senderFrags{}
+			}
+			sf = &senderFrags{}
+			x.by[sk] = sf
+		}
+		p = &partial{count: count, start: now, key: k}
+		if n.frags == nil {
+			n.frags = map[fragKey]*partial{}
+		}
 		n.frags[k] = p
+		sf.parts = append(sf.parts, p)
+		x.push(p)
+		n.armFragGC(now)
 	}
-	if idx != p.next || count != p.count || len(p.buf)+len(data) > maxMessageSize ||
-		n.fragMem+len(data) > maxFragMemory {
-		n.fragMem -= len(p.buf)
-		delete(n.frags, k)
+	sf := x.by[sk]
+	if idx != p.next || count != p.count || len(p.buf)+len(data) > maxMessageSize {
+		n.removePartial(p)
 		n.stats.malformed.Add(1)
-		return nil, false
+		return nil, false, why
+	}
+	// Over the sender's bytes, its older partials go first: the one that
+	// grows is the likeliest to complete.
+	for sf.bytes+len(data) > lim.senderBytes {
+		old := sf.parts[0]
+		n.dropPartial(old, dropSenderBytes)
+		why = dropSenderBytes
+		if old == p {
+			return nil, false, why
+		}
+	}
+	if n.fragMem+len(data) > lim.memory {
+		n.dropPartial(p, dropFragMemory)
+		return nil, false, dropFragMemory
 	}
 	p.buf = append(p.buf, data...)
 	n.fragMem += len(data)
+	sf.bytes += len(data)
 	p.next++
 	if p.next < p.count {
-		return nil, false
+		return nil, false, why
 	}
-	n.fragMem -= len(p.buf)
-	delete(n.frags, k)
-	return p.buf, true
+	n.removePartial(p)
+	return p.buf, true, why
 }
 
-func (n *Network) gcFrags(now time.Time) {
-	for k, p := range n.frags {
-		if now.Sub(p.start) > fragTTL {
-			n.fragMem -= len(p.buf)
-			delete(n.frags, k)
-			n.stats.malformed.Add(1)
+// dropPartial drops p for a bound and counts it. fragMu is held.
+func (n *Network) dropPartial(p *partial, why string) {
+	n.removePartial(p)
+	n.countDrop(why)
+}
+
+func (n *Network) countDrop(why string) {
+	switch why {
+	case dropSenderPartials:
+		n.stats.dropSenderPartials.Add(1)
+	case dropSenderBytes:
+		n.stats.dropSenderBytes.Add(1)
+	case dropFragMemory:
+		n.stats.dropFragMemory.Add(1)
+	}
+}
+
+// removePartial forgets p, complete or not. fragMu is held.
+func (n *Network) removePartial(p *partial) {
+	x := &n.fragAux
+	delete(n.frags, p.key)
+	n.fragMem -= len(p.buf)
+	x.unlink(p)
+	sk := senderKey{p.key.sub, p.key.from}
+	if sf := x.by[sk]; sf != nil {
+		sf.bytes -= len(p.buf)
+		if i := slices.Index(sf.parts, p); i >= 0 {
+			sf.parts = slices.Delete(sf.parts, i, i+1)
+		}
+		if len(sf.parts) == 0 {
+			delete(x.by, sk)
 		}
 	}
+}
+
+func (x *fragAux) push(p *partial) {
+	p.older, p.newer = x.newest, nil
+	if x.newest != nil {
+		x.newest.newer = p
+	} else {
+		x.oldest = p
+	}
+	x.newest = p
+}
+
+func (x *fragAux) unlink(p *partial) {
+	if p.older != nil {
+		p.older.newer = p.newer
+	} else if x.oldest == p {
+		x.oldest = p.newer
+	}
+	if p.newer != nil {
+		p.newer.older = p.older
+	} else if x.newest == p {
+		x.newest = p.older
+	}
+	p.older, p.newer = nil, nil
+}
+
+// expireFrags drops the partial messages older than fragTTL and counts
+// them as malformed. Partials are listed by start, so it looks at no more
+// than it drops, and one more. fragMu is held.
+func (n *Network) expireFrags(now time.Time) {
+	ttl := n.fragAux.limits.orDefaults().ttl
+	for p := n.fragAux.oldest; p != nil && now.Sub(p.start) > ttl; p = n.fragAux.oldest {
+		n.removePartial(p)
+		n.stats.malformed.Add(1)
+	}
+}
+
+// fragGCMin is the shortest wait between two runs of the expiry timer.
+const fragGCMin = time.Second
+
+// armFragGC arms the expiry timer for the oldest partial message, unless
+// it is armed, the network closed, or it has no timer (a test's stub).
+// fragMu is held.
+func (n *Network) armFragGC(now time.Time) {
+	x := &n.fragAux
+	if !x.timed || x.armed || x.closed || x.oldest == nil {
+		return
+	}
+	d := max(x.oldest.start.Add(x.limits.orDefaults().ttl).Sub(now)+time.Millisecond, fragGCMin)
+	x.armed = true
+	x.wg.Add(1)
+	x.timer = time.AfterFunc(d, n.fragGC)
+}
+
+// fragGC runs on the expiry timer: it expires what is due and arms the
+// timer again while partial messages remain.
+func (n *Network) fragGC() {
+	defer n.fragAux.wg.Done()
+	n.fragMu.Lock()
+	defer n.fragMu.Unlock()
+	x := &n.fragAux
+	x.armed = false
+	if x.closed {
+		return
+	}
+	now := time.Now()
+	n.expireFrags(now)
+	n.armFragGC(now)
+}
+
+// closeFrags stops the expiry timer, waits for it, and forgets every
+// partial message.
+func (n *Network) closeFrags() {
+	n.fragMu.Lock()
+	x := &n.fragAux
+	x.closed = true
+	if x.armed && x.timer.Stop() {
+		x.armed = false
+		x.wg.Done()
+	}
+	clear(n.frags)
+	clear(x.by)
+	x.oldest, x.newest = nil, nil
+	n.fragMem = 0
+	n.fragMu.Unlock()
+	x.wg.Wait()
+}
+
+// dropLogInterval is the shortest time between two log lines about
+// dropped messages; the counters count every one.
+const dropLogInterval = 10 * time.Second
+
+// logDrop logs a message dropped for a bound, at most once per
+// dropLogInterval.
+func (n *Network) logDrop(why string, from PeerID, s *Subscription) {
+	now := time.Now().UnixNano()
+	last := n.lastDropLog.Load()
+	if now-last < int64(dropLogInterval) || !n.lastDropLog.CompareAndSwap(last, now) {
+		return
+	}
+	subject := ""
+	if s != nil && s.sub != nil {
+		subject = s.sub.Subject
+	}
+	n.log.Warn("transport: messages dropped over a bound (logged once per interval; see Stats)",
+		"why", why, "from", from.Short(), "subject", subject, "interval", dropLogInterval)
 }
 
 // call is a request waiting for replies on the node's inbox.

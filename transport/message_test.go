@@ -607,8 +607,8 @@ func TestFragmentation(t *testing.T) {
 	if st := b.Stats(); st.Malformed != 0 {
 		t.Errorf("receiver counted %d malformed frames", st.Malformed)
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.fragMu.Lock()
+	defer b.fragMu.Unlock()
 	if len(b.frags) != 0 || b.fragMem != 0 {
 		t.Errorf("after reassembly %d partial messages, %d bytes held", len(b.frags), b.fragMem)
 	}

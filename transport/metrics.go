@@ -31,10 +31,11 @@ func (n *Network) Metrics() prometheus.Registerer {
 
 // netMetrics are a node's metrics; nil when it has no registry.
 type netMetrics struct {
-	reg   prometheus.Registerer
-	peer  string
-	stats *prom.Readings
-	raft  raftVecs
+	reg     prometheus.Registerer
+	peer    string
+	stats   *prom.Readings
+	dropped []*prom.Readings // one per reason
+	raft    raftVecs
 }
 
 // raftVecs count the traffic of each Raft group (scope) on each node.
@@ -64,6 +65,21 @@ func newNetMetrics(reg prometheus.Registerer, n *Network) *netMetrics {
 		counter("fault_dropped_messages_total", "Messages dropped by fault injection.", &s.faultDrops),
 		counter("slow_consumer_errors_total", "Overflows of a subscription's pending buffer (messages dropped).", &s.slowConsumer),
 	)
+	// Messages dropped for a bound, by reason: one collector per reason,
+	// each with its constant label.
+	for _, d := range []struct {
+		reason string
+		read   func() float64
+	}{
+		{dropSenderPartials, func() float64 { return float64(s.dropSenderPartials.Load()) }},
+		{dropSenderBytes, func() float64 { return float64(s.dropSenderBytes.Load()) }},
+		{dropFragMemory, func() float64 { return float64(s.dropFragMemory.Load()) }},
+		{dropSlowConsumer, func() float64 { return float64(n.Stats().PendingDropped) }},
+	} {
+		m.dropped = append(m.dropped, prom.Register(reg, "transport", prometheus.Labels{"peer": m.peer, "reason": d.reason},
+			prom.Reading{Name: "dropped_messages_total", Type: prometheus.CounterValue, Read: d.read,
+				Help: "Messages dropped because a bound was hit: a sender's partial (fragmented) messages on a subscription (sender_partials), their bytes (sender_bytes), all partial messages of the node (partial_memory), or frames the NATS client dropped from a subscription's full pending buffer (slow_consumer)."}))
+	}
 	vec := func(name, help string) *prometheus.CounterVec {
 		return prom.CounterVec(reg, "transport", name, help, "group", "peer")
 	}
@@ -86,6 +102,9 @@ func newNetMetrics(reg prometheus.Registerer, n *Network) *netMetrics {
 func (m *netMetrics) close() {
 	if m != nil {
 		m.stats.Unregister()
+		for _, r := range m.dropped {
+			r.Unregister()
+		}
 	}
 }
 

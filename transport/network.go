@@ -43,6 +43,7 @@ type options struct {
 	srvOpts  []func(*server.Options)
 	rpcTO    time.Duration
 	maxChunk int
+	frags    fragLimits
 	metrics  prometheus.Registerer
 }
 
@@ -165,6 +166,24 @@ func withMaxChunk(n int) Option {
 	}
 }
 
+// withFragLimits lowers the bounds on partial messages; tests use it to
+// reach them with little data.
+func withFragLimits(senderPartials, senderBytes, memory, partials int) Option {
+	return func(o *options) error {
+		o.frags = fragLimits{senderPartials, senderBytes, memory, partials, o.frags.ttl}
+		return nil
+	}
+}
+
+// withFragTTL shortens how long a partial message may wait for its next
+// fragment; tests use it to see partial messages expire on the timer.
+func withFragTTL(d time.Duration) Option {
+	return func(o *options) error {
+		o.frags.ttl = d
+		return nil
+	}
+}
+
 // Network is one node's connection to a mosaik network. It is safe for
 // concurrent use. Create it with New and release it with Close.
 type Network struct {
@@ -189,12 +208,20 @@ type Network struct {
 	mu       sync.Mutex
 	calls    map[uint64]*call
 	subs     map[*Subscription]struct{}
-	frags    map[fragKey]*partial
-	fragMem  int
 	fetching map[PeerID]bool // card requests in flight
 	dupWarn  atomic.Int64    // when the last duplicate warning was logged, unix ns
 	closed   bool
 	bg       sync.WaitGroup // card requests
+
+	// Partial messages (see reassemble) have their own lock: the delivery
+	// goroutine of every subscription takes it once per fragment, and
+	// nothing else waits for it. Lock order: fragMu is taken alone.
+	fragMu      sync.Mutex
+	frags       map[fragKey]*partial
+	fragMem     int // bytes held by frags
+	fragAux     fragAux
+	lastDropLog atomic.Int64 // Unix nanoseconds; see logDrop
+	lastSlowLog atomic.Int64 // Unix nanoseconds; see asyncError
 
 	delay *delayQueue
 	stats counters
@@ -247,6 +274,7 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 		calls:    make(map[uint64]*call),
 		subs:     make(map[*Subscription]struct{}),
 		frags:    make(map[fragKey]*partial),
+		fragAux:  fragAux{timed: true, limits: o.frags},
 		done:     make(chan struct{}),
 
 		started: time.Now(),
@@ -477,7 +505,15 @@ func (n *Network) Subject(parts ...string) string {
 }
 
 // Stats returns message counters since New.
-func (n *Network) Stats() Stats { return n.stats.snapshot() }
+func (n *Network) Stats() Stats {
+	st := n.stats.snapshot()
+	n.mu.Lock()
+	for s := range n.subs {
+		st.PendingDropped += s.pendingDropped()
+	}
+	n.mu.Unlock()
+	return st
+}
 
 // Close closes every subscription, fails pending requests with ErrClosed,
 // disconnects, and stops the embedded server. It is idempotent and returns
@@ -504,6 +540,7 @@ func (n *Network) Close() error {
 		if n.delay != nil {
 			n.delay.close()
 		}
+		n.closeFrags()
 		n.bg.Wait()
 		if n.nc != nil {
 			n.nc.Close()
@@ -528,7 +565,10 @@ func (n *Network) asyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
 		if sub != nil {
 			subj = sub.Subject
 		}
-		n.log.Warn("transport: subscriber too slow, messages dropped", "subject", subj)
+		if now, last := time.Now().UnixNano(), n.lastSlowLog.Load(); now-last >= int64(dropLogInterval) && n.lastSlowLog.CompareAndSwap(last, now) {
+			n.log.Warn("transport: subscriber too slow, messages dropped (logged once per interval; see Stats.PendingDropped)",
+				"subject", subj, "pending_msgs_limit", pendingMsgsLimit, "pending_bytes_limit", pendingBytesLimit)
+		}
 		return
 	}
 	n.log.Warn("transport: nats error", "err", err)

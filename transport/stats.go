@@ -7,12 +7,16 @@ type Stats struct {
 	MsgsIn, MsgsOut   uint64
 	BytesIn, BytesOut uint64
 	// Malformed counts frames dropped because they could not be parsed or
-	// reassembled.
+	// reassembled, and partial messages that expired incomplete.
 	Malformed uint64
 	// FaultDrops counts messages dropped by fault injection.
 	FaultDrops uint64
-	// SlowConsumer counts overflows of a subscription's pending buffer.
+	// SlowConsumer counts overflows of a subscription's pending buffer:
+	// times a subscription began to drop frames because its handler fell
+	// behind by more than its pending limits (see Subscribe).
 	SlowConsumer uint64
+	// PendingDropped counts the frames dropped in those overflows.
+	PendingDropped uint64
 	// Rejected counts frames a scope's subscription dropped before reading
 	// them: not sealed, sealed with another secret, forged, replayed, or
 	// from a sender whose card is not known yet.
@@ -20,12 +24,21 @@ type Stats struct {
 	// Duplicates counts signs of another live node with this node's
 	// identity: probes it answered, or the answer that stopped New.
 	Duplicates uint64
+	// Dropped counts partial (fragmented) messages dropped because a bound
+	// was hit: the sender's partial messages on the subscription, their
+	// bytes, or the bytes or number of all partial messages of the node.
+	// The sender's other messages, and everyone else's, are unaffected.
+	Dropped uint64
 }
 
 type counters struct {
 	msgsIn, msgsOut, bytesIn, bytesOut  atomic.Uint64
 	malformed, faultDrops, slowConsumer atomic.Uint64
 	rejected, duplicates                atomic.Uint64
+	// partial messages dropped for a bound, by bound (see reassemble)
+	dropSenderPartials, dropSenderBytes, dropFragMemory atomic.Uint64
+	// frames the NATS client dropped on subscriptions closed since
+	pendingDropped atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -34,6 +47,8 @@ func (c *counters) snapshot() Stats {
 		BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
 		Malformed: c.malformed.Load(), FaultDrops: c.faultDrops.Load(),
 		SlowConsumer: c.slowConsumer.Load(), Rejected: c.rejected.Load(),
-		Duplicates: c.duplicates.Load(),
+		Duplicates:     c.duplicates.Load(),
+		PendingDropped: c.pendingDropped.Load(),
+		Dropped:        c.dropSenderPartials.Load() + c.dropSenderBytes.Load() + c.dropFragMemory.Load(),
 	}
 }
