@@ -52,10 +52,10 @@ func TestCheckRPC(t *testing.T) {
 		{"pre-vote as another", &raft.RequestPreVoteRequest{RPCHeader: hdr(other)}, false},
 		{"timeout-now as another", &raft.TimeoutNowRequest{RPCHeader: hdr(other)}, false},
 		{"timeout-now as itself", &raft.TimeoutNowRequest{RPCHeader: hdr(me)}, true},
-		{"snapshot as another", &raft.InstallSnapshotRequest{RPCHeader: hdr(other), SnapshotVersion: 1, Configuration: good}, false},
-		{"snapshot without configuration", &raft.InstallSnapshotRequest{RPCHeader: hdr(me), SnapshotVersion: 1}, false},
-		{"snapshot with junk configuration", &raft.InstallSnapshotRequest{RPCHeader: hdr(me), SnapshotVersion: 1, Configuration: []byte{0xc1}}, false},
-		{"snapshot as itself", &raft.InstallSnapshotRequest{RPCHeader: hdr(me), SnapshotVersion: 1, Configuration: good}, true},
+		{"snapshot as another", &raft.InstallSnapshotRequest{RPCHeader: hdr(other), SnapshotVersion: 1, Term: 1, LastLogIndex: 5, LastLogTerm: 1, ConfigurationIndex: 1, Configuration: good}, false},
+		{"snapshot without configuration", &raft.InstallSnapshotRequest{RPCHeader: hdr(me), SnapshotVersion: 1, Term: 1, LastLogIndex: 5, LastLogTerm: 1, ConfigurationIndex: 1}, false},
+		{"snapshot with junk configuration", &raft.InstallSnapshotRequest{RPCHeader: hdr(me), SnapshotVersion: 1, Term: 1, LastLogIndex: 5, LastLogTerm: 1, ConfigurationIndex: 1, Configuration: []byte{0xc1}}, false},
+		{"snapshot as itself", &raft.InstallSnapshotRequest{RPCHeader: hdr(me), SnapshotVersion: 1, Term: 1, LastLogIndex: 5, LastLogTerm: 1, ConfigurationIndex: 1, Configuration: good}, true},
 	} {
 		if err := checkRPC(me, c.cmd); (err == nil) != c.ok {
 			t.Errorf("%s: checkRPC = %v, want ok=%v", c.name, err, c.ok)

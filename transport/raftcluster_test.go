@@ -68,6 +68,7 @@ type raftNode struct {
 	fsm  *listFSM
 	id   raft.ServerID
 	addr raft.ServerAddress
+	tr   *RaftTransport
 }
 
 func startRaft(t *testing.T, n *Network, bootstrap []raft.Server) *raftNode {
@@ -100,7 +101,7 @@ func startRaft(t *testing.T, n *Network, bootstrap []raft.Server) *raftNode {
 			t.Errorf("raft shutdown: %v", err)
 		}
 	})
-	return &raftNode{raft: r, fsm: fsm, id: conf.LocalID, addr: tr.LocalAddr()}
+	return &raftNode{raft: r, fsm: fsm, id: conf.LocalID, addr: tr.LocalAddr(), tr: tr}
 }
 
 func leaderOf(t *testing.T, nodes []*raftNode) *raftNode {
