@@ -35,6 +35,8 @@ type RaftTransport struct {
 	timeout  time.Duration
 	consumer chan raft.RPC
 
+	appendBudget int // bytes of one AppendEntries on the wire; see splitAppend
+
 	hbMu sync.Mutex
 	hbFn func(raft.RPC)
 
@@ -87,6 +89,7 @@ func NewRaftTransport(sc *Scope, timeout time.Duration) (*RaftTransport, error) 
 		shutdown: make(chan struct{}),
 
 		snapBytesLimit: defaultSnapBytesLimit,
+		appendBudget:   defaultAppendBudget,
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.metrics = n.metrics.forScope(scope)
@@ -271,8 +274,74 @@ func (t *RaftTransport) roundTrip(ctx context.Context, kind string, target raft.
 	return parseReply(b)
 }
 
-// AppendEntries implements raft.Transport.
+// defaultAppendBudget bounds the encoded size of one AppendEntries on the
+// wire, far below maxMessageSize: Raft batches entries by count, not bytes.
+const defaultAppendBudget = 8 << 20
+
+// appendEntryOverhead is more than the CBOR framing of one entry besides its
+// data and extensions: index, term, type, lengths and time.
+const appendEntryOverhead = 64
+
+// splitAppend returns args as consecutive requests whose encoded size stays
+// within budget, each a run of args' entries, chained: a part's previous
+// entry is the last of the part before. An entry larger than budget goes
+// alone. A part before the last carries a commit index no higher than its
+// own last entry, so a follower never commits past what that part gave it.
+// A request within budget is returned as is.
+func splitAppend(args *raft.AppendEntriesRequest, budget int) []*raft.AppendEntriesRequest {
+	base := 256 + len(args.Leader) + len(args.ID) + len(args.Addr)
+	total := base
+	for _, e := range args.Entries {
+		total += appendEntryOverhead + len(e.Data) + len(e.Extensions)
+	}
+	if total <= budget {
+		return []*raft.AppendEntriesRequest{args}
+	}
+	var parts []*raft.AppendEntriesRequest
+	start := 0
+	cut := func(end int) {
+		part := *args
+		part.Entries = args.Entries[start:end:end]
+		if start > 0 {
+			prev := args.Entries[start-1]
+			part.PrevLogEntry, part.PrevLogTerm = prev.Index, prev.Term
+		}
+		if end < len(args.Entries) {
+			part.LeaderCommitIndex = min(args.LeaderCommitIndex, args.Entries[end-1].Index)
+		}
+		parts = append(parts, &part)
+		start = end
+	}
+	size := base
+	for i, e := range args.Entries {
+		n := appendEntryOverhead + len(e.Data) + len(e.Extensions)
+		if i > start && size+n > budget {
+			cut(i)
+			size = base
+		}
+		size += n
+	}
+	cut(len(args.Entries))
+	return parts
+}
+
+// AppendEntries implements raft.Transport. A request larger than the
+// transport's budget goes as several consecutive ones, in order; the first
+// that fails ends it and its response is Raft's, so a success means every
+// part succeeded (Raft takes it for all of args' entries).
 func (t *RaftTransport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	for _, part := range splitAppend(args, t.appendBudget) {
+		if err := t.appendOne(target, part, resp); err != nil {
+			return err
+		}
+		if !resp.Success {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (t *RaftTransport) appendOne(target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
 	data, err := encodeAppend(args)
 	if err != nil {
 		return err
@@ -429,34 +498,15 @@ func (t *RaftTransport) onRPC(m *Msg) {
 		t.net.stats.malformed.Add(1)
 		return
 	}
-	body := m.Data[1:]
-	var cmd any
 	switch m.Data[0] {
-	case kindAppend:
-		req, err := decodeAppend(body)
-		if err != nil {
-			t.malformed(m, err)
-			return
-		}
-		cmd = req
-	case kindVote:
-		cmd = new(raft.RequestVoteRequest)
-	case kindPreVote:
-		cmd = new(raft.RequestPreVoteRequest)
-	case kindTimeoutNow:
-		cmd = new(raft.TimeoutNowRequest)
 	case kindSnapBegin, kindSnapChunk, kindSnapEnd:
 		t.onSnapshot(m)
 		return
-	default:
-		t.malformed(m, fmt.Errorf("rpc kind %d unknown", m.Data[0]))
-		return
 	}
-	if m.Data[0] != kindAppend {
-		if err := decMode.Unmarshal(body, cmd); err != nil {
-			t.malformed(m, err)
-			return
-		}
+	cmd, err := decodeRPC(m.Data[0], m.Data[1:])
+	if err != nil {
+		t.malformed(m, err)
+		return
 	}
 	if err := checkRPC(m.From, cmd); err != nil {
 		t.malformed(m, err)
@@ -660,9 +710,9 @@ func (t *RaftTransport) onSnapshot(m *Msg) {
 }
 
 func (t *RaftTransport) onSnapBegin(m *Msg, body []byte) {
-	var b snapBegin
-	if err := decMode.Unmarshal(body, &b); err != nil || b.Request == nil {
-		t.malformed(m, fmt.Errorf("snapshot begin: %v", err))
+	b, err := decodeSnapBegin(body)
+	if err != nil {
+		t.malformed(m, err)
 		return
 	}
 	if err := checkRPC(m.From, b.Request); err != nil {
@@ -671,7 +721,10 @@ func (t *RaftTransport) onSnapBegin(m *Msg, body []byte) {
 	}
 	s := &snapRecv{id: b.ID, req: b.Request}
 	if b.Request.Size > snapMemMax {
-		f, err := os.CreateTemp(t.snapDir, "mosaik-snapshot-*")
+		t.snapMu.Lock()
+		dir := t.snapDir
+		t.snapMu.Unlock()
+		f, err := os.CreateTemp(dir, "mosaik-snapshot-*")
 		if err != nil {
 			_ = m.Respond(errorReply(fmt.Errorf("transport: spool snapshot: %w", err)))
 			return
@@ -686,7 +739,6 @@ func (t *RaftTransport) onSnapBegin(m *Msg, body []byte) {
 	})
 	t.snapMu.Lock()
 	old := t.snaps[from]
-	var err error
 	switch {
 	case t.ctx.Err() != nil:
 		err = ErrClosed
@@ -812,28 +864,45 @@ func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.App
 		return nil, raft.ErrPipelineShutdown
 	default:
 	}
-	data, err := encodeAppend(args)
-	if err != nil {
-		return nil, err
+	parts := splitAppend(args, p.t.appendBudget)
+	data := make([][]byte, len(parts))
+	for i, part := range parts {
+		var err error
+		if data[i], err = encodeAppend(part); err != nil {
+			return nil, err
+		}
 	}
-	f := &appendFuture{start: time.Now(), args: args, resp: resp, done: make(chan struct{})}
-	p.t.metrics.sent(len(data))
-	cancel, err := p.t.sc.Call(p.subject, p.target, data, func(b []byte, err error) {
-		p.t.metrics.received(b, err)
-		var r raft.AppendEntriesResponse
-		if err == nil {
-			b, err = parseReply(b)
+	f := &appendFuture{start: time.Now(), args: args, resp: resp, parts: len(parts), done: make(chan struct{})}
+	res := &partResults{f: f, resps: make([]*raft.AppendEntriesResponse, len(parts)), errs: make([]error, len(parts)), settled: make([]bool, len(parts))}
+	cancels := make([]func(), 0, len(parts))
+	cancel := func() {
+		for _, c := range cancels {
+			c()
 		}
-		if err == nil {
-			err = decodeAppendResp(b, &r)
+	}
+	// The parts go out back to back, in order, on one subject: the
+	// follower handles them in that order.
+	for i, part := range parts {
+		p.t.metrics.sent(len(data[i]))
+		c, err := p.t.sc.Call(p.subject, p.target, data[i], func(b []byte, err error) {
+			p.t.metrics.received(b, err)
+			var r raft.AppendEntriesResponse
+			if err == nil {
+				b, err = parseReply(b)
+			}
+			if err == nil {
+				err = decodeAppendResp(b, &r)
+			}
+			if err == nil {
+				p.t.appended(raft.ServerAddress(p.target.String()), part, &r)
+			}
+			res.settle(i, &r, err)
+		})
+		if err != nil {
+			cancel()
+			return nil, err
 		}
-		if err == nil {
-			p.t.appended(raft.ServerAddress(p.target.String()), args, &r)
-		}
-		f.completeWith(&r, err)
-	})
-	if err != nil {
-		return nil, err
+		cancels = append(cancels, c)
 	}
 	f.cancel = cancel
 	select {
@@ -873,7 +942,8 @@ func (p *pipeline) run() {
 		case <-p.t.shutdown:
 			return
 		}
-		timer.Reset(time.Until(f.start.Add(p.t.timeout)))
+		// Each part of a split request has the time of one request.
+		timer.Reset(time.Until(f.start.Add(time.Duration(f.parts) * p.t.timeout)))
 		select {
 		case <-f.done:
 		case <-timer.C:
@@ -923,6 +993,7 @@ func (p *pipeline) Close() error {
 
 type appendFuture struct {
 	start  time.Time
+	parts  int // the requests args went as
 	args   *raft.AppendEntriesRequest
 	resp   *raft.AppendEntriesResponse
 	cancel func()
@@ -943,6 +1014,31 @@ func (f *appendFuture) completeWith(r *raft.AppendEntriesResponse, err error) {
 		f.err = err
 		close(f.done)
 	})
+}
+
+// partResults settles the future of a request sent in parts: with the
+// first part, in order, that failed or was refused, or else with the last.
+type partResults struct {
+	f       *appendFuture
+	mu      sync.Mutex
+	resps   []*raft.AppendEntriesResponse
+	errs    []error
+	settled []bool
+}
+
+func (r *partResults) settle(i int, resp *raft.AppendEntriesResponse, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.resps[i], r.errs[i], r.settled[i] = resp, err, true
+	for j := range r.settled {
+		switch {
+		case !r.settled[j]:
+			return
+		case r.errs[j] != nil || !r.resps[j].Success || j == len(r.settled)-1:
+			r.f.completeWith(r.resps[j], r.errs[j])
+			return
+		}
+	}
 }
 
 func (f *appendFuture) Error() error {

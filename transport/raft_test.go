@@ -825,7 +825,8 @@ func snapChunkMsg(kind byte, id uint64, data []byte) []byte {
 }
 
 // testInstallSnapshotEarlyError: Raft answers before reading the whole
-// snapshot (a stale term); the sender fails instead of hanging.
+// snapshot (a stale term); the sender fails instead of hanging. Raft gets
+// the snapshot only once all of it arrived, so the sender sends it all.
 func testInstallSnapshotEarlyError(t *testing.T, setup raftSetup) {
 	p := setup(t)
 	for _, read := range []int{0, 1000, 3 << 20} {
@@ -848,7 +849,7 @@ func testInstallSnapshotEarlyError(t *testing.T, setup raftSetup) {
 			if !errors.As(err, &re) {
 				t.Errorf("error %v is not a RemoteError", err)
 			}
-			if took := time.Since(start); took > suiteTimeout {
+			if took := time.Since(start); took > waitTimeout {
 				t.Errorf("failed after %v", took)
 			}
 			eventually(t, "receiver forgets the transfer", func() bool {
@@ -929,7 +930,10 @@ func TestSnapshotSenderGoesQuiet(t *testing.T) {
 	const timeout = 200 * time.Millisecond
 	b := newNet(t)
 	rt := newRaftTransport(t, sealedScope(b, "s"), timeout)
-	rt.snapDir = t.TempDir()
+	dir := t.TempDir()
+	rt.snapMu.Lock()
+	rt.snapDir = dir
+	rt.snapMu.Unlock()
 	var rpcs atomic.Int32
 	serve(t, rt, func(rpc raft.RPC) {
 		rpcs.Add(1)
@@ -958,7 +962,7 @@ func TestSnapshotSenderGoesQuiet(t *testing.T) {
 		if _, err := parseReply(r.ask(rt.subject("snap", b.ID()), chunk)); err == nil {
 			t.Error("late chunk accepted")
 		}
-		if files, err := os.ReadDir(rt.snapDir); err != nil || len(files) != 0 {
+		if files, err := os.ReadDir(dir); err != nil || len(files) != 0 {
 			t.Errorf("spool directory holds %v (%v)", files, err)
 		}
 	}

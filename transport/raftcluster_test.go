@@ -73,7 +73,13 @@ type raftNode struct {
 
 func startRaft(t *testing.T, n *Network, bootstrap []raft.Server) *raftNode {
 	t.Helper()
-	tr := newRaftTransport(t, sealedScope(n, "cluster"), 2*time.Second)
+	return startRaftTimeout(t, n, bootstrap, 2*time.Second)
+}
+
+// startRaftTimeout is startRaft with the transport's RPC timeout.
+func startRaftTimeout(t *testing.T, n *Network, bootstrap []raft.Server, timeout time.Duration) *raftNode {
+	t.Helper()
+	tr := newRaftTransport(t, sealedScope(n, "cluster"), timeout)
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(n.ID().String())
 	// Generous: a loaded CI machine with the race detector may stall the
