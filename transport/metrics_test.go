@@ -95,7 +95,7 @@ func TestMetrics(t *testing.T) {
 	for _, fail := range []bool{false, true} {
 		failSnapshot <- fail
 		var sresp raft.InstallSnapshotResponse
-		err := a.InstallSnapshot("b", b.LocalAddr(), &raft.InstallSnapshotRequest{Term: 1, Size: int64(size)}, &sresp,
+		err := a.InstallSnapshot("b", b.LocalAddr(), snapshotRequest(int64(size)), &sresp,
 			bytes.NewReader(randomBytes(size, 1)))
 		if (err != nil) != fail {
 			t.Fatalf("snapshot (fail %v): %v", fail, err)
@@ -187,7 +187,7 @@ func TestSnapshotSentBytesMatchReceived(t *testing.T) {
 	})
 	size := 3*a.snapshotChunk() + 10
 	var resp raft.InstallSnapshotResponse
-	if err := a.InstallSnapshot("b", b.LocalAddr(), &raft.InstallSnapshotRequest{Term: 1, Size: int64(size)}, &resp, bytes.NewReader(randomBytes(size, 1))); err != nil {
+	if err := a.InstallSnapshot("b", b.LocalAddr(), snapshotRequest(int64(size)), &resp, bytes.NewReader(randomBytes(size, 1))); err != nil {
 		t.Fatal(err)
 	}
 	sent, recv := sum("mosaik_transport_group_sent_bytes_total", peerA), sum("mosaik_transport_group_received_bytes_total", peerB)
@@ -212,7 +212,7 @@ func TestReviewSnapshotUnderDelay(t *testing.T) {
 	})
 	na.Faults().Delay(5e6)
 	var resp raft.InstallSnapshotResponse
-	if err := a.InstallSnapshot("b", b.LocalAddr(), &raft.InstallSnapshotRequest{Term: 1, Size: int64(size)}, &resp, bytes.NewReader(data)); err != nil {
+	if err := a.InstallSnapshot("b", b.LocalAddr(), snapshotRequest(int64(size)), &resp, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
 	if g := <-got; !bytes.Equal(g, data) {

@@ -1,12 +1,15 @@
 package transport
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,7 +24,9 @@ import (
 // never queue behind a slow AppendEntries, and one for every other RPC,
 // handled in arrival order so pipelined AppendEntries answer in order.
 // Snapshots travel as a begin message, chunks far below the NATS payload
-// limit, each acknowledged once Raft has read it (flow control), and an end.
+// limit, each acknowledged once the receiver spooled it (flow control), and
+// an end; the receiver hands the snapshot to Raft only once all of it
+// arrived.
 type RaftTransport struct {
 	net      *Network
 	sc       *Scope
@@ -30,13 +35,19 @@ type RaftTransport struct {
 	timeout  time.Duration
 	consumer chan raft.RPC
 
+	appendBudget int // bytes of one AppendEntries on the wire; see splitAppend
+
 	hbMu sync.Mutex
 	hbFn func(raft.RPC)
 
 	rpcSub, hbSub, snapSub *Subscription
 
-	snapMu sync.Mutex
-	snaps  map[snapKey]*snapRecv
+	snapMu         sync.Mutex
+	snaps          map[PeerID]*snapRecv // open transfers, one per sender
+	snapBytes      int64                // their declared sizes
+	snapBytesLimit int64
+	snapDir        string         // for spooled snapshots; empty: the system's
+	wg             sync.WaitGroup // installs waiting on Raft
 
 	metrics *raftMetrics // nil without a registry
 
@@ -73,9 +84,12 @@ func NewRaftTransport(sc *Scope, timeout time.Duration) (*RaftTransport, error) 
 		local:    raft.ServerAddress(n.id.String()),
 		timeout:  timeout,
 		consumer: make(chan raft.RPC),
-		snaps:    make(map[snapKey]*snapRecv),
+		snaps:    make(map[PeerID]*snapRecv),
 		matched:  make(map[PeerID]Progress),
 		shutdown: make(chan struct{}),
+
+		snapBytesLimit: defaultSnapBytesLimit,
+		appendBudget:   defaultAppendBudget,
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.metrics = n.metrics.forScope(scope)
@@ -201,13 +215,15 @@ func (t *RaftTransport) Close() error {
 		t.cancel()
 		t.snapMu.Lock()
 		for k, s := range t.snaps {
-			s.abort(ErrClosed)
+			s.release()
 			delete(t.snaps, k)
 		}
+		t.snapBytes = 0
 		t.snapMu.Unlock()
 		t.rpcSub.Close()
 		t.hbSub.Close()
 		t.snapSub.Close()
+		t.wg.Wait()
 		t.metrics.close()
 	})
 	return nil
@@ -258,8 +274,74 @@ func (t *RaftTransport) roundTrip(ctx context.Context, kind string, target raft.
 	return parseReply(b)
 }
 
-// AppendEntries implements raft.Transport.
+// defaultAppendBudget bounds the encoded size of one AppendEntries on the
+// wire, far below maxMessageSize: Raft batches entries by count, not bytes.
+const defaultAppendBudget = 8 << 20
+
+// appendEntryOverhead is more than the CBOR framing of one entry besides its
+// data and extensions: index, term, type, lengths and time.
+const appendEntryOverhead = 64
+
+// splitAppend returns args as consecutive requests whose encoded size stays
+// within budget, each a run of args' entries, chained: a part's previous
+// entry is the last of the part before. An entry larger than budget goes
+// alone. A part before the last carries a commit index no higher than its
+// own last entry, so a follower never commits past what that part gave it.
+// A request within budget is returned as is.
+func splitAppend(args *raft.AppendEntriesRequest, budget int) []*raft.AppendEntriesRequest {
+	base := 256 + len(args.Leader) + len(args.ID) + len(args.Addr)
+	total := base
+	for _, e := range args.Entries {
+		total += appendEntryOverhead + len(e.Data) + len(e.Extensions)
+	}
+	if total <= budget {
+		return []*raft.AppendEntriesRequest{args}
+	}
+	var parts []*raft.AppendEntriesRequest
+	start := 0
+	cut := func(end int) {
+		part := *args
+		part.Entries = args.Entries[start:end:end]
+		if start > 0 {
+			prev := args.Entries[start-1]
+			part.PrevLogEntry, part.PrevLogTerm = prev.Index, prev.Term
+		}
+		if end < len(args.Entries) {
+			part.LeaderCommitIndex = min(args.LeaderCommitIndex, args.Entries[end-1].Index)
+		}
+		parts = append(parts, &part)
+		start = end
+	}
+	size := base
+	for i, e := range args.Entries {
+		n := appendEntryOverhead + len(e.Data) + len(e.Extensions)
+		if i > start && size+n > budget {
+			cut(i)
+			size = base
+		}
+		size += n
+	}
+	cut(len(args.Entries))
+	return parts
+}
+
+// AppendEntries implements raft.Transport. A request larger than the
+// transport's budget goes as several consecutive ones, in order; the first
+// that fails ends it and its response is Raft's, so a success means every
+// part succeeded (Raft takes it for all of args' entries).
 func (t *RaftTransport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	for _, part := range splitAppend(args, t.appendBudget) {
+		if err := t.appendOne(target, part, resp); err != nil {
+			return err
+		}
+		if !resp.Success {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (t *RaftTransport) appendOne(target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
 	data, err := encodeAppend(args)
 	if err != nil {
 		return err
@@ -316,7 +398,7 @@ func (t *RaftTransport) snapshotTimeout() time.Duration { return max(20*t.timeou
 func (t *RaftTransport) snapshotChunk() int { return max(t.net.maxChunk-1024, t.net.maxChunk/2) }
 
 // InstallSnapshot implements raft.Transport. It streams data in chunks;
-// each waits for the follower to hand the previous one to Raft. A chunk is
+// each waits for the follower to spool the previous one. A chunk is
 // [kindSnapChunk][transfer id][data], read straight into the frame the
 // network sends, so the snapshot is not copied on its way out.
 func (t *RaftTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddress, args *raft.InstallSnapshotRequest, resp *raft.InstallSnapshotResponse, data io.Reader) (err error) {
@@ -347,7 +429,7 @@ func (t *RaftTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddre
 		n, rerr := io.ReadFull(data, frame[headerLen+snapChunkHead:])
 		if n > 0 {
 			setHead(kindSnapChunk)
-			if _, err := step("snap", frame[:headerLen+snapChunkHead+n], true, t.snapshotTimeout()); err != nil {
+			if _, err := step("snap", frame[:headerLen+snapChunkHead+n], true, t.snapshotProgress()); err != nil {
 				return fmt.Errorf("transport: snapshot chunk: %w", err)
 			}
 			sent += int64(n)
@@ -416,34 +498,15 @@ func (t *RaftTransport) onRPC(m *Msg) {
 		t.net.stats.malformed.Add(1)
 		return
 	}
-	body := m.Data[1:]
-	var cmd any
 	switch m.Data[0] {
-	case kindAppend:
-		req, err := decodeAppend(body)
-		if err != nil {
-			t.malformed(m, err)
-			return
-		}
-		cmd = req
-	case kindVote:
-		cmd = new(raft.RequestVoteRequest)
-	case kindPreVote:
-		cmd = new(raft.RequestPreVoteRequest)
-	case kindTimeoutNow:
-		cmd = new(raft.TimeoutNowRequest)
 	case kindSnapBegin, kindSnapChunk, kindSnapEnd:
 		t.onSnapshot(m)
 		return
-	default:
-		t.malformed(m, fmt.Errorf("rpc kind %d unknown", m.Data[0]))
-		return
 	}
-	if m.Data[0] != kindAppend {
-		if err := decMode.Unmarshal(body, cmd); err != nil {
-			t.malformed(m, err)
-			return
-		}
+	cmd, err := decodeRPC(m.Data[0], m.Data[1:])
+	if err != nil {
+		t.malformed(m, err)
+		return
 	}
 	if err := checkRPC(m.From, cmd); err != nil {
 		t.malformed(m, err)
@@ -503,114 +566,261 @@ func (t *RaftTransport) respond(m *Msg, respCh <-chan raft.RPCResponse) {
 	_ = m.Respond(b)
 }
 
-type snapKey struct {
-	from PeerID
-	id   uint64
-}
+// Incoming snapshot transfers are bounded: one per sender (a new begin
+// replaces the sender's open transfer), a few in total, and their declared
+// sizes together. Small snapshots are kept in memory, larger ones in a
+// temporary file.
+const (
+	maxSnapTransfers      = 4
+	snapMemMax            = 1 << 20
+	defaultSnapBytesLimit = 16 << 30
+)
 
-// snapRecv is a snapshot being received: chunks go into a pipe Raft reads.
+// snapRecv is a snapshot being received. Raft sees it only once all of it
+// arrived: a sender that stalls never holds Raft's main loop, and is never
+// taken for a leader on the strength of a begin alone.
+//
+// The map in RaftTransport owns a snapRecv until its end arrives (ending),
+// then the goroutine that hands it to Raft does; whoever drops it releases
+// what it holds.
 type snapRecv struct {
-	pr       *io.PipeReader
-	pw       *io.PipeWriter
-	timer    *time.Timer
-	finished chan struct{} // closed once Raft answered; resp is then set
-	resp     raft.RPCResponse
+	id     uint64
+	req    *raft.InstallSnapshotRequest
+	timer  *time.Timer // drops the transfer when no chunk comes in time
+	ending bool        // guarded by RaftTransport.snapMu: its end arrived
+
+	mu     sync.Mutex // guards what follows: chunks write, a timeout or Close release
+	buf    []byte
+	file   *os.File
+	n      int64
+	closed bool
 }
 
-func (s *snapRecv) abort(err error) {
+var errSnapshotDropped = errors.New("transport: snapshot transfer dropped")
+
+func (s *snapRecv) write(p []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errSnapshotDropped
+	}
+	if int64(len(p)) > s.req.Size-s.n {
+		return fmt.Errorf("snapshot exceeds the %d bytes its begin declared", s.req.Size)
+	}
+	if s.file != nil {
+		if _, err := s.file.Write(p); err != nil {
+			return fmt.Errorf("transport: spool snapshot: %w", err)
+		}
+	} else {
+		s.buf = append(s.buf, p...)
+	}
+	s.n += int64(len(p))
+	return nil
+}
+
+// reader returns the whole snapshot for Raft to read, or why it is not
+// whole.
+func (s *snapRecv) reader() (io.Reader, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return nil, errSnapshotDropped
+	case s.n != s.req.Size:
+		return nil, fmt.Errorf("snapshot ended after %d of the %d bytes its begin declared", s.n, s.req.Size)
+	case s.file == nil:
+		return bytes.NewReader(s.buf), nil
+	}
+	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("transport: spooled snapshot: %w", err)
+	}
+	return bufio.NewReaderSize(s.file, 256<<10), nil
+}
+
+// release frees what the transfer holds; it is idempotent.
+func (s *snapRecv) release() {
 	s.timer.Stop()
-	_ = s.pw.CloseWithError(err)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.buf = nil
+	if s.file != nil {
+		_ = s.file.Close()
+		_ = os.Remove(s.file.Name())
+	}
 }
 
-var errSnapshotAnswered = errors.New("transport: raft answered the snapshot before reading all of it")
+// snapshotProgress is how long a transfer may go without a chunk before the
+// receiver drops it, and how long a sender waits for a chunk's ack: chunks
+// are acknowledged once spooled, without waiting for Raft.
+func (t *RaftTransport) snapshotProgress() time.Duration { return max(3*t.timeout, time.Second) }
+
+// openSnapshots is how many transfers the receiver holds.
+func (t *RaftTransport) openSnapshots() int {
+	t.snapMu.Lock()
+	defer t.snapMu.Unlock()
+	return len(t.snaps)
+}
 
 func (t *RaftTransport) onSnapshot(m *Msg) {
 	body := m.Data[1:]
-	switch m.Data[0] {
-	case kindSnapBegin:
-		var b snapBegin
-		if err := decMode.Unmarshal(body, &b); err != nil || b.Request == nil {
-			t.malformed(m, fmt.Errorf("snapshot begin: %v", err))
-			return
-		}
-		if err := checkRPC(m.From, b.Request); err != nil {
-			t.malformed(m, fmt.Errorf("snapshot begin: %w", err))
-			return
-		}
-		pr, pw := io.Pipe()
-		k := snapKey{m.From, b.ID}
-		s := &snapRecv{pr: pr, pw: pw, finished: make(chan struct{})}
-		// A sender that goes quiet must not leave Raft reading forever.
-		s.timer = time.AfterFunc(t.snapshotTimeout()+t.timeout, func() { t.dropSnap(k, errors.New("transport: snapshot sender went quiet")) })
-		t.snapMu.Lock()
-		t.snaps[k] = s
-		t.snapMu.Unlock()
-		respCh := make(chan raft.RPCResponse, 1)
-		if !t.dispatch(raft.RPC{Command: b.Request, Reader: pr, RespChan: respCh}) {
-			return
-		}
-		go func() {
-			select {
-			case s.resp = <-respCh:
-			case <-t.shutdown:
-				s.resp = raft.RPCResponse{Error: ErrClosed}
-			}
-			close(s.finished)
-			// Raft may answer early (a stale term); fail the chunks still coming.
-			_ = pr.CloseWithError(errSnapshotAnswered)
-		}()
-		_ = m.Respond([]byte{replyOK})
-	case kindSnapChunk, kindSnapEnd:
-		if len(body) < snapChunkHead-1 {
-			t.malformed(m, errors.New("snapshot chunk shorter than its header"))
-			return
-		}
-		k := snapKey{m.From, binary.BigEndian.Uint64(body)}
-		chunk := body[snapChunkHead-1:]
-		t.snapMu.Lock()
-		s := t.snaps[k]
-		t.snapMu.Unlock()
-		if s == nil {
-			_ = m.Respond(errorReply(errors.New("snapshot transfer unknown or expired")))
-			return
-		}
-		s.timer.Reset(t.snapshotTimeout() + t.timeout)
-		if m.Data[0] == kindSnapChunk {
-			if _, err := s.pw.Write(chunk); err != nil {
-				t.dropSnap(k, err)
-				_ = m.Respond(errorReply(err))
-				return
-			}
-			t.metrics.snapshotChunk(len(chunk))
-			_ = m.Respond([]byte{replyOK})
-			return
-		}
-		s.timer.Stop()
-		_ = s.pw.Close()
-		t.snapMu.Lock()
-		delete(t.snaps, k)
-		t.snapMu.Unlock()
-		select {
-		case <-s.finished:
-		case <-t.shutdown:
-			return
-		}
-		t.metrics.snapshotReceived(s.resp.Error)
-		respCh := make(chan raft.RPCResponse, 1)
-		respCh <- s.resp
-		t.respond(m, respCh)
+	if m.Data[0] == kindSnapBegin {
+		t.onSnapBegin(m, body)
+		return
 	}
+	if len(body) < snapChunkHead-1 {
+		t.malformed(m, errors.New("snapshot chunk shorter than its header"))
+		return
+	}
+	id := binary.BigEndian.Uint64(body)
+	t.snapMu.Lock()
+	s := t.snaps[m.From]
+	if s == nil || s.id != id || s.ending || t.ctx.Err() != nil {
+		t.snapMu.Unlock()
+		_ = m.Respond(errorReply(errors.New("snapshot transfer unknown or expired")))
+		return
+	}
+	if m.Data[0] == kindSnapEnd {
+		s.ending = true
+		s.timer.Stop()
+		t.wg.Add(1)
+		t.snapMu.Unlock()
+		// Raft may take a while to read and restore it: the snapshot
+		// subject goes on with other senders' chunks meanwhile.
+		go func() {
+			defer t.wg.Done()
+			err := t.install(m, s)
+			t.finishSnap(m.From, s, err)
+		}()
+		return
+	}
+	t.snapMu.Unlock()
+	s.timer.Reset(t.snapshotProgress())
+	chunk := body[snapChunkHead-1:]
+	if err := s.write(chunk); err != nil {
+		t.dropSnap(m.From, s, err)
+		_ = m.Respond(errorReply(err))
+		return
+	}
+	t.metrics.snapshotChunk(len(chunk))
+	_ = m.Respond([]byte{replyOK})
 }
 
-func (t *RaftTransport) dropSnap(k snapKey, err error) {
-	t.snapMu.Lock()
-	s := t.snaps[k]
-	delete(t.snaps, k)
-	t.snapMu.Unlock()
-	if s != nil {
-		t.metrics.snapshotReceived(err)
-		s.abort(err)
+func (t *RaftTransport) onSnapBegin(m *Msg, body []byte) {
+	b, err := decodeSnapBegin(body)
+	if err != nil {
+		t.malformed(m, err)
+		return
 	}
+	if err := checkRPC(m.From, b.Request); err != nil {
+		t.malformed(m, fmt.Errorf("snapshot begin: %w", err))
+		return
+	}
+	s := &snapRecv{id: b.ID, req: b.Request}
+	if b.Request.Size > snapMemMax {
+		t.snapMu.Lock()
+		dir := t.snapDir
+		t.snapMu.Unlock()
+		f, err := os.CreateTemp(dir, "mosaik-snapshot-*")
+		if err != nil {
+			_ = m.Respond(errorReply(fmt.Errorf("transport: spool snapshot: %w", err)))
+			return
+		}
+		s.file = f
+	} else {
+		s.buf = make([]byte, 0, b.Request.Size)
+	}
+	from := m.From
+	s.timer = time.AfterFunc(t.snapshotProgress(), func() {
+		t.dropSnap(from, s, errors.New("transport: snapshot sender went quiet"))
+	})
+	t.snapMu.Lock()
+	old := t.snaps[from]
+	switch {
+	case t.ctx.Err() != nil:
+		err = ErrClosed
+	case old != nil && old.ending:
+		err = errors.New("transport: the sender's previous snapshot is still being installed")
+	default:
+		if old != nil {
+			delete(t.snaps, from)
+			t.snapBytes -= old.req.Size
+		}
+		if len(t.snaps) >= maxSnapTransfers {
+			err = fmt.Errorf("transport: %d snapshot transfers open already", len(t.snaps))
+		} else if b.Request.Size > t.snapBytesLimit-t.snapBytes {
+			err = fmt.Errorf("transport: a snapshot of %d bytes exceeds the %d bytes left for transfers", b.Request.Size, t.snapBytesLimit-t.snapBytes)
+		} else {
+			t.snaps[from] = s
+			t.snapBytes += b.Request.Size
+		}
+	}
+	t.snapMu.Unlock()
+	if old != nil && !old.ending {
+		old.release()
+		t.metrics.snapshotReceived(errors.New("replaced"))
+	}
+	if err != nil {
+		s.release()
+		t.net.stats.rejected.Add(1)
+		_ = m.Respond(errorReply(err))
+		return
+	}
+	_ = m.Respond([]byte{replyOK})
+}
+
+// install hands a whole snapshot to Raft and answers its end with Raft's
+// response.
+func (t *RaftTransport) install(m *Msg, s *snapRecv) error {
+	r, err := s.reader()
+	if err != nil {
+		t.malformed(m, err)
+		return err
+	}
+	respCh := make(chan raft.RPCResponse, 1)
+	if !t.dispatch(raft.RPC{Command: s.req, Reader: r, RespChan: respCh}) {
+		return ErrClosed
+	}
+	var resp raft.RPCResponse
+	select {
+	case resp = <-respCh:
+	case <-t.shutdown:
+		return ErrClosed
+	case <-t.net.done:
+		return ErrClosed
+	}
+	respCh <- resp
+	t.respond(m, respCh)
+	return resp.Error
+}
+
+// finishSnap forgets a transfer whose end was handled.
+func (t *RaftTransport) finishSnap(from PeerID, s *snapRecv, err error) {
+	t.snapMu.Lock()
+	if t.snaps[from] == s {
+		delete(t.snaps, from)
+		t.snapBytes -= s.req.Size
+	}
+	t.snapMu.Unlock()
+	s.release()
+	t.metrics.snapshotReceived(err)
+}
+
+// dropSnap forgets a transfer before its end, unless it ended meanwhile.
+func (t *RaftTransport) dropSnap(from PeerID, s *snapRecv, err error) {
+	t.snapMu.Lock()
+	if t.snaps[from] != s || s.ending {
+		t.snapMu.Unlock()
+		return
+	}
+	delete(t.snaps, from)
+	t.snapBytes -= s.req.Size
+	t.snapMu.Unlock()
+	s.release()
+	t.metrics.snapshotReceived(err)
 }
 
 // AppendEntriesPipeline implements raft.Transport.
@@ -654,28 +864,45 @@ func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.App
 		return nil, raft.ErrPipelineShutdown
 	default:
 	}
-	data, err := encodeAppend(args)
-	if err != nil {
-		return nil, err
+	parts := splitAppend(args, p.t.appendBudget)
+	data := make([][]byte, len(parts))
+	for i, part := range parts {
+		var err error
+		if data[i], err = encodeAppend(part); err != nil {
+			return nil, err
+		}
 	}
-	f := &appendFuture{start: time.Now(), args: args, resp: resp, done: make(chan struct{})}
-	p.t.metrics.sent(len(data))
-	cancel, err := p.t.sc.Call(p.subject, p.target, data, func(b []byte, err error) {
-		p.t.metrics.received(b, err)
-		var r raft.AppendEntriesResponse
-		if err == nil {
-			b, err = parseReply(b)
+	f := &appendFuture{start: time.Now(), args: args, resp: resp, parts: len(parts), done: make(chan struct{})}
+	res := &partResults{f: f, resps: make([]*raft.AppendEntriesResponse, len(parts)), errs: make([]error, len(parts)), settled: make([]bool, len(parts))}
+	cancels := make([]func(), 0, len(parts))
+	cancel := func() {
+		for _, c := range cancels {
+			c()
 		}
-		if err == nil {
-			err = decodeAppendResp(b, &r)
+	}
+	// The parts go out back to back, in order, on one subject: the
+	// follower handles them in that order.
+	for i, part := range parts {
+		p.t.metrics.sent(len(data[i]))
+		c, err := p.t.sc.Call(p.subject, p.target, data[i], func(b []byte, err error) {
+			p.t.metrics.received(b, err)
+			var r raft.AppendEntriesResponse
+			if err == nil {
+				b, err = parseReply(b)
+			}
+			if err == nil {
+				err = decodeAppendResp(b, &r)
+			}
+			if err == nil {
+				p.t.appended(raft.ServerAddress(p.target.String()), part, &r)
+			}
+			res.settle(i, &r, err)
+		})
+		if err != nil {
+			cancel()
+			return nil, err
 		}
-		if err == nil {
-			p.t.appended(raft.ServerAddress(p.target.String()), args, &r)
-		}
-		f.completeWith(&r, err)
-	})
-	if err != nil {
-		return nil, err
+		cancels = append(cancels, c)
 	}
 	f.cancel = cancel
 	select {
@@ -715,7 +942,8 @@ func (p *pipeline) run() {
 		case <-p.t.shutdown:
 			return
 		}
-		timer.Reset(time.Until(f.start.Add(p.t.timeout)))
+		// Each part of a split request has the time of one request.
+		timer.Reset(time.Until(f.start.Add(time.Duration(f.parts) * p.t.timeout)))
 		select {
 		case <-f.done:
 		case <-timer.C:
@@ -765,6 +993,7 @@ func (p *pipeline) Close() error {
 
 type appendFuture struct {
 	start  time.Time
+	parts  int // the requests args went as
 	args   *raft.AppendEntriesRequest
 	resp   *raft.AppendEntriesResponse
 	cancel func()
@@ -785,6 +1014,31 @@ func (f *appendFuture) completeWith(r *raft.AppendEntriesResponse, err error) {
 		f.err = err
 		close(f.done)
 	})
+}
+
+// partResults settles the future of a request sent in parts: with the
+// first part, in order, that failed or was refused, or else with the last.
+type partResults struct {
+	f       *appendFuture
+	mu      sync.Mutex
+	resps   []*raft.AppendEntriesResponse
+	errs    []error
+	settled []bool
+}
+
+func (r *partResults) settle(i int, resp *raft.AppendEntriesResponse, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.resps[i], r.errs[i], r.settled[i] = resp, err, true
+	for j := range r.settled {
+		switch {
+		case !r.settled[j]:
+			return
+		case r.errs[j] != nil || !r.resps[j].Success || j == len(r.settled)-1:
+			r.f.completeWith(r.resps[j], r.errs[j])
+			return
+		}
+	}
 }
 
 func (f *appendFuture) Error() error {

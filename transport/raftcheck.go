@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/hashicorp/raft"
 )
@@ -58,11 +59,38 @@ func checkRPC(from PeerID, cmd any) error {
 		if err := errors.Join(header(r.RPCHeader), same("leader", r.Leader)); err != nil {
 			return err
 		}
-		if r.SnapshotVersion > 0 {
-			return checkConfiguration(r.Configuration)
-		}
+		return checkSnapshotRequest(r)
 	}
 	return nil
+}
+
+// maxSnapshotSize is more than any snapshot this SDK writes: a larger size
+// is a lie.
+const maxSnapshotSize = 1 << 40
+
+// checkSnapshotRequest refuses an InstallSnapshot that Raft would panic on
+// or that would leave it in a state it cannot come back from: Raft decodes
+// the configuration before it reads a byte, takes the indexes and terms as
+// they come, and counts the bytes against Size.
+func checkSnapshotRequest(r *raft.InstallSnapshotRequest) error {
+	switch {
+	case r.SnapshotVersion < 1 || r.SnapshotVersion > raft.SnapshotVersionMax:
+		// Version 0 carries the old peer list in place of a configuration:
+		// this group never writes it.
+		return fmt.Errorf("snapshot version %d is not accepted", r.SnapshotVersion)
+	case r.Term == 0 || r.LastLogIndex == 0 || r.LastLogTerm == 0:
+		return fmt.Errorf("snapshot at index %d, term %d, in term %d: zero", r.LastLogIndex, r.LastLogTerm, r.Term)
+	case r.Term > math.MaxInt64 || r.LastLogIndex > math.MaxInt64:
+		// Raft adds to them and converts them: no real log gets there.
+		return fmt.Errorf("snapshot at index %d in term %d: out of range", r.LastLogIndex, r.Term)
+	case r.LastLogTerm > r.Term:
+		return fmt.Errorf("snapshot of term %d sent in term %d", r.LastLogTerm, r.Term)
+	case r.ConfigurationIndex == 0 || r.ConfigurationIndex > r.LastLogIndex:
+		return fmt.Errorf("snapshot at index %d has its configuration at index %d", r.LastLogIndex, r.ConfigurationIndex)
+	case r.Size < 0 || r.Size > maxSnapshotSize:
+		return fmt.Errorf("snapshot size %d is out of range", r.Size)
+	}
+	return checkConfiguration(r.Configuration)
 }
 
 // checkConfiguration decodes a Raft configuration as Raft will, without

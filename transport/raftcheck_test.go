@@ -52,10 +52,16 @@ func TestCheckRPC(t *testing.T) {
 		{"pre-vote as another", &raft.RequestPreVoteRequest{RPCHeader: hdr(other)}, false},
 		{"timeout-now as another", &raft.TimeoutNowRequest{RPCHeader: hdr(other)}, false},
 		{"timeout-now as itself", &raft.TimeoutNowRequest{RPCHeader: hdr(me)}, true},
-		{"snapshot as another", &raft.InstallSnapshotRequest{RPCHeader: hdr(other), SnapshotVersion: 1, Configuration: good}, false},
-		{"snapshot without configuration", &raft.InstallSnapshotRequest{RPCHeader: hdr(me), SnapshotVersion: 1}, false},
-		{"snapshot with junk configuration", &raft.InstallSnapshotRequest{RPCHeader: hdr(me), SnapshotVersion: 1, Configuration: []byte{0xc1}}, false},
-		{"snapshot as itself", &raft.InstallSnapshotRequest{RPCHeader: hdr(me), SnapshotVersion: 1, Configuration: good}, true},
+		{"snapshot as another", &raft.InstallSnapshotRequest{RPCHeader: hdr(other), SnapshotVersion: 1, Term: 1, LastLogIndex: 5, LastLogTerm: 1, ConfigurationIndex: 1, Configuration: good}, false},
+		{"snapshot without configuration", &raft.InstallSnapshotRequest{RPCHeader: hdr(me), SnapshotVersion: 1, Term: 1, LastLogIndex: 5, LastLogTerm: 1, ConfigurationIndex: 1}, false},
+		{"snapshot with junk configuration", &raft.InstallSnapshotRequest{RPCHeader: hdr(me), SnapshotVersion: 1, Term: 1, LastLogIndex: 5, LastLogTerm: 1, ConfigurationIndex: 1, Configuration: []byte{0xc1}}, false},
+		{"snapshot as itself", &raft.InstallSnapshotRequest{RPCHeader: hdr(me), SnapshotVersion: 1, Term: 1, LastLogIndex: 5, LastLogTerm: 1, ConfigurationIndex: 1, Configuration: good}, true},
+		{"snapshot version 0", &raft.InstallSnapshotRequest{RPCHeader: hdr(me), Term: 1, LastLogIndex: 5, LastLogTerm: 1, ConfigurationIndex: 1, Configuration: good}, false},
+		{"snapshot version 2", &raft.InstallSnapshotRequest{RPCHeader: hdr(me), SnapshotVersion: 2, Term: 1, LastLogIndex: 5, LastLogTerm: 1, ConfigurationIndex: 1, Configuration: good}, false},
+		{"snapshot configuration past its index", &raft.InstallSnapshotRequest{RPCHeader: hdr(me), SnapshotVersion: 1, Term: 1, LastLogIndex: 5, LastLogTerm: 1, ConfigurationIndex: 6, Configuration: good}, false},
+		{"snapshot of a later term", &raft.InstallSnapshotRequest{RPCHeader: hdr(me), SnapshotVersion: 1, Term: 1, LastLogIndex: 5, LastLogTerm: 2, ConfigurationIndex: 1, Configuration: good}, false},
+		{"snapshot of negative size", &raft.InstallSnapshotRequest{RPCHeader: hdr(me), SnapshotVersion: 1, Term: 1, LastLogIndex: 5, LastLogTerm: 1, ConfigurationIndex: 1, Configuration: good, Size: -1}, false},
+		{"snapshot of absurd size", &raft.InstallSnapshotRequest{RPCHeader: hdr(me), SnapshotVersion: 1, Term: 1, LastLogIndex: 5, LastLogTerm: 1, ConfigurationIndex: 1, Configuration: good, Size: maxSnapshotSize + 1}, false},
 	} {
 		if err := checkRPC(me, c.cmd); (err == nil) != c.ok {
 			t.Errorf("%s: checkRPC = %v, want ok=%v", c.name, err, c.ok)

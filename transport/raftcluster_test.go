@@ -68,11 +68,18 @@ type raftNode struct {
 	fsm  *listFSM
 	id   raft.ServerID
 	addr raft.ServerAddress
+	tr   *RaftTransport
 }
 
 func startRaft(t *testing.T, n *Network, bootstrap []raft.Server) *raftNode {
 	t.Helper()
-	tr := newRaftTransport(t, sealedScope(n, "cluster"), 2*time.Second)
+	return startRaftTimeout(t, n, bootstrap, 2*time.Second)
+}
+
+// startRaftTimeout is startRaft with the transport's RPC timeout.
+func startRaftTimeout(t *testing.T, n *Network, bootstrap []raft.Server, timeout time.Duration) *raftNode {
+	t.Helper()
+	tr := newRaftTransport(t, sealedScope(n, "cluster"), timeout)
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(n.ID().String())
 	// Generous: a loaded CI machine with the race detector may stall the
@@ -100,7 +107,7 @@ func startRaft(t *testing.T, n *Network, bootstrap []raft.Server) *raftNode {
 			t.Errorf("raft shutdown: %v", err)
 		}
 	})
-	return &raftNode{raft: r, fsm: fsm, id: conf.LocalID, addr: tr.LocalAddr()}
+	return &raftNode{raft: r, fsm: fsm, id: conf.LocalID, addr: tr.LocalAddr(), tr: tr}
 }
 
 func leaderOf(t *testing.T, nodes []*raftNode) *raftNode {

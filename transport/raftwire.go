@@ -148,6 +148,43 @@ func decodeAppendResp(b []byte, r *raft.AppendEntriesResponse) error {
 	return nil
 }
 
+// decodeRPC decodes an RPC of kind other than a snapshot's as it travels.
+func decodeRPC(kind byte, body []byte) (any, error) {
+	var cmd any
+	switch kind {
+	case kindAppend:
+		req, err := decodeAppend(body)
+		if err != nil {
+			return nil, err
+		}
+		return req, nil
+	case kindVote:
+		cmd = new(raft.RequestVoteRequest)
+	case kindPreVote:
+		cmd = new(raft.RequestPreVoteRequest)
+	case kindTimeoutNow:
+		cmd = new(raft.TimeoutNowRequest)
+	default:
+		return nil, fmt.Errorf("rpc kind %d unknown", kind)
+	}
+	if err := decMode.Unmarshal(body, cmd); err != nil {
+		return nil, err
+	}
+	return cmd, nil
+}
+
+// decodeSnapBegin decodes the begin of a snapshot transfer.
+func decodeSnapBegin(body []byte) (*snapBegin, error) {
+	var b snapBegin
+	if err := decMode.Unmarshal(body, &b); err != nil {
+		return nil, fmt.Errorf("snapshot begin: %w", err)
+	}
+	if b.Request == nil {
+		return nil, errors.New("snapshot begin without a request")
+	}
+	return &b, nil
+}
+
 // snapBegin opens a snapshot transfer; chunks and the end refer to it by ID.
 type snapBegin struct {
 	_       struct{} `cbor:",toarray"`

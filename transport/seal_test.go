@@ -873,7 +873,7 @@ func TestRaftAllow(t *testing.T) {
 		}},
 		{"InstallSnapshot", func(tr *RaftTransport) error {
 			data := randomBytes(2*tr.snapshotChunk()+1, 3)
-			return tr.InstallSnapshot("b", p.b.LocalAddr(), &raft.InstallSnapshotRequest{Term: 1, Size: int64(len(data))},
+			return tr.InstallSnapshot("b", p.b.LocalAddr(), snapshotRequest(int64(len(data))),
 				new(raft.InstallSnapshotResponse), bytes.NewReader(data))
 		}},
 	}
@@ -996,8 +996,9 @@ func TestRaftMatched(t *testing.T) {
 
 	snap := func(term, last uint64) {
 		t.Helper()
-		_ = p.a.InstallSnapshot("b", p.b.LocalAddr(), &raft.InstallSnapshotRequest{Term: term, LastLogIndex: last, Size: 3},
-			new(raft.InstallSnapshotResponse), bytes.NewReader([]byte("abc")))
+		req := snapshotRequest(3)
+		req.Term, req.LastLogIndex = term, last
+		_ = p.a.InstallSnapshot("b", p.b.LocalAddr(), req, new(raft.InstallSnapshotResponse), bytes.NewReader([]byte("abc")))
 	}
 	snap(6, 666)
 	check("a refused snapshot", Progress{5, 17})
