@@ -40,6 +40,7 @@ const (
 // safe for concurrent use.
 type inspectGate struct {
 	net  *transport.Network
+	self string // the node's short id
 	log  *slog.Logger
 	busy *prometheus.CounterVec // nil without metrics
 	m    *prom.Readings
@@ -65,15 +66,20 @@ var (
 	gates   = map[*transport.Network]*inspectGate{}
 )
 
+func newInspectGate(self string, log *slog.Logger) *inspectGate {
+	return &inspectGate{self: self, log: log, peerDumps: map[transport.PeerID]int{}, peerPolls: map[transport.PeerID]int{}}
+}
+
 // acquireGate returns net's gate, made on first use; release it once.
 func acquireGate(net *transport.Network) *inspectGate {
 	gatesMu.Lock()
 	defer gatesMu.Unlock()
 	g := gates[net]
 	if g == nil {
-		g = &inspectGate{net: net, log: net.Logger(), peerDumps: map[transport.PeerID]int{}, peerPolls: map[transport.PeerID]int{}}
+		g = newInspectGate(net.ID().Short(), net.Logger())
+		g.net = net
 		if reg := net.Metrics(); reg != nil {
-			peer := net.ID().Short()
+			peer := g.self
 			g.busy = prom.CounterVec(reg, "collections", "inspect_busy_total",
 				"Inspect requests refused because the node or the requesting peer held as many dumps or polls as allowed.", "peer", "kind")
 			read := func(p *int) func() float64 {
@@ -100,8 +106,8 @@ func (g *inspectGate) release() {
 	delete(gates, g.net)
 	g.m.Unregister()
 	if g.busy != nil {
-		g.busy.DeleteLabelValues(g.net.ID().Short(), slotDump)
-		g.busy.DeleteLabelValues(g.net.ID().Short(), slotPoll)
+		g.busy.DeleteLabelValues(g.self, slotDump)
+		g.busy.DeleteLabelValues(g.self, slotPoll)
 	}
 }
 
@@ -116,9 +122,9 @@ func (g *inspectGate) take(kind string, peer transport.PeerID) (refusal string) 
 	var why string
 	switch {
 	case perPeer[peer] >= maxPeer:
-		why = fmt.Sprintf("this peer has %d inspect %s on node %s, the most allowed per peer", maxPeer, what, g.net.ID().Short())
+		why = fmt.Sprintf("this peer has %d inspect %s on node %s, the most allowed per peer", maxPeer, what, g.self)
 	case *total >= max:
-		why = fmt.Sprintf("node %s has %d inspect %s, the most allowed", g.net.ID().Short(), max, what)
+		why = fmt.Sprintf("node %s has %d inspect %s, the most allowed", g.self, max, what)
 	default:
 		*total++
 		perPeer[peer]++
@@ -133,7 +139,7 @@ func (g *inspectGate) take(kind string, peer transport.PeerID) (refusal string) 
 	}
 	g.mu.Unlock()
 	if g.busy != nil {
-		g.busy.WithLabelValues(g.net.ID().Short(), kind).Inc()
+		g.busy.WithLabelValues(g.self, kind).Inc()
 	}
 	if warn {
 		g.log.Warn("collections: inspect requests refused, busy", "refused", refused, "last_from", peer.Short(), "reason", why)
