@@ -35,10 +35,14 @@ func InspectSubject(net *transport.Network, group string, peer transport.PeerID)
 const (
 	// InspectDump reads the state in pages: a request with Session 0 starts
 	// a dump of the current state, later pages name the session and the
-	// page wanted. The pages of one session all show one version.
+	// page wanted. The pages of one session all show one version. A
+	// session answers only the peer that started it; one left unread for
+	// 30 s is dropped, and one read to its end frees its place in
+	// InspectMaxDumps at once.
 	InspectDump uint8 = 1 + iota
 	// InspectChanges returns the changes after Since, waiting up to Wait
-	// for the first one.
+	// (at most 30 s) for the first one. A poll that waits counts against
+	// InspectMaxPolls.
 	InspectChanges
 	// InspectHead returns the current version and size.
 	InspectHead
