@@ -173,6 +173,12 @@ func (t *btree[K, V]) All() iter.Seq2[K, V] {
 	return func(yield func(K, V) bool) { btreeWalk(t.root, yield) }
 }
 
+// After yields the entries whose keys are greater than k, in ascending key
+// order.
+func (t *btree[K, V]) After(k K) iter.Seq2[K, V] {
+	return func(yield func(K, V) bool) { btreeAfter(t.cmp, t.root, k, yield) }
+}
+
 // Edit returns a new editor whose contents start as t's. t never changes.
 func (t *btree[K, V]) Edit() *btreeEditor[K, V] {
 	return &btreeEditor[K, V]{cmp: t.cmp, root: t.root, len: t.len, owner: new(btreeOwner)}
@@ -603,6 +609,35 @@ func btreeWalk[K, V any](n *bnode[K, V], yield func(K, V) bool) bool {
 		return true
 	}
 	for _, c := range n.kids {
+		if !btreeWalk(c, yield) {
+			return false
+		}
+	}
+	return true
+}
+
+// btreeAfter walks the entries of n with keys greater than k.
+func btreeAfter[K, V any](cmp immutable.Comparer[K], n *bnode[K, V], k K, yield func(K, V) bool) bool {
+	if n == nil {
+		return true
+	}
+	if n.leaf() {
+		i, found := btreeSearch(cmp, n.keys, k)
+		if found {
+			i++
+		}
+		for ; i < len(n.keys); i++ {
+			if !yield(n.keys[i], n.vals[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	i := btreeChild(cmp, n.keys, k)
+	if !btreeAfter(cmp, n.kids[i], k, yield) {
+		return false
+	}
+	for _, c := range n.kids[i+1:] {
 		if !btreeWalk(c, yield) {
 			return false
 		}

@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -54,6 +53,10 @@ var (
 	// network. Share the first handle instead: handles are safe for
 	// concurrent use, and a writer has every read method.
 	ErrAlreadyOpen = errors.New("collections: already open on this network")
+	// ErrBusy is what the inspect protocol answers a request over its
+	// bounds (InspectMaxDumps and the others): nothing was started, and the
+	// same request may succeed later.
+	ErrBusy = errors.New("collections: busy, retry later")
 )
 
 // Option configures a handle.
@@ -238,8 +241,8 @@ func open[C any](net *transport.Network, kind, name, types string, sm rsm.StateM
 }
 
 // serve answers the inspect protocol for this handle.
-func serve[C, E any](h *handle[C], hist *history[E], state func() (Version, iter.Seq[E]), size func() int) error {
-	in, err := serveInspect(h.g.Scope(), InspectSubject(h.net, h.g.ID().String(), h.net.ID()), hist, state, size)
+func serve[C, E any](h *handle[C], hist *history[E], state func() frozen[E]) error {
+	in, err := serveInspect(h.g.Scope(), InspectSubject(h.net, h.g.ID().String(), h.net.ID()), hist, state)
 	if err != nil {
 		return err
 	}

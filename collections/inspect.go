@@ -2,7 +2,9 @@ package collections
 
 import (
 	"context"
+	"errors"
 	"iter"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,6 +19,11 @@ import (
 // with its state and changes encoded as CBOR (a Change struct per entry).
 // Answers come from the published immutable state and the watch history,
 // so they never hold up Apply.
+//
+// Dumps and polls are bounded per node and per requesting peer (see
+// InspectMaxDumps), and no goroutine is started per request: a dump's page
+// is read from the frozen state it started on when it is asked for, and
+// one goroutine per handle answers the polls that wait for changes.
 
 // InspectSubject is the subject on which the handle of collection group on
 // node peer answers inspect requests.
@@ -28,10 +35,14 @@ func InspectSubject(net *transport.Network, group string, peer transport.PeerID)
 const (
 	// InspectDump reads the state in pages: a request with Session 0 starts
 	// a dump of the current state, later pages name the session and the
-	// page wanted. The pages of one session all show one version.
+	// page wanted. The pages of one session all show one version. A
+	// session answers only the peer that started it; one left unread for
+	// 30 s is dropped, and one read to its end frees its place in
+	// InspectMaxDumps at once.
 	InspectDump uint8 = 1 + iota
 	// InspectChanges returns the changes after Since, waiting up to Wait
-	// for the first one.
+	// (at most 30 s) for the first one. A poll that waits counts against
+	// InspectMaxPolls.
 	InspectChanges
 	// InspectHead returns the current version and size.
 	InspectHead
@@ -44,6 +55,9 @@ const (
 	InspectUnknownSession
 	InspectMalformed
 	InspectClosed
+	// InspectBusy refuses a request over the node's or the peer's bounds
+	// (InspectMaxDumps and the others); Msg says which. Retry later.
+	InspectBusy
 )
 
 // InspectRequest is a request of the inspect protocol.
@@ -81,64 +95,110 @@ const (
 	inspectPageBytes = 512 << 10
 	inspectMaxWait   = 30 * time.Second
 	dumpIdle         = 30 * time.Second // a dump session nobody reads is dropped
+	// dumpsFinished is how many dumps read to their end a handle keeps, to
+	// answer a retry of their last page; the oldest goes first.
+	dumpsFinished = 16
 )
 
-// inspector answers inspect requests for one handle.
+// inspectDec decodes inspect requests: flat maps of a few numbers.
+var inspectDec = func() cbor.DecMode {
+	dm, err := cbor.DecOptions{MaxNestedLevels: 4, MaxArrayElements: 16, MaxMapPairs: 16}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+	return dm
+}()
+
+// frozen is a state a dump reads: immutable, so its pages can be read when
+// they are asked for, and a page read again is the same.
+type frozen[E any] struct {
+	v Version
+	n int
+	// after yields the entries after last, in order; all of them for nil.
+	after func(last *E) iter.Seq[E]
+}
+
+// inspector answers inspect requests for one handle. Its subscription's
+// handler answers dumps and heads and takes polls; its one goroutine (run)
+// owns the polls that wait, and answers them.
 type inspector[E any] struct {
-	net   *transport.Network
+	gate  *inspectGate
 	hist  *history[E]
-	state func() (Version, iter.Seq[E])
-	size  func() int
+	state func() frozen[E]
 	sub   *transport.Subscription
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	kick   chan struct{} // a poll was added
 
 	mu       sync.Mutex
 	nextID   uint64
 	sessions map[uint64]*dumpSession[E]
+	finished []uint64 // sessions read to the end, oldest first
+	polls    []*inspectPoll
 	closed   bool
 }
 
+// dumpSession is a dump in progress (or finished, kept for a retry of its
+// last page). Only the subscription's handler reads and writes its cursor;
+// held is under the inspector's mu.
 type dumpSession[E any] struct {
-	mu      sync.Mutex
-	version Version
-	total   int
-	next    func() (E, bool)
-	stop    func()
-	page    uint64 // pages handed out
-	last    InspectReply
-	timer   *time.Timer
+	peer  transport.PeerID
+	state frozen[E]
+	timer *time.Timer
+
+	page  uint64 // pages handed out
+	start *E     // the cursor before the last page handed out
+	next  *E     // the cursor after it
+	limit int    // the last page's limit
+	done  bool
+
+	held bool // holds a gate slot
+}
+
+// inspectPoll is a poll waiting for changes.
+type inspectPoll struct {
+	m        *transport.Msg
+	req      InspectRequest
+	limit    int
+	deadline time.Time
 }
 
 // serveInspect answers in the group's scope: only those who hold the
 // group's secret (anyone, for an open group) can read its contents.
-func serveInspect[E any](scope *transport.Scope, subject string, hist *history[E], state func() (Version, iter.Seq[E]), size func() int) (*inspector[E], error) {
+func serveInspect[E any](scope *transport.Scope, subject string, hist *history[E], state func() frozen[E]) (*inspector[E], error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	net := scope.Network()
-	in := &inspector[E]{net: net, hist: hist, state: state, size: size, ctx: ctx, cancel: cancel, sessions: map[uint64]*dumpSession[E]{}}
+	in := &inspector[E]{gate: acquireGate(scope.Network()), hist: hist, state: state, ctx: ctx, cancel: cancel,
+		kick: make(chan struct{}, 1), sessions: map[uint64]*dumpSession[E]{}}
 	sub, err := scope.Subscribe(subject, in.onRequest)
 	if err != nil {
 		cancel()
+		in.gate.release()
 		return nil, err
 	}
 	in.sub = sub
+	in.wg.Add(1)
+	go in.run()
 	return in, nil
 }
 
 func (in *inspector[E]) close() {
-	in.sub.Close()
-	in.cancel()
+	in.sub.Close() // no handler runs after this
 	in.mu.Lock()
 	in.closed = true
 	sessions := in.sessions
 	in.sessions = nil
 	in.mu.Unlock()
 	for _, s := range sessions {
-		s.end()
+		s.timer.Stop()
+		if s.held {
+			in.gate.put(slotDump, s.peer)
+		}
 	}
-	in.wg.Wait()
+	in.cancel()
+	in.wg.Wait() // run answers the waiting polls and returns their slots
+	in.gate.release()
 }
 
 func (in *inspector[E]) onRequest(m *transport.Msg) {
@@ -146,23 +206,18 @@ func (in *inspector[E]) onRequest(m *transport.Msg) {
 		return
 	}
 	var req InspectRequest
-	if err := rsm.Unmarshal(m.Data, &req); err != nil {
-		in.respond(m, InspectReply{Code: InspectMalformed, Msg: err.Error()})
+	if err := inspectDec.Unmarshal(m.Data, &req); err != nil {
+		in.respond(m, InspectReply{Code: InspectMalformed, Msg: "collections: inspect request: " + err.Error()})
 		return
 	}
 	switch req.Op {
 	case InspectDump:
-		in.respond(m, in.dump(req))
+		in.respond(m, in.dump(m.From, req))
 	case InspectHead:
-		v, _ := in.state()
-		in.respond(m, InspectReply{Version: v, Total: in.size()})
+		st := in.state()
+		in.respond(m, InspectReply{Version: st.v, Total: st.n})
 	case InspectChanges:
-		// Waiting for changes must not hold up the other requests.
-		in.wg.Add(1)
-		go func() {
-			defer in.wg.Done()
-			in.respond(m, in.changes(req))
-		}()
+		in.poll(m, req)
 	default:
 		in.respond(m, InspectReply{Code: InspectMalformed, Msg: "unknown operation"})
 	}
@@ -174,49 +229,62 @@ func (in *inspector[E]) respond(m *transport.Msg, r InspectReply) {
 	}
 }
 
-func (in *inspector[E]) dump(req InspectRequest) InspectReply {
-	limit := req.Limit
+func busyReply(why string) InspectReply { return InspectReply{Code: InspectBusy, Msg: why} }
+
+func pageLimit(limit int) int {
 	if limit <= 0 || limit > inspectPageItems {
-		limit = inspectPageItems
+		return inspectPageItems
 	}
-	in.mu.Lock()
-	if in.closed {
-		in.mu.Unlock()
-		return InspectReply{Code: InspectClosed, Msg: "closed"}
-	}
+	return limit
+}
+
+func (in *inspector[E]) dump(from transport.PeerID, req InspectRequest) InspectReply {
+	limit := pageLimit(req.Limit)
 	var s *dumpSession[E]
+	var id uint64
 	if req.Session == 0 {
+		if why := in.gate.take(slotDump, from); why != "" {
+			return busyReply(why)
+		}
+		in.mu.Lock()
+		if in.closed {
+			in.mu.Unlock()
+			in.gate.put(slotDump, from)
+			return InspectReply{Code: InspectClosed, Msg: "closed"}
+		}
 		in.nextID++
-		id := in.nextID
-		v, all := in.state()
-		next, stop := iter.Pull(all)
-		s = &dumpSession[E]{version: v, total: in.size(), next: next, stop: stop}
-		s.last.Session = id
+		id = in.nextID
+		s = &dumpSession[E]{peer: from, state: in.state(), held: true}
 		s.timer = time.AfterFunc(dumpIdle, func() { in.drop(id) })
 		in.sessions[id] = s
+		in.mu.Unlock()
 	} else {
-		s = in.sessions[req.Session]
+		id = req.Session
+		in.mu.Lock()
+		s = in.sessions[id]
+		in.mu.Unlock()
+		// Another peer's session is as unknown as an expired one: it may
+		// not disturb a dump it did not start.
+		if s == nil || s.peer != from {
+			return InspectReply{Code: InspectUnknownSession, Msg: "dump session unknown or expired"}
+		}
+		s.timer.Reset(dumpIdle)
 	}
-	in.mu.Unlock()
-	if s == nil {
-		return InspectReply{Code: InspectUnknownSession, Msg: "dump session unknown or expired"}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.timer.Reset(dumpIdle)
-	id := s.last.Session
 	switch {
 	case req.Session != 0 && req.Page+1 == s.page:
-		return s.last // a retry of the last page
+		// A retry of the last page: the state is frozen, so it reads the same.
+		limit = s.limit
+		s.next = s.start
+		s.page--
 	case req.Session != 0 && req.Page != s.page:
 		return InspectReply{Code: InspectUnknownSession, Msg: "pages must be read in order"}
 	}
-	r := InspectReply{Session: id, Page: s.page, Version: s.version, Total: s.total}
-	size := 0
-	for len(r.Items) < limit && size < inspectPageBytes {
-		e, ok := s.next()
-		if !ok {
-			r.Done = true
+	r := InspectReply{Session: id, Page: s.page, Version: s.state.v, Total: s.state.n}
+	last, size := s.next, 0
+	r.Done = true
+	for e := range s.state.after(s.next) {
+		if len(r.Items) == limit || size >= inspectPageBytes {
+			r.Done = false
 			break
 		}
 		b, err := rsm.Marshal(e)
@@ -225,75 +293,176 @@ func (in *inspector[E]) dump(req InspectRequest) InspectReply {
 		}
 		r.Items = append(r.Items, b)
 		size += len(b)
+		last = &e
 	}
+	s.start, s.next, s.limit = s.next, last, limit
 	s.page++
-	s.last = r
-	if r.Done {
-		s.stop() // the session stays until idle, to answer a retry
+	if r.Done && !s.done {
+		s.done = true
+		in.finish(id, s)
 	}
 	return r
 }
 
+// finish returns the slot of a dump read to its end; the session stays
+// until idle, or until dumpsFinished newer ones finished, to answer a retry
+// of its last page.
+func (in *inspector[E]) finish(id uint64, s *dumpSession[E]) {
+	in.mu.Lock()
+	held := s.held
+	s.held = false
+	var old []*dumpSession[E]
+	if in.sessions[id] == s {
+		in.finished = append(in.finished, id)
+		for len(in.finished) > dumpsFinished {
+			if o := in.sessions[in.finished[0]]; o != nil {
+				delete(in.sessions, in.finished[0])
+				old = append(old, o)
+			}
+			in.finished = in.finished[1:]
+		}
+	}
+	in.mu.Unlock()
+	for _, o := range old {
+		o.timer.Stop()
+	}
+	if held {
+		in.gate.put(slotDump, s.peer)
+	}
+}
+
+// drop forgets an idle session.
 func (in *inspector[E]) drop(id uint64) {
 	in.mu.Lock()
 	s := in.sessions[id]
+	if s == nil {
+		in.mu.Unlock()
+		return
+	}
 	delete(in.sessions, id)
+	if i := slices.Index(in.finished, id); i >= 0 {
+		in.finished = slices.Delete(in.finished, i, i+1)
+	}
+	held := s.held
+	s.held = false
 	in.mu.Unlock()
-	if s != nil {
-		s.end()
+	if held {
+		in.gate.put(slotDump, s.peer)
 	}
 }
 
-func (s *dumpSession[E]) end() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.timer.Stop()
-	s.stop()
+// poll answers a changes request at once if it can, or hands it to run to
+// wait for changes, if the bounds leave room.
+func (in *inspector[E]) poll(m *transport.Msg, req InspectRequest) {
+	limit := pageLimit(req.Limit)
+	if r, ready := in.changes(req, limit); ready || req.Wait <= 0 {
+		in.respond(m, r)
+		return
+	}
+	if why := in.gate.take(slotPoll, m.From); why != "" {
+		in.respond(m, busyReply(why))
+		return
+	}
+	wait := min(req.Wait, inspectMaxWait)
+	in.mu.Lock()
+	in.polls = append(in.polls, &inspectPoll{m: m, req: req, limit: limit, deadline: time.Now().Add(wait)})
+	in.mu.Unlock()
+	select {
+	case in.kick <- struct{}{}:
+	default:
+	}
 }
 
-func (in *inspector[E]) changes(req InspectRequest) InspectReply {
-	limit := req.Limit
-	if limit <= 0 || limit > inspectPageItems {
-		limit = inspectPageItems
-	}
-	wait := min(max(req.Wait, 0), inspectMaxWait)
-	timer := time.NewTimer(wait)
+// run answers the waiting polls: when changes arrive, when they time out,
+// and with InspectClosed when the handle closes.
+func (in *inspector[E]) run() {
+	defer in.wg.Done()
+	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		recs, more, err := in.hist.since(req.Since, limit)
-		if err != nil {
-			return InspectReply{Code: InspectCompacted, Msg: err.Error()}
-		}
-		r := InspectReply{Version: req.Since}
-		size := 0
-		for _, rec := range recs {
-			r.Version = rec.v
-			if len(rec.changes) == 0 {
+		// Take the channel first: changes after it close it.
+		more := in.hist.changed()
+		in.mu.Lock()
+		polls := in.polls
+		in.polls = nil
+		in.mu.Unlock()
+		now := time.Now()
+		var keep []*inspectPoll
+		var next time.Time
+		for _, p := range polls {
+			r, ready := in.changes(p.req, p.limit)
+			if ready || !now.Before(p.deadline) {
+				in.respond(p.m, r)
+				in.gate.put(slotPoll, p.m.From)
 				continue
 			}
-			ir := InspectRecord{Version: rec.v}
-			for _, c := range rec.changes {
-				b, err := rsm.Marshal(c)
-				if err != nil {
-					return InspectReply{Code: InspectMalformed, Msg: err.Error()}
-				}
-				ir.Changes = append(ir.Changes, b)
-				size += len(b)
-			}
-			r.Records = append(r.Records, ir)
-			if size >= inspectPageBytes {
-				break
+			keep = append(keep, p)
+			if next.IsZero() || p.deadline.Before(next) {
+				next = p.deadline
 			}
 		}
-		if len(recs) > 0 {
-			return r
+		in.mu.Lock()
+		in.polls = append(keep, in.polls...)
+		in.mu.Unlock()
+		if len(keep) == 0 {
+			more = nil // nothing waits for changes
+		} else {
+			timer.Reset(next.Sub(now))
 		}
 		select {
 		case <-more:
 		case <-timer.C:
-			return r
+		case <-in.kick:
 		case <-in.ctx.Done():
-			return InspectReply{Code: InspectClosed, Msg: "closed"}
+			in.mu.Lock()
+			polls := in.polls
+			in.polls = nil
+			in.mu.Unlock()
+			for _, p := range polls {
+				in.respond(p.m, InspectReply{Code: InspectClosed, Msg: "closed"})
+				in.gate.put(slotPoll, p.m.From)
+			}
+			return
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
 		}
 	}
+}
+
+// changes reads the changes after req.Since, and reports whether the
+// reply is final: changes came, or they are compacted.
+func (in *inspector[E]) changes(req InspectRequest, limit int) (InspectReply, bool) {
+	recs, _, err := in.hist.since(req.Since, limit)
+	if err != nil {
+		if errors.Is(err, ErrCompacted) {
+			return InspectReply{Code: InspectCompacted, Msg: err.Error()}, true
+		}
+		return InspectReply{Code: InspectMalformed, Msg: err.Error()}, true
+	}
+	r := InspectReply{Version: req.Since}
+	size := 0
+	for _, rec := range recs {
+		r.Version = rec.v
+		if len(rec.changes) == 0 {
+			continue
+		}
+		ir := InspectRecord{Version: rec.v}
+		for _, c := range rec.changes {
+			b, err := rsm.Marshal(c)
+			if err != nil {
+				return InspectReply{Code: InspectMalformed, Msg: err.Error()}, true
+			}
+			ir.Changes = append(ir.Changes, b)
+			size += len(b)
+		}
+		r.Records = append(r.Records, ir)
+		if size >= inspectPageBytes {
+			break
+		}
+	}
+	return r, len(recs) > 0
 }

@@ -262,7 +262,7 @@ func openMap[K comparable, V any](net *transport.Network, name string, writer bo
 		return mapReads[K, V]{}, err
 	}
 	r := mapReads[K, V]{handle: h, m: m}
-	if err := serve(h, m.hist, m.state, r.Len); err != nil {
+	if err := serve(h, m.hist, m.frozen); err != nil {
 		_ = h.Close()
 		return r, err
 	}
@@ -417,4 +417,22 @@ func (m *mapMachine[K, V]) state() (Version, iter.Seq[MapChange[K, V]]) {
 			}
 		}
 	}
+}
+
+// frozen returns the current state for an inspect dump.
+func (m *mapMachine[K, V]) frozen() frozen[MapChange[K, V]] {
+	st := m.cur.Load()
+	return frozen[MapChange[K, V]]{v: st.v, n: st.m.Len(), after: func(last *MapChange[K, V]) iter.Seq[MapChange[K, V]] {
+		all := st.m.All()
+		if last != nil {
+			all = st.m.After(last.Key)
+		}
+		return func(yield func(MapChange[K, V]) bool) {
+			for k, v := range all {
+				if !yield(MapChange[K, V]{Op: OpInsert, Key: k, Value: v}) {
+					return
+				}
+			}
+		}
+	}}
 }

@@ -152,7 +152,7 @@ func openSet[T comparable](net *transport.Network, name string, writer bool, opt
 		return setReads[T]{}, err
 	}
 	r := setReads[T]{handle: h, m: m}
-	if err := serve(h, m.hist, m.state, r.Len); err != nil {
+	if err := serve(h, m.hist, m.frozen); err != nil {
 		_ = h.Close()
 		return r, err
 	}
@@ -264,4 +264,22 @@ func (m *setMachine[T]) state() (Version, iter.Seq[SetChange[T]]) {
 			}
 		}
 	}
+}
+
+// frozen returns the current state for an inspect dump.
+func (m *setMachine[T]) frozen() frozen[SetChange[T]] {
+	st := m.cur.Load()
+	return frozen[SetChange[T]]{v: st.v, n: st.s.Len(), after: func(last *SetChange[T]) iter.Seq[SetChange[T]] {
+		all := st.s.All()
+		if last != nil {
+			all = st.s.After(last.Value)
+		}
+		return func(yield func(SetChange[T]) bool) {
+			for x := range all {
+				if !yield(SetChange[T]{Op: OpInsert, Value: x}) {
+					return
+				}
+			}
+		}
+	}}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/mosaik-go/mosaik/groups"
@@ -153,12 +154,9 @@ func readField[T any](sr *snapshotReader, x *T) error {
 	if n > maxSnapshotField {
 		return fmt.Errorf("field of %d bytes, limit %d", n, maxSnapshotField)
 	}
-	if cap(sr.buf) < int(n) {
-		sr.buf = make([]byte, n)
-	}
-	b := sr.buf[:n]
-	if _, err := io.ReadFull(sr.br, b); err != nil {
-		return noEOF(err)
+	b, err := sr.read(int(n))
+	if err != nil {
+		return err
 	}
 	switch p := any(x).(type) {
 	case *string:
@@ -184,6 +182,28 @@ func readField[T any](sr *snapshotReader, x *T) error {
 	}
 	*x = *y
 	return nil
+}
+
+// snapshotReadStep is the most a restore allocates ahead of the bytes it
+// has read: a field's buffer grows as its bytes arrive, so a corrupt length
+// costs no more memory than the bytes that are there.
+const snapshotReadStep = 64 << 10
+
+// read reads the next n bytes into the reader's buffer.
+func (sr *snapshotReader) read(n int) ([]byte, error) {
+	b := sr.buf[:0]
+	for len(b) < n {
+		step := min(n-len(b), snapshotReadStep)
+		b = slices.Grow(b, step)
+		k, err := io.ReadFull(sr.br, b[len(b):len(b)+step])
+		b = b[:len(b)+k]
+		if err != nil {
+			sr.buf = b
+			return nil, noEOF(err)
+		}
+	}
+	sr.buf = b
+	return b, nil
 }
 
 // noEOF turns an end of input inside a record into an error.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -468,5 +469,44 @@ func TestSnapshotFieldWritesDoNotAllocate(t *testing.T) {
 	k, v := "0000000000000001", make([]byte, 100)
 	if n := testing.AllocsPerRun(1000, func() { _ = writeField(sw, k); _ = writeField(sw, v) }); n != 0 {
 		t.Fatalf("%v allocations per record", n)
+	}
+}
+
+// TestSnapshotCorruptLength: a field whose length says a megabyte but whose
+// bytes stop short fails, and the restore allocated as the bytes came, not
+// as the length said.
+func TestSnapshotCorruptLength(t *testing.T) {
+	var buf bytes.Buffer
+	sw := &snapshotWriter{bw: bufio.NewWriter(&buf)}
+	if err := writeField(sw, snapshotHeader{Magic: snapshotMagic, Version: 7, Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	b := binary.AppendUvarint(buf.Bytes(), maxSnapshotField) // a field of the largest length
+	b = append(b, make([]byte, 100)...)                      // of which 100 bytes came
+	for _, kind := range []string{"map", "vec", "set"} {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		var err error
+		switch kind {
+		case "map":
+			err = newMapMachine[string, []byte](4).Restore(bytes.NewReader(b))
+		case "vec":
+			err = newVecMachine[[]byte](4).Restore(bytes.NewReader(b))
+		case "set":
+			err = newSetMachine[string](4).Restore(bytes.NewReader(b))
+		}
+		runtime.ReadMemStats(&after)
+		if !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("%s: restore of a cut field: %v, want %v", kind, err, io.ErrUnexpectedEOF)
+		}
+		got := after.TotalAlloc - before.TotalAlloc
+		if got > 512<<10 {
+			t.Errorf("%s: restore allocated %d bytes for %d bytes of snapshot", kind, got, len(b))
+		}
+		t.Logf("%s: restore allocated %d bytes (its reader's buffer is 256 KiB)", kind, got)
 	}
 }

@@ -251,7 +251,7 @@ func openVec[T any](net *transport.Network, name string, writer bool, opts []Opt
 		return vecReads[T]{}, err
 	}
 	r := vecReads[T]{handle: h, m: m}
-	if err := serve(h, m.hist, m.state, r.Len); err != nil {
+	if err := serve(h, m.hist, m.frozen); err != nil {
 		_ = h.Close()
 		return r, err
 	}
@@ -442,4 +442,28 @@ func (m *vecMachine[T]) state() (Version, iter.Seq[VecChange[T]]) {
 			}
 		}
 	}
+}
+
+// frozen returns the current state for an inspect dump.
+func (m *vecMachine[T]) frozen() frozen[VecChange[T]] {
+	st := m.cur.Load()
+	return frozen[VecChange[T]]{v: st.v, n: st.l.Len(), after: func(last *VecChange[T]) iter.Seq[VecChange[T]] {
+		return func(yield func(VecChange[T]) bool) {
+			from := 0
+			if last != nil {
+				from = last.Index + 1
+			}
+			if from < 0 || from >= st.l.Len() {
+				return
+			}
+			it := st.l.Iterator()
+			it.Seek(from)
+			for !it.Done() {
+				i, x := it.Next()
+				if !yield(VecChange[T]{Op: OpInsert, Index: i, Value: x}) {
+					return
+				}
+			}
+		}
+	}}
 }

@@ -184,6 +184,14 @@ func (h *history[C]) since(v Version, max int) ([]record[C], <-chan struct{}, er
 	return out, h.wake, nil
 }
 
+// changed returns a channel closed when records are added, or the
+// history is reset.
+func (h *history[C]) changed() <-chan struct{} {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.wake
+}
+
 const initialPage = 1024
 
 // watch streams a machine's changes; snapshot, if the watch wants the

@@ -95,6 +95,8 @@ func (s *source) ask(ctx context.Context, req collections.InspectRequest, wait t
 		return r, nil
 	case collections.InspectCompacted:
 		return r, fmt.Errorf("%w: the changes after version %d are no longer kept; dump the collection and watch from its version", collections.ErrCompacted, req.Since)
+	case collections.InspectBusy:
+		return r, fmt.Errorf("%w: %s", collections.ErrBusy, r.Msg)
 	default:
 		return r, fmt.Errorf("node %s: %s", s.peer.Short(), r.Msg)
 	}
