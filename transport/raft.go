@@ -692,8 +692,13 @@ func (t *RaftTransport) onSnapshot(m *Msg) {
 		// subject goes on with other senders' chunks meanwhile.
 		go func() {
 			defer t.wg.Done()
-			err := t.install(m, s)
+			resp, err := t.install(m, s)
+			// Forget the transfer before answering: the sender may begin
+			// its next one as soon as it has the answer.
 			t.finishSnap(m.From, s, err)
+			if resp != nil {
+				t.respond(m, resp)
+			}
 		}()
 		return
 	}
@@ -772,29 +777,28 @@ func (t *RaftTransport) onSnapBegin(m *Msg, body []byte) {
 	_ = m.Respond([]byte{replyOK})
 }
 
-// install hands a whole snapshot to Raft and answers its end with Raft's
-// response.
-func (t *RaftTransport) install(m *Msg, s *snapRecv) error {
+// install hands a whole snapshot to Raft and returns its answer to the end,
+// for the caller to send once it forgot the transfer.
+func (t *RaftTransport) install(m *Msg, s *snapRecv) (<-chan raft.RPCResponse, error) {
 	r, err := s.reader()
 	if err != nil {
 		t.malformed(m, err)
-		return err
+		return nil, err
 	}
 	respCh := make(chan raft.RPCResponse, 1)
 	if !t.dispatch(raft.RPC{Command: s.req, Reader: r, RespChan: respCh}) {
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	var resp raft.RPCResponse
 	select {
 	case resp = <-respCh:
 	case <-t.shutdown:
-		return ErrClosed
+		return nil, ErrClosed
 	case <-t.net.done:
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	respCh <- resp
-	t.respond(m, respCh)
-	return resp.Error
+	return respCh, resp.Error
 }
 
 // finishSnap forgets a transfer whose end was handled.
