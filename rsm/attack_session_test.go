@@ -1,0 +1,46 @@
+package rsm
+
+import (
+	"encoding/binary"
+	"testing"
+)
+
+// TestAttackEvictedSessionRetryOfFirstBatchAppliesTwice: a submitter's first
+// batches carry Base 0 until it learns their outcome. If its session is
+// evicted (MaxSessions newer sessions applied) before it learns that, its
+// retry of batch 1 (Seq 1, Base 0, exactly what submitter.send resends)
+// looks like a brand new session and applies a second time.
+func TestAttackEvictedSessionRetryOfFirstBatchAppliesTwice(t *testing.T) {
+	p := &plain{}
+	f := NewFSM[int64, struct{}, int64](p, nil)
+	l := &logs{t: t, term: 1}
+	victim := SessionID{0xaa}
+	first := Entry{Session: victim, Seq: 1, Base: 0, First: 1, Cmds: cmds(t, 42)}
+	if o := outcome(t, f.Apply(l.entry(first))); o.Status != StatusApplied {
+		t.Fatalf("first batch: %+v", o)
+	}
+	// MaxSessions other submitters (e.g. member restarts, or one member
+	// forwarding under fresh session ids) apply one batch each.
+	for i := range MaxSessions {
+		var s SessionID
+		binary.BigEndian.PutUint64(s[:], uint64(i+1))
+		f.Apply(l.entry(Entry{Session: s, Seq: 1, First: f.Applied() + 1, Cmds: cmds(t, 1)}))
+	}
+	if _, ok := f.SessionLast(victim); ok {
+		t.Fatal("victim session not evicted; test premise wrong")
+	}
+	// The submitter never got the outcome (leader died before answering):
+	// it resends the same batch, still with Base 0.
+	retry := first
+	retry.First = f.Applied() + 1
+	o := outcome(t, f.Apply(l.entry(retry)))
+	n := 0
+	for _, v := range p.got {
+		if v == 42 {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("command applied %d times (retry outcome %+v): exactly-once broken", n, o)
+	}
+}
