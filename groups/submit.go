@@ -2,7 +2,6 @@ package groups
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"sync"
 	"time"
@@ -82,9 +81,6 @@ type submitter struct {
 
 func newSubmitter(c *core) (*submitter, error) {
 	s := &submitter{c: c, in: make(chan *pending, 1024), repSig: make(chan struct{}, 1), nextSeq: 1}
-	if _, err := rand.Read(s.session[:]); err != nil {
-		return nil, fmt.Errorf("groups: session id: %w", err)
-	}
 	return s, nil
 }
 
@@ -215,6 +211,17 @@ func (s *submitter) form() *batch {
 	}
 	if len(b.parts) == 0 {
 		return nil
+	}
+	if s.nextSeq == 1 {
+		// Nothing went under the current session yet: name a new one by
+		// what this member has seen applied (see rsm.NewSessionID).
+		id, err := rsm.NewSessionID(s.c.fsm.Applied())
+		if err != nil {
+			s.queue = append(b.parts, s.queue...)
+			s.failAll(fmt.Errorf("groups: session id: %w", err))
+			return nil
+		}
+		s.session = id
 	}
 	b.seq = s.nextSeq
 	s.nextSeq++
@@ -356,11 +363,8 @@ func (s *submitter) expire(b *batch, r forwardReply) {
 	}
 	s.queue = append(again, s.queue...)
 	s.inflight = nil
+	// The next batch formed starts a new session (see form).
 	s.nextSeq, s.base, s.resendAt, s.backoff = 1, 0, time.Time{}, 0
-	if _, err := rand.Read(s.session[:]); err != nil {
-		// Without a new session nothing can be sent: fail what waits.
-		s.failAll(fmt.Errorf("groups: session id: %w", err))
-	}
 }
 
 // resolve answers every call of a batch with its share of the outcome.

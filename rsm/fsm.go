@@ -3,6 +3,8 @@ package rsm
 import (
 	"bufio"
 	"bytes"
+	"cmp"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -19,6 +21,21 @@ import (
 // the batch numbers it stamps, it lets the machine apply every batch exactly
 // once, in the order it was issued, even when a batch is sent again.
 type SessionID [16]byte
+
+// NewSessionID returns a fresh session id that records seen, the last
+// command index its submitter had seen applied: its first 8 bytes, big
+// endian; the rest are random. The machine refuses a session it does not
+// know as expired unless seen is past every session it has forgotten, so a
+// forgotten session's first batch, sent again, cannot apply twice.
+func NewSessionID(seen Index) (SessionID, error) {
+	var id SessionID
+	binary.BigEndian.PutUint64(id[:8], uint64(seen))
+	_, err := rand.Read(id[8:])
+	return id, err
+}
+
+// seen is the command index recorded in a session id (see NewSessionID).
+func (id SessionID) seen() Index { return Index(binary.BigEndian.Uint64(id[:8])) }
 
 // ClusterID tells apart two clusters of one group: the first leader of a
 // cluster draws it and writes it to the log, so every member of that
@@ -140,7 +157,9 @@ type FSM[C, Q, R any] struct {
 	raftIdx  uint64
 	sessions map[SessionID]*session
 	lastGC   Index
-	ctx      applyCtx
+	// forgotten is the latest index a forgotten session was active at.
+	forgotten Index
+	ctx       applyCtx
 
 	applied     atomic.Uint64
 	appliedRaft atomic.Uint64
@@ -293,10 +312,13 @@ func (f *FSM[C, Q, R]) applyLog(l *raft.Log) any {
 		return Outcome{Status: StatusApplied}
 	}
 	s := f.sessions[e.Session]
-	if s == nil && e.Base > 0 {
+	if s == nil && (e.Base > 0 || (f.forgotten > 0 && e.Session.seen() <= f.forgotten)) {
 		// Batches up to Base applied under this session, which has been
 		// forgotten since: this one may have applied too. A session only
-		// starts from batch 1 (Base 0), so it can never come back.
+		// starts from batch 1 (Base 0), so it can never come back. With
+		// Base 0, a session made before the last one forgotten was active
+		// may be that one, sending its first batch again: refuse it too
+		// (its submitter starts a new session; nothing applied now).
 		f.skip(e, l.Term)
 		return Outcome{Status: StatusExpired}
 	}
@@ -417,7 +439,36 @@ func (f *FSM[C, Q, R]) evictSession() {
 			victim, oldest = id, s
 		}
 	}
-	delete(f.sessions, victim)
+	f.forget(victim, oldest)
+}
+
+// trimSessions forgets the least recently used sessions beyond
+// MaxSessions, as evictSession would one by one, in one sort.
+func (f *FSM[C, Q, R]) trimSessions() {
+	excess := len(f.sessions) - MaxSessions
+	if excess <= 0 {
+		return
+	}
+	ids := make([]SessionID, 0, len(f.sessions))
+	for id := range f.sessions {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b SessionID) int {
+		if x, y := f.sessions[a].Active, f.sessions[b].Active; x != y {
+			return cmp.Compare(x, y)
+		}
+		return bytes.Compare(a[:], b[:])
+	})
+	for _, id := range ids[:excess] {
+		f.forget(id, f.sessions[id])
+	}
+}
+
+// forget drops a session and remembers the latest index any forgotten
+// session was active at (see NewSessionID).
+func (f *FSM[C, Q, R]) forget(id SessionID, s *session) {
+	delete(f.sessions, id)
+	f.forgotten = max(f.forgotten, s.Active)
 }
 
 // DecodeEntry decodes a log entry. Its cost is bounded by the entry's size:
@@ -458,7 +509,7 @@ func (f *FSM[C, Q, R]) gcSessions(now int64) {
 	f.lastGC = f.last.Index
 	for id, s := range f.sessions {
 		if f.last.Index-s.Active > sessionIdleCommands && now-s.ActiveAt > int64(sessionIdleTime) {
-			delete(f.sessions, id)
+			f.forget(id, s)
 		}
 	}
 }
@@ -474,9 +525,23 @@ func (c *applyCtx) CurrentTerm() Term   { return c.term }
 
 // Snapshot format: magic, header length, CBOR header (the adapter's state),
 // then the machine's own snapshot.
-var snapMagic = [4]byte{'M', 'R', 'S', '1'}
+// Version 2 adds Forgotten; version 1 snapshots still restore.
+var (
+	snapMagic   = [4]byte{'M', 'R', 'S', '2'}
+	snapMagicV1 = [4]byte{'M', 'R', 'S', '1'}
+)
 
 type snapHeader struct {
+	_         struct{} `cbor:",toarray"`
+	Cluster   ClusterID
+	Last      Cursor
+	RaftIdx   uint64
+	LastGC    Index
+	Sessions  map[SessionID]*session
+	Forgotten Index
+}
+
+type snapHeaderV1 struct {
 	_        struct{} `cbor:",toarray"`
 	Cluster  ClusterID
 	Last     Cursor
@@ -496,7 +561,7 @@ func (f *FSM[C, Q, R]) Snapshot() (raft.FSMSnapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rsm: snapshot: %w", err)
 	}
-	h := snapHeader{Cluster: f.cluster, Last: f.last, RaftIdx: f.raftIdx, LastGC: f.lastGC, Sessions: make(map[SessionID]*session, len(f.sessions))}
+	h := snapHeader{Cluster: f.cluster, Last: f.last, RaftIdx: f.raftIdx, LastGC: f.lastGC, Forgotten: f.forgotten, Sessions: make(map[SessionID]*session, len(f.sessions))}
 	for id, s := range f.sessions {
 		c := *s
 		c.Recent = append([]recentOutcome(nil), s.Recent...)
@@ -576,7 +641,8 @@ func (f *FSM[C, Q, R]) Restore(rc io.ReadCloser) error {
 	if _, err := io.ReadFull(r, pre[:]); err != nil {
 		return fmt.Errorf("rsm: restore: read header: %w", err)
 	}
-	if [4]byte(pre[:4]) != snapMagic {
+	v1 := [4]byte(pre[:4]) == snapMagicV1
+	if [4]byte(pre[:4]) != snapMagic && !v1 {
 		return errors.New("rsm: restore: not a mosaik snapshot")
 	}
 	n := binary.BigEndian.Uint32(pre[4:])
@@ -588,7 +654,14 @@ func (f *FSM[C, Q, R]) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("rsm: restore: read header: %w", err)
 	}
 	var h snapHeader
-	if err := decMode.Unmarshal(hb, &h); err != nil {
+	if v1 {
+		var old snapHeaderV1
+		err = decMode.Unmarshal(hb, &old)
+		h = snapHeader{Cluster: old.Cluster, Last: old.Last, RaftIdx: old.RaftIdx, LastGC: old.LastGC, Sessions: old.Sessions}
+	} else {
+		err = decMode.Unmarshal(hb, &h)
+	}
+	if err != nil {
 		return fmt.Errorf("rsm: restore: decode header: %w", err)
 	}
 	for id, s := range h.Sessions {
@@ -599,14 +672,12 @@ func (f *FSM[C, Q, R]) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	err = f.snapper.Restore(r)
 	if err == nil {
-		f.cluster, f.last, f.raftIdx, f.lastGC = h.Cluster, h.Last, h.RaftIdx, h.LastGC
+		f.cluster, f.last, f.raftIdx, f.lastGC, f.forgotten = h.Cluster, h.Last, h.RaftIdx, h.LastGC, h.Forgotten
 		f.sessions = h.Sessions
 		if f.sessions == nil {
 			f.sessions = map[SessionID]*session{}
 		}
-		for len(f.sessions) > MaxSessions {
-			f.evictSession() // a snapshot from before the bound; alike everywhere
-		}
+		f.trimSessions() // a snapshot from before the bound; alike everywhere
 		f.publish()
 	}
 	f.mu.Unlock()

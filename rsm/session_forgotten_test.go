@@ -1,29 +1,33 @@
 package rsm
 
 import (
-	"encoding/binary"
 	"testing"
 )
 
-// TestAttackEvictedSessionRetryOfFirstBatchAppliesTwice: a submitter's first
+// TestForgottenSessionFirstBatchNotAppliedTwice: a submitter's first
 // batches carry Base 0 until it learns their outcome. If its session is
 // evicted (MaxSessions newer sessions applied) before it learns that, its
 // retry of batch 1 (Seq 1, Base 0, exactly what submitter.send resends)
 // looks like a brand new session and applies a second time.
-func TestAttackEvictedSessionRetryOfFirstBatchAppliesTwice(t *testing.T) {
+func TestForgottenSessionFirstBatchNotAppliedTwice(t *testing.T) {
 	p := &plain{}
 	f := NewFSM[int64, struct{}, int64](p, nil)
 	l := &logs{t: t, term: 1}
-	victim := SessionID{0xaa}
+	victim, err := NewSessionID(f.Applied())
+	if err != nil {
+		t.Fatal(err)
+	}
 	first := Entry{Session: victim, Seq: 1, Base: 0, First: 1, Cmds: cmds(t, 42)}
 	if o := outcome(t, f.Apply(l.entry(first))); o.Status != StatusApplied {
 		t.Fatalf("first batch: %+v", o)
 	}
 	// MaxSessions other submitters (e.g. member restarts, or one member
 	// forwarding under fresh session ids) apply one batch each.
-	for i := range MaxSessions {
-		var s SessionID
-		binary.BigEndian.PutUint64(s[:], uint64(i+1))
+	for range MaxSessions {
+		s, err := NewSessionID(f.Applied())
+		if err != nil {
+			t.Fatal(err)
+		}
 		f.Apply(l.entry(Entry{Session: s, Seq: 1, First: f.Applied() + 1, Cmds: cmds(t, 1)}))
 	}
 	if _, ok := f.SessionLast(victim); ok {
@@ -34,6 +38,9 @@ func TestAttackEvictedSessionRetryOfFirstBatchAppliesTwice(t *testing.T) {
 	retry := first
 	retry.First = f.Applied() + 1
 	o := outcome(t, f.Apply(l.entry(retry)))
+	if o.Status != StatusExpired {
+		t.Fatalf("retry of a forgotten session's first batch: %+v, want StatusExpired", o)
+	}
 	n := 0
 	for _, v := range p.got {
 		if v == 42 {
@@ -42,5 +49,13 @@ func TestAttackEvictedSessionRetryOfFirstBatchAppliesTwice(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("command applied %d times (retry outcome %+v): exactly-once broken", n, o)
+	}
+	// A session made now, past every forgotten one, starts as usual.
+	fresh, err := NewSessionID(f.Applied())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := outcome(t, f.Apply(l.entry(Entry{Session: fresh, Seq: 1, First: f.Applied() + 1, Cmds: cmds(t, 7)}))); o.Status != StatusApplied {
+		t.Fatalf("a fresh session: %+v, want StatusApplied", o)
 	}
 }
