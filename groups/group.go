@@ -225,9 +225,10 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 		return fail(fmt.Errorf("groups: read stored state: %w", err))
 	}
 	c.hasState.Store(hasState)
-	// Raft panics at start on a stored entry it cannot read or decode. The
-	// Pebble store checked its log in Stores already; check any other.
-	if _, checked := stores.Log.(storage.ConfigurationChecker); hasState && !checked {
+	// Raft panics at start on a stored entry it cannot read or decode, and
+	// on one missing after the snapshot it restores (the Pebble store
+	// checked its entries in Stores, but cannot tell which holes matter).
+	if hasState {
 		if err := checkStoredConfigurations(c.id, stores.Log, stores.Snapshots); err != nil {
 			return fail(err)
 		}

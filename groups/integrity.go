@@ -21,7 +21,11 @@ func checkStoredConfigurations(id ID, logs raft.LogStore, snaps raft.SnapshotSto
 		return fmt.Errorf("groups: group %s: read last log index: %w", id.Short(), err)
 	}
 	var from uint64
-	if metas, err := snaps.List(); err == nil && len(metas) > 0 {
+	metas, err := snaps.List()
+	if err != nil {
+		return fmt.Errorf("groups: group %s: list snapshots: %w", id.Short(), err)
+	}
+	if len(metas) > 0 {
 		from = metas[0].Index // the newest, which Raft restores
 	}
 	for i := from + 1; i <= last; i++ {

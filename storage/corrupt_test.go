@@ -455,13 +455,14 @@ func TestCheckConfigurations(t *testing.T) {
 		t.Fatalf("Stores of a group with a bad configuration entry: %v", err)
 	}
 
-	// A hole: GetLog of entry 12 would fail, and NewRaft panics.
+	// A hole is no error: Raft leaves one below a snapshot it installed
+	// (see TestCheckConfigurationsAcceptsRaftsOwnGap); groups checks for
+	// holes after the snapshot itself.
 	holed := stores(t, db, groupID(3))
 	if err := holed.Log.StoreLogs(append(mkLogs(1, 11), mkLogs(14, 20)...)); err != nil {
 		t.Fatal(err)
 	}
-	err = holed.Log.(ConfigurationChecker).CheckConfigurations()
-	if !isCorrupt(err) || !strings.Contains(err.Error(), "12 to 13") {
+	if err := holed.Log.(ConfigurationChecker).CheckConfigurations(); err != nil {
 		t.Fatalf("CheckConfigurations of a log with a hole: %v", err)
 	}
 

@@ -125,14 +125,15 @@ func (v *view) open() error {
 // error naming it, rather than Raft's start, which panics on a log entry
 // it cannot read or a configuration it cannot decode. The caller has
 // entered.
-func (v *view) verifyLog() error { return v.scanLog(false) }
+func (v *view) verifyLog() error { return v.scanLog() }
 
 // CheckConfigurations reads the group's log as hashicorp/raft's NewRaft
 // does when it starts, and returns an error wrapping ErrCorrupt that names
-// the group and the index of the first entry NewRaft would panic on: an
-// entry missing between the first and the last index, one whose checksum
-// or index does not match, or a configuration entry that
-// raft.DecodeConfiguration cannot decode. It reads every entry once, in
+// the group and the index of the first entry NewRaft would panic on: one
+// whose checksum or index does not match, or a configuration entry that
+// raft.DecodeConfiguration cannot decode. A hole in the log is no error:
+// Raft leaves one below a snapshot installed past a short log, and reads
+// only what follows the snapshot. It reads every entry once, in
 // order (the same scan DB.Stores makes); it holds no more than one entry
 // in memory.
 //
@@ -144,27 +145,21 @@ func (v *view) CheckConfigurations() (err error) {
 	}
 	defer v.exit()
 	defer v.recoverCorrupt(&err, "check the log")
-	return v.scanLog(true)
+	return v.scanLog()
 }
 
-// scanLog checks every stored entry, and with contiguous, that no index
-// between the first and the last is missing. The caller has entered.
-func (v *view) scanLog(contiguous bool) error {
+// scanLog checks every stored entry. The caller has entered.
+func (v *view) scanLog() error {
 	it, err := v.db.pdb.NewIter(&pebble.IterOptions{LowerBound: v.logLo, UpperBound: v.logHi})
 	if err != nil {
 		return v.db.readErr(err)
 	}
 	defer it.Close()
-	var prev uint64
 	for ok := it.First(); ok; ok = it.Next() {
 		index, err := logIndex(it.Key())
 		if err != nil {
 			return v.corrupt("%v", err)
 		}
-		if contiguous && prev != 0 && index != prev+1 {
-			return v.corrupt("log entries %d to %d are missing (the log holds %d and %d)", prev+1, index-1, prev, index)
-		}
-		prev = index
 		val, err := it.ValueAndErr()
 		if err != nil {
 			return v.db.readErr(err)

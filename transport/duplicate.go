@@ -115,10 +115,15 @@ func (n *Network) answerProbe(m *Msg) bool {
 	if d := time.Since(time.Unix(0, int64(epoch))); d > probeFresh || d < -probeFresh {
 		return false // replayed, or a clock far off: no alarm
 	}
-	n.stats.duplicates.Add(1)
-	now := time.Now().UnixNano()
-	if last := n.dupWarn.Load(); now-last > int64(time.Minute) && n.dupWarn.CompareAndSwap(last, now) {
-		n.log.Error("transport: another node with this node's identity is starting; it was told to stop (is it a copy of this data directory?)")
+	// A probe from a node that started before this one is this node's own
+	// earlier incarnation, replayed: answer it (that harms nobody) but
+	// raise no alarm. A copy starting now started later.
+	if epoch > n.epoch {
+		n.stats.duplicates.Add(1)
+		now := time.Now().UnixNano()
+		if last := n.dupWarn.Load(); now-last > int64(time.Minute) && n.dupWarn.CompareAndSwap(last, now) {
+			n.log.Error("transport: another node with this node's identity is starting; it was told to stop (is it a copy of this data directory?)")
+		}
 	}
 	a := make([]byte, 0, answerLen)
 	a = append(a, n.ident.card...)

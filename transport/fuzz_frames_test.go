@@ -208,7 +208,7 @@ func FuzzFramesReassemble(f *testing.F) {
 			id, idx, count := uint64(op[1]%16), uint32(op[2]%8), uint32(op[3]%12)
 			data := make([]byte, int(op[4])*2)
 			before, prog := accounted(n), progress(n)
-			whole, ok := n.reassemble(s, from, append(rawFragment(id, idx, count, nil), data...))
+			whole, ok := n.reassemble(s, from, append(rawFragment(id, idx, count, nil), data...), true)
 			k := fragKey{s, from, id}
 			switch {
 			case ok && len(whole) != held[k]+len(data):

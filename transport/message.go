@@ -249,7 +249,7 @@ func (n *Network) decode(s *Subscription, nm *nats.Msg) (*Msg, bool) {
 		}
 	}
 	if flags&flagFragment != 0 {
-		whole, ok := n.reassemble(s, m.From, body)
+		whole, ok := n.reassemble(s, m.From, body, m.scope != nil)
 		if !ok {
 			return nil, false
 		}
@@ -598,10 +598,17 @@ type senderKey struct {
 // hurts only itself. All partials together are bounded by maxFragMemory
 // bytes and maxPartials messages (many senders, each within its caps), and
 // expire after fragTTL.
+//
+// Plain frames prove nothing of their sender, so plain partial messages
+// (status answers, cards, users' plain requests) have a budget of their
+// own, maxPlainPartials and maxPlainFragBytes, that sealed ones never
+// share: a stranger who fills it delays only plain messages.
 const (
 	maxSenderPartials  = 8
 	maxSenderFragBytes = 2 * maxMessageSize
 	maxPartials        = 1 << 14
+	maxPlainPartials   = 256
+	maxPlainFragBytes  = 32 << 20
 )
 
 // fragLimits are the bounds on partial messages of one Network; tests
@@ -638,6 +645,7 @@ type partial struct {
 	start time.Time
 
 	key          fragKey
+	plain        bool     // counted in fragAux.plain, not sealed
 	older, newer *partial // in fragAux.all
 }
 
@@ -654,6 +662,7 @@ type senderFrags struct {
 type fragAux struct {
 	oldest, newest *partial // every partial, by start
 	by             map[senderKey]*senderFrags
+	plain          struct{ count, bytes int } // the plain partials among them
 
 	limits fragLimits
 	timed  bool        // expire on a timer too (set by New; not in tests' stubs)
@@ -677,7 +686,7 @@ const (
 // message and counts it as malformed. A message over a bound (see
 // maxSenderPartials) is dropped and counted as dropped, and logged at most
 // once per dropLogInterval.
-func (n *Network) reassemble(s *Subscription, from PeerID, body []byte) ([]byte, bool) {
+func (n *Network) reassemble(s *Subscription, from PeerID, body []byte, sealed bool) ([]byte, bool) {
 	if len(body) < fragHeaderLen {
 		n.stats.malformed.Add(1)
 		return nil, false
@@ -687,7 +696,7 @@ func (n *Network) reassemble(s *Subscription, from PeerID, body []byte) ([]byte,
 	count := binary.BigEndian.Uint32(body[12:16])
 	data := body[fragHeaderLen:]
 
-	whole, ok, why := n.addFragment(k, idx, count, data)
+	whole, ok, why := n.addFragment(k, idx, count, data, !sealed)
 	if why != "" {
 		n.logDrop(why, from, s)
 	}
@@ -696,7 +705,7 @@ func (n *Network) reassemble(s *Subscription, from PeerID, body []byte) ([]byte,
 
 // addFragment is reassemble under fragMu. It returns why it dropped a
 // message for a bound, if it did.
-func (n *Network) addFragment(k fragKey, idx, count uint32, data []byte) (whole []byte, ok bool, why string) {
+func (n *Network) addFragment(k fragKey, idx, count uint32, data []byte, plain bool) (whole []byte, ok bool, why string) {
 	n.fragMu.Lock()
 	defer n.fragMu.Unlock()
 	x := &n.fragAux
@@ -714,7 +723,7 @@ func (n *Network) addFragment(k fragKey, idx, count uint32, data []byte) (whole 
 			n.dropPartial(sf.parts[0], dropSenderPartials)
 			why = dropSenderPartials
 		}
-		if len(n.frags) >= lim.partials {
+		if full := len(n.frags)-x.plain.count >= lim.partials; plain && x.plain.count >= maxPlainPartials || !plain && full {
 			n.countDrop(dropFragMemory)
 			return nil, false, dropFragMemory
 		}
@@ -726,7 +735,10 @@ func (n *Network) addFragment(k fragKey, idx, count uint32, data []byte) (whole 
 			sf = &senderFrags{}
 			x.by[sk] = sf
 		}
-		p = &partial{count: count, start: now, key: k}
+		p = &partial{count: count, start: now, key: k, plain: plain}
+		if plain {
+			x.plain.count++
+		}
 		if n.frags == nil {
 			n.frags = map[fragKey]*partial{}
 		}
@@ -751,12 +763,15 @@ func (n *Network) addFragment(k fragKey, idx, count uint32, data []byte) (whole 
 			return nil, false, why
 		}
 	}
-	if n.fragMem+len(data) > lim.memory {
+	if plain && x.plain.bytes+len(data) > maxPlainFragBytes || !plain && n.fragMem-x.plain.bytes+len(data) > lim.memory {
 		n.dropPartial(p, dropFragMemory)
 		return nil, false, dropFragMemory
 	}
 	p.buf = append(p.buf, data...)
 	n.fragMem += len(data)
+	if plain {
+		x.plain.bytes += len(data)
+	}
 	sf.bytes += len(data)
 	p.next++
 	if p.next < p.count {
@@ -788,6 +803,10 @@ func (n *Network) removePartial(p *partial) {
 	x := &n.fragAux
 	delete(n.frags, p.key)
 	n.fragMem -= len(p.buf)
+	if p.plain {
+		x.plain.count--
+		x.plain.bytes -= len(p.buf)
+	}
 	x.unlink(p)
 	sk := senderKey{p.key.sub, p.key.from}
 	if sf := x.by[sk]; sf != nil {

@@ -6,7 +6,7 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// TestAttackCheckConfigurationsFlagsRaftsOwnGap: hashicorp/raft leaves a
+// hashicorp/raft leaves a
 // gap in a non-monotonic log store (this one does not implement
 // raft.MonotonicLogStore) when a follower installs a snapshot far ahead of
 // a short log: installSnapshot calls compactLogs, which deletes nothing
@@ -16,7 +16,7 @@ import (
 // latest snapshot, so the node starts fine; CheckConfigurations, which its
 // doc says to call before raft.NewRaft and which "reads the group's log as
 // NewRaft does", calls that healthy log corrupt.
-func TestAttackCheckConfigurationsFlagsRaftsOwnGap(t *testing.T) {
+func TestCheckConfigurationsAcceptsRaftsOwnGap(t *testing.T) {
 	db, _ := memDB(t, nil)
 	st := stores(t, db, groupID(7))
 	if err := st.Log.StoreLogs(mkLogs(1, 5)); err != nil {

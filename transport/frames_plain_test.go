@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// TestAttackStrangerFillsPartialsAndBlocksSealedMessages: a plain
+// A plain
 // subscription (every node has one: its card subject) reassembles
 // fragments before anything authenticates them, under whatever sender id
 // the frame names. A stranger without any scope key sends one tiny first
@@ -15,8 +15,9 @@ import (
 // messages. Until they expire (fragTTL, 30 s; the stranger simply sends
 // again), every new fragmented message to the node is dropped, including
 // sealed ones from members: a Raft AppendEntries or any reply over one
-// NATS payload never arrives.
-func TestAttackStrangerFillsPartialsAndBlocksSealedMessages(t *testing.T) {
+// NATS payload never arrived. Plain partials now have a budget of their
+// own (maxPlainPartials), which sealed messages never share.
+func TestStrangerPartialsDoNotBlockSealedMessages(t *testing.T) {
 	a := newNet(t, withMaxChunk(64<<10))
 	b := join(t, a)
 	sa, sb := sealedScope(a, "victim"), sealedScope(b, "victim")
@@ -41,7 +42,13 @@ func TestAttackStrangerFillsPartialsAndBlocksSealedMessages(t *testing.T) {
 	if err := raw.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the stranger's partials to be held", func() bool { p, _ := fragState(b); return p >= maxPartials })
+	eventually(t, "the stranger's partials to fill their budget", func() bool {
+		p, _ := fragState(b)
+		return p >= maxPlainPartials && b.Stats().Dropped > 0
+	})
+	if p, _ := fragState(b); p > maxPlainPartials {
+		t.Fatalf("%d plain partial messages held, budget %d", p, maxPlainPartials)
+	}
 
 	data := pattern(256<<10, 7) // four fragments
 	if err := sa.Publish(b.Subject("in"), b.ID(), data); err != nil {
@@ -52,7 +59,7 @@ func TestAttackStrangerFillsPartialsAndBlocksSealedMessages(t *testing.T) {
 		if !bytes.Equal(m.Data, data) {
 			t.Fatalf("message corrupted")
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(waitTimeout):
 		p, by := fragState(b)
 		t.Fatalf("a member's sealed 256 KiB message never arrived: a stranger's %d partial messages (%d bytes, spoofed senders) hold the node-wide bound; %+v", p, by, b.Stats())
 	}
