@@ -608,7 +608,7 @@ const (
 	maxSenderFragBytes = 2 * maxMessageSize
 	maxPartials        = 1 << 14
 	maxPlainPartials   = 256
-	maxPlainFragBytes  = 32 << 20
+	maxPlainFragBytes  = maxMessageSize
 )
 
 // fragLimits are the bounds on partial messages of one Network; tests
