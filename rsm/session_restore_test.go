@@ -47,8 +47,8 @@ func TestRestoreTrimsSessions(t *testing.T) {
 	}
 }
 
-// restored returns a new machine restored from a snapshot of f.
-func restored(t *testing.T, f *FSM[int64, struct{}, int64]) *FSM[int64, struct{}, int64] {
+// snapshotBytes returns a snapshot of f as Raft would store it.
+func snapshotBytes(t *testing.T, f *FSM[int64, struct{}, int64]) []byte {
 	t.Helper()
 	snap, err := f.Snapshot()
 	if err != nil {
@@ -59,9 +59,49 @@ func restored(t *testing.T, f *FSM[int64, struct{}, int64]) *FSM[int64, struct{}
 	if err := snap.Persist(&s); err != nil {
 		t.Fatal(err)
 	}
+	return s.Bytes()
+}
+
+// restored returns a new machine restored from a snapshot of f.
+func restored(t *testing.T, f *FSM[int64, struct{}, int64]) *FSM[int64, struct{}, int64] {
+	t.Helper()
 	g := NewFSM[int64, struct{}, int64](&adder{}, nil)
-	if err := g.Restore(io.NopCloser(bytes.NewReader(s.Bytes()))); err != nil {
+	if err := g.Restore(io.NopCloser(bytes.NewReader(snapshotBytes(t, f)))); err != nil {
 		t.Fatal(err)
 	}
 	return g
+}
+
+// Snapshots written before the forgotten-session mark (format MRS1) still
+// restore, with nothing forgotten.
+func TestRestoreVersion1Snapshot(t *testing.T) {
+	a := &adder{}
+	f := NewFSM[int64, struct{}, int64](a, nil)
+	l := &logs{t: t, term: 1}
+	f.Apply(l.entry(Entry{Session: SessionID{1}, Seq: 1, First: 1, Cmds: cmds(t, 5, 6)}))
+	// Rewrite the header as the older build wrote it.
+	b := snapshotBytes(t, f)
+	n := binary.BigEndian.Uint32(b[4:8])
+	var h snapHeader
+	if err := decMode.Unmarshal(b[8:8+n], &h); err != nil {
+		t.Fatal(err)
+	}
+	old, err := encMode.Marshal(snapHeaderV1{Cluster: h.Cluster, Last: h.Last, RaftIdx: h.RaftIdx, LastGC: h.LastGC, Sessions: h.Sessions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := append([]byte("MRS1"), binary.BigEndian.AppendUint32(nil, uint32(len(old)))...)
+	v1 = append(append(v1, old...), b[8+n:]...)
+
+	b2 := &adder{}
+	g := NewFSM[int64, struct{}, int64](b2, nil)
+	if err := g.Restore(io.NopCloser(bytes.NewReader(v1))); err != nil {
+		t.Fatalf("restore of a version 1 snapshot: %v", err)
+	}
+	if b2.sum != 11 || g.Last() != f.Last() || g.Sessions() != 1 || g.forgotten != 0 {
+		t.Fatalf("restored sum %d last %v sessions %d forgotten %d", b2.sum, g.Last(), g.Sessions(), g.forgotten)
+	}
+	if o := outcome(t, g.Apply(l.entry(Entry{Session: SessionID{1}, Seq: 1, Cmds: cmds(t, 5, 6)}))); o.First != 1 || b2.sum != 11 {
+		t.Fatalf("repeat after restore: %+v sum %d", o, b2.sum)
+	}
 }
