@@ -53,6 +53,10 @@ var (
 	// network. Share the first handle instead: handles are safe for
 	// concurrent use, and a writer has every read method.
 	ErrAlreadyOpen = errors.New("collections: already open on this network")
+	// ErrNotAppliedHere means a write committed, at the version returned
+	// with it, but this node had not applied it when the wait ended (it
+	// lost its quorum, or it is far behind): its reads do not show it yet.
+	ErrNotAppliedHere = errors.New("collections: written, not yet applied on this node")
 	// ErrBusy is what the inspect protocol answers a request over its
 	// bounds (InspectMaxDumps and the others): nothing was started, and the
 	// same request may succeed later.
@@ -297,18 +301,22 @@ func (h *handle[C]) execute(ctx context.Context, cmds ...C) ([]groups.Reply[repl
 	}
 	rs, err := h.g.ExecuteApplied(ctx, cmds)
 	if err != nil {
+		if errors.Is(err, groups.ErrNotAppliedHere) {
+			return rs, fmt.Errorf("%w: %w", ErrNotAppliedHere, err)
+		}
 		return nil, wrapErr(err)
 	}
 	return rs, nil
 }
 
-// execute1 is execute for one command.
+// execute1 is execute for one command. With ErrNotAppliedHere it returns
+// the version the command committed at too.
 func (h *handle[C]) execute1(ctx context.Context, cmd C) (Version, reply, error) {
 	rs, err := h.execute(ctx, cmd)
-	if err != nil {
+	if len(rs) == 0 {
 		return 0, reply{}, err
 	}
-	return Version(rs[0].Index), rs[0].Value, nil
+	return Version(rs[0].Index), rs[0].Value, err
 }
 
 // extend checks every command of a sequence, then applies them in runs of
@@ -343,10 +351,15 @@ func (h *handle[C]) extend(ctx context.Context, cmds checkedCmds[C]) (Version, e
 	last := h.Version()
 	for _, run := range runs {
 		rs, err := h.execute(ctx, run...)
+		if len(rs) > 0 {
+			last = Version(rs[len(rs)-1].Index)
+		}
 		if err != nil {
+			if len(rs) > 0 {
+				return last, err // committed, not yet applied here
+			}
 			return 0, err
 		}
-		last = Version(rs[len(rs)-1].Index)
 	}
 	if h.closed.Load() {
 		return 0, ErrClosed

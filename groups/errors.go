@@ -22,6 +22,10 @@ var (
 	// ErrNotLeader is reported by a member asked to do what only the leader
 	// does; commands and queries retry elsewhere on their own.
 	ErrNotLeader = errors.New("groups: not leader")
+	// ErrNotAppliedHere means commands committed (they applied, at the
+	// indexes returned with it) but this member had not applied them yet
+	// when the wait ended; it will once it catches up.
+	ErrNotAppliedHere = errors.New("groups: committed, not yet applied on this member")
 	// ErrBusy means a member had too many requests of this kind in flight
 	// and refused one; nothing was done. Retry later.
 	ErrBusy = errors.New("groups: busy")

@@ -434,7 +434,18 @@ func (g *Group[C, Q, R]) ExecuteManyReply(ctx context.Context, cmds []C) ([]Repl
 // the leader makes the commit known to it at once rather than with its next
 // entry. For machines that implement rsm.Replier the replies carry what
 // ApplyReply returned; for others only their indexes.
+//
+// Without a deadline in ctx it waits at most 3 × ForwardTimeout in all. If
+// the commands committed but this member has not applied them when ctx
+// ends (it lost its quorum, or it is far behind), it returns the replies
+// with an error matching ErrNotAppliedHere: they did apply, at those
+// indexes, and this member will apply them once it catches up.
 func (g *Group[C, Q, R]) ExecuteApplied(ctx context.Context, cmds []C) ([]Reply[R], error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 3*g.cfg.ForwardTimeout)
+		defer cancel()
+	}
 	res, err := g.submit(ctx, cmds, false, true)
 	if err != nil {
 		return nil, err
@@ -443,7 +454,11 @@ func (g *Group[C, Q, R]) ExecuteApplied(ctx context.Context, cmds []C) ([]Reply[
 	if err != nil {
 		return nil, err
 	}
-	if err := g.when.Committed(ctx, rs[len(rs)-1].Index); err != nil {
+	last := rs[len(rs)-1].Index
+	if err := g.when.Committed(ctx, last); err != nil {
+		if ctx.Err() != nil {
+			return rs, fmt.Errorf("%w: index %d: %w", ErrNotAppliedHere, last, err)
+		}
 		return nil, err
 	}
 	return rs, nil
