@@ -89,10 +89,14 @@ const (
 // field means that field's default. HeartbeatInterval and ElectionTimeout
 // are part of the group id: members must agree on them.
 type Config struct {
-	// HeartbeatInterval is how often the leader shows it is alive. Followers
-	// start an election after ten missed heartbeats. Default 100ms.
+	// HeartbeatInterval is how often the leader shows it is alive. Default
+	// ElectionTimeout / 10, or 100ms if both are zero.
 	HeartbeatInterval time.Duration
-	// ElectionTimeout is how long a candidate waits for votes. Default 1s.
+	// ElectionTimeout is how long a follower waits without hearing from a
+	// leader before it calls an election, and how long a candidate waits
+	// for votes, as in etcd and the Raft paper. At least 5 ×
+	// HeartbeatInterval. Default 10 × HeartbeatInterval, or 1s if both are
+	// zero.
 	ElectionTimeout time.Duration
 	// BootstrapDelay is how long a new member listens for an existing group
 	// before the lowest PeerID among those present founds one. Default 3s.
@@ -139,6 +143,13 @@ type Config struct {
 	Labels map[string]string
 }
 
+// Validate reports every problem of c at once, naming its fields, as Join
+// would; a nil *Config is valid.
+func (c *Config) Validate() error {
+	_, err := c.resolve(nil)
+	return err
+}
+
 // resolve returns a copy with defaults filled in, or every problem at once.
 func (c *Config) resolve(fallback *slog.Logger) (Config, error) {
 	var r Config
@@ -164,6 +175,13 @@ func (c *Config) resolve(fallback *slog.Logger) (Config, error) {
 			*d = v
 		}
 	}
+	// One timing given, the other follows it.
+	switch {
+	case r.HeartbeatInterval == 0 && r.ElectionTimeout > 0:
+		r.HeartbeatInterval = r.ElectionTimeout / 10
+	case r.ElectionTimeout == 0 && r.HeartbeatInterval > 0:
+		r.ElectionTimeout = 10 * r.HeartbeatInterval
+	}
 	def(&r.HeartbeatInterval, 100*time.Millisecond)
 	def(&r.ElectionTimeout, time.Second)
 	def(&r.BootstrapDelay, 3*time.Second)
@@ -176,6 +194,9 @@ func (c *Config) resolve(fallback *slog.Logger) (Config, error) {
 	}
 	if r.ElectionTimeout > 0 && r.ElectionTimeout < 5*time.Millisecond {
 		errs = append(errs, fmt.Errorf("groups: Config.ElectionTimeout %v is below 5ms", r.ElectionTimeout))
+	}
+	if r.HeartbeatInterval > 0 && r.ElectionTimeout < 5*r.HeartbeatInterval {
+		errs = append(errs, fmt.Errorf("groups: Config.ElectionTimeout (%v) must be at least 5 × Config.HeartbeatInterval (%v), so that a follower does not call an election while the leader is alive", r.ElectionTimeout, r.HeartbeatInterval))
 	}
 	if r.DeadMemberTimeout > 0 && r.DeadMemberTimeout < 2*r.announceInterval() {
 		errs = append(errs, fmt.Errorf("groups: Config.DeadMemberTimeout %v is shorter than two announcements (%v)", r.DeadMemberTimeout, 2*r.announceInterval()))

@@ -186,7 +186,9 @@ func (c *core) raftConfig(canSnapshot bool) *raft.Config {
 	f := time.Duration(c.cfg.Preference.Factor())
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(c.self.String())
-	rc.HeartbeatTimeout = 10 * c.cfg.HeartbeatInterval * f
+	// A follower calls an election after ElectionTimeout without a leader
+	// (Raft's HeartbeatTimeout), and a candidate waits as long for votes.
+	rc.HeartbeatTimeout = c.cfg.ElectionTimeout * f
 	rc.ElectionTimeout = c.cfg.ElectionTimeout * f
 	rc.LeaderLeaseTimeout = min(rc.HeartbeatTimeout, rc.ElectionTimeout) / 2
 	rc.CommitTimeout = min(max(c.cfg.HeartbeatInterval/2, 5*time.Millisecond), 50*time.Millisecond)

@@ -1,0 +1,64 @@
+package groups
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// Timings as etcd users write them: the leader beats every 50 ms, and a
+// follower calls an election after 300 ms without a leader. Raft must run
+// with exactly that, and no rule of Raft's the user never set may refuse it.
+func TestEtcdStyleTimings(t *testing.T) {
+	c := newCluster(t)
+	cfg := &Config{HeartbeatInterval: 50 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, BootstrapDelay: 300 * time.Millisecond}
+	nd, err := c.join(cfg)
+	if err != nil {
+		t.Fatalf("Join with HeartbeatInterval 50ms, ElectionTimeout 300ms: %v", err)
+	}
+	online(t, nd)
+	rc := nd.g.core.raftConfig(false)
+	if rc.HeartbeatTimeout != 300*time.Millisecond || rc.ElectionTimeout != 300*time.Millisecond {
+		t.Fatalf("raft runs with heartbeat timeout %v, election timeout %v; want both 300ms", rc.HeartbeatTimeout, rc.ElectionTimeout)
+	}
+}
+
+// Cross-field rules are checked by Config, naming the user's own fields;
+// a field left zero follows the other.
+func TestConfigTimings(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		cfg    Config
+		hb, et time.Duration
+		err    string
+	}{
+		{"defaults", Config{}, 100 * time.Millisecond, time.Second, ""},
+		{"etcd style", Config{HeartbeatInterval: 50 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond}, 50 * time.Millisecond, 300 * time.Millisecond, ""},
+		{"heartbeat only", Config{HeartbeatInterval: 500 * time.Millisecond}, 500 * time.Millisecond, 5 * time.Second, ""},
+		{"election only", Config{ElectionTimeout: 300 * time.Millisecond}, 30 * time.Millisecond, 300 * time.Millisecond, ""},
+		{"election too short", Config{HeartbeatInterval: 100 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond}, 0, 0, "Config.ElectionTimeout (300ms) must be at least 5 × Config.HeartbeatInterval (100ms)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			r, rerr := tc.cfg.resolve(nil)
+			if (err == nil) != (rerr == nil) {
+				t.Fatalf("Validate %v, resolve %v: they disagree", err, rerr)
+			}
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("Validate: %v, want %q", err, tc.err)
+				}
+				if strings.Contains(err.Error(), "Heartbeat Timeout") {
+					t.Fatalf("Validate names a Raft setting the user never set: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.HeartbeatInterval != tc.hb || r.ElectionTimeout != tc.et {
+				t.Fatalf("resolved to heartbeat %v, election %v; want %v, %v", r.HeartbeatInterval, r.ElectionTimeout, tc.hb, tc.et)
+			}
+		})
+	}
+}
