@@ -48,13 +48,21 @@ type options struct {
 }
 
 // WithURL connects to an existing NATS server or cluster instead of starting
-// an embedded one. Several URLs may be given separated by commas.
-func WithURL(url string) Option {
+// an embedded one. Several URLs may be given, as arguments or separated by
+// commas (a cluster's servers): New connects to one that answers, and while
+// none does it keeps trying until its context ends (30 s if it has no
+// deadline). Credentials or TLS a server refuses fail at once.
+func WithURL(urls ...string) Option {
 	return func(o *options) error {
-		if strings.TrimSpace(url) == "" {
-			return errors.New("transport: WithURL: empty url")
+		for _, u := range urls {
+			if strings.TrimSpace(u) == "" {
+				return errors.New("transport: WithURL: empty url")
+			}
 		}
-		o.url = url
+		if len(urls) == 0 {
+			return errors.New("transport: WithURL: no url")
+		}
+		o.url = strings.Join(urls, ",")
 		return nil
 	}
 }
@@ -431,6 +439,34 @@ func secured(o *server.Options) bool {
 }
 
 func connect(ctx context.Context, addr string, opts []nats.Option) (*nats.Conn, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, connectWait)
+		defer cancel()
+	}
+	wait := 100 * time.Millisecond
+	for {
+		nc, err := dial(ctx, addr, opts)
+		// Only "no server answered" may pass: a server that refuses the
+		// credentials or the TLS will refuse them again.
+		if err == nil || !errors.Is(err, nats.ErrNoServers) {
+			return nc, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (still trying when %w)", err, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// connectWait bounds how long New waits for a server to answer when its
+// context has no deadline.
+const connectWait = 30 * time.Second
+
+// dial makes one attempt to connect, within ctx.
+func dial(ctx context.Context, addr string, opts []nats.Option) (*nats.Conn, error) {
 	type result struct {
 		nc  *nats.Conn
 		err error
