@@ -3,6 +3,7 @@ package groups
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -187,14 +188,7 @@ func TestDeadMembersRemovedAndReplaced(t *testing.T) {
 	c := newCluster(t)
 	nodes := []*node{c.add(nil), c.add(nil), c.add(nil), c.add(nil), c.add(nil)}
 	online(t, nodes...)
-	waitFor(t, 10*time.Second, "5 voters", func() bool {
-		l := c.agreed()
-		if l == nil {
-			return false
-		}
-		v, _ := voters(l.g.Members())
-		return v == 5
-	})
+	c.waitVoters(10*time.Second, 5)
 	l := c.leader()
 	var dead, live []*node
 	for _, nd := range nodes {
@@ -360,4 +354,18 @@ func TestSplitFoundingIsDetected(t *testing.T) {
 			t.Fatalf("after the split: %d, %v; want %d", r.Value, err, want)
 		}
 	}
+}
+
+// waitVoters waits until the members agree on a leader whose configuration
+// has n voters.
+func (c *cluster) waitVoters(d time.Duration, n int) {
+	c.t.Helper()
+	waitFor(c.t, d, fmt.Sprintf("%d voters", n), func() bool {
+		l := c.agreed()
+		if l == nil {
+			return false
+		}
+		v, _ := voters(l.g.Members())
+		return v == n
+	})
 }

@@ -612,13 +612,16 @@ func (c *core) Members() []Member {
 // everything the member started and is idempotent.
 func (c *core) Close() error {
 	c.closeOnce.Do(func() {
-		if !c.cfg.Storage.Durable() {
-			ctx, cancel := context.WithTimeout(context.Background(), c.closeBudget())
-			_ = c.removeSelf(ctx, false)
-			cancel()
+		ctx, cancel := context.WithTimeout(context.Background(), c.closeBudget())
+		defer cancel()
+		// Hand over first: a leader that removed itself would leave the
+		// others naming it until their election timeout.
+		if c.raft.State() == raft.Leader && c.raft.LeadershipTransfer().Error() == nil {
+			// Wait for the new leader, so the removal goes to it.
+			_, _ = c.when.until(ctx, func(s status) bool { return !s.leader.IsZero() && s.leader != c.self })
 		}
-		if c.raft.State() == raft.Leader {
-			_ = c.raft.LeadershipTransfer().Error()
+		if !c.cfg.Storage.Durable() {
+			_ = c.removeSelf(ctx, false)
 		}
 		c.stop()
 	})
