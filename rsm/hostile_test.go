@@ -124,34 +124,3 @@ func TestSessionsAreBounded(t *testing.T) {
 		t.Fatalf("new session: %+v", o)
 	}
 }
-
-// TestRestoreBoundsSessions: a snapshot holding more sessions than
-// MaxSessions (taken before the bound) restores the most recently used.
-func TestRestoreBoundsSessions(t *testing.T) {
-	f := NewFSM[int64, struct{}, int64](&adder{}, nil)
-	for i := range MaxSessions + 5 {
-		var s SessionID
-		binary.BigEndian.PutUint64(s[:], uint64(i+1))
-		f.sessions[s] = &session{Last: 1, Active: Index(i + 1)}
-	}
-	snap, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s sink
-	if err := snap.Persist(&s); err != nil {
-		t.Fatal(err)
-	}
-	g := NewFSM[int64, struct{}, int64](&adder{}, nil)
-	if err := g.Restore(io.NopCloser(bytes.NewReader(s.Bytes()))); err != nil {
-		t.Fatal(err)
-	}
-	var oldest, newest SessionID
-	binary.BigEndian.PutUint64(oldest[:], 1)
-	binary.BigEndian.PutUint64(newest[:], MaxSessions+5)
-	_, keptOld := g.SessionLast(oldest)
-	_, keptNew := g.SessionLast(newest)
-	if g.Sessions() != MaxSessions || keptOld || !keptNew {
-		t.Fatalf("%d sessions restored, oldest kept %v, newest kept %v", g.Sessions(), keptOld, keptNew)
-	}
-}

@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
 	"sync"
@@ -9,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mosaik-go/mosaik/internal/promtest"
 )
 
 // TestFramesExpireOnTimer: partial messages that never complete expire on
@@ -74,11 +75,10 @@ func TestFramesExpireOnTimer(t *testing.T) {
 // the metric) and logged once per interval, while another sender's
 // message on the same subscription is unaffected.
 func TestFramesSenderCap(t *testing.T) {
-	var logs bytes.Buffer
-	var mu sync.Mutex
+	var logs lockedBuffer
 	reg := prometheus.NewRegistry()
 	a := newNet(t)
-	b := join(t, a, WithMetrics(reg), WithLogger(slog.New(slog.NewTextHandler(&lockedWriter{mu: &mu, w: &logs}, nil))))
+	b := join(t, a, WithMetrics(reg), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	in := collect(t, b, b.Subject("in"))
 	raw := rawConn(t, b)
 	flooder, honest := NewPeerID(), NewPeerID()
@@ -114,13 +114,11 @@ func TestFramesSenderCap(t *testing.T) {
 	if p, _ := fragState(b); p != maxSenderPartials-1 {
 		t.Errorf("%d partial messages held, want %d", p, maxSenderPartials-1)
 	}
-	mu.Lock()
 	lines := strings.Count(logs.String(), "messages dropped over a bound")
-	mu.Unlock()
 	if lines != 1 {
 		t.Errorf("%d log lines about drops, want 1 per interval:\n%s", lines, logs.String())
 	}
-	if got := metricValue(t, reg, "mosaik_transport_dropped_messages_total", "reason", dropSenderPartials); got != float64(st.Dropped) {
+	if got := promtest.Sum(t, reg, "mosaik_transport_dropped_messages_total", "reason", dropSenderPartials); got != float64(st.Dropped) {
 		t.Errorf("metric says %v dropped, Stats %d", got, st.Dropped)
 	}
 }
@@ -161,42 +159,7 @@ func TestFramesSlowConsumerCounted(t *testing.T) {
 	free()
 	st := b.Stats()
 	t.Logf("%+v", st)
-	if got := metricValue(t, reg, "mosaik_transport_dropped_messages_total", "reason", dropSlowConsumer); got < 1 {
+	if got := promtest.Sum(t, reg, "mosaik_transport_dropped_messages_total", "reason", dropSlowConsumer); got < 1 {
 		t.Errorf("metric says %v dropped for a slow consumer", got)
 	}
-}
-
-// lockedWriter serializes writes to w.
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-// metricValue returns the value of the counter name whose label has value.
-func metricValue(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == label && lp.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("no metric %s{%s=%q}", name, label, value)
-	return 0
 }

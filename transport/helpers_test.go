@@ -1,9 +1,11 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"sync"
 	"testing"
 	"time"
 
@@ -282,4 +284,22 @@ func rawFragment(id uint64, idx, count uint32, data []byte) []byte {
 	binary.BigEndian.PutUint32(b[12:16], count)
 	copy(b[fragHeaderLen:], data)
 	return b
+}
+
+// lockedBuffer collects a node's logs; the node writes from many goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
