@@ -52,23 +52,27 @@ const (
 	codeSessionExpired
 )
 
+// wireErrors are the sentinels a code stands for, in the order errorCode
+// tries them.
+var wireErrors = []struct {
+	code uint8
+	err  error
+}{
+	{codeNotLeader, ErrNotLeader},
+	{codeClosed, ErrClosed},
+	{codeRefused, errRefused},
+	{codeTooLarge, ErrTooLarge},
+	{codeBusy, ErrBusy},
+	{codeSessionExpired, ErrSessionExpired},
+}
+
 func errorCode(err error) uint8 {
-	switch {
-	case errors.Is(err, ErrNotLeader):
-		return codeNotLeader
-	case errors.Is(err, ErrClosed):
-		return codeClosed
-	case errors.Is(err, errRefused):
-		return codeRefused
-	case errors.Is(err, ErrTooLarge):
-		return codeTooLarge
-	case errors.Is(err, ErrBusy):
-		return codeBusy
-	case errors.Is(err, ErrSessionExpired):
-		return codeSessionExpired
-	default:
-		return codeInternal
+	for _, w := range wireErrors {
+		if errors.Is(err, w.err) {
+			return w.code
+		}
 	}
+	return codeInternal
 }
 
 // remoteError is an error a peer reported. It matches the sentinel its code
@@ -81,19 +85,10 @@ type remoteError struct {
 func (e *remoteError) Error() string { return "groups: remote: " + e.msg }
 
 func (e *remoteError) Is(target error) bool {
-	switch e.code {
-	case codeNotLeader:
-		return target == ErrNotLeader
-	case codeClosed:
-		return target == ErrClosed
-	case codeRefused:
-		return target == errRefused
-	case codeTooLarge:
-		return target == ErrTooLarge
-	case codeBusy:
-		return target == ErrBusy
-	case codeSessionExpired:
-		return target == ErrSessionExpired || target == ErrOutcomeUnknown
+	for _, w := range wireErrors {
+		if w.code == e.code {
+			return errors.Is(w.err, target) // ErrSessionExpired is also ErrOutcomeUnknown
+		}
 	}
 	return false
 }

@@ -233,13 +233,17 @@ func TestReadIndexRequestsAreBounded(t *testing.T) {
 // TestRefusalsCrossTheWire: the errors a leader refuses with match the
 // same sentinels on the member that forwarded.
 func TestRefusalsCrossTheWire(t *testing.T) {
-	for _, err := range []error{ErrTooLarge, ErrBusy, ErrSessionExpired} {
-		r := forwardReply{Kind: replyError, Code: errorCode(err), Msg: err.Error()}
-		if !errors.Is(r.err(), err) {
-			t.Errorf("%v does not cross the wire", err)
+	for _, w := range wireErrors {
+		r := forwardReply{Kind: replyError, Code: errorCode(w.err), Msg: w.err.Error()}
+		got := r.err()
+		for _, other := range wireErrors {
+			if errors.Is(got, other.err) != (other.code == w.code) {
+				t.Errorf("%v across the wire: errors.Is(%v) = %v", w.err, other.err, !(other.code == w.code))
+			}
 		}
 	}
-	if !errors.Is(ErrSessionExpired, ErrOutcomeUnknown) {
-		t.Error("ErrSessionExpired does not match ErrOutcomeUnknown")
+	r := forwardReply{Kind: replyError, Code: errorCode(ErrSessionExpired), Msg: "x"}
+	if !errors.Is(r.err(), ErrOutcomeUnknown) {
+		t.Error("ErrSessionExpired across the wire does not match ErrOutcomeUnknown")
 	}
 }
