@@ -430,16 +430,23 @@ func (f *FSM[C, Q, R]) applyCommands(raw [][]byte, first Index, term Term) [][]b
 // last batch applied earliest, ties broken by id, so every member forgets
 // the same one.
 func (f *FSM[C, Q, R]) evictSession() {
-	var (
-		victim SessionID
-		oldest *session
-	)
-	for id, s := range f.sessions {
-		if oldest == nil || s.Active < oldest.Active || (s.Active == oldest.Active && bytes.Compare(id[:], victim[:]) < 0) {
-			victim, oldest = id, s
+	var victim SessionID
+	first := true
+	for id := range f.sessions {
+		if first || f.lessRecent(id, victim) < 0 {
+			victim, first = id, false
 		}
 	}
-	f.forget(victim, oldest)
+	f.forget(victim, f.sessions[victim])
+}
+
+// lessRecent orders sessions from the least recently used, ties broken by
+// id: the order in which every member forgets them.
+func (f *FSM[C, Q, R]) lessRecent(a, b SessionID) int {
+	if x, y := f.sessions[a].Active, f.sessions[b].Active; x != y {
+		return cmp.Compare(x, y)
+	}
+	return bytes.Compare(a[:], b[:])
 }
 
 // trimSessions forgets the least recently used sessions beyond
@@ -453,12 +460,7 @@ func (f *FSM[C, Q, R]) trimSessions() {
 	for id := range f.sessions {
 		ids = append(ids, id)
 	}
-	slices.SortFunc(ids, func(a, b SessionID) int {
-		if x, y := f.sessions[a].Active, f.sessions[b].Active; x != y {
-			return cmp.Compare(x, y)
-		}
-		return bytes.Compare(a[:], b[:])
-	})
+	slices.SortFunc(ids, f.lessRecent)
 	for _, id := range ids[:excess] {
 		f.forget(id, f.sessions[id])
 	}
