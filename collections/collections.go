@@ -302,7 +302,7 @@ func (h *handle[C]) execute(ctx context.Context, cmds ...C) ([]groups.Reply[repl
 	rs, err := h.g.ExecuteApplied(ctx, cmds)
 	if err != nil {
 		if errors.Is(err, groups.ErrNotAppliedHere) {
-			return rs, fmt.Errorf("%w: %w", ErrNotAppliedHere, err)
+			return rs, fmt.Errorf("%w: %w", ErrNotAppliedHere, wrapErr(err))
 		}
 		return nil, wrapErr(err)
 	}
@@ -349,17 +349,21 @@ func (h *handle[C]) extend(ctx context.Context, cmds checkedCmds[C]) (Version, e
 		runs = append(runs, run)
 	}
 	last := h.Version()
+	total, written := 0, 0
+	for _, run := range runs {
+		total += len(run)
+	}
 	for _, run := range runs {
 		rs, err := h.execute(ctx, run...)
-		if len(rs) > 0 {
-			last = Version(rs[len(rs)-1].Index)
-		}
 		if err != nil {
-			if len(rs) > 0 {
-				return last, err // committed, not yet applied here
+			if len(rs) > 0 { // this run committed, not yet applied here
+				written += len(rs)
+				return Version(rs[len(rs)-1].Index), fmt.Errorf("%w (%d of %d entries written; the rest not sent)", err, written, total)
 			}
 			return 0, err
 		}
+		written += len(rs)
+		last = Version(rs[len(rs)-1].Index)
 	}
 	if h.closed.Load() {
 		return 0, ErrClosed

@@ -440,8 +440,9 @@ func (g *Group[C, Q, R]) ExecuteManyReply(ctx context.Context, cmds []C) ([]Repl
 // Without a deadline in ctx it waits at most 3 × ForwardTimeout in all. If
 // the commands committed but this member has not applied them when ctx
 // ends (it lost its quorum, or it is far behind), it returns the replies
-// with an error matching ErrNotAppliedHere: they did apply, at those
-// indexes, and this member will apply them once it catches up.
+// with an error matching ErrNotAppliedHere (and ErrClosed if the member
+// closed meanwhile): they did apply, at those indexes, and this member
+// will apply them once it catches up.
 func (g *Group[C, Q, R]) ExecuteApplied(ctx context.Context, cmds []C) ([]Reply[R], error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -458,10 +459,9 @@ func (g *Group[C, Q, R]) ExecuteApplied(ctx context.Context, cmds []C) ([]Reply[
 	}
 	last := rs[len(rs)-1].Index
 	if err := g.when.Committed(ctx, last); err != nil {
-		if ctx.Err() != nil {
-			return rs, fmt.Errorf("%w: index %d: %w", ErrNotAppliedHere, last, err)
-		}
-		return nil, err
+		// Committed all the same, whether the wait ran out or the member
+		// closed: say so, with the indexes.
+		return rs, fmt.Errorf("%w: index %d: %w", ErrNotAppliedHere, last, err)
 	}
 	return rs, nil
 }
@@ -493,8 +493,9 @@ func (g *Group[C, Q, R]) submit(ctx context.Context, cmds []C, feed, local bool)
 		if err != nil {
 			return rsm.Outcome{}, fmt.Errorf("groups: encode command: %w", err)
 		}
-		if len(b) > MaxCommandSize {
-			return rsm.Outcome{}, fmt.Errorf("%w: command of %d bytes, limit %d", ErrTooLarge, len(b), MaxCommandSize)
+		// What the machine could not decode would commit and apply nothing.
+		if err := rsm.DecMode().Wellformed(b); err != nil {
+			return rsm.Outcome{}, fmt.Errorf("%w: command does not decode within the limits: %v", ErrTooLarge, err)
 		}
 		enc[i] = b
 	}
@@ -612,16 +613,15 @@ func (c *core) Members() []Member {
 // everything the member started and is idempotent.
 func (c *core) Close() error {
 	c.closeOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), c.closeBudget())
-		defer cancel()
 		// Hand over first: a leader that removed itself would leave the
 		// others naming it until their election timeout.
-		if c.raft.State() == raft.Leader && c.raft.LeadershipTransfer().Error() == nil {
-			// Wait for the new leader, so the removal goes to it.
-			_, _ = c.when.until(ctx, func(s status) bool { return !s.leader.IsZero() && s.leader != c.self })
+		if c.raft.State() == raft.Leader {
+			c.handOver()
 		}
 		if !c.cfg.Storage.Durable() {
+			ctx, cancel := context.WithTimeout(context.Background(), c.closeBudget())
 			_ = c.removeSelf(ctx, false)
+			cancel()
 		}
 		c.stop()
 	})
@@ -638,6 +638,21 @@ func (c *core) Leave(ctx context.Context) error {
 	})
 	<-c.netWatch
 	return err
+}
+
+// handOver makes another voter leader and waits, within the close budget,
+// until this member hears of it, so that what follows goes to it. If that
+// fails, the others elect one after their election timeout.
+func (c *core) handOver() {
+	ctx, cancel := context.WithTimeout(context.Background(), c.closeBudget())
+	defer cancel()
+	err := c.raft.LeadershipTransfer().Error()
+	if err == nil {
+		_, err = c.when.until(ctx, func(s status) bool { return !s.leader.IsZero() && s.leader != c.self })
+	}
+	if err != nil && !c.lastVoter() {
+		c.log.Warn("groups: closing leader could not hand over leadership; the others elect one after their election timeout", "err", err)
+	}
 }
 
 func (c *core) closeBudget() time.Duration {

@@ -79,7 +79,7 @@ func (m *groupMetrics) start() {
 			return float64(commit - min(applied, commit))
 		}),
 		counter("refused_batches_total", "Batches the member refused as leader for exceeding the size limits.", m.c.refused.batches.Load),
-		counter("refused_entries_total", "Log entries the member's machine refused: undecodable or over the limits.", m.c.refusedEntries),
+		counter("refused_entries_total", "Log entries and commands the member's machine refused: undecodable or over the limits.", m.c.refusedEntries),
 		counter("dropped_peers_total", "Announced peers forgotten because the peer table was full.", m.c.refused.peers.Load),
 		counter("busy_read_index_total", "Read-index requests refused because too many were in flight.", m.c.refused.readIndex.Load),
 		gauge("voters", "Voters in the group's configuration as the member knows it.", func() float64 { return float64(m.count(raft.Voter)) }),

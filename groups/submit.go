@@ -73,10 +73,13 @@ type submitter struct {
 	queue    []*pending
 	inflight []*batch
 	nextSeq  uint64
-	base     uint64 // every batch up to base is resolved
-	leader   transport.PeerID
-	resendAt time.Time
-	backoff  time.Duration
+	// seenFloor is the least index a new session may record: past every
+	// session the group said it forgot (see expire).
+	seenFloor rsm.Index
+	base      uint64 // every batch up to base is resolved
+	leader    transport.PeerID
+	resendAt  time.Time
+	backoff   time.Duration
 }
 
 func newSubmitter(c *core) (*submitter, error) {
@@ -215,7 +218,7 @@ func (s *submitter) form() *batch {
 	if s.nextSeq == 1 {
 		// Nothing went under the current session yet: name a new one by
 		// what this member has seen applied (see rsm.NewSessionID).
-		id, err := rsm.NewSessionID(s.c.fsm.Applied())
+		id, err := rsm.NewSessionID(max(s.c.fsm.Applied(), s.seenFloor))
 		if err != nil {
 			s.queue = append(b.parts, s.queue...)
 			s.failAll(fmt.Errorf("groups: session id: %w", err))
@@ -363,6 +366,10 @@ func (s *submitter) expire(b *batch, r forwardReply) {
 	}
 	s.queue = append(again, s.queue...)
 	s.inflight = nil
+	// A member behind the group (restarting, replaying) would name its new
+	// session by an index the group has forgotten sessions past, and be
+	// refused again at once: name it past them.
+	s.seenFloor = max(s.seenFloor, r.Outcome.First+1)
 	// The next batch formed starts a new session (see form).
 	s.nextSeq, s.base, s.resendAt, s.backoff = 1, 0, time.Time{}, 0
 }

@@ -36,7 +36,8 @@ func TestConfigTimings(t *testing.T) {
 		{"etcd style", Config{HeartbeatInterval: 50 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond}, 50 * time.Millisecond, 300 * time.Millisecond, ""},
 		{"heartbeat only", Config{HeartbeatInterval: 500 * time.Millisecond}, 500 * time.Millisecond, 5 * time.Second, ""},
 		{"election only", Config{ElectionTimeout: 300 * time.Millisecond}, 30 * time.Millisecond, 300 * time.Millisecond, ""},
-		{"election too short", Config{HeartbeatInterval: 100 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond}, 0, 0, "Config.ElectionTimeout (300ms) must be at least 5 × Config.HeartbeatInterval (100ms)"},
+		{"heartbeat above the election timeout", Config{HeartbeatInterval: 500 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond}, 500 * time.Millisecond, 300 * time.Millisecond, ""},
+		{"dead members sooner than two announcements", Config{HeartbeatInterval: time.Second, DeadMemberTimeout: 5 * time.Second}, 0, 0, "Config.DeadMemberTimeout 5s is shorter than two announcements (10s: 10 × Config.HeartbeatInterval)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()

@@ -24,7 +24,7 @@ var (
 
 const (
 	maxElements = MaxCommandSize
-	maxNesting  = 32
+	maxNesting  = 64
 )
 
 func init() {

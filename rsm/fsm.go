@@ -71,8 +71,10 @@ const (
 	// nothing applied, and the session moves past it.
 	StatusTooLarge
 	// StatusExpired: the batch's session was forgotten (see MaxSessions)
-	// after some of its batches applied; nothing applied now, and whether
-	// this batch applied before cannot be told.
+	// after some of its batches applied, or may have been; nothing applied
+	// now, and whether this batch applied before cannot be told. First is
+	// the latest index a forgotten session was active at: a new session
+	// must record more (see NewSessionID).
 	StatusExpired
 )
 
@@ -320,7 +322,7 @@ func (f *FSM[C, Q, R]) applyLog(l *raft.Log) any {
 		// may be that one, sending its first batch again: refuse it too
 		// (its submitter starts a new session; nothing applied now).
 		f.skip(e, l.Term)
-		return Outcome{Status: StatusExpired}
+		return Outcome{Status: StatusExpired, First: f.forgotten}
 	}
 	if s != nil && e.Seq <= s.Last {
 		f.skip(e, l.Term)

@@ -38,8 +38,22 @@ func TestForgottenSessionFirstBatchNotAppliedTwice(t *testing.T) {
 	retry := first
 	retry.First = f.Applied() + 1
 	o := outcome(t, f.Apply(l.entry(retry)))
-	if o.Status != StatusExpired {
-		t.Fatalf("retry of a forgotten session's first batch: %+v, want StatusExpired", o)
+	if o.Status != StatusExpired || o.First != f.forgotten || f.forgotten == 0 {
+		t.Fatalf("retry of a forgotten session's first batch: %+v (forgotten %d), want StatusExpired naming the forgotten mark", o, f.forgotten)
+	}
+	// A member behind the group names its new session past that mark
+	// (groups does, from this outcome): refused at the mark, taken past it.
+	for _, c := range []struct {
+		seen Index
+		want Status
+	}{{o.First, StatusExpired}, {o.First + 1, StatusApplied}} {
+		id, err := NewSessionID(c.seen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := outcome(t, f.Apply(l.entry(Entry{Session: id, Seq: 1, First: f.Applied() + 1, Cmds: cmds(t, 9)}))); got.Status != c.want {
+			t.Fatalf("a new session that saw %d: %+v, want status %d", c.seen, got, c.want)
+		}
 	}
 	n := 0
 	for _, v := range p.got {
