@@ -54,11 +54,59 @@ func FuzzApply(f *testing.F) {
 			}
 			outs = append(outs, o)
 		}
-		if outs[0].Status != outs[1].Status || outs[0].First != outs[1].First || outs[0].Count != outs[1].Count {
-			t.Fatalf("replicas differ: %+v vs %+v", outs[0], outs[1])
+		for _, o := range outs[1:] {
+			if o.Status != outs[0].Status || o.First != outs[0].First || o.Count != outs[0].Count {
+				t.Fatalf("machines differ: %+v vs %+v", outs[0], o)
+			}
 		}
 		if _, err := DecodeEntry(data); err != nil && outs[0].Status != StatusMalformed {
 			t.Fatalf("undecodable entry answered %+v", outs[0])
+		}
+	})
+}
+
+// FuzzSessions: replicas that apply the same batches agree on every outcome
+// and end in the same state, though one of them is snapshotted and restored
+// after every batch, with the session table full so that sessions are
+// forgotten (evictions, the forgotten mark, expired and new sessions).
+// Each op is three bytes: which session (one of the table's, or a new one
+// recording a chosen index), the batch number, and what it says is known
+// applied.
+func FuzzSessions(f *testing.F) {
+	f.Add([]byte{0, 1, 0, 200, 1, 0, 0, 1, 0})
+	f.Add([]byte{130, 1, 0, 130, 2, 1, 255, 1, 0, 3, 2, 1})
+	f.Add([]byte{1, 1, 0, 129, 1, 0, 1, 1, 0, 1, 2, 1})
+	full := NewFSM[int64, struct{}, int64](&adder{}, nil)
+	var table []SessionID
+	for i := range MaxSessions {
+		var id SessionID
+		binary.BigEndian.PutUint64(id[:8], uint64(i))
+		binary.BigEndian.PutUint64(id[8:], uint64(i)+1)
+		full.sessions[id] = &session{Last: 1, Active: Index(i + 1)}
+		table = append(table, id)
+	}
+	full.last = Cursor{Term: 1, Index: MaxSessions}
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		a, b := restored(t, full), restored(t, full)
+		l := &logs{t: t, index: MaxSessions, term: 1}
+		for i := 0; i+2 < len(ops) && i < 3*64; i += 3 {
+			var id SessionID
+			if sel := ops[i]; sel < 128 {
+				id = table[int(sel)*8%len(table)]
+			} else {
+				binary.BigEndian.PutUint64(id[:8], uint64(sel-128)*16) // what it had seen
+				id[15] = byte(i)
+			}
+			e := Entry{Session: id, Seq: uint64(ops[i+1]%4) + 1, Base: uint64(ops[i+2] % 3), First: a.Applied() + 1, Cmds: cmds(t, int64(i))}
+			log := l.entry(e)
+			oa, ob := outcome(t, a.Apply(log)), outcome(t, b.Apply(log))
+			if oa.Status != ob.Status || oa.First != ob.First || oa.Count != ob.Count {
+				t.Fatalf("op %d: replicas differ: %+v vs %+v (restored)", i/3, oa, ob)
+			}
+			b = restored(t, b)
+		}
+		if !bytes.Equal(snapshotBytes(t, a), snapshotBytes(t, b)) {
+			t.Fatalf("replicas hold different state (sessions %d vs %d, forgotten %d vs %d)", a.Sessions(), b.Sessions(), a.forgotten, b.forgotten)
 		}
 	})
 }
