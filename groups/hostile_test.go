@@ -125,6 +125,7 @@ func TestSessionForgottenMidway(t *testing.T) {
 	if _, err := a.g.Execute(ctxT(t, 10*time.Second), counterCmd{Add: 1}); err != nil {
 		t.Fatal(err)
 	}
+	old := a.g.sub.session // written before the reply that Execute waited for
 	// Other submitters, each one batch, until the member's session is
 	// the least recently used of a full table.
 	done := make(chan forwardReply, rsm.MaxSessions)
@@ -155,11 +156,17 @@ func TestSessionForgottenMidway(t *testing.T) {
 	if n := a.g.fsm.Sessions(); n != rsm.MaxSessions {
 		t.Fatalf("%d sessions", n)
 	}
+	if _, ok := a.g.fsm.SessionLast(old); ok {
+		t.Fatal("the member's session, the least recently used, was not the one forgotten")
+	}
 	if _, err := a.g.Execute(ctxT(t, 10*time.Second), counterCmd{Add: 10}); err != nil {
 		t.Fatal(err)
 	}
 	if v := a.sm.Query(struct{}{}); v != 11 {
 		t.Fatalf("value %d, want 11", v)
+	}
+	if a.g.sub.session == old {
+		t.Fatal("the member went on under its forgotten session: the expired path did not run")
 	}
 }
 
