@@ -63,6 +63,7 @@ func (n *Network) probeIdentity(ctx context.Context) error {
 	p = binary.BigEndian.AppendUint64(p, n.epoch)
 	p = append(p, ed25519.Sign(n.ident.sign, probeSigned(nonce, n.epoch))...)
 
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, n.probeTimeout())
 	defer cancel()
 	found := make(chan uint64, 1)
@@ -94,13 +95,16 @@ func (n *Network) probeIdentity(ctx context.Context) error {
 		started := time.Unix(0, int64(epoch)).UTC().Format(time.RFC3339)
 		return fmt.Errorf("%w: peer %s, running since %s (is this a copy of its data directory?)", ErrDuplicateIdentity, n.id.Short(), started)
 	case <-ctx.Done():
-		return nil
+		// The probe's own timeout, or nobody listens: the identity is
+		// free. The caller's context ended: New gives up.
+		return parent.Err()
 	}
 }
 
 // answerProbe answers a probe signed with this node's own key, warns that a
 // second node with its identity is starting, and returns true. It returns
-// false for anything else on the card subject.
+// false for anything else on the card subject. Anyone on the server can
+// send there: everything cheap is checked before the signature.
 func (n *Network) answerProbe(m *Msg) bool {
 	b := m.Data
 	if len(b) != probeLen || b[0] != probeVersion {
@@ -108,20 +112,22 @@ func (n *Network) answerProbe(m *Msg) bool {
 	}
 	nonce := b[1 : 1+probeNonce]
 	epoch := binary.BigEndian.Uint64(b[1+probeNonce:])
-	pub := n.ident.sign.Public().(ed25519.PublicKey)
-	if epoch == n.epoch || !ed25519.Verify(pub, probeSigned(nonce, epoch), b[1+probeNonce+8:]) {
-		return false
+	if epoch == n.epoch {
+		return false // this node's own probe
 	}
 	if d := time.Since(time.Unix(0, int64(epoch))); d > probeFresh || d < -probeFresh {
 		return false // replayed, or a clock far off: no alarm
+	}
+	pub := n.ident.sign.Public().(ed25519.PublicKey)
+	if !ed25519.Verify(pub, probeSigned(nonce, epoch), b[1+probeNonce+8:]) {
+		return false
 	}
 	// A probe from a node that started before this one is this node's own
 	// earlier incarnation, replayed: answer it (that harms nobody) but
 	// raise no alarm. A copy starting now started later.
 	if epoch > n.epoch {
 		n.stats.duplicates.Add(1)
-		now := time.Now().UnixNano()
-		if last := n.dupWarn.Load(); now-last > int64(time.Minute) && n.dupWarn.CompareAndSwap(last, now) {
+		if n.dupWarn.allow(time.Minute) {
 			n.log.Error("transport: another node with this node's identity is starting; it was told to stop (is it a copy of this data directory?)")
 		}
 	}

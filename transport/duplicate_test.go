@@ -104,3 +104,62 @@ func TestDuplicateProbeForgedOrReplayed(t *testing.T) {
 		t.Fatalf("Duplicates = %d after a genuine probe, want 1", d)
 	}
 }
+
+// Any NATS client can send junk probes to a node's card subject: a probe
+// that is stale, from the future, or claims the node's own epoch is
+// refused before its signature is checked, so it costs no verification
+// (which, with the message it verifies, allocates).
+func TestJunkProbesCostNoSignatureCheck(t *testing.T) {
+	ident := NewIdentity()
+	n := stubNet(t, ident)
+	n.epoch = uint64(time.Now().UnixNano())
+	junk := func(epoch uint64) []byte {
+		p := make([]byte, probeLen)
+		p[0] = probeVersion
+		binary.BigEndian.PutUint64(p[1+probeNonce:], epoch)
+		return p
+	}
+	for name, p := range map[string][]byte{
+		"stale":       junk(uint64(time.Now().Add(-time.Hour).UnixNano())),
+		"future":      junk(uint64(time.Now().Add(time.Hour).UnixNano())),
+		"own epoch":   junk(n.epoch),
+		"zero epoch":  junk(0),
+		"bad version": append([]byte{probeVersion + 1}, junk(n.epoch + 1)[1:]...),
+	} {
+		m := &Msg{Data: p, net: n}
+		if allocs := testing.AllocsPerRun(20, func() {
+			if n.answerProbe(m) {
+				t.Fatalf("%s probe answered", name)
+			}
+		}); allocs != 0 {
+			t.Errorf("%s probe: %v allocations: its signature was checked", name, allocs)
+		}
+	}
+}
+
+// probeIdentity ends with its caller's context: New must not go on as if
+// the identity were free when it was told to stop.
+func TestProbeEndsWithParentContext(t *testing.T) {
+	n := newNet(t)
+	raw := rawConn(t, n)
+	// Someone listens on the card subject and never answers: the probe
+	// waits.
+	sub, err := raw.SubscribeSync(n.cardSubject(n.ID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := raw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if err := n.probeIdentity(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("probe after its caller's context ended: %v, want %v", err, context.DeadlineExceeded)
+	}
+	// Its own timeout, with the caller's context alive, means nobody
+	// holds the identity.
+	if err := n.probeIdentity(t.Context()); err != nil {
+		t.Fatalf("probe timed out: %v, want nil", err)
+	}
+}

@@ -182,20 +182,27 @@ func FuzzFramesUnseal(f *testing.F) {
 }
 
 // FuzzFramesReassemble runs a script of fragments from a few senders on a
-// few subscriptions through reassembly with small bounds, and checks after
-// each step that the bookkeeping agrees with the partial messages held and
-// that no bound is exceeded.
+// few subscriptions, sealed or plain, through reassembly with small bounds,
+// and checks after each step that the bookkeeping agrees with the partial
+// messages held and with a model of them, and that no bound is exceeded.
+//
+// A step is 5 bytes: subscription (bit 0), sender (bits 1-2), plain (bit 3);
+// message id; index; count; data length / 2.
 func FuzzFramesReassemble(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 2, 10, 0, 0, 1, 2, 10})
 	f.Add([]byte{0, 1, 0, 3, 100, 0, 1, 1, 3, 100, 0, 1, 2, 3, 100})
 	f.Add(bytes.Repeat([]byte{1, 2, 0, 200, 255}, 40))
 	f.Add(bytes.Repeat([]byte{0, 7, 0, 9, 80, 1, 7, 0, 9, 80, 0, 7, 1, 9, 80}, 10))
+	// sealed and plain fragments of one sender and message id, interleaved
+	f.Add([]byte{0, 1, 0, 3, 10, 8, 1, 1, 3, 20, 0, 1, 2, 3, 10, 0, 1, 1, 3, 10, 0, 1, 2, 3, 10})
+	f.Add([]byte{8, 2, 0, 3, 10, 0, 2, 1, 3, 20, 8, 2, 1, 3, 10, 8, 2, 2, 3, 10})
+	f.Add(bytes.Repeat([]byte{8, 3, 0, 4, 30, 0, 3, 0, 4, 30, 8, 3, 1, 4, 30}, 8))
 	f.Fuzz(func(t *testing.T, script []byte) {
 		if len(script) == 0 {
 			return
 		}
 		n := stubNet(t, fuzzRecvID)
-		lim := fragLimits{senderPartials: 1 + int(script[0]%3), senderBytes: 1000, memory: 1800, partials: 6}
+		lim := fragLimits{senderPartials: 1 + int(script[0]%3), senderBytes: 1000, memory: 1800, partials: 6}.orDefaults()
 		n.fragAux.limits = lim
 		subs := []*Subscription{{net: n}, {net: n}}
 		senders := []PeerID{{1}, {2}, {3}}
@@ -204,12 +211,13 @@ func FuzzFramesReassemble(f *testing.F) {
 			op := script[:5]
 			script = script[5:]
 			s := subs[op[0]&1]
-			from := senders[int(op[0]>>1)%len(senders)]
+			from := senders[int(op[0]>>1&3)%len(senders)]
+			sealed := op[0]&8 == 0
 			id, idx, count := uint64(op[1]%16), uint32(op[2]%8), uint32(op[3]%12)
 			data := make([]byte, int(op[4])*2)
 			before, prog := accounted(n), progress(n)
-			whole, ok := n.reassemble(s, from, append(rawFragment(id, idx, count, nil), data...), true)
-			k := fragKey{s, from, id}
+			whole, ok := n.reassemble(s, from, append(rawFragment(id, idx, count, nil), data...), sealed)
+			k := fragKey{s, from, sealed, id}
 			switch {
 			case ok && len(whole) != held[k]+len(data):
 				t.Fatalf("delivered %d bytes, want %d", len(whole), held[k]+len(data))
@@ -224,8 +232,39 @@ func FuzzFramesReassemble(f *testing.F) {
 				t.Fatalf("fragment %v dropped silently", op)
 			}
 			checkFrags(t, n, lim)
+			checkModel(t, n, held)
 		}
 	})
+}
+
+// checkModel checks n's partial messages, and its count of the plain ones,
+// against held, the bytes each message kept since its start. Messages
+// dropped since are forgotten from held.
+func checkModel(t *testing.T, n *Network, held map[fragKey]int) {
+	t.Helper()
+	n.fragMu.Lock()
+	defer n.fragMu.Unlock()
+	plain, plainBytes := 0, 0
+	for k, b := range held {
+		p := n.frags[k]
+		if p == nil {
+			delete(held, k) // dropped for a bound, a gap or a foreign count
+			continue
+		}
+		if len(p.buf) != b || p.plain == k.sealed {
+			t.Fatalf("partial %v holds %d bytes (plain %v), model %d", k, len(p.buf), p.plain, b)
+		}
+		if !k.sealed {
+			plain++
+			plainBytes += b
+		}
+	}
+	if len(held) != len(n.frags) {
+		t.Fatalf("%d partials held, model %d", len(n.frags), len(held))
+	}
+	if x := &n.fragAux; x.plain.count != plain || x.plain.bytes != plainBytes {
+		t.Fatalf("plain partials counted as %d (%d bytes), model %d (%d bytes)", x.plain.count, x.plain.bytes, plain, plainBytes)
+	}
 }
 
 // kept reports whether fragment idx of message k was just kept.
@@ -256,15 +295,26 @@ func checkFrags(t *testing.T, n *Network, lim fragLimits) {
 		t.Fatalf("%d partials listed, %d held", listed, len(n.frags))
 	}
 	per := map[senderKey]int{}
+	sealedMem, sealedCount := 0, 0
 	for k, p := range n.frags {
 		mem += len(p.buf)
-		per[senderKey{k.sub, k.from}] += len(p.buf)
+		per[senderKey{k.sub, k.from, k.sealed}] += len(p.buf)
 		if p.next == 0 || p.next >= p.count {
 			t.Fatalf("partial at %d of %d", p.next, p.count)
 		}
+		if p.plain == k.sealed {
+			t.Fatalf("partial %v kept as plain %v", k, p.plain)
+		}
+		if k.sealed {
+			sealedMem += len(p.buf)
+			sealedCount++
+		}
 	}
-	if mem != n.fragMem || mem > lim.memory || len(n.frags) > lim.partials {
-		t.Fatalf("%d bytes held, %d counted, bound %d; %d partials", mem, n.fragMem, lim.memory, len(n.frags))
+	if mem != n.fragMem || sealedMem > lim.memory || sealedCount > lim.partials {
+		t.Fatalf("%d bytes held, %d counted; sealed: %d bytes, bound %d; %d partials", mem, n.fragMem, sealedMem, lim.memory, sealedCount)
+	}
+	if plainMem, plain := mem-sealedMem, len(n.frags)-sealedCount; plainMem > maxPlainFragBytes || plain > maxPlainPartials {
+		t.Fatalf("plain: %d bytes in %d partials", plainMem, plain)
 	}
 	if len(x.by) != len(per) {
 		t.Fatalf("%d senders kept, %d hold partials", len(x.by), len(per))

@@ -153,6 +153,9 @@ func FuzzSplitAppend(f *testing.F) {
 			args.Entries = append(args.Entries, &raft.Log{Index: 11 + uint64(i), Term: 3, Data: make([]byte, int(s)*8)})
 		}
 		parts := splitAppend(args, int(budget))
+		if parts == nil {
+			parts = []*raft.AppendEntriesRequest{args} // within budget: as it is
+		}
 		var all []*raft.Log
 		prev, prevTerm := args.PrevLogEntry, args.PrevLogTerm
 		for i, p := range parts {

@@ -573,17 +573,25 @@ func (n *Network) fragment(scope *Scope, subject string, peer *peerEntry, flags 
 	return frames, nil
 }
 
+// fragKey names a partial message. Whether its fragments are sealed is
+// part of it: the message id travels in clear and a plain frame proves
+// nothing of the sender it names, so plain fragments never reach a sealed
+// message, nor sealed ones a plain message.
 type fragKey struct {
-	sub  *Subscription
-	from PeerID
-	id   uint64
+	sub    *Subscription
+	from   PeerID
+	sealed bool
+	id     uint64
 }
 
-// senderKey names one sender on one subscription: the unit of the
-// per-sender bounds on partial messages.
+// senderKey names one sender on one subscription, sealed or plain: the
+// unit of the per-sender bounds on partial messages. A stranger's plain
+// fragments naming a member count against the member's plain bounds only,
+// never its sealed ones.
 type senderKey struct {
-	sub  *Subscription
-	from PeerID
+	sub    *Subscription
+	from   PeerID
+	sealed bool
 }
 
 // Bounds on partial messages. A sender has no reason to interleave more
@@ -612,7 +620,8 @@ const (
 )
 
 // fragLimits are the bounds on partial messages of one Network; tests
-// lower them (withFragLimits). The zero value means the defaults.
+// lower them (withFragLimits). New resolves them once (orDefaults): the
+// zero value of a field there means its default.
 type fragLimits struct {
 	senderPartials, senderBytes, memory, partials int
 	ttl                                           time.Duration
@@ -664,7 +673,7 @@ type fragAux struct {
 	by             map[senderKey]*senderFrags
 	plain          struct{ count, bytes int } // the plain partials among them
 
-	limits fragLimits
+	limits fragLimits  // resolved: no zero fields (see orDefaults)
 	timed  bool        // expire on a timer too (set by New; not in tests' stubs)
 	timer  *time.Timer // pending expiry, if armed
 	armed  bool
@@ -691,12 +700,12 @@ func (n *Network) reassemble(s *Subscription, from PeerID, body []byte, sealed b
 		n.stats.malformed.Add(1)
 		return nil, false
 	}
-	k := fragKey{s, from, binary.BigEndian.Uint64(body[0:8])}
+	k := fragKey{s, from, sealed, binary.BigEndian.Uint64(body[0:8])}
 	idx := binary.BigEndian.Uint32(body[8:12])
 	count := binary.BigEndian.Uint32(body[12:16])
 	data := body[fragHeaderLen:]
 
-	whole, ok, why := n.addFragment(k, idx, count, data, !sealed)
+	whole, ok, why := n.addFragment(k, idx, count, data)
 	if why != "" {
 		n.logDrop(why, from, s)
 	}
@@ -705,12 +714,13 @@ func (n *Network) reassemble(s *Subscription, from PeerID, body []byte, sealed b
 
 // addFragment is reassemble under fragMu. It returns why it dropped a
 // message for a bound, if it did.
-func (n *Network) addFragment(k fragKey, idx, count uint32, data []byte, plain bool) (whole []byte, ok bool, why string) {
+func (n *Network) addFragment(k fragKey, idx, count uint32, data []byte) (whole []byte, ok bool, why string) {
 	n.fragMu.Lock()
 	defer n.fragMu.Unlock()
 	x := &n.fragAux
-	lim := x.limits.orDefaults()
-	sk := senderKey{k.sub, k.from}
+	lim := &x.limits
+	plain := !k.sealed
+	sk := senderKey{k.sub, k.from, k.sealed}
 	p := n.frags[k]
 	if p == nil {
 		if idx != 0 || count < 2 {
@@ -747,6 +757,12 @@ func (n *Network) addFragment(k fragKey, idx, count uint32, data []byte, plain b
 		x.push(p)
 		n.armFragGC(now)
 	}
+	if p.plain != plain {
+		// Cannot happen: the key tells them apart. Were it to, the
+		// fragment is refused and the partial left alone.
+		n.stats.malformed.Add(1)
+		return nil, false, why
+	}
 	sf := x.by[sk]
 	if idx != p.next || count != p.count || len(p.buf)+len(data) > maxMessageSize {
 		n.removePartial(p)
@@ -763,13 +779,13 @@ func (n *Network) addFragment(k fragKey, idx, count uint32, data []byte, plain b
 			return nil, false, why
 		}
 	}
-	if plain && x.plain.bytes+len(data) > maxPlainFragBytes || !plain && n.fragMem-x.plain.bytes+len(data) > lim.memory {
+	if p.plain && x.plain.bytes+len(data) > maxPlainFragBytes || !p.plain && n.fragMem-x.plain.bytes+len(data) > lim.memory {
 		n.dropPartial(p, dropFragMemory)
 		return nil, false, dropFragMemory
 	}
 	p.buf = append(p.buf, data...)
 	n.fragMem += len(data)
-	if plain {
+	if p.plain {
 		x.plain.bytes += len(data)
 	}
 	sf.bytes += len(data)
@@ -808,7 +824,7 @@ func (n *Network) removePartial(p *partial) {
 		x.plain.bytes -= len(p.buf)
 	}
 	x.unlink(p)
-	sk := senderKey{p.key.sub, p.key.from}
+	sk := senderKey{p.key.sub, p.key.from, p.key.sealed}
 	if sf := x.by[sk]; sf != nil {
 		sf.bytes -= len(p.buf)
 		if i := slices.Index(sf.parts, p); i >= 0 {
@@ -848,7 +864,7 @@ func (x *fragAux) unlink(p *partial) {
 // them as malformed. Partials are listed by start, so it looks at no more
 // than it drops, and one more. fragMu is held.
 func (n *Network) expireFrags(now time.Time) {
-	ttl := n.fragAux.limits.orDefaults().ttl
+	ttl := n.fragAux.limits.ttl
 	for p := n.fragAux.oldest; p != nil && now.Sub(p.start) > ttl; p = n.fragAux.oldest {
 		n.removePartial(p)
 		n.stats.malformed.Add(1)
@@ -866,7 +882,7 @@ func (n *Network) armFragGC(now time.Time) {
 	if !x.timed || x.armed || x.closed || x.oldest == nil {
 		return
 	}
-	d := max(x.oldest.start.Add(x.limits.orDefaults().ttl).Sub(now)+time.Millisecond, fragGCMin)
+	d := max(x.oldest.start.Add(x.limits.ttl).Sub(now)+time.Millisecond, fragGCMin)
 	x.armed = true
 	x.wg.Add(1)
 	x.timer = time.AfterFunc(d, n.fragGC)
@@ -913,9 +929,7 @@ const dropLogInterval = 10 * time.Second
 // logDrop logs a message dropped for a bound, at most once per
 // dropLogInterval.
 func (n *Network) logDrop(why string, from PeerID, s *Subscription) {
-	now := time.Now().UnixNano()
-	last := n.lastDropLog.Load()
-	if now-last < int64(dropLogInterval) || !n.lastDropLog.CompareAndSwap(last, now) {
+	if !n.dropLog.allow(dropLogInterval) {
 		return
 	}
 	subject := ""

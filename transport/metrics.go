@@ -74,7 +74,7 @@ func newNetMetrics(reg prometheus.Registerer, n *Network) *netMetrics {
 		{dropSenderPartials, func() float64 { return float64(s.dropSenderPartials.Load()) }},
 		{dropSenderBytes, func() float64 { return float64(s.dropSenderBytes.Load()) }},
 		{dropFragMemory, func() float64 { return float64(s.dropFragMemory.Load()) }},
-		{dropSlowConsumer, func() float64 { return float64(n.Stats().PendingDropped) }},
+		{dropSlowConsumer, func() float64 { return float64(n.pendingDropped()) }},
 	} {
 		m.dropped = append(m.dropped, prom.Register(reg, "transport", prometheus.Labels{"peer": m.peer, "reason": d.reason},
 			prom.Reading{Name: "dropped_messages_total", Type: prometheus.CounterValue, Read: d.read,

@@ -217,19 +217,19 @@ type Network struct {
 	calls    map[uint64]*call
 	subs     map[*Subscription]struct{}
 	fetching map[PeerID]bool // card requests in flight
-	dupWarn  atomic.Int64    // when the last duplicate warning was logged, unix ns
+	dupWarn  logLimit        // the duplicate identity warning
 	closed   bool
 	bg       sync.WaitGroup // card requests
 
 	// Partial messages (see reassemble) have their own lock: the delivery
 	// goroutine of every subscription takes it once per fragment, and
 	// nothing else waits for it. Lock order: fragMu is taken alone.
-	fragMu      sync.Mutex
-	frags       map[fragKey]*partial
-	fragMem     int // bytes held by frags
-	fragAux     fragAux
-	lastDropLog atomic.Int64 // Unix nanoseconds; see logDrop
-	lastSlowLog atomic.Int64 // Unix nanoseconds; see asyncError
+	fragMu  sync.Mutex
+	frags   map[fragKey]*partial
+	fragMem int // bytes held by frags
+	fragAux fragAux
+	dropLog logLimit // see logDrop
+	slowLog logLimit // see asyncError
 
 	delay *delayQueue
 	stats counters
@@ -282,7 +282,7 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 		calls:    make(map[uint64]*call),
 		subs:     make(map[*Subscription]struct{}),
 		frags:    make(map[fragKey]*partial),
-		fragAux:  fragAux{timed: true, limits: o.frags},
+		fragAux:  fragAux{timed: true, limits: o.frags.orDefaults()},
 		done:     make(chan struct{}),
 
 		started: time.Now(),
@@ -445,13 +445,20 @@ func connect(ctx context.Context, addr string, opts []nats.Option) (*nats.Conn, 
 		defer cancel()
 	}
 	wait := 100 * time.Millisecond
+	var last error // why the attempt before failed: no server answered
 	for {
 		nc, err := dial(ctx, addr, opts)
+		if err != nil && last != nil && ctx.Err() != nil {
+			// The context ended during an attempt: say why the
+			// attempts before it failed.
+			err = last
+		}
 		// Only "no server answered" may pass: a server that refuses the
 		// credentials or the TLS will refuse them again.
 		if err == nil || !errors.Is(err, nats.ErrNoServers) {
 			return nc, err
 		}
+		last = err
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w (still trying when %w)", err, ctx.Err())
@@ -543,12 +550,20 @@ func (n *Network) Subject(parts ...string) string {
 // Stats returns message counters since New.
 func (n *Network) Stats() Stats {
 	st := n.stats.snapshot()
-	n.mu.Lock()
-	for s := range n.subs {
-		st.PendingDropped += s.pendingDropped()
-	}
-	n.mu.Unlock()
+	st.PendingDropped = n.pendingDropped()
 	return st
+}
+
+// pendingDropped is Stats.PendingDropped: the frames the NATS client
+// dropped on subscriptions closed since, and on those open.
+func (n *Network) pendingDropped() uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	d := n.stats.pendingDropped.Load()
+	for s := range n.subs {
+		d += s.pendingDropped()
+	}
+	return d
 }
 
 // Close closes every subscription, fails pending requests with ErrClosed,
@@ -601,13 +616,28 @@ func (n *Network) asyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
 		if sub != nil {
 			subj = sub.Subject
 		}
-		if now, last := time.Now().UnixNano(), n.lastSlowLog.Load(); now-last >= int64(dropLogInterval) && n.lastSlowLog.CompareAndSwap(last, now) {
+		if n.slowLog.allow(dropLogInterval) {
 			n.log.Warn("transport: subscriber too slow, messages dropped (logged once per interval; see Stats.PendingDropped)",
 				"subject", subj, "pending_msgs_limit", pendingMsgsLimit, "pending_bytes_limit", pendingBytesLimit)
 		}
 		return
 	}
 	n.log.Warn("transport: nats error", "err", err)
+}
+
+// logLimit lets a log line through at most once per interval; counters
+// count every event, the log only says they happen. Its zero value lets
+// the first line through. It is safe for concurrent use.
+type logLimit struct {
+	last atomic.Int64 // when a line last went through, Unix nanoseconds
+}
+
+// allow reports whether a line may go through now, and if so starts a new
+// interval. Of callers racing, one wins.
+func (l *logLimit) allow(every time.Duration) bool {
+	now := time.Now().UnixNano()
+	last := l.last.Load()
+	return now-last >= int64(every) && l.last.CompareAndSwap(last, now)
 }
 
 func validToken(s string) bool {

@@ -215,7 +215,12 @@ func (t *RaftTransport) Close() error {
 		t.cancel()
 		t.snapMu.Lock()
 		for k, s := range t.snaps {
-			s.release()
+			// A transfer whose end arrived belongs to the goroutine
+			// handing it to Raft: that one releases it, and is waited
+			// for below.
+			if !s.ending {
+				s.release()
+			}
 			delete(t.snaps, k)
 		}
 		t.snapBytes = 0
@@ -287,7 +292,8 @@ const appendEntryOverhead = 64
 // entry is the last of the part before. An entry larger than budget goes
 // alone. A part before the last carries a commit index no higher than its
 // own last entry, so a follower never commits past what that part gave it.
-// A request within budget is returned as is.
+// For a request within budget, every heartbeat among them, it returns nil
+// (send args as it is) and allocates nothing.
 func splitAppend(args *raft.AppendEntriesRequest, budget int) []*raft.AppendEntriesRequest {
 	base := 256 + len(args.Leader) + len(args.ID) + len(args.Addr)
 	total := base
@@ -295,7 +301,7 @@ func splitAppend(args *raft.AppendEntriesRequest, budget int) []*raft.AppendEntr
 		total += appendEntryOverhead + len(e.Data) + len(e.Extensions)
 	}
 	if total <= budget {
-		return []*raft.AppendEntriesRequest{args}
+		return nil
 	}
 	var parts []*raft.AppendEntriesRequest
 	start := 0
@@ -330,7 +336,11 @@ func splitAppend(args *raft.AppendEntriesRequest, budget int) []*raft.AppendEntr
 // that fails ends it and its response is Raft's, so a success means every
 // part succeeded (Raft takes it for all of args' entries).
 func (t *RaftTransport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
-	for _, part := range splitAppend(args, t.appendBudget) {
+	parts := splitAppend(args, t.appendBudget)
+	if parts == nil {
+		return t.appendOne(target, args, resp)
+	}
+	for _, part := range parts {
 		if err := t.appendOne(target, part, resp); err != nil {
 			return err
 		}
@@ -485,7 +495,9 @@ func (t *RaftTransport) onHeartbeat(m *Msg) {
 	} else if !t.dispatch(rpc) {
 		return
 	}
-	t.respond(m, respCh)
+	if r, ok := t.await(respCh); ok {
+		t.respond(m, r)
+	}
 }
 
 // onRPC handles every other RPC, one at a time in arrival order.
@@ -516,7 +528,9 @@ func (t *RaftTransport) onRPC(m *Msg) {
 	if !t.dispatch(raft.RPC{Command: cmd, RespChan: respCh}) {
 		return
 	}
-	t.respond(m, respCh)
+	if r, ok := t.await(respCh); ok {
+		t.respond(m, r)
+	}
 }
 
 func (t *RaftTransport) malformed(m *Msg, err error) {
@@ -536,15 +550,20 @@ func (t *RaftTransport) dispatch(rpc raft.RPC) bool {
 	}
 }
 
-func (t *RaftTransport) respond(m *Msg, respCh <-chan raft.RPCResponse) {
-	var r raft.RPCResponse
+// await waits for Raft's answer to an RPC dispatched to it; false means
+// the transport closed first.
+func (t *RaftTransport) await(respCh <-chan raft.RPCResponse) (raft.RPCResponse, bool) {
 	select {
-	case r = <-respCh:
+	case r := <-respCh:
+		return r, true
 	case <-t.shutdown:
-		return
 	case <-t.net.done:
-		return
 	}
+	return raft.RPCResponse{}, false
+}
+
+// respond sends Raft's answer r to the RPC m carried.
+func (t *RaftTransport) respond(m *Msg, r raft.RPCResponse) {
 	if r.Error != nil {
 		_ = m.Respond(errorReply(r.Error))
 		return
@@ -582,14 +601,16 @@ const (
 //
 // The map in RaftTransport owns a snapRecv until its end arrives (ending),
 // then the goroutine that hands it to Raft does; whoever drops it releases
-// what it holds.
+// what it holds. The begin that admitted it holds mu until it made the
+// transfer's buffer or file and armed its timer: whoever finds it in the
+// map meanwhile waits for that.
 type snapRecv struct {
 	id     uint64
 	req    *raft.InstallSnapshotRequest
-	timer  *time.Timer // drops the transfer when no chunk comes in time
-	ending bool        // guarded by RaftTransport.snapMu: its end arrived
+	ending bool // guarded by RaftTransport.snapMu: its end arrived
 
-	mu     sync.Mutex // guards what follows: chunks write, a timeout or Close release
+	mu     sync.Mutex  // guards what follows: chunks write, a timeout or Close release
+	timer  *time.Timer // drops the transfer when no chunk comes in time
 	buf    []byte
 	file   *os.File
 	n      int64
@@ -598,7 +619,9 @@ type snapRecv struct {
 
 var errSnapshotDropped = errors.New("transport: snapshot transfer dropped")
 
-func (s *snapRecv) write(p []byte) error {
+// write spools p and gives the sender idle more for its next chunk,
+// counted from when p is written: a slow disk is not the sender's delay.
+func (s *snapRecv) write(p []byte, idle time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -607,6 +630,7 @@ func (s *snapRecv) write(p []byte) error {
 	if int64(len(p)) > s.req.Size-s.n {
 		return fmt.Errorf("snapshot exceeds the %d bytes its begin declared", s.req.Size)
 	}
+	s.timer.Stop()
 	if s.file != nil {
 		if _, err := s.file.Write(p); err != nil {
 			return fmt.Errorf("transport: spool snapshot: %w", err)
@@ -615,7 +639,17 @@ func (s *snapRecv) write(p []byte) error {
 		s.buf = append(s.buf, p...)
 	}
 	s.n += int64(len(p))
+	s.timer.Reset(idle)
 	return nil
+}
+
+// stopTimer stops the transfer's timer: its end arrived.
+func (s *snapRecv) stopTimer() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.timer != nil {
+		s.timer.Stop()
+	}
 }
 
 // reader returns the whole snapshot for Raft to read, or why it is not
@@ -639,9 +673,11 @@ func (s *snapRecv) reader() (io.Reader, error) {
 
 // release frees what the transfer holds; it is idempotent.
 func (s *snapRecv) release() {
-	s.timer.Stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.timer != nil {
+		s.timer.Stop()
+	}
 	if s.closed {
 		return
 	}
@@ -653,10 +689,15 @@ func (s *snapRecv) release() {
 	}
 }
 
-// snapshotProgress is how long a transfer may go without a chunk before the
-// receiver drops it, and how long a sender waits for a chunk's ack: chunks
+// snapshotProgress is how long a sender waits for a chunk's ack: chunks
 // are acknowledged once spooled, without waiting for Raft.
 func (t *RaftTransport) snapshotProgress() time.Duration { return max(3*t.timeout, time.Second) }
+
+// snapshotIdle is how long a transfer may go without a chunk before the
+// receiver drops it: longer than the sender waits for an ack by an RPC
+// timeout, so a chunk that comes just in time for the sender is not
+// refused as expired.
+func (t *RaftTransport) snapshotIdle() time.Duration { return t.snapshotProgress() + t.timeout }
 
 // openSnapshots is how many transfers the receiver holds.
 func (t *RaftTransport) openSnapshots() int {
@@ -685,27 +726,26 @@ func (t *RaftTransport) onSnapshot(m *Msg) {
 	}
 	if m.Data[0] == kindSnapEnd {
 		s.ending = true
-		s.timer.Stop()
+		s.stopTimer()
 		t.wg.Add(1)
 		t.snapMu.Unlock()
 		// Raft may take a while to read and restore it: the snapshot
 		// subject goes on with other senders' chunks meanwhile.
 		go func() {
 			defer t.wg.Done()
-			resp, err := t.install(m, s)
+			resp, ok, err := t.install(m, s)
 			// Forget the transfer before answering: the sender may begin
 			// its next one as soon as it has the answer.
 			t.finishSnap(m.From, s, err)
-			if resp != nil {
+			if ok {
 				t.respond(m, resp)
 			}
 		}()
 		return
 	}
 	t.snapMu.Unlock()
-	s.timer.Reset(t.snapshotProgress())
 	chunk := body[snapChunkHead-1:]
-	if err := s.write(chunk); err != nil {
+	if err := s.write(chunk, t.snapshotIdle()); err != nil {
 		t.dropSnap(m.From, s, err)
 		_ = m.Respond(errorReply(err))
 		return
@@ -724,26 +764,14 @@ func (t *RaftTransport) onSnapBegin(m *Msg, body []byte) {
 		t.malformed(m, fmt.Errorf("snapshot begin: %w", err))
 		return
 	}
-	s := &snapRecv{id: b.ID, req: b.Request}
-	if b.Request.Size > snapMemMax {
-		t.snapMu.Lock()
-		dir := t.snapDir
-		t.snapMu.Unlock()
-		f, err := os.CreateTemp(dir, "mosaik-snapshot-*")
-		if err != nil {
-			_ = m.Respond(errorReply(fmt.Errorf("transport: spool snapshot: %w", err)))
-			return
-		}
-		s.file = f
-	} else {
-		s.buf = make([]byte, 0, b.Request.Size)
-	}
+	// Admit the transfer before making anything for it: a begin refused
+	// for a bound costs no file, buffer or timer.
 	from := m.From
-	s.timer = time.AfterFunc(t.snapshotProgress(), func() {
-		t.dropSnap(from, s, errors.New("transport: snapshot sender went quiet"))
-	})
+	s := &snapRecv{id: b.ID, req: b.Request}
+	s.mu.Lock() // until s is ready; nobody else has s before it is in the map
 	t.snapMu.Lock()
 	old := t.snaps[from]
+	dir := t.snapDir
 	switch {
 	case t.ctx.Err() != nil:
 		err = ErrClosed
@@ -769,8 +797,25 @@ func (t *RaftTransport) onSnapBegin(m *Msg, body []byte) {
 		t.metrics.snapshotReceived(errors.New("replaced"))
 	}
 	if err != nil {
-		s.release()
+		s.closed = true
+		s.mu.Unlock()
 		t.net.stats.rejected.Add(1)
+		_ = m.Respond(errorReply(err))
+		return
+	}
+	if b.Request.Size > snapMemMax {
+		s.file, err = os.CreateTemp(dir, "mosaik-snapshot-*")
+	} else {
+		s.buf = make([]byte, 0, b.Request.Size)
+	}
+	// Armed once s is in the map, so that it finds s there.
+	s.timer = time.AfterFunc(t.snapshotIdle(), func() {
+		t.dropSnap(from, s, errors.New("transport: snapshot sender went quiet"))
+	})
+	s.mu.Unlock()
+	if err != nil {
+		err = fmt.Errorf("transport: spool snapshot: %w", err)
+		t.dropSnap(from, s, err)
 		_ = m.Respond(errorReply(err))
 		return
 	}
@@ -778,27 +823,23 @@ func (t *RaftTransport) onSnapBegin(m *Msg, body []byte) {
 }
 
 // install hands a whole snapshot to Raft and returns its answer to the end,
-// for the caller to send once it forgot the transfer.
-func (t *RaftTransport) install(m *Msg, s *snapRecv) (<-chan raft.RPCResponse, error) {
+// for the caller to send once it forgot the transfer; ok is false when
+// there is none to send (the end was answered already, or the transport
+// closed).
+func (t *RaftTransport) install(m *Msg, s *snapRecv) (resp raft.RPCResponse, ok bool, err error) {
 	r, err := s.reader()
 	if err != nil {
 		t.malformed(m, err)
-		return nil, err
+		return resp, false, err
 	}
 	respCh := make(chan raft.RPCResponse, 1)
 	if !t.dispatch(raft.RPC{Command: s.req, Reader: r, RespChan: respCh}) {
-		return nil, ErrClosed
+		return resp, false, ErrClosed
 	}
-	var resp raft.RPCResponse
-	select {
-	case resp = <-respCh:
-	case <-t.shutdown:
-		return nil, ErrClosed
-	case <-t.net.done:
-		return nil, ErrClosed
+	if resp, ok = t.await(respCh); !ok {
+		return resp, false, ErrClosed
 	}
-	respCh <- resp
-	return respCh, resp.Error
+	return resp, true, resp.Error
 }
 
 // finishSnap forgets a transfer whose end was handled.
@@ -868,47 +909,22 @@ func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.App
 		return nil, raft.ErrPipelineShutdown
 	default:
 	}
-	parts := splitAppend(args, p.t.appendBudget)
-	data := make([][]byte, len(parts))
-	for i, part := range parts {
-		var err error
-		if data[i], err = encodeAppend(part); err != nil {
-			return nil, err
+	f := &appendFuture{start: time.Now(), args: args, resp: resp, parts: 1, done: make(chan struct{})}
+	var err error
+	if parts := splitAppend(args, p.t.appendBudget); parts == nil {
+		// The common case, and every heartbeat: one request, allocating
+		// no more than it must.
+		var data []byte
+		if data, err = encodeAppend(args); err == nil {
+			f.cancel, err = p.send(args, data, f, nil, 0)
 		}
+	} else {
+		f.parts = len(parts)
+		f.cancel, err = p.sendParts(f, parts)
 	}
-	f := &appendFuture{start: time.Now(), args: args, resp: resp, parts: len(parts), done: make(chan struct{})}
-	res := &partResults{f: f, resps: make([]*raft.AppendEntriesResponse, len(parts)), errs: make([]error, len(parts)), settled: make([]bool, len(parts))}
-	cancels := make([]func(), 0, len(parts))
-	cancel := func() {
-		for _, c := range cancels {
-			c()
-		}
+	if err != nil {
+		return nil, err
 	}
-	// The parts go out back to back, in order, on one subject: the
-	// follower handles them in that order.
-	for i, part := range parts {
-		p.t.metrics.sent(len(data[i]))
-		c, err := p.t.sc.Call(p.subject, p.target, data[i], func(b []byte, err error) {
-			p.t.metrics.received(b, err)
-			var r raft.AppendEntriesResponse
-			if err == nil {
-				b, err = parseReply(b)
-			}
-			if err == nil {
-				err = decodeAppendResp(b, &r)
-			}
-			if err == nil {
-				p.t.appended(raft.ServerAddress(p.target.String()), part, &r)
-			}
-			res.settle(i, &r, err)
-		})
-		if err != nil {
-			cancel()
-			return nil, err
-		}
-		cancels = append(cancels, c)
-	}
-	f.cancel = cancel
 	select {
 	case p.inflight <- f:
 		// Close may have drained inflight just before f went in, and no
@@ -924,12 +940,64 @@ func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.App
 		}
 		return f, nil
 	case <-p.stop:
-		cancel()
+		f.cancel()
 		return nil, raft.ErrPipelineShutdown
 	case <-p.t.shutdown:
-		cancel()
+		f.cancel()
 		return nil, raft.ErrPipelineShutdown
 	}
+}
+
+// send sends args, encoded as data, and settles f with its answer or, for
+// part i of a split request, res.
+func (p *pipeline) send(args *raft.AppendEntriesRequest, data []byte, f *appendFuture, res *partResults, i int) (cancel func(), err error) {
+	p.t.metrics.sent(len(data))
+	return p.t.sc.Call(p.subject, p.target, data, func(b []byte, err error) {
+		p.t.metrics.received(b, err)
+		var r raft.AppendEntriesResponse
+		if err == nil {
+			b, err = parseReply(b)
+		}
+		if err == nil {
+			err = decodeAppendResp(b, &r)
+		}
+		if err == nil {
+			p.t.appended(raft.ServerAddress(p.target.String()), args, &r)
+		}
+		if res != nil {
+			res.settle(i, &r, err)
+		} else {
+			f.completeWith(&r, err)
+		}
+	})
+}
+
+// sendParts sends the parts of a split request back to back, in order, on
+// one subject (the follower handles them in that order), and settles f
+// once they are answered (see partResults).
+func (p *pipeline) sendParts(f *appendFuture, parts []*raft.AppendEntriesRequest) (cancel func(), err error) {
+	data := make([][]byte, len(parts))
+	for i, part := range parts {
+		if data[i], err = encodeAppend(part); err != nil {
+			return nil, err
+		}
+	}
+	res := &partResults{f: f, resps: make([]*raft.AppendEntriesResponse, len(parts)), errs: make([]error, len(parts)), settled: make([]bool, len(parts))}
+	cancels := make([]func(), 0, len(parts))
+	cancel = func() {
+		for _, c := range cancels {
+			c()
+		}
+	}
+	for i, part := range parts {
+		c, err := p.send(part, data[i], f, res, i)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		cancels = append(cancels, c)
+	}
+	return cancel, nil
 }
 
 func (p *pipeline) run() {

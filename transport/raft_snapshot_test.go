@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"math"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -138,7 +141,7 @@ func TestSnapshotBeginAloneDoesNotStallRaft(t *testing.T) {
 		}
 		start = time.Now()
 		eventually(t, "the stalled transfer is dropped", func() bool { return c.victim.tr.openSnapshots() == 0 })
-		if took := time.Since(start); took > c.victim.tr.snapshotProgress()+2*time.Second {
+		if took := time.Since(start); took > c.victim.tr.snapshotIdle()+2*time.Second {
 			t.Errorf("the stalled transfer was dropped after %v", took)
 		}
 	})
@@ -255,5 +258,68 @@ func snapshotRequest(size int64) *raft.InstallSnapshotRequest {
 	return &raft.InstallSnapshotRequest{
 		Term: 1, SnapshotVersion: raft.SnapshotVersionMax, LastLogIndex: 10, LastLogTerm: 1,
 		Configuration: testConfiguration(), ConfigurationIndex: 1, Size: size,
+	}
+}
+
+// TestSnapshotBeginRefusedBeforeSpooling: a begin the receiver refuses for
+// a bound (too many transfers) costs it no temporary file and no buffer: it
+// is refused as such even where no file could be made, and allocates far
+// less than the megabyte a small snapshot is buffered in.
+func TestSnapshotBeginRefusedBeforeSpooling(t *testing.T) {
+	b := newNet(t)
+	rt := newRaftTransport(t, sealedScope(b, "s"), time.Second)
+	begin := func(from PeerID, id uint64, size int64) {
+		msg, err := marshal(kindSnapBegin, snapBegin{ID: id, Request: snapshotRequest(size)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// No reply subject: the answer goes nowhere.
+		rt.onSnapBegin(&Msg{From: from, Subject: "snap", net: b}, msg[1:])
+	}
+	for range maxSnapTransfers {
+		begin(NewPeerID(), 1, 10)
+	}
+	if n := rt.openSnapshots(); n != maxSnapTransfers {
+		t.Fatalf("%d transfers open, want %d", n, maxSnapTransfers)
+	}
+	// Nothing can be spooled: the directory is a file.
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rt.snapMu.Lock()
+	rt.snapDir = notDir
+	rt.snapMu.Unlock()
+	rejected := b.Stats().Rejected
+	begin(NewPeerID(), 1, snapMemMax+1)
+	if got := b.Stats().Rejected; got != rejected+1 {
+		t.Errorf("a begin over the transfer bound was not refused for it (rejected %d, want %d): it tried to spool first", got, rejected+1)
+	}
+
+	const tries = 8
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range tries {
+		begin(NewPeerID(), 1, snapMemMax)
+	}
+	runtime.ReadMemStats(&after)
+	if d := after.TotalAlloc - before.TotalAlloc; d > snapMemMax {
+		t.Errorf("%d refused begins allocated %d bytes", tries, d)
+	}
+	if n := rt.openSnapshots(); n != maxSnapTransfers {
+		t.Fatalf("%d transfers open, want %d", n, maxSnapTransfers)
+	}
+}
+
+// TestSnapshotReceiverOutwaitsSender: the receiver keeps a transfer longer
+// without a chunk than the sender waits for a chunk's ack, with a margin
+// of an RPC timeout, so a chunk acknowledged late is not refused as
+// expired.
+func TestSnapshotReceiverOutwaitsSender(t *testing.T) {
+	for _, timeout := range []time.Duration{time.Millisecond, 100 * time.Millisecond, time.Second, 10 * time.Second} {
+		rt := &RaftTransport{timeout: timeout}
+		if idle, wait := rt.snapshotIdle(), rt.snapshotProgress(); idle < wait+timeout {
+			t.Errorf("timeout %v: the receiver drops a quiet transfer after %v, the sender waits %v per chunk", timeout, idle, wait)
+		}
 	}
 }

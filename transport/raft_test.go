@@ -136,11 +136,10 @@ func TestRaftTransport(t *testing.T) {
 	}
 }
 
-// header is the RPC header of the node at addr. role only documents the
-// call: a node's id is its address, and the transport refuses an RPC whose
-// header names anyone but its sender.
-func header(addr raft.ServerAddress, role string) raft.RPCHeader {
-	_ = role
+// header is the RPC header of the node at addr: a node's id is its
+// address, and the transport refuses an RPC whose header names anyone but
+// its sender.
+func header(addr raft.ServerAddress) raft.RPCHeader {
 	return raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(addr), Addr: []byte(addr)}
 }
 
@@ -198,7 +197,7 @@ func testRaftIdentity(t *testing.T, setup raftSetup) {
 func testAppendEntries(t *testing.T, setup raftSetup) {
 	p := setup(t)
 	args := &raft.AppendEntriesRequest{
-		RPCHeader:    header(p.a.LocalAddr(), "leader"),
+		RPCHeader:    header(p.a.LocalAddr()),
 		Term:         10,
 		Leader:       []byte(p.a.LocalAddr()),
 		PrevLogEntry: 100,
@@ -213,7 +212,7 @@ func testAppendEntries(t *testing.T, setup raftSetup) {
 		LeaderCommitIndex: 90,
 	}
 	want := raft.AppendEntriesResponse{
-		RPCHeader: header(p.b.LocalAddr(), "follower"), Term: 4, LastLog: 90, Success: true, NoRetryBackoff: true,
+		RPCHeader: header(p.b.LocalAddr()), Term: 4, LastLog: 90, Success: true, NoRetryBackoff: true,
 	}
 	serve(t, p.b, func(rpc raft.RPC) {
 		req, ok := rpc.Command.(*raft.AppendEntriesRequest)
@@ -245,7 +244,7 @@ func testAppendEntries(t *testing.T, setup raftSetup) {
 // testAppendEntriesLarge sends entries larger than one NATS message.
 func testAppendEntriesLarge(t *testing.T, setup raftSetup) {
 	p := setup(t)
-	args := &raft.AppendEntriesRequest{RPCHeader: header(p.a.LocalAddr(), "l"), Term: 3, PrevLogEntry: 1, LeaderCommitIndex: 1}
+	args := &raft.AppendEntriesRequest{RPCHeader: header(p.a.LocalAddr()), Term: 3, PrevLogEntry: 1, LeaderCommitIndex: 1}
 	for i := range 3 {
 		args.Entries = append(args.Entries, &raft.Log{Index: uint64(2 + i), Term: 3, Type: raft.LogCommand, Data: pattern(900<<10, byte(i))})
 	}
@@ -265,7 +264,7 @@ func testAppendEntriesLarge(t *testing.T, setup raftSetup) {
 }
 
 func heartbeat(p raftPair, term uint64) *raft.AppendEntriesRequest {
-	return &raft.AppendEntriesRequest{RPCHeader: header(p.a.LocalAddr(), "leader"), Term: term, Leader: []byte(p.a.LocalAddr())}
+	return &raft.AppendEntriesRequest{RPCHeader: header(p.a.LocalAddr()), Term: term, Leader: []byte(p.a.LocalAddr())}
 }
 
 // testHeartbeatHandler sends heartbeats while the consumer is stuck on
@@ -344,13 +343,13 @@ func testHeartbeatConsumer(t *testing.T, setup raftSetup) {
 
 func testVotes(t *testing.T, setup raftSetup) {
 	p := setup(t)
-	vote := &raft.RequestVoteRequest{RPCHeader: header(p.a.LocalAddr(), "cand"), Term: 20,
+	vote := &raft.RequestVoteRequest{RPCHeader: header(p.a.LocalAddr()), Term: 20,
 		Candidate: []byte(p.a.LocalAddr()), LastLogIndex: 30, LastLogTerm: 19, LeadershipTransfer: true}
-	voteResp := raft.RequestVoteResponse{RPCHeader: header(p.b.LocalAddr(), "voter"), Term: 20, Peers: []byte("peers"), Granted: true}
-	pre := &raft.RequestPreVoteRequest{RPCHeader: header(p.a.LocalAddr(), "cand"), Term: 21, LastLogIndex: 31, LastLogTerm: 20}
-	preResp := raft.RequestPreVoteResponse{RPCHeader: header(p.b.LocalAddr(), "voter"), Term: 21, Granted: true}
-	tn := &raft.TimeoutNowRequest{RPCHeader: header(p.a.LocalAddr(), "leader")}
-	tnResp := raft.TimeoutNowResponse{RPCHeader: header(p.b.LocalAddr(), "next")}
+	voteResp := raft.RequestVoteResponse{RPCHeader: header(p.b.LocalAddr()), Term: 20, Peers: []byte("peers"), Granted: true}
+	pre := &raft.RequestPreVoteRequest{RPCHeader: header(p.a.LocalAddr()), Term: 21, LastLogIndex: 31, LastLogTerm: 20}
+	preResp := raft.RequestPreVoteResponse{RPCHeader: header(p.b.LocalAddr()), Term: 21, Granted: true}
+	tn := &raft.TimeoutNowRequest{RPCHeader: header(p.a.LocalAddr())}
+	tnResp := raft.TimeoutNowResponse{RPCHeader: header(p.b.LocalAddr())}
 	serve(t, p.b, func(rpc raft.RPC) {
 		var want, resp any
 		switch rpc.Command.(type) {
@@ -761,7 +760,7 @@ func testInstallSnapshot(t *testing.T, setup raftSetup) {
 		data []byte
 	}
 	got := make(chan received, 1)
-	want := raft.InstallSnapshotResponse{RPCHeader: header(p.b.LocalAddr(), "follower"), Term: 10, Success: true}
+	want := raft.InstallSnapshotResponse{RPCHeader: header(p.b.LocalAddr()), Term: 10, Success: true}
 	serve(t, p.b, func(rpc raft.RPC) {
 		req, ok := rpc.Command.(*raft.InstallSnapshotRequest)
 		if !ok || rpc.Reader == nil {
@@ -781,7 +780,7 @@ func testInstallSnapshot(t *testing.T, setup raftSetup) {
 		t.Helper()
 		data := randomBytes(size, uint64(size))
 		args := &raft.InstallSnapshotRequest{
-			RPCHeader: header(p.a.LocalAddr(), "leader"), SnapshotVersion: raft.SnapshotVersionMax,
+			RPCHeader: header(p.a.LocalAddr()), SnapshotVersion: raft.SnapshotVersionMax,
 			Term: 10, Leader: []byte(p.a.LocalAddr()), LastLogIndex: 100, LastLogTerm: 9,
 			Peers: []byte("peers"), Configuration: testConfiguration(), ConfigurationIndex: 50, Size: int64(len(data)),
 		}
@@ -955,7 +954,7 @@ func TestSnapshotSenderGoesQuiet(t *testing.T) {
 		}
 		start := time.Now()
 		eventually(t, "the transfer dropped", func() bool { return rt.openSnapshots() == 0 })
-		if took := time.Since(start); took > rt.snapshotProgress()+2*time.Second {
+		if took := time.Since(start); took > rt.snapshotIdle()+2*time.Second {
 			t.Errorf("dropped %v after the sender went quiet", took)
 		}
 		// A late chunk is refused.

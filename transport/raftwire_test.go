@@ -140,7 +140,7 @@ func TestParseReply(t *testing.T) {
 // for a card.
 func stubNet(t testing.TB, ident *Identity) *Network {
 	n := &Network{id: ident.PeerID(), ident: ident, cards: newCards(ident), epoch: 1, faults: NewFaults(),
-		frags: map[fragKey]*partial{}, fetching: map[PeerID]bool{}, closed: true, log: slog.New(slog.DiscardHandler)}
+		frags: map[fragKey]*partial{}, fragAux: fragAux{limits: fragLimits{}.orDefaults()}, fetching: map[PeerID]bool{}, closed: true, log: slog.New(slog.DiscardHandler)}
 	if _, err := n.cards.learn(n.id, ident.card); err != nil {
 		t.Fatal(err)
 	}

@@ -75,15 +75,42 @@ func (s *Scope) Network() *Network { return s.net }
 // sealed with another secret, forged, replayed, or not sealed at all.
 func (s *Scope) Rejected() uint64 { return s.rejected.Load() }
 
-// pair returns the AEAD this node shares with e's peer in this scope.
+// pair returns the AEAD this node shares with e's peer in this scope, and
+// caches it. Only for peers this node chose to seal to, or whose frame
+// opened: see open.
 func (s *Scope) pair(e *peerEntry) (cipher.AEAD, error) {
-	p := e.card.id
-	s.mu.RLock()
-	a := s.pairs[p]
-	s.mu.RUnlock()
-	if a != nil {
+	if a := s.cachedPair(e.card.id); a != nil {
 		return a, nil
 	}
+	a, err := s.derivePair(e)
+	if err != nil {
+		return nil, err
+	}
+	s.keepPair(e.card.id, a)
+	return a, nil
+}
+
+func (s *Scope) cachedPair(p PeerID) cipher.AEAD {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.pairs[p]
+}
+
+// keepPair caches a's key for p; over maxScopePairs, the cache starts
+// afresh.
+func (s *Scope) keepPair(p PeerID, a cipher.AEAD) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pairs) >= maxScopePairs {
+		clear(s.pairs)
+	}
+	s.pairs[p] = a
+}
+
+// derivePair derives the AEAD this node shares with e's peer in this
+// scope, without caching it.
+func (s *Scope) derivePair(e *peerEntry) (cipher.AEAD, error) {
+	p := e.card.id
 	shared, err := s.net.cards.secret(e)
 	if err != nil {
 		return nil, err
@@ -100,16 +127,7 @@ func (s *Scope) pair(e *peerEntry) (cipher.AEAD, error) {
 	if err != nil {
 		return nil, err
 	}
-	if a, err = chacha20poly1305.NewX(k); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	if len(s.pairs) >= maxScopePairs {
-		clear(s.pairs)
-	}
-	s.pairs[p] = a
-	s.mu.Unlock()
-	return a, nil
+	return chacha20poly1305.NewX(k)
 }
 
 // Subscribe delivers the frames on subject that open in this scope to h.
@@ -182,22 +200,32 @@ func (s *Scope) seal(f []byte, payloadAt int, subject string, peer *peerEntry) (
 // payload; it fails for anything not sealed by its sender in this scope.
 // sender finds the sender's card: before opening a pairwise frame, whose key
 // needs it, and only after opening a broadcast, to check its signature.
+// A pairwise key not cached yet is cached only once the frame opened, as
+// its card is kept only then: frames that do not open cannot churn the
+// cache and push out the members' keys.
 func (s *Scope) open(f []byte, payloadAt int, subject string, broadcast bool, sender func() (*peerEntry, error)) ([]byte, error) {
 	aead := s.bcast
 	var e *peerEntry
 	var err error
+	fresh := false
 	if !broadcast {
 		if e, err = sender(); err != nil {
 			return nil, err
 		}
-		if aead, err = s.pair(e); err != nil {
-			return nil, err
+		if aead = s.cachedPair(e.card.id); aead == nil {
+			if aead, err = s.derivePair(e); err != nil {
+				return nil, err
+			}
+			fresh = true
 		}
 	}
 	ad := frameAD(f, payloadAt, subject)
 	out, err := aead.Open(f[payloadAt:payloadAt], frameNonce(f), f[payloadAt:], ad)
 	if err != nil {
 		return nil, errUnsealed
+	}
+	if fresh {
+		s.keepPair(e.card.id, aead)
 	}
 	if broadcast {
 		if len(out) < sigLen {
