@@ -1,12 +1,14 @@
 package storage
 
 import (
+	"bytes"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	iofs "io/fs"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -160,7 +162,7 @@ func Open(dir string, opts *Options) (*DB, error) {
 	pdb, err := db.openPebble(popts)
 	if err != nil {
 		_ = lock.Close()
-		return nil, openErr(dir, err)
+		return nil, openErr(fs, dir, err)
 	}
 	db.pdb = pdb
 	if err := db.guarded("open", db.init); err != nil {
@@ -172,23 +174,66 @@ func Open(dir string, opts *Options) (*DB, error) {
 }
 
 // openErr classifies an error of pebble.Open on a directory that holds a
-// database. Pebble marks a failed checksum as corruption, but reports a
-// file its MANIFEST names that is missing, or shorter or longer than the
-// MANIFEST says, with plain errors; those are damage too. An error of the
-// operating system (permission denied, too many open files, I/O error)
-// is not.
-func openErr(dir string, err error) error {
+// database. Pebble marks a failed checksum as corruption, and a file its
+// MANIFEST names that is missing comes back as fs.ErrNotExist; both are
+// damage. A table file shorter or longer than the MANIFEST says comes back
+// as a plain error, so when Pebble's error is of no known kind the table
+// files are looked at: one that does not end in a table footer is damage.
+// Anything else (an error of the operating system, a directory written by
+// a newer Pebble or with other options) is reported as Pebble said it,
+// not as damage.
+func openErr(fs vfs.FS, dir string, err error) error {
 	var pathErr *iofs.PathError
 	var errno syscall.Errno
 	switch {
 	case pebble.IsCorruptionError(err), errors.Is(err, iofs.ErrNotExist):
 		return fmt.Errorf("%w: open %s: %v", ErrCorrupt, dir, err)
-	case errors.As(err, &pathErr), errors.As(err, &errno),
-		errors.Is(err, pebble.ErrDBDoesNotExist), errors.Is(err, pebble.ErrDBAlreadyExists),
-		errors.Is(err, pebble.ErrDBNotPristine):
+	case errors.As(err, &pathErr), errors.As(err, &errno):
 		return fmt.Errorf("storage: open %s: %w", dir, err)
 	}
-	return fmt.Errorf("%w: open %s: the database's files do not agree: %v", ErrCorrupt, dir, err)
+	if name := tableWithoutFooter(fs, dir); name != "" {
+		return fmt.Errorf("%w: open %s: table %s is cut short or extended (it does not end in a table footer): %v", ErrCorrupt, dir, name, err)
+	}
+	return fmt.Errorf("storage: open %s: %w", dir, err)
+}
+
+// Every sstable ends in one of these (pebble/sstable: the magic numbers
+// of its footer, for the Pebble, RocksDB and LevelDB formats).
+var tableMagics = [][]byte{
+	[]byte("\xf0\x9f\xaa\xb3\xf0\x9f\xaa\xb3"),
+	[]byte("\xf7\xcf\xf4\x85\xb7\x41\xe2\x88"),
+	[]byte("\x57\xfb\x80\x8b\x24\x75\x47\xdb"),
+}
+
+// tableWithoutFooter returns the name of a table file in dir that does
+// not end in a table footer's magic number, or "".
+func tableWithoutFooter(fs vfs.FS, dir string) string {
+	names, err := fs.List(dir)
+	if err != nil {
+		return ""
+	}
+	for _, n := range names {
+		if !strings.HasSuffix(n, ".sst") {
+			continue
+		}
+		f, err := fs.Open(fs.PathJoin(dir, n))
+		if err != nil {
+			continue
+		}
+		var tail [8]byte
+		st, err := f.Stat()
+		if err == nil && st.Size() >= int64(len(tail)) {
+			_, err = f.ReadAt(tail[:], st.Size()-int64(len(tail)))
+		}
+		_ = f.Close()
+		if err != nil {
+			continue // not readable: no evidence either way
+		}
+		if !slices.ContainsFunc(tableMagics, func(m []byte) bool { return bytes.Equal(tail[:], m) }) {
+			return n
+		}
+	}
+	return ""
 }
 
 // checkDirContents refuses a directory that holds files Pebble did not

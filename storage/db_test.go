@@ -52,6 +52,9 @@ func TestReopenKeepsEverything(t *testing.T) {
 			if err := s1.Log.DeleteRange(1, 9); err != nil {
 				t.Fatal(err)
 			}
+			// A log that starts past 1 is one Raft can start from only
+			// above a snapshot (Stores checks that; see scanLog).
+			writeSnapshot(t, s2.Snapshots, 6, 5, 100, 100)
 			if err := s2.Log.StoreLogs(mkLogs(7, 8)); err != nil {
 				t.Fatal(err)
 			}
@@ -424,5 +427,82 @@ func TestRaftRestart(t *testing.T) {
 	}
 	if want := uint64(120 * 121 / 2); fsm.sum != want || fsm.n != 120 {
 		t.Fatalf("after restart sum=%d n=%d, want %d, 120", fsm.sum, fsm.n, want)
+	}
+}
+
+// TestOpenForeignPebbleIsNotCorrupt: a directory Pebble refuses for
+// another reason than damage (a newer format major version; options that
+// name another comparer) is not reported as ErrCorrupt, and the error says
+// what Pebble said.
+func TestOpenForeignPebbleIsNotCorrupt(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(fs vfs.FS, name string) bool
+		says   string
+	}{
+		{"newer format", func(fs vfs.FS, n string) bool {
+			i := strings.LastIndexByte(n, '.')
+			if !strings.HasPrefix(n, "marker.format-version.") || i < 0 {
+				return false
+			}
+			if err := fs.Rename("/data/"+n, "/data/"+n[:i+1]+"999"); err != nil {
+				t.Fatal(err)
+			}
+			return true
+		}, "format major version 999"},
+		{"another comparer", func(fs vfs.FS, n string) bool {
+			if !strings.HasPrefix(n, "OPTIONS-") {
+				return false
+			}
+			f, err := fs.Open("/data/" + n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(f)
+			f.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b = bytes.ReplaceAll(b, []byte("comparer=leveldb.BytewiseComparator"), []byte("comparer=other.Comparer"))
+			w, err := fs.Create("/data/"+n, vfs.WriteCategoryUnspecified)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Write(b); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			return true
+		}, "other.Comparer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := vfs.NewMem()
+			db, err := Open("/data", &Options{FS: fs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			names, err := fs.List("/data")
+			if err != nil {
+				t.Fatal(err)
+			}
+			changed := false
+			for _, n := range names {
+				changed = tc.change(fs, n) || changed
+			}
+			if !changed {
+				t.Fatalf("nothing to change among %v", names)
+			}
+			for _, ro := range []bool{false, true} {
+				_, err := Open("/data", &Options{FS: fs, ReadOnly: ro})
+				if err == nil || errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.says) {
+					t.Errorf("ReadOnly %v: %v", ro, err)
+				}
+			}
+		})
 	}
 }

@@ -141,7 +141,7 @@ func (r *GroupReader) readFrom(from uint64) (_ []*raft.Log, err error) {
 		return nil, err
 	}
 	defer v.exit()
-	defer v.recoverCorrupt(&err, "read log entries from %d", from)
+	defer v.recoverCorruptIndex(&err, "read log entries from", from)
 	failed, retried := uint64(0), false
 	for {
 		at, ok, err := v.nextIndex(from)

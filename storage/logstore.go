@@ -9,6 +9,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/raft"
+
+	"github.com/mosaik-go/mosaik/internal/raftconf"
 )
 
 // view is one group's part of a DB: its Raft log and stable store, and the
@@ -120,22 +122,23 @@ func (v *view) open() error {
 	return v.db.commit(b, pebble.NoSync)
 }
 
-// verifyLog checks every stored entry's checksum and index, and decodes
-// every configuration entry, so a corrupt entry fails Stores with an
-// error naming it, rather than Raft's start, which panics on a log entry
-// it cannot read or a configuration it cannot decode. The caller has
-// entered.
+// verifyLog checks the log as CheckConfigurations does, so a log Raft
+// cannot start from fails Stores with an error naming the entry, rather
+// than Raft's start, which panics on it. The caller has entered.
 func (v *view) verifyLog() error { return v.scanLog() }
 
 // CheckConfigurations reads the group's log as hashicorp/raft's NewRaft
 // does when it starts, and returns an error wrapping ErrCorrupt that names
-// the group and the index of the first entry NewRaft would panic on: one
-// whose checksum or index does not match, or a configuration entry that
-// raft.DecodeConfiguration cannot decode. A hole in the log is no error:
-// Raft leaves one below a snapshot installed past a short log, and reads
-// only what follows the snapshot. It reads every entry once, in
-// order (the same scan DB.Stores makes); it holds no more than one entry
-// in memory.
+// the group and the index of the first entry NewRaft would panic on.
+// NewRaft reads every entry from the newest snapshot's index + 1 to the
+// last index, and decodes the configuration entries among them: there,
+// an entry that is missing, whose checksum or index does not match, or a
+// configuration entry that raft.DecodeConfiguration cannot decode is
+// reported. Below the newest snapshot NewRaft reads nothing: a hole there
+// is no error (Raft leaves one when it installs a snapshot past a short
+// log), and entries are checked for their checksum only. It reads every
+// entry once, in order (the same scan DB.Stores makes); it holds no more
+// than one entry in memory.
 //
 // It is a method of the log store DB.Stores hands out; find it with a type
 // assertion to ConfigurationChecker.
@@ -148,13 +151,23 @@ func (v *view) CheckConfigurations() (err error) {
 	return v.scanLog()
 }
 
-// scanLog checks every stored entry. The caller has entered.
+// scanLog checks every stored entry; see CheckConfigurations. The caller
+// has entered.
 func (v *view) scanLog() error {
+	metas, err := v.listMetas()
+	if err != nil {
+		return err
+	}
+	var snapIndex uint64 // of the newest snapshot; NewRaft reads from the next
+	if len(metas) > 0 {
+		snapIndex = metas[0].Index
+	}
 	it, err := v.db.pdb.NewIter(&pebble.IterOptions{LowerBound: v.logLo, UpperBound: v.logHi})
 	if err != nil {
 		return v.db.readErr(err)
 	}
 	defer it.Close()
+	next := snapIndex + 1 // the next entry NewRaft reads
 	for ok := it.First(); ok; ok = it.Next() {
 		index, err := logIndex(it.Key())
 		if err != nil {
@@ -167,6 +180,13 @@ func (v *view) scanLog() error {
 		if err := checkLog(val, index); err != nil {
 			return v.corrupt("log entry %d: %v", index, err)
 		}
+		if index <= snapIndex {
+			continue
+		}
+		if index != next {
+			return v.corrupt("log entry %d: missing, yet Raft reads every entry from %d (after the newest snapshot) to the last, and entry %d is stored", next, snapIndex+1, index)
+		}
+		next++
 		if raft.LogType(val[17]) != raft.LogConfiguration {
 			continue
 		}
@@ -174,7 +194,7 @@ func (v *view) scanLog() error {
 		if err := decodeLog(val, index, &l); err != nil {
 			return v.corrupt("log entry %d: %v", index, err)
 		}
-		if _, err := decodeConfiguration(l.Data); err != nil {
+		if _, err := raftconf.Decode(l.Data); err != nil {
 			return v.corrupt("log entry %d: %v", index, err)
 		}
 	}
@@ -182,17 +202,6 @@ func (v *view) scanLog() error {
 		return v.db.readErr(err)
 	}
 	return nil
-}
-
-// decodeConfiguration is raft.DecodeConfiguration, which panics on bytes
-// it cannot decode, with the panic returned as an error.
-func decodeConfiguration(b []byte) (c raft.Configuration, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("configuration does not decode: %v", r)
-		}
-	}()
-	return raft.DecodeConfiguration(b), nil
 }
 
 // enter starts an operation on the view; see DB.enter.
@@ -227,9 +236,26 @@ func (v *view) corrupt(format string, args ...any) error {
 }
 
 // recoverCorrupt is DB.recoverCorrupt, naming the group and what was read.
-func (v *view) recoverCorrupt(err *error, format string, args ...any) {
+func (v *view) recoverCorrupt(err *error, what string) {
 	if r := recover(); r != nil {
-		*err = v.db.panicked(r, "group "+v.short+": "+fmt.Sprintf(format, args...))
+		*err = v.db.panicked(r, "group "+v.short+": "+what)
+	}
+}
+
+// recoverCorruptIndex is recoverCorrupt for a read that names a log index
+// ("log entry 12"). It formats the name only after a panic: GetLog, which
+// Raft calls once per entry, must not allocate to name itself.
+func (v *view) recoverCorruptIndex(err *error, what string, index uint64) {
+	if r := recover(); r != nil {
+		*err = v.db.panicked(r, fmt.Sprintf("group %s: %s %d", v.short, what, index))
+	}
+}
+
+// recoverCorruptNamed is recoverCorrupt for a read that names a key or an
+// id, quoted; like recoverCorruptIndex, it formats only after a panic.
+func recoverCorruptNamed[S string | []byte](v *view, err *error, what string, name S) {
+	if r := recover(); r != nil {
+		*err = v.db.panicked(r, fmt.Sprintf("group %s: %s %q", v.short, what, name))
 	}
 }
 
@@ -276,7 +302,7 @@ func (v *view) GetLog(index uint64, l *raft.Log) (err error) {
 		return err
 	}
 	defer v.exit()
-	defer v.recoverCorrupt(&err, "log entry %d", index)
+	defer v.recoverCorruptIndex(&err, "log entry", index)
 	ra := &v.ra
 	ra.mu.Lock()
 	if index >= ra.first && index-ra.first < uint64(len(ra.logs)) {
@@ -445,7 +471,7 @@ func (v *view) Get(key []byte) (_ []byte, err error) {
 		return nil, err
 	}
 	defer v.exit()
-	defer v.recoverCorrupt(&err, "stable key %q", key)
+	defer recoverCorruptNamed(v, &err, "stable key", key)
 	k := v.stableKey(key)
 	raw, found, err := v.db.get(k)
 	if err != nil {

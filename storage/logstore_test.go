@@ -360,3 +360,44 @@ func TestLogRoundTripTime(t *testing.T) {
 		t.Fatalf("round trip: %+v != %+v", got, *l)
 	}
 }
+
+// TestGetLogAllocs: Raft calls GetLog once per entry it replicates or
+// replays. An entry read ahead costs no allocation; one read on its own
+// costs only what Pebble's Get and the decoding need, the same at every
+// index (nothing is formatted unless a read panics).
+func TestGetLogAllocs(t *testing.T) {
+	db, _ := memDB(t, nil)
+	st := stores(t, db, groupID(1))
+	if err := st.Log.StoreLogs(mkLogs(1, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	var l raft.Log
+	get := func(i uint64) {
+		if err := st.Log.GetLog(i, &l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get(700)
+	get(701) // in order: reads ahead
+	if n := testing.AllocsPerRun(100, func() { get(702) }); n != 0 {
+		t.Errorf("GetLog of an entry read ahead: %v allocations, want 0", n)
+	}
+	alone := func(i uint64) float64 {
+		return testing.AllocsPerRun(100, func() {
+			get(3) // out of order: the next is read on its own
+			get(i)
+		})
+	}
+	if low, high := alone(5), alone(300); high != low {
+		t.Errorf("GetLog on its own: %v allocations at index 300, %v at index 5", high, low)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := st.Stable.Get([]byte("missing")); !errors.Is(err, ErrKeyNotFound) {
+			t.Fatal(err)
+		}
+	}); n > 2 {
+		// The key passed through the interface, and the key with the
+		// group's prefix.
+		t.Errorf("Get of a missing key: %v allocations, want at most 2", n)
+	}
+}

@@ -77,64 +77,163 @@ func checkManifestFile(f vfs.File) error {
 	}
 }
 
-// Chunks of Pebble's record format (pebble/record, the "legacy" format
-// its MANIFEST uses): within 32 KiB blocks, each chunk is a masked CRC-32C
-// of type and payload (4 bytes, little-endian), the payload length (2), the
-// type (1: full, 2: first, 3: middle, 4: last) and the payload.
+// Chunks of Pebble's record format (pebble/record): within 32 KiB
+// blocks, which no chunk spans, each chunk is a masked CRC-32C of what
+// follows the length (4 bytes, little-endian), the payload length (2), the
+// type (1) and the payload. The legacy types (1: full, 2: first, 3:
+// middle, 4: last), which the MANIFEST uses, have nothing more in their
+// header; the WAL's recyclable types (5..8) have the log number after the
+// type, and its WAL-sync types (9..12) also the offset up to which the log
+// was synced when the chunk was written.
 const (
-	recordBlockSize  = 32 << 10
-	recordHeaderSize = 7
+	recordBlockSize    = 32 << 10
+	recordHeaderSize   = 7
+	walRecyclableFirst = 5
+	walSyncFirst       = 9
+	walSyncLast        = 12
+	walRecyclableHdr   = recordHeaderSize + 4
+	walSyncHdr         = walRecyclableHdr + 8
 )
+
+// chunk is what the header of a chunk says, and whether it is valid.
+type chunk struct {
+	typ    byte
+	logNum uint32 // recyclable and WAL-sync chunks
+	synced uint64 // WAL-sync chunks
+	// end is where the chunk ends by its header, -1 when the header is
+	// impossible (unknown type, or cut off by the end of the block).
+	end int
+	// valid: the header is possible, the chunk fits in its block and its
+	// checksum matches.
+	valid bool
+}
+
+// legacy reports whether the chunk has the legacy (MANIFEST) format.
+func (c chunk) legacy() bool { return c.typ < walRecyclableFirst }
+
+// chunkAt reads the chunk that starts at b[i], b being one block.
+func chunkAt(b []byte, i int) chunk {
+	c := chunk{end: -1}
+	if i+recordHeaderSize > len(b) {
+		return c
+	}
+	c.typ = b[i+6]
+	hdr := 0
+	switch {
+	case c.typ >= 1 && c.typ < walRecyclableFirst:
+		hdr = recordHeaderSize
+	case c.typ >= walRecyclableFirst && c.typ < walSyncFirst:
+		hdr = walRecyclableHdr
+	case c.typ >= walSyncFirst && c.typ <= walSyncLast:
+		hdr = walSyncHdr
+	}
+	if hdr == 0 || i+hdr > len(b) {
+		return c
+	}
+	if hdr > recordHeaderSize {
+		c.logNum = binary.LittleEndian.Uint32(b[i+7:])
+	}
+	if hdr == walSyncHdr {
+		c.synced = binary.LittleEndian.Uint64(b[i+11:])
+	}
+	c.end = i + hdr + int(binary.LittleEndian.Uint16(b[i+4:]))
+	c.valid = c.end <= len(b) && binary.LittleEndian.Uint32(b[i:]) == maskedCRC(b[i+6:c.end])
+	return c
+}
+
+// maskedCRC is the checksum of a chunk, as pebble/record computes it.
+func maskedCRC(b []byte) uint32 {
+	c := crc32.Checksum(b, castagnoli)
+	return (c>>15 | c<<17) + 0xa282ead8
+}
+
+// chunkReader reads a record file one 32 KiB block at a time.
+type chunkReader struct {
+	f     vfs.File
+	size  int64
+	block []byte
+}
+
+func newChunkReader(f vfs.File) (*chunkReader, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return &chunkReader{f: f, size: st.Size(), block: make([]byte, recordBlockSize)}, nil
+}
+
+// read returns the block that starts at base.
+func (r *chunkReader) read(base int64) ([]byte, error) {
+	n, err := r.f.ReadAt(r.block[:min(recordBlockSize, r.size-base)], base)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return r.block[:n], nil
+}
+
+// findAfterDamage looks past the damaged chunk at offset at for a valid
+// chunk that match accepts, and returns its offset and header, or -1. It
+// reads only at real chunk boundaries, never at arbitrary offsets (a
+// record's payload may hold anything, a well-formed chunk included): in
+// the damaged chunk's block, from where the damaged chunk's header says it
+// ends, if that is inside the block; in every later block, from its start.
+// In either, it walks chunk by chunk up to the first invalid chunk.
+func (r *chunkReader) findAfterDamage(at int64, match func(chunk) bool) (int64, chunk, error) {
+	first := at - at%recordBlockSize
+	for base := first; base < r.size; base += recordBlockSize {
+		b, err := r.read(base)
+		if err != nil {
+			return 0, chunk{}, err
+		}
+		i := 0
+		if base == first {
+			if i = chunkAt(b, int(at-base)).end; i < 0 {
+				continue
+			}
+		}
+		for i < len(b) {
+			c := chunkAt(b, i)
+			if !c.valid {
+				break
+			}
+			if match(c) {
+				return base + int64(i), c, nil
+			}
+			i = c.end
+		}
+	}
+	return -1, chunk{}, nil
+}
 
 // validChunkAfter walks the chunks of the record at offset from to the
 // first one that is damaged, and returns the offset of the first valid
-// chunk after that, or -1. A crash while appending leaves no valid chunk
-// after the one it tore; bit rot does.
+// chunk after that (see findAfterDamage), or -1. A crash while appending
+// leaves no valid chunk after the one it tore; bit rot does.
 func validChunkAfter(f vfs.File, from int64) (int64, error) {
-	st, err := f.Stat()
+	r, err := newChunkReader(f)
 	if err != nil {
 		return 0, err
 	}
-	size := st.Size()
-	block := make([]byte, recordBlockSize)
-	damaged := false
-	for base := from - from%recordBlockSize; base < size; base += recordBlockSize {
-		n, err := f.ReadAt(block[:min(recordBlockSize, size-base)], base)
-		if err != nil && !errors.Is(err, io.EOF) {
+	for base := from - from%recordBlockSize; base < r.size; base += recordBlockSize {
+		b, err := r.read(base)
+		if err != nil {
 			return 0, err
 		}
-		b := block[:n]
 		i := 0
 		if base < from {
 			i = int(from - base)
 		}
+		// The writer zeroes the rest of a block too short for a header.
 		for i+recordHeaderSize <= len(b) {
-			end, ok := chunkAt(b, i)
-			switch {
-			case ok && !damaged:
-				i = end
-			case ok:
-				return base + int64(i), nil
-			default:
-				damaged = true
-				i++
+			c := chunkAt(b, i)
+			if !c.valid || !c.legacy() {
+				at, _, err := r.findAfterDamage(base+int64(i), chunk.legacy)
+				return at, err
 			}
+			i = c.end
 		}
 	}
 	return -1, nil
-}
-
-// chunkAt reports whether a valid chunk starts at b[i], and where it ends.
-func chunkAt(b []byte, i int) (end int, ok bool) {
-	if typ := b[i+6]; typ < 1 || typ > 4 {
-		return 0, false
-	}
-	end = i + recordHeaderSize + int(binary.LittleEndian.Uint16(b[i+4:]))
-	if end > len(b) {
-		return 0, false
-	}
-	c := crc32.Checksum(b[i+6:end], castagnoli)
-	return end, binary.LittleEndian.Uint32(b[i:]) == (c>>15|c<<17)+0xa282ead8
 }
 
 // checkWALs reads the chunks of every write-ahead log in the directory
@@ -144,7 +243,9 @@ func chunkAt(b []byte, i int) (end int, ok bool) {
 // looks for that promise only in the 32 KiB blocks after the damaged one,
 // so a damaged record followed by synced records in the same block is
 // dropped silently, and with it acknowledged writes. Here the promise is
-// looked for everywhere after the damage. A log that is kept only for
+// looked for in the damaged chunk's block too, past the damaged chunk as
+// its header gives its length (see findAfterDamage): damage to the length
+// itself hides the rest of that block. A log that is kept only for
 // reuse is checked too: damage in it is reported although Pebble would not
 // read it.
 func checkWALs(fs vfs.FS, dir string) error {
@@ -170,109 +271,57 @@ func checkWALs(fs vfs.FS, dir string) error {
 	return nil
 }
 
-// Chunk encodings of Pebble's WAL (pebble/record): recyclable chunks have
-// the log number after the type, WAL-sync chunks also the offset up to
-// which the log was synced when the chunk was written.
-const (
-	walRecyclableFirst = 5
-	walSyncFirst       = 9
-	walSyncLast        = 12
-	walRecyclableHdr   = recordHeaderSize + 4
-	walSyncHdr         = walRecyclableHdr + 8
-)
-
 // checkWAL returns an error when a chunk of the log is damaged and a later
-// valid chunk of the same log promises it was synced.
+// valid chunk of the same log promises it was synced. The log ends at its
+// first chunk that is not one of its own. When that chunk is valid, it
+// belongs to another log (the EOF trailer Pebble writes when it closes a
+// log, or the stale tail of an older log whose file was reused): a clean
+// end. Otherwise it is damage, or the torn end a crash leaves, or the
+// stale tail cut mid-chunk; only a later chunk of this log that says the
+// log was synced past it tells damage apart.
 func checkWAL(fs vfs.FS, name string, logNum uint32) error {
 	f, err := fs.Open(name)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	st, err := f.Stat()
+	r, err := newChunkReader(f)
 	if err != nil {
 		return err
 	}
-	size := st.Size()
-	block := make([]byte, recordBlockSize)
-	end := int64(-1) // where this log's valid chunks end
-	for base := int64(0); base < size && end < 0; base += recordBlockSize {
-		n, err := f.ReadAt(block[:min(recordBlockSize, size-base)], base)
-		if err != nil && !errors.Is(err, io.EOF) {
+	for base := int64(0); base < r.size; base += recordBlockSize {
+		b, err := r.read(base)
+		if err != nil {
 			return err
 		}
-		b := block[:n]
-		for i := 0; i+walRecyclableHdr <= len(b); {
-			typ := b[i+6]
-			if typ == 0 && allZero(b[i:]) {
-				break // padding at the end of a block
+		for i := 0; i < len(b); {
+			if len(b)-i < walSyncHdr && allZero(b[i:]) {
+				break // the writer zeroes the rest of a block too short for a header
 			}
-			if typ < walRecyclableFirst || typ > walSyncLast {
-				if typ >= 1 && typ <= 4 && base == 0 && i == 0 {
-					return nil // a log in the legacy format: Pebble's checks only
-				}
-				end = base + int64(i)
-				break
-			}
-			next, _, ok := walChunkAt(b, i, logNum)
-			if !ok {
-				end = base + int64(i)
-				break
-			}
-			i = next
-		}
-	}
-	if end < 0 {
-		return nil
-	}
-	// Look for a later valid chunk of this log that was written after the
-	// log had been synced past end.
-	for base := end - end%recordBlockSize; base < size; base += recordBlockSize {
-		n, err := f.ReadAt(block[:min(recordBlockSize, size-base)], base)
-		if err != nil && !errors.Is(err, io.EOF) {
-			return err
-		}
-		b := block[:n]
-		i := 0
-		if base < end {
-			i = int(end-base) + 1
-		}
-		for ; i+walSyncHdr <= len(b); i++ {
-			if typ := b[i+6]; typ < walSyncFirst || typ > walSyncLast {
+			c := chunkAt(b, i)
+			switch {
+			case c.valid && c.legacy() && base == 0 && i == 0:
+				return nil // a log in the legacy format: Pebble's checks only
+			case c.valid && (c.legacy() || c.logNum != logNum):
+				return nil // a clean end
+			case c.valid:
+				i = c.end
 				continue
 			}
-			if _, synced, ok := walChunkAt(b, i, logNum); ok && synced > uint64(end) {
-				return fmt.Errorf("%w: the chunk at offset %d is damaged, and the chunk at offset %d says the log was synced up to offset %d", errDamaged, end, base+int64(i), synced)
+			end := base + int64(i)
+			at, sync, err := r.findAfterDamage(end, func(c chunk) bool {
+				return c.typ >= walSyncFirst && c.logNum == logNum && c.synced > uint64(end)
+			})
+			if err != nil {
+				return err
 			}
+			if at >= 0 {
+				return fmt.Errorf("%w: the chunk at offset %d is damaged, and the chunk at offset %d says the log was synced up to offset %d", errDamaged, end, at, sync.synced)
+			}
+			return nil
 		}
 	}
 	return nil
-}
-
-// walChunkAt reports whether a valid recyclable or WAL-sync chunk of log
-// logNum starts at b[i]; it returns where it ends and, for a WAL-sync
-// chunk, the synced offset it carries.
-func walChunkAt(b []byte, i int, logNum uint32) (end int, synced uint64, ok bool) {
-	typ := b[i+6]
-	hdr := walRecyclableHdr
-	if typ >= walSyncFirst {
-		hdr = walSyncHdr
-	}
-	if i+hdr > len(b) || binary.LittleEndian.Uint32(b[i+7:]) != logNum {
-		return 0, 0, false
-	}
-	end = i + hdr + int(binary.LittleEndian.Uint16(b[i+4:]))
-	if end > len(b) {
-		return 0, 0, false
-	}
-	c := crc32.Checksum(b[i+6:end], castagnoli)
-	if binary.LittleEndian.Uint32(b[i:]) != (c>>15|c<<17)+0xa282ead8 {
-		return 0, 0, false
-	}
-	if hdr == walSyncHdr {
-		synced = binary.LittleEndian.Uint64(b[i+11:])
-	}
-	return end, synced, true
 }
 
 func allZero(b []byte) bool {

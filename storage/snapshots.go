@@ -217,7 +217,7 @@ func (s *snapStore) Open(id string) (_ *raft.SnapshotMeta, _ io.ReadCloser, err 
 		return nil, nil, err
 	}
 	defer v.exit()
-	defer v.recoverCorrupt(&err, "open snapshot %q", id)
+	defer recoverCorruptNamed(v, &err, "open snapshot", id)
 	seq, ok := snapshotSeq(id)
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: group %s: id %q is not one this store makes", ErrSnapshotNotFound, v.short, id)

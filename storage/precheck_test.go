@@ -1,0 +1,285 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/record"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/raft"
+)
+
+// walChunk encodes one chunk of Pebble's WAL format, as walChunkAt parses
+// it: a recyclable chunk (types 5..8) or a WAL-sync chunk (9..12), which
+// also carries the offset the log was synced up to.
+func walChunk(typ byte, logNum uint32, synced uint64, payload []byte) []byte {
+	b := make([]byte, 6, walSyncHdr+len(payload))
+	binary.LittleEndian.PutUint16(b[4:], uint16(len(payload)))
+	b = append(b, typ)
+	b = binary.LittleEndian.AppendUint32(b, logNum)
+	if typ >= walSyncFirst {
+		b = binary.LittleEndian.AppendUint64(b, synced)
+	}
+	b = append(b, payload...)
+	binary.LittleEndian.PutUint32(b, maskedCRC(b[6:]))
+	return b
+}
+
+// walFile lays records out as Pebble's writer does: a record that does
+// not fit in what is left of a 32 KiB block is split into a first chunk,
+// middle ones and a last one; a block with no room left for a header is
+// zeroed to its end. at holds the offset of each record's first chunk.
+type walFile struct {
+	b  []byte
+	at []int
+}
+
+// add appends a record of the given family (walRecyclableFirst or
+// walSyncFirst) whose chunks carry synced, or if synced is negative the
+// offset of the record's start.
+func (w *walFile) add(family byte, logNum uint32, synced int64, payload []byte) {
+	hdr := walRecyclableHdr
+	if family == walSyncFirst {
+		hdr = walSyncHdr
+	}
+	if synced < 0 {
+		synced = int64(len(w.b))
+	}
+	for first := true; first || len(payload) > 0; first = false {
+		left := recordBlockSize - len(w.b)%recordBlockSize
+		if left < hdr {
+			w.b = append(w.b, make([]byte, left)...)
+			left = recordBlockSize
+		}
+		if first {
+			w.at = append(w.at, len(w.b))
+		}
+		n := min(left-hdr, len(payload))
+		last := n == len(payload)
+		typ := family + 3 // last
+		switch {
+		case first && last:
+			typ = family
+		case first:
+			typ = family + 1
+		case !last:
+			typ = family + 2
+		}
+		w.b = append(w.b, walChunk(typ, logNum, uint64(synced), payload[:n])...)
+		payload = payload[n:]
+	}
+}
+
+func checkWALBytes(t *testing.T, b []byte, logNum uint32) error {
+	t.Helper()
+	fs := vfs.NewMem()
+	name := fmt.Sprintf("/%06d.log", logNum)
+	memFile(t, fs, name, b).Close()
+	return checkWAL(fs, name, logNum)
+}
+
+// TestOpenForgedSyncChunkInRecycledWAL: Pebble reuses the files of old
+// write-ahead logs, so the newest log ends where its own chunks end and
+// the stale chunks of an older log follow, holding the raw values stored
+// back then. A value that embeds a well-formed WAL-sync chunk of a later
+// log number must not make the directory look damaged: any member of a
+// group can put such bytes into a command.
+func TestOpenForgedSyncChunkInRecycledWAL(t *testing.T) {
+	var forged []byte
+	for n := uint32(1); n <= 64; n++ {
+		forged = append(forged, walChunk(walSyncFirst, n, 1<<40, []byte("evil"))...)
+	}
+	fs := vfs.NewMem()
+	db, err := Open("/data", &Options{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := db.Stores(groupID(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[uint64]*raft.Log{}
+	next := uint64(1)
+	store := func(n int) {
+		var logs []*raft.Log
+		for range n {
+			l := mkLog(next)
+			l.Data = append(l.Data, forged...)
+			logs = append(logs, l)
+			want[next] = l
+			next++
+		}
+		if err := st.Log.StoreLogs(logs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Long logs, each flushed away so its file is kept for reuse, then a
+	// short one written over the start of a reused file.
+	for range 4 {
+		for range 20 {
+			store(5)
+		}
+		if err := db.pdb.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store(1)
+	st.Release()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !hasStaleTail(t, fs, "/data") {
+		t.Fatal("no write-ahead log holds a stale tail: the test proves nothing")
+	}
+
+	db, err = Open("/data", &Options{FS: fs})
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer db.Close()
+	st = stores(t, db, groupID(1))
+	mustIndexes(t, st.Log, 1, next-1)
+	for i := uint64(1); i < next; i++ {
+		mustLog(t, st.Log, want[i])
+	}
+}
+
+// hasStaleTail reports whether a write-ahead log in dir holds chunks of an
+// older log after its own.
+func hasStaleTail(t *testing.T, fs vfs.FS, dir string) bool {
+	names, err := fs.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		var num uint32
+		if _, err := fmt.Sscanf(n, "%06d.log", &num); err != nil || !strings.HasSuffix(n, ".log") {
+			continue
+		}
+		f, err := fs.Open(fs.PathJoin(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for base := 0; base < len(b); base += recordBlockSize {
+			blk := b[base:min(base+recordBlockSize, len(b))]
+			if len(blk) >= walRecyclableHdr && blk[6] >= walRecyclableFirst && blk[6] <= walSyncLast {
+				if other := binary.LittleEndian.Uint32(blk[7:]); other != num && other != num+1 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// TestCheckWALDamage: damage inside the synced part of a log is reported
+// when a later chunk of the log promises the damaged one was synced; the
+// torn end a crash leaves, and the stale chunks of a reused file, are not.
+func TestCheckWALDamage(t *testing.T) {
+	const logNum = 7
+	payload := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, 1000) }
+	var w walFile
+	for i := range 80 { // three blocks and a bit
+		w.add(walSyncFirst, logNum, -1, payload(i))
+	}
+	good, at := w.b, w.at
+	if err := checkWALBytes(t, good, logNum); err != nil {
+		t.Fatalf("an undamaged log: %v", err)
+	}
+	flip := func(pos int) []byte {
+		b := bytes.Clone(good)
+		b[pos] ^= 0x40
+		return b
+	}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		bad  bool
+	}{
+		{"payload, synced chunks in the same block", flip(at[2] + walSyncHdr + 10), true},
+		{"payload, synced chunks in later blocks", flip(at[30] + walSyncHdr + 10), true},
+		{"checksum of the first chunk", flip(at[0]), true},
+		{"log number, synced chunks in later blocks", flip(at[31] + 8), true},
+		{"torn last chunk", good[:at[79]+50], false},
+		{"payload of the last chunk", flip(at[79] + walSyncHdr + 1), false},
+		{"reused file", reused(logNum-2, good[:at[10]]), false},
+		{"reused file, closed", reused(logNum-2, slices.Concat(good[:at[40]], walChunk(walRecyclableFirst, logNum+1, 0, nil))), false},
+		{"reused file, damage before synced chunks", reused(logNum-2, flip(at[40] + walSyncHdr + 10)[:at[70]]), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkWALBytes(t, tc.b, logNum)
+			switch {
+			case tc.bad && !errors.Is(err, errDamaged):
+				t.Fatalf("got %v, want damage reported", err)
+			case !tc.bad && err != nil:
+				t.Fatalf("got %v, want no error", err)
+			}
+		})
+	}
+}
+
+// reused is the file of an older log other, whose values embed WAL-sync
+// chunks forged for the log numbers around it, with prefix written over
+// its start.
+func reused(other uint32, prefix []byte) []byte {
+	var forged []byte
+	for n := other; n < other+8; n++ {
+		forged = append(forged, walChunk(walSyncFirst, n, 1<<40, []byte("evil"))...)
+	}
+	var w walFile
+	for i := range 150 {
+		w.add(walRecyclableFirst, other, 0, slices.Concat(forged, bytes.Repeat([]byte{byte(i)}, 500)))
+	}
+	copy(w.b, prefix)
+	return w.b
+}
+
+// TestCheckManifestTornTail: a MANIFEST's torn last record is no damage,
+// even when its payload holds a well-formed chunk (records carry keys,
+// which may hold anything); a damaged record followed by valid ones is.
+func TestCheckManifestTornTail(t *testing.T) {
+	embedded := slices.Concat([]byte{0, 0, 0, 0, 5, 0, 1}, []byte("hello"))
+	binary.LittleEndian.PutUint32(embedded, maskedCRC(embedded[6:]))
+	var buf bytes.Buffer
+	w := record.NewWriter(&buf)
+	var starts []int64
+	for i := range 20 {
+		starts = append(starts, w.Size())
+		if _, err := w.WriteRecord(slices.Concat(bytes.Repeat([]byte{byte(i)}, 300), embedded, bytes.Repeat([]byte{byte(i)}, 300))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	good := buf.Bytes()
+	check := func(b []byte) error {
+		fs := vfs.NewMem()
+		f := memFile(t, fs, "/MANIFEST-000001", b)
+		defer f.Close()
+		return checkManifestFile(f)
+	}
+	if err := check(good); err != nil {
+		t.Fatalf("an undamaged MANIFEST: %v", err)
+	}
+	// Cut in the last record, after the chunk embedded in it.
+	if err := check(good[:starts[19]+recordHeaderSize+int64(300+len(embedded)+10)]); err != nil {
+		t.Fatalf("a torn last record: %v", err)
+	}
+	damaged := bytes.Clone(good)
+	damaged[starts[5]+recordHeaderSize+10] ^= 1
+	if err := check(damaged); !errors.Is(err, errDamaged) {
+		t.Fatalf("a damaged record followed by valid ones: %v", err)
+	}
+}
