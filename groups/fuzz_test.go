@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/mosaik-go/mosaik/internal/raftconf"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/transport"
 )
@@ -112,6 +113,6 @@ func FuzzStoredConfiguration(f *testing.F) {
 	f.Add([]byte{0xff, 0x00})
 	f.Add([]byte{0x81, 0xa7, 'S', 'e', 'r', 'v', 'e', 'r', 's', 0xdd, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_ = decodeConfiguration(data)
+		_, _ = raftconf.Decode(data)
 	})
 }

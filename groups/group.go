@@ -227,10 +227,10 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 		return fail(fmt.Errorf("groups: read stored state: %w", err))
 	}
 	c.hasState.Store(hasState)
-	// Raft panics at start on a stored entry it cannot read or decode, and
-	// on one missing after the snapshot it restores (the Pebble store
-	// checked its entries in Stores, but cannot tell which holes matter).
-	if hasState {
+	// Raft panics at start on a stored entry it cannot read or decode, or
+	// one missing after the snapshot it restores. The Pebble store checked
+	// that in Stores; check any other store here.
+	if _, checked := stores.Log.(storage.ConfigurationChecker); hasState && !checked {
 		if err := checkStoredConfigurations(c.id, stores.Log, stores.Snapshots); err != nil {
 			return fail(err)
 		}

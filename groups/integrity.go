@@ -6,6 +6,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/mosaik-go/mosaik/internal/raftconf"
 	"github.com/mosaik-go/mosaik/storage"
 )
 
@@ -39,21 +40,9 @@ func checkStoredConfigurations(id ID, logs raft.LogStore, snaps raft.SnapshotSto
 		if l.Type != raft.LogConfiguration {
 			continue
 		}
-		if err := decodeConfiguration(l.Data); err != nil {
+		if _, err := raftconf.Decode(l.Data); err != nil {
 			return fmt.Errorf("%w: group %s: configuration entry at index %d: %v", storage.ErrCorrupt, id.Short(), i, err)
 		}
 	}
-	return nil
-}
-
-// decodeConfiguration reports whether raft.DecodeConfiguration, which
-// panics on bad input, accepts b.
-func decodeConfiguration(b []byte) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("does not decode: %v", p)
-		}
-	}()
-	raft.DecodeConfiguration(b)
 	return nil
 }
