@@ -6,6 +6,8 @@ import (
 	"math"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/mosaik-go/mosaik/internal/raftconf"
 )
 
 // checkRPC refuses what Raft must never see from sender from: an RPC that
@@ -97,13 +99,11 @@ func checkSnapshotRequest(r *raft.InstallSnapshotRequest) error {
 // panicking, and checks what Raft's own check does and more: each server a
 // PeerID whose address is its id, named once, with a known suffrage, and at
 // least one voter (a configuration without one can never elect a leader).
-func checkConfiguration(b []byte) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("configuration does not decode: %v", r)
-		}
-	}()
-	c := raft.DecodeConfiguration(b)
+func checkConfiguration(b []byte) error {
+	c, err := raftconf.Decode(b)
+	if err != nil {
+		return err
+	}
 	if len(c.Servers) == 0 {
 		return errors.New("configuration names no server")
 	}

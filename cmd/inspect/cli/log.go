@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mosaik-go/mosaik/groups"
+	"github.com/mosaik-go/mosaik/internal/raftconf"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/storage"
 )
@@ -354,7 +355,7 @@ func decodeEntry(l *raft.Log) logEntryJSON {
 		e.Command, err = decodeCommand(l.Data)
 	case raft.LogConfiguration:
 		var c raft.Configuration
-		if c, err = decodeConfiguration(l.Data); err == nil {
+		if c, err = raftconf.Decode(l.Data); err == nil {
 			e.Configuration = membersJSON(c)
 		}
 	default:
@@ -388,17 +389,6 @@ func decodeCommand(data []byte) (*logCommandJSON, error) {
 		c.Cmds[i] = v
 	}
 	return c, nil
-}
-
-// decodeConfiguration is raft.DecodeConfiguration, which panics on data
-// that does not decode, returning an error instead.
-func decodeConfiguration(data []byte) (c raft.Configuration, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("configuration does not decode: %v", r)
-		}
-	}()
-	return raft.DecodeConfiguration(data), nil
 }
 
 // entryText is the table's one-line description of an entry.
