@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -375,15 +376,38 @@ func wrapErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, groups.ErrClosed), errors.Is(err, transport.ErrClosed):
-		return fmt.Errorf("%w: %w", ErrClosed, err)
+	case errors.Is(err, groups.ErrClosed):
+		return restate(ErrClosed, groups.ErrClosed, err)
+	case errors.Is(err, transport.ErrClosed):
+		return restate(ErrClosed, transport.ErrClosed, err)
 	case errors.Is(err, groups.ErrOffline):
-		return fmt.Errorf("%w: %w", ErrOffline, err)
+		return restate(ErrOffline, groups.ErrOffline, err)
 	case errors.Is(err, groups.ErrTooLarge):
-		return fmt.Errorf("%w: %w", ErrTooLarge, err)
+		return restate(ErrTooLarge, groups.ErrTooLarge, err)
 	}
 	return err
 }
+
+// restate returns err as this package's sentinel says it: "collections:
+// closed", not "collections: closed: groups: closed". The result matches
+// both sentinels and err with errors.Is.
+func restate(outer, inner, err error) error {
+	msg := outer.Error()
+	if rest, ok := strings.CutPrefix(err.Error(), inner.Error()); ok {
+		msg += rest
+	} else {
+		msg += ": " + err.Error()
+	}
+	return &restated{msg: msg, errs: []error{outer, err}}
+}
+
+type restated struct {
+	msg  string
+	errs []error
+}
+
+func (e *restated) Error() string   { return e.msg }
+func (e *restated) Unwrap() []error { return e.errs }
 
 // checkSize encodes v to check it against limit, and returns its encoded
 // size.
@@ -415,8 +439,10 @@ type When struct {
 	version func() Version
 }
 
-// Online resolves once a leader is known and this handle follows it. A
-// collection opened only by readers never comes online.
+// Online resolves once a leader is known, this handle follows it, and it
+// has applied everything the leader had committed when Online first asked:
+// a handle that restarts with old data or joins late does not come online
+// showing old state. A collection opened only by readers never comes online.
 func (w *When) Online(ctx context.Context) error { return wrapErr(w.g.Online(ctx)) }
 
 // Offline resolves once no leader is known.

@@ -1,6 +1,7 @@
 package collections
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mosaik-go/mosaik/groups"
+	"github.com/mosaik-go/mosaik/transport"
 )
 
 var (
@@ -176,5 +178,31 @@ func TestExtendCutBySize(t *testing.T) {
 	}))
 	if m.Len() != n || v.Len() != n || s.Len() != n {
 		t.Fatalf("after Extend: map %d, vec %d, set %d entries, want %d each", m.Len(), v.Len(), s.Len(), n)
+	}
+}
+
+// TestErrorsReadOnce: an error from below reads as this package says it,
+// once, and still matches both packages' sentinels.
+func TestErrorsReadOnce(t *testing.T) {
+	for _, c := range []struct {
+		in   error
+		want string
+		is   []error
+	}{
+		{groups.ErrClosed, "collections: closed", []error{ErrClosed, groups.ErrClosed}},
+		{transport.ErrClosed, "collections: closed", []error{ErrClosed, transport.ErrClosed}},
+		{fmt.Errorf("%w: context deadline exceeded", groups.ErrOffline), "collections: offline: context deadline exceeded", []error{ErrOffline, groups.ErrOffline}},
+		{fmt.Errorf("%w: batch of 9 MB", groups.ErrTooLarge), "collections: too large: batch of 9 MB", []error{ErrTooLarge, groups.ErrTooLarge}},
+		{fmt.Errorf("write: %w", groups.ErrClosed), "collections: closed: write: groups: closed", []error{ErrClosed, groups.ErrClosed}},
+	} {
+		got := wrapErr(c.in)
+		if got.Error() != c.want {
+			t.Errorf("%q reads %q, want %q", c.in, got, c.want)
+		}
+		for _, target := range c.is {
+			if !errors.Is(got, target) {
+				t.Errorf("%q does not match %q", got, target)
+			}
+		}
 	}
 }

@@ -4,7 +4,6 @@
 package groups
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
 	"github.com/mosaik-go/mosaik/rsm"
@@ -174,6 +172,7 @@ func Join[C, Q, R any](net *transport.Network, key Key, sm rsm.StateMachine[C, Q
 	c.when = newWhen(c.self, nil)
 	fsm := rsm.NewFSM(sm, c.when.applied.broadcast)
 	c.when.index = fsm.Applied
+	c.when.readIndex = c.readIndex
 	c.fsm = fsm
 	g := &Group[C, Q, R]{core: c, fsm: fsm}
 	if err := c.start(fsm); err != nil {
@@ -687,22 +686,4 @@ func (c *core) shutdownRaft() {
 	if err := c.raft.Shutdown().Error(); err != nil {
 		c.log.Warn("groups: raft shutdown", "err", err)
 	}
-}
-
-func raftLogger(l *slog.Logger) hclog.Logger {
-	if !l.Enabled(context.Background(), slog.LevelDebug) {
-		return hclog.NewNullLogger()
-	}
-	return hclog.New(&hclog.LoggerOptions{
-		Name:   "raft",
-		Level:  hclog.Info,
-		Output: slogWriter{l},
-	})
-}
-
-type slogWriter struct{ l *slog.Logger }
-
-func (w slogWriter) Write(p []byte) (int, error) {
-	w.l.Debug(string(bytes.TrimSpace(p)))
-	return len(p), nil
 }

@@ -3,6 +3,7 @@ package groups
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/transport"
@@ -54,6 +55,11 @@ type When struct {
 	changed *notifier
 	applied *notifier
 	index   func() rsm.Index
+
+	// readIndex asks the leader for its commit index (set by the core);
+	// caught records that Online once waited until this member applied it.
+	readIndex func(context.Context) (rsm.Index, error)
+	caught    atomic.Bool
 }
 
 func newWhen(self transport.PeerID, index func() rsm.Index) *When {
@@ -128,11 +134,31 @@ func (w *When) IsFollower(ctx context.Context) error {
 	return err
 }
 
-// Online resolves once a leader is known and this member is part of the
-// group: commands and strong queries can go through.
+// Online resolves once a leader is known, this member is part of the
+// group, and it has applied every command the leader had committed when
+// Online first asked (a read index): a member that restarts or joins does
+// not come online showing old state. Commands and strong queries can go
+// through. Once it resolved it resolves at once, also after a leader change.
 func (w *When) Online(ctx context.Context) error {
-	_, err := w.until(ctx, func(s status) bool { return w.online(s) })
-	return err
+	s, err := w.until(ctx, w.online)
+	if err != nil {
+		return err
+	}
+	if s.isLeader || w.caught.Load() || w.readIndex == nil {
+		return nil // a leader has applied its predecessors' log before it says so
+	}
+	idx, err := w.readIndex(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
+	if err := w.Committed(ctx, idx); err != nil {
+		return err
+	}
+	w.caught.Store(true)
+	return nil
 }
 
 func (w *When) online(s status) bool {

@@ -34,9 +34,8 @@ type Options struct {
 	FS vfs.FS
 
 	// NoSync makes commits return before the write-ahead log reaches
-	// stable storage. The zero value, false, is the safe default that
-	// DESIGN.md calls "Options.Sync, default true": every batch of log
-	// entries, every term and vote, and every finished snapshot waits for
+	// stable storage. The zero value, false, is the safe default: every
+	// batch of log entries, every term and vote, and every finished snapshot waits for
 	// fsync before it is reported stored, as Raft's safety requires. With
 	// NoSync a crash of the machine, or of the process, may lose the last
 	// writes the node acknowledged, and with them a vote it cast.
