@@ -607,6 +607,17 @@ func TestChaos(t *testing.T) {
 	}
 	converged := time.Since(healed)
 
+	if *chaosKeep != "" {
+		var b strings.Builder
+		for k, w := range writes {
+			// start (s from the chaos start), latency (ms), class, version, key, error
+			fmt.Fprintf(&b, "%.3f %d %s %d %s %s\n", w.start.Sub(chaosStart).Seconds(), w.lat.Milliseconds(), w.class, w.version, k, w.err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "writes"), []byte(b.String()), 0o600); err != nil {
+			t.Error(err)
+		}
+	}
+
 	// The report.
 	count := map[string]int{}
 	var slowest []string
