@@ -71,8 +71,8 @@ type child struct {
 
 // start runs bin in its own process group. Lines starting with "w " go to
 // onWrite; the others to answers. If the process ends without being killed,
-// unexpected is called.
-func start(t *testing.T, logDir, name, bin string, args []string, onWrite func(string), unexpected func(*child)) *child {
+// or says it did not come online, unexpected is called.
+func start(t *testing.T, logDir, name, bin string, args []string, onWrite func(string), unexpected func(*child, string)) *child {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -107,6 +107,9 @@ func start(t *testing.T, logDir, name, bin string, args []string, onWrite func(s
 			}
 			if strings.HasPrefix(line, "online") {
 				c.online.Store(true)
+				if line == "online -1" {
+					unexpected(c, "not online within a minute of starting")
+				}
 			}
 			select {
 			case c.answers <- line:
@@ -116,7 +119,7 @@ func start(t *testing.T, logDir, name, bin string, args []string, onWrite func(s
 		c.exitErr = cmd.Wait()
 		logf.Close()
 		if !c.killed.Load() {
-			unexpected(c)
+			unexpected(c, fmt.Sprintf("exited on its own: %v", c.exitErr))
 		}
 	}()
 	return c
@@ -175,7 +178,7 @@ type run struct {
 	mu      sync.Mutex
 	writes  map[string]write
 	bad     []string // malformed write lines
-	died    []string // processes that ended on their own
+	died    []string // processes that ended on their own, or never came online
 	errText map[string]int
 }
 
@@ -218,9 +221,9 @@ func (r *run) onWrite(node string) func(string) {
 	}
 }
 
-func (r *run) unexpected(c *child) {
+func (r *run) unexpected(c *child, what string) {
 	r.mu.Lock()
-	r.died = append(r.died, fmt.Sprintf("%s exited on its own: %v", c.name, c.exitErr))
+	r.died = append(r.died, c.name+" "+what)
 	r.mu.Unlock()
 }
 
@@ -393,6 +396,12 @@ func (r *run) waitMesh(timeout time.Duration) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// seqOf returns the sequence number that ends a key.
+func seqOf(key string) uint64 {
+	n, _ := strconv.ParseUint(key[strings.LastIndexByte(key, '.')+1:], 10, 64)
+	return n
 }
 
 // waitOnline waits until every node running said it is online.
@@ -646,6 +655,34 @@ func TestChaos(t *testing.T) {
 			overBound = append(overBound, fmt.Sprintf("%s (%s) by %s at %.1fs took %v: %s", k, w.class, w.node, w.start.Sub(chaosStart).Seconds(), w.lat, w.err))
 		}
 	}
+	// Each command has its own version, and a writer's writes, one after
+	// another, apply in order.
+	byVersion := map[uint64]string{}
+	var versionClash, outOfOrder []string
+	lastOf := map[string][2]uint64{} // writer -> seq, version of its last acknowledged write
+	for k, w := range writes {
+		if !mustHave(w) {
+			continue
+		}
+		if other, dup := byVersion[w.version]; dup {
+			versionClash = append(versionClash, fmt.Sprintf("%s and %s at %d", k, other, w.version))
+		}
+		byVersion[w.version] = k
+	}
+	for _, s := range slices.SortedFunc(maps.Keys(writes), func(a, b string) int { return cmp.Compare(seqOf(a), seqOf(b)) }) {
+		w := writes[s]
+		if !mustHave(w) {
+			continue
+		}
+		writer := s[:strings.LastIndexByte(s, '.')]
+		if last, ok := lastOf[writer]; ok && last[1] >= w.version {
+			outOfOrder = append(outOfOrder, fmt.Sprintf("%s at %d after seq %d at %d", s, w.version, last[0], last[1]))
+		}
+		lastOf[writer] = [2]uint64{seqOf(s), w.version}
+		if w.version > reps[0].version {
+			outOfOrder = append(outOfOrder, fmt.Sprintf("%s at %d, beyond the replicas' version %d", s, w.version, reps[0].version))
+		}
+	}
 	unreported := 0 // on a replica, but its node was killed before it said
 	for k := range reps[0].kv {
 		if _, ok := writes[k]; !ok {
@@ -691,6 +728,12 @@ func TestChaos(t *testing.T) {
 	if len(appliedOffline) > 0 {
 		t.Errorf("%d writes failed with ErrOffline (documented: not applied) but applied, e.g. %v", len(appliedOffline), appliedOffline[:min(5, len(appliedOffline))])
 	}
+	if len(versionClash) > 0 {
+		t.Errorf("%d acknowledged writes share a version, e.g. %v", len(versionClash), versionClash[:min(5, len(versionClash))])
+	}
+	if len(outOfOrder) > 0 {
+		t.Errorf("%d acknowledged writes out of their writer's order, e.g. %v", len(outOfOrder), outOfOrder[:min(5, len(outOfOrder))])
+	}
 	if len(overBound) > 0 {
 		t.Errorf("%d writes outlived their bound, e.g. %v", len(overBound), overBound[:min(5, len(overBound))])
 	}
@@ -700,7 +743,7 @@ func TestChaos(t *testing.T) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.died) > 0 {
-		t.Errorf("processes died on their own: %v", r.died)
+		t.Errorf("processes failed on their own: %v", r.died)
 	}
 	if len(r.bad) > 0 {
 		t.Errorf("malformed write reports: %v", r.bad[:min(5, len(r.bad))])
