@@ -4,9 +4,11 @@
 // while a seeded schedule kills nodes and servers with SIGKILL and restarts
 // them. Then it heals everything and checks the outcome.
 //
-//	go test ./internal/chaos                                   # the short run (60 s of chaos)
-//	go test ./internal/chaos -timeout 30m -chaos.duration=5m   # a long run
-//	go test ./internal/chaos -chaos.seed=7 -v                  # another schedule, with the report
+//	go test ./internal/chaos -v                                 # the short run (60 s of chaos)
+//	go test ./internal/chaos -v -timeout 30m -chaos.duration=5m # a long run
+//	go test ./internal/chaos -v -chaos.seed=0 -chaos.keep=DIR   # a random schedule; keep logs, data, writes
+//
+// The README's "Chaos test" section says what it checks and what it found.
 package chaos
 
 import (
@@ -40,7 +42,7 @@ var (
 	chaosSeed     = flag.Uint64("chaos.seed", 1, "the schedule's seed; 0 draws one (printed)")
 	chaosWriters  = flag.Int("chaos.writers", 3, "concurrent writers per node")
 	chaosSlack    = flag.Duration("chaos.slack", time.Second, "allowance over a write's documented bound, for a busy machine")
-	chaosKeep     = flag.String("chaos.keep", "", "keep logs and data directories in this directory")
+	chaosKeep     = flag.String("chaos.keep", "", "keep logs, data directories and every write's outcome in this (new) directory")
 )
 
 // writeBound is the documented bound on a write without a deadline: 3 ×
@@ -63,10 +65,12 @@ type child struct {
 	stdin   io.WriteCloser
 	stderr  string
 	done    chan struct{}
-	killed  atomic.Bool // set before we kill it: its end is expected
-	online  atomic.Bool // it said "online"
-	answers chan string // control answers: ready, stopped, dump
-	exitErr error       // set before done closes
+	killed  atomic.Bool  // set before we kill it: its end is expected
+	online  atomic.Bool  // it said "online"
+	peer    atomic.Value // string: its "peer" line
+	at      atomic.Value // string: its last "at" line: leader and server
+	answers chan string  // control answers: ready, stopped, dump
+	exitErr error        // set before done closes
 }
 
 // start runs bin in its own process group. Lines starting with "w " go to
@@ -103,6 +107,14 @@ func start(t *testing.T, logDir, name, bin string, args []string, onWrite func(s
 			line := sc.Text()
 			if strings.HasPrefix(line, "w ") {
 				onWrite(line)
+				continue
+			}
+			if rest, ok := strings.CutPrefix(line, "peer "); ok {
+				c.peer.Store(rest)
+				continue
+			}
+			if rest, ok := strings.CutPrefix(line, "at "); ok {
+				c.at.Store(rest)
 				continue
 			}
 			if strings.HasPrefix(line, "online") {
@@ -425,6 +437,33 @@ func (r *run) waitOnline(timeout time.Duration) {
 	}
 }
 
+// situation says, as the nodes last reported, which node leads and which
+// server each node is on.
+func (r *run) situation() string {
+	var b strings.Builder
+	for i, c := range r.nodes {
+		at, _ := c.at.Load().(string)
+		leader, url, _ := strings.Cut(at, " ")
+		server := "?"
+		for j, p := range r.ports {
+			if strings.HasSuffix(url, fmt.Sprintf(":%d", p[0])) {
+				server = fmt.Sprintf("s%d", j)
+			}
+		}
+		lead := "?"
+		for j, o := range r.nodes {
+			if p, _ := o.peer.Load().(string); p != "" && p == leader {
+				lead = fmt.Sprintf("n%d", j)
+			}
+		}
+		if leader == "-" {
+			lead = "-"
+		}
+		fmt.Fprintf(&b, " n%d@%s→%s", i, server, lead)
+	}
+	return "nodes on servers, and the leader each knows:" + b.String()
+}
+
 // replica is one node's dump.
 type replica struct {
 	version uint64
@@ -539,7 +578,7 @@ func TestChaos(t *testing.T) {
 		if time.Since(chaosStart) >= *chaosDuration {
 			break
 		}
-		t.Logf("%6.1fs event %d: %v", time.Since(chaosStart).Seconds(), k, e)
+		t.Logf("%6.1fs event %d: %v (%s)", time.Since(chaosStart).Seconds(), k, e, r.situation())
 		for _, i := range e.servers {
 			r.servers[i].kill()
 		}

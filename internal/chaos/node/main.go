@@ -14,6 +14,7 @@
 //	                                           ok (acknowledged), napp (ErrNotAppliedHere:
 //	                                           committed), offline (ErrOffline: not applied)
 //	                                           or other (outcome unknown)
+//	at <leader hex or -> <server url>          whenever the leader it knows or its server changes
 //	stopped                                    after "stop": every writer has returned
 //	dump <version> <n> <path>                  after "dump <path>": the replica, "key value" per line
 //
@@ -101,6 +102,12 @@ func run(dir string, urls []string, secretHex, prefix string, writers int) error
 	defer m.Close()
 	o := &out{w: bufio.NewWriter(os.Stdout)}
 	o.say("peer %s", net.ID())
+	// The watcher reports what it sees until run returns.
+	watchDone := make(chan struct{})
+	var watcher sync.WaitGroup
+	defer watcher.Wait()
+	defer close(watchDone)
+	watcher.Go(func() { watch(m, net, o, watchDone) })
 
 	start := time.Now()
 	octx, ocancel := context.WithTimeout(context.Background(), time.Minute)
@@ -171,6 +178,31 @@ func write(m *collections.MapWriter[string, uint64], o *out, prefix string, stop
 		if err != nil {
 			// Not a busy loop while the group is down.
 			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+// watch prints the leader this node knows and the server it is connected to
+// whenever either changes, polling: the chaos test uses it to say what each
+// kill hit.
+func watch(m *collections.MapWriter[string, uint64], net *transport.Network, o *out, done <-chan struct{}) {
+	last := ""
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		leader := "-"
+		if l, ok := m.Leader(); ok {
+			leader = l.String()
+		}
+		now := leader + " " + net.URL()
+		if now != last {
+			o.say("at %s", now)
+			last = now
+		}
+		select {
+		case <-done:
+			return
+		case <-tick.C:
 		}
 	}
 }
