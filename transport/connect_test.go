@@ -92,3 +92,51 @@ func TestNewGivesUpWithContext(t *testing.T) {
 		t.Fatalf("New took %v to give up", took)
 	}
 }
+
+// A node whose embedded server is given routes waits, within routeWait,
+// until they are up before it joins anything: started alone it could found a
+// group of its own.
+func TestNewWaitsForRoute(t *testing.T) {
+	clusterPort := freePort(t)
+	route := fmt.Sprintf("nats-route://127.0.0.1:%d", clusterPort)
+	done := make(chan *Network, 1)
+	go func() {
+		n, err := New(context.Background(), WithRoutes(route))
+		if err != nil {
+			t.Error(err)
+		}
+		done <- n
+	}()
+	select {
+	case n := <-done:
+		if n != nil {
+			n.Close()
+		}
+		t.Fatal("New returned before any route was up")
+	case <-time.After(300 * time.Millisecond): // the other server starts late on purpose
+	}
+	other, err := New(context.Background(), WithClusterListen(fmt.Sprintf("127.0.0.1:%d", clusterPort)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	n := <-done
+	if n == nil {
+		return
+	}
+	defer n.Close()
+	if n.srv.NumRoutes() == 0 {
+		t.Fatal("New returned without a route")
+	}
+}
+
+func TestListenOptions(t *testing.T) {
+	for _, bad := range []string{"", "localhost", "127.0.0.1:x", "127.0.0.1:70000"} {
+		if _, err := New(context.Background(), WithListen(bad)); err == nil {
+			t.Errorf("WithListen(%q) accepted", bad)
+		}
+		if _, err := New(context.Background(), WithClusterListen(bad)); err == nil {
+			t.Errorf("WithClusterListen(%q) accepted", bad)
+		}
+	}
+}

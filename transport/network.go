@@ -14,7 +14,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +42,8 @@ type options struct {
 	ident    *Identity
 	secret   Secret
 	routes   []string
+	listen   string // embedded server's client address, host:port
+	cluster  string // embedded server's route address, host:port
 	srvOpts  []func(*server.Options)
 	rpcTO    time.Duration
 	maxChunk int
@@ -135,6 +139,53 @@ func WithRoutes(urls ...string) Option {
 		o.routes = append(o.routes, urls...)
 		return nil
 	}
+}
+
+// WithListen sets the embedded server's client address, "host:port"
+// (default: a free port on 127.0.0.1), so other processes can reach it at an
+// address known in advance, also after this node restarts. It has no effect
+// with WithURL.
+func WithListen(hostport string) Option {
+	return func(o *options) error {
+		if _, _, err := splitHostPort(hostport); err != nil {
+			return fmt.Errorf("transport: WithListen: %w", err)
+		}
+		o.listen = hostport
+		return nil
+	}
+}
+
+// WithClusterListen opens the embedded server's route port at "host:port",
+// so other servers can route to it (WithRoutes on their side) even when it
+// has no routes of its own: the first server of a cluster. Without it a
+// server given routes listens for routes on a free loopback port
+// (RouteURL tells which). It has no effect with WithURL.
+func WithClusterListen(hostport string) Option {
+	return func(o *options) error {
+		if _, _, err := splitHostPort(hostport); err != nil {
+			return fmt.Errorf("transport: WithClusterListen: %w", err)
+		}
+		o.cluster = hostport
+		return nil
+	}
+}
+
+func splitHostPort(hostport string) (string, int, error) {
+	host, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("port %q: want a number from 0 to 65535", p)
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	return host, port, nil
 }
 
 // WithServerOptions lets f adjust the embedded server's options after the
@@ -302,12 +353,16 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 		nats.ErrorHandler(n.asyncError),
 	}
 	if addr == "" {
-		srv, err := startServer(ctx, o.routes, o.srvOpts)
+		srv, err := startServer(ctx, o.listen, o.cluster, o.routes, o.srvOpts)
 		if err != nil {
 			return nil, err
 		}
 		n.srv = srv
 		addr = srv.ClientURL()
+		if len(o.routes) > 0 && waitRoutes(ctx, srv, o.routes) == 0 {
+			n.log.Warn("transport: no route to another server yet; continuing alone until one connects",
+				"routes", len(o.routes))
+		}
 	}
 	if srv, ok := embedded.Load(addr); ok {
 		// The server runs in this process: skip the socket. A request and
@@ -378,7 +433,7 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 // nodes of this process joining one connect to it in process.
 var embedded sync.Map // string -> *server.Server
 
-func startServer(ctx context.Context, routes []string, adjust []func(*server.Options)) (*server.Server, error) {
+func startServer(ctx context.Context, listen, cluster string, routes []string, adjust []func(*server.Options)) (*server.Server, error) {
 	sopts := &server.Options{
 		Host:   "127.0.0.1",
 		Port:   server.RANDOM_PORT,
@@ -388,10 +443,16 @@ func startServer(ctx context.Context, routes []string, adjust []func(*server.Opt
 		// per-connection buffer generous so bursts of raft traffic fit.
 		MaxPending: 256 << 20,
 	}
-	if len(routes) > 0 {
+	if listen != "" {
+		sopts.Host, sopts.Port, _ = splitHostPort(listen) // checked by WithListen
+	}
+	if len(routes) > 0 || cluster != "" {
 		sopts.Cluster.Host = "127.0.0.1"
 		sopts.Cluster.Port = server.RANDOM_PORT
 		sopts.Cluster.Name = "mosaik"
+		if cluster != "" {
+			sopts.Cluster.Host, sopts.Cluster.Port, _ = splitHostPort(cluster)
+		}
 		for _, r := range routes {
 			u, err := url.Parse(r)
 			if err != nil {
@@ -427,6 +488,39 @@ func startServer(ctx context.Context, routes []string, adjust []func(*server.Opt
 		embedded.Store(srv.ClientURL(), srv)
 	}
 	return srv, nil
+}
+
+// routeWait bounds how long New waits for the embedded server's routes.
+const routeWait = 5 * time.Second
+
+// waitRoutes waits until srv has a route to as many other servers as it was
+// given routes (its own route address, if listed, aside), at most routeWait
+// or until ctx ends: a node whose server starts with only part of the mesh
+// could find only some members, and found a group of its own. It returns
+// how many servers srv has routes to.
+func waitRoutes(ctx context.Context, srv *server.Server, routes []string) int {
+	want := 0
+	own := ""
+	if a := srv.ClusterAddr(); a != nil {
+		own = a.String()
+	}
+	for _, r := range routes {
+		if u, err := url.Parse(r); err == nil && u.Host != own {
+			want++
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, routeWait)
+	defer cancel()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for srv.NumRemotes() < want {
+		select {
+		case <-ctx.Done():
+			return srv.NumRemotes()
+		case <-t.C:
+		}
+	}
+	return srv.NumRemotes()
 }
 
 // secured reports whether a server with these options uses TLS or requires
@@ -521,7 +615,8 @@ func (n *Network) URL() string {
 }
 
 // RouteURL returns the cluster route URL of the embedded server, or "" when
-// the node has no embedded server or it was started without WithRoutes.
+// the node has no embedded server or it was started without WithRoutes and
+// WithClusterListen.
 func (n *Network) RouteURL() string {
 	if n.srv == nil {
 		return ""
