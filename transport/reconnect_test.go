@@ -1,0 +1,211 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/mosaik-go/mosaik/internal/natstest"
+	"github.com/nats-io/nats.go"
+)
+
+// crashPair is node a on server 0 and node b on server 1 of a cluster of
+// two, each failing over to the other server; a's dialer can slow its
+// reconnect.
+func crashPair(t *testing.T) (cl *natstest.Cluster, a, b *Network, da *natstest.Dialer) {
+	t.Helper()
+	cl, err := natstest.Start(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Shutdown) // after the nodes close (cleanups run last first)
+	da, db := &natstest.Dialer{}, &natstest.Dialer{}
+	a = newNet(t, WithURL(cl.URLs(0)...), WithNATSOptions(da.Options()...))
+	b = newNet(t, WithURL(cl.URLs(1)...), WithNATSOptions(db.Options()...))
+	return cl, a, b, da
+}
+
+// silent subscribes a handler in sc that never answers: its callers wait,
+// as they would for a request lost with a server.
+func silent(t *testing.T, sc *Scope, subject string) {
+	t.Helper()
+	sub, err := sc.Subscribe(subject, func(*Msg) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sub.Close)
+	flush(t, sc.net)
+}
+
+// reach waits until a request in sc to an echo on subject is answered:
+// the peers know each other's cards and the servers each other's
+// subscriptions (routes learn them a moment after the subscribing server).
+func reach(t *testing.T, sc *Scope, subject string, to PeerID) {
+	t.Helper()
+	waitUntil(t, "an answer across the servers", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := sc.Request(ctx, subject, to, []byte("hi"))
+		return err == nil
+	})
+}
+
+type reqResult struct {
+	err  error
+	took time.Duration
+}
+
+// requestAsync sends a request in sc that may wait up to a minute.
+func requestAsync(sc *Scope, subject string, to PeerID) <-chan reqResult {
+	ch := make(chan reqResult, 1)
+	start := time.Now()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := sc.Request(ctx, subject, to, []byte("x"))
+		ch <- reqResult{err, time.Since(start)}
+	}()
+	return ch
+}
+
+// waitCalls waits until n has k calls waiting.
+func waitCalls(t *testing.T, n *Network, k int) {
+	t.Helper()
+	waitUntil(t, "calls waiting", func() bool {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return len(n.calls) >= k
+	})
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func lostIn(t *testing.T, who string, ch <-chan reqResult) {
+	t.Helper()
+	select {
+	case r := <-ch:
+		if !errors.Is(r.err, ErrConnectionLost) {
+			t.Fatalf("%s: %v after %v, want ErrConnectionLost", who, r.err, r.took)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatalf("%s: still waiting %v after the server crashed", who, waitTimeout)
+	}
+}
+
+// TestServerCrashFailsCalls: a's server crashes while a waits on b and b
+// waits on a. a reconnects to b's server; both calls fail at once with
+// ErrConnectionLost, a's because its own connection dropped, b's because
+// a's notice says so. A call a makes while disconnected is kept, and
+// answered once a is back.
+func TestServerCrashFailsCalls(t *testing.T) {
+	cl, a, b, da := crashPair(t)
+	id := scopeID("crash")
+	scA, scB := a.Scope(id, testSecret), b.Scope(id, testSecret)
+	silent(t, scA, a.Subject("quiet"))
+	silent(t, scB, b.Subject("quiet"))
+	echoIn(t, scB, b.Subject("echo"), "")
+	reach(t, scA, b.Subject("echo"), b.ID())
+	fromA := requestAsync(scA, a.Subject("quiet"), b.ID())
+	fromB := requestAsync(scB, b.Subject("quiet"), a.ID())
+	waitCalls(t, a, 1)
+	waitCalls(t, b, 1)
+
+	da.SetSlow(300 * time.Millisecond)
+	defer da.SetSlow(0)
+	cl.Crash(0)
+	waitUntil(t, "a to see its connection drop", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.connGen > 0
+	})
+	// Made while a has no server: the client sends it on reconnect.
+	echoed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		_, err := scA.Request(ctx, b.Subject("echo"), b.ID(), []byte("again"))
+		echoed <- err
+	}()
+
+	lostIn(t, "a's call", fromA)
+	lostIn(t, "b's call", fromB)
+	if err := <-echoed; err != nil {
+		t.Fatalf("a call made while disconnected: %v", err)
+	}
+	if st := a.Stats(); st.Reconnects != 1 || st.CallsLost < 1 {
+		t.Fatalf("a's stats: %+v", st)
+	}
+	if st := b.Stats(); st.CallsLost != 1 {
+		t.Fatalf("b's stats: %+v", st)
+	}
+}
+
+// TestReconnectNoticeForgedOrReplayed: a notice that does not verify, or
+// that b took already, fails none of b's calls.
+func TestReconnectNoticeForgedOrReplayed(t *testing.T) {
+	cl, a, b, da := crashPair(t)
+	id := scopeID("notice")
+	scA, scB := a.Scope(id, testSecret), b.Scope(id, testSecret)
+	silent(t, scA, a.Subject("quiet"))
+	echoIn(t, scA, a.Subject("echo"), "")
+	reach(t, scB, a.Subject("echo"), a.ID())
+	// Capture a's notices as they are on the wire.
+	spy, err := nats.Connect(cl.Servers[1].ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spy.Close()
+	notices, err := spy.SubscribeSync(b.noticeSubject())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := spy.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	fromB := requestAsync(scB, b.Subject("quiet"), a.ID())
+	waitCalls(t, b, 1)
+	da.SetSlow(50 * time.Millisecond)
+	defer da.SetSlow(0)
+	cl.Crash(0)
+	lostIn(t, "b's call", fromB)
+	genuine, err := notices.NextMsg(waitTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	fromB = requestAsync(scB, b.Subject("quiet"), a.ID())
+	waitCalls(t, b, 1)
+	refused := func(frame []byte) {
+		t.Helper()
+		before := b.Stats().Rejected
+		if err := spy.Publish(b.noticeSubject(), frame); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "the notice refused", func() bool { return b.Stats().Rejected > before })
+	}
+	refused(genuine.Data) // replayed
+	forged := append([]byte(nil), genuine.Data...)
+	forged[len(forged)-1] ^= 1
+	refused(forged)
+	newer := append([]byte(nil), genuine.Data...)
+	newer[headerLen+16]++ // a later sequence number, under the old signature
+	refused(newer)
+	select {
+	case r := <-fromB:
+		t.Fatalf("b's call ended: %v", r.err)
+	default:
+	}
+	if st := b.Stats(); st.CallsLost != 1 {
+		t.Fatalf("b's stats: %+v", st)
+	}
+}
