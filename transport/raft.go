@@ -33,6 +33,7 @@ type RaftTransport struct {
 	scope    string
 	local    raft.ServerAddress
 	timeout  time.Duration
+	hbTO     atomic.Int64 // heartbeat RPC timeout, nanoseconds; 0: timeout
 	consumer chan raft.RPC
 
 	appendBudget int // bytes of one AppendEntries on the wire; see splitAppend
@@ -185,6 +186,14 @@ func (t *RaftTransport) appended(target raft.ServerAddress, args *raft.AppendEnt
 		t.match(target, args.Term, args.PrevLogEntry+uint64(len(args.Entries)))
 	}
 }
+
+// SetHeartbeatTimeout bounds a heartbeat's wait for its answer, below the
+// RPC timeout. Raft sends the next heartbeat to a peer only once the last
+// one was answered or failed, so a heartbeat lost on the way (with a NATS
+// server, or dropped) holds back every later one for as long as it waits:
+// past a follower's election timeout, the follower calls an election.
+// Give less than that; zero means the RPC timeout.
+func (t *RaftTransport) SetHeartbeatTimeout(d time.Duration) { t.hbTO.Store(int64(max(d, 0))) }
 
 // Consumer implements raft.Transport.
 func (t *RaftTransport) Consumer() <-chan raft.RPC { return t.consumer }
@@ -356,11 +365,16 @@ func (t *RaftTransport) appendOne(target raft.ServerAddress, args *raft.AppendEn
 	if err != nil {
 		return err
 	}
-	kind := "raft"
+	kind, ctx := "raft", t.ctx
 	if isHeartbeat(args) {
 		kind = "hb"
+		if d := time.Duration(t.hbTO.Load()); d > 0 && d < t.timeout {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
 	}
-	b, err := t.request(t.ctx, kind, target, data)
+	b, err := t.request(ctx, kind, target, data)
 	if err != nil {
 		return err
 	}

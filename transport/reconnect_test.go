@@ -3,9 +3,11 @@ package transport
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/mosaik-go/mosaik/internal/natstest"
 	"github.com/nats-io/nats.go"
 )
@@ -27,15 +29,17 @@ func crashPair(t *testing.T) (cl *natstest.Cluster, a, b *Network, da *natstest.
 }
 
 // silent subscribes a handler in sc that never answers: its callers wait,
-// as they would for a request lost with a server.
-func silent(t *testing.T, sc *Scope, subject string) {
+// as they would for a request lost with a server. It counts the requests.
+func silent(t *testing.T, sc *Scope, subject string) *atomic.Int32 {
 	t.Helper()
-	sub, err := sc.Subscribe(subject, func(*Msg) {})
+	var got atomic.Int32
+	sub, err := sc.Subscribe(subject, func(*Msg) { got.Add(1) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(sub.Close)
 	flush(t, sc.net)
+	return &got
 }
 
 // reach waits until a request in sc to an echo on subject is answered:
@@ -69,14 +73,10 @@ func requestAsync(sc *Scope, subject string, to PeerID) <-chan reqResult {
 	return ch
 }
 
-// waitCalls waits until n has k calls waiting.
-func waitCalls(t *testing.T, n *Network, k int) {
+// waitGot waits until a silent handler got k requests.
+func waitGot(t *testing.T, got *atomic.Int32, k int32) {
 	t.Helper()
-	waitUntil(t, "calls waiting", func() bool {
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		return len(n.calls) >= k
-	})
+	waitUntil(t, "the request delivered", func() bool { return got.Load() >= k })
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
@@ -111,14 +111,16 @@ func TestServerCrashFailsCalls(t *testing.T) {
 	cl, a, b, da := crashPair(t)
 	id := scopeID("crash")
 	scA, scB := a.Scope(id, testSecret), b.Scope(id, testSecret)
-	silent(t, scA, a.Subject("quiet"))
-	silent(t, scB, b.Subject("quiet"))
+	gotA := silent(t, scA, a.Subject("quiet.a"))
+	gotB := silent(t, scB, b.Subject("quiet.b"))
 	echoIn(t, scB, b.Subject("echo"), "")
+	echoIn(t, scA, a.Subject("echo.a"), "")
 	reach(t, scA, b.Subject("echo"), b.ID())
-	fromA := requestAsync(scA, a.Subject("quiet"), b.ID())
-	fromB := requestAsync(scB, b.Subject("quiet"), a.ID())
-	waitCalls(t, a, 1)
-	waitCalls(t, b, 1)
+	reach(t, scB, a.Subject("echo.a"), a.ID())
+	fromA := requestAsync(scA, a.Subject("quiet.b"), b.ID())
+	fromB := requestAsync(scB, b.Subject("quiet.a"), a.ID())
+	waitGot(t, gotA, 1)
+	waitGot(t, gotB, 1)
 
 	da.SetSlow(300 * time.Millisecond)
 	defer da.SetSlow(0)
@@ -156,7 +158,7 @@ func TestReconnectNoticeForgedOrReplayed(t *testing.T) {
 	cl, a, b, da := crashPair(t)
 	id := scopeID("notice")
 	scA, scB := a.Scope(id, testSecret), b.Scope(id, testSecret)
-	silent(t, scA, a.Subject("quiet"))
+	gotA := silent(t, scA, a.Subject("quiet"))
 	echoIn(t, scA, a.Subject("echo"), "")
 	reach(t, scB, a.Subject("echo"), a.ID())
 	// Capture a's notices as they are on the wire.
@@ -173,7 +175,7 @@ func TestReconnectNoticeForgedOrReplayed(t *testing.T) {
 		t.Fatal(err)
 	}
 	fromB := requestAsync(scB, b.Subject("quiet"), a.ID())
-	waitCalls(t, b, 1)
+	waitGot(t, gotA, 1)
 	da.SetSlow(50 * time.Millisecond)
 	defer da.SetSlow(0)
 	cl.Crash(0)
@@ -184,7 +186,7 @@ func TestReconnectNoticeForgedOrReplayed(t *testing.T) {
 	}
 
 	fromB = requestAsync(scB, b.Subject("quiet"), a.ID())
-	waitCalls(t, b, 1)
+	waitGot(t, gotA, 2)
 	refused := func(frame []byte) {
 		t.Helper()
 		before := b.Stats().Rejected
@@ -207,5 +209,32 @@ func TestReconnectNoticeForgedOrReplayed(t *testing.T) {
 	}
 	if st := b.Stats(); st.CallsLost != 1 {
 		t.Fatalf("b's stats: %+v", st)
+	}
+}
+
+// TestHeartbeatTimeout: a heartbeat whose answer is lost fails after the
+// heartbeat timeout, far below the RPC timeout, so Raft's next heartbeat
+// goes out in time; an AppendEntries with entries keeps the RPC timeout.
+func TestHeartbeatTimeout(t *testing.T) {
+	fb := NewFaults()
+	p := newPair(t, NewSecret(), nil, []Option{WithFaults(fb)})
+	p.a.SetHeartbeatTimeout(200 * time.Millisecond)
+	p.b.SetHeartbeatHandler(func(rpc raft.RPC) {
+		req := rpc.Command.(*raft.AppendEntriesRequest)
+		rpc.Respond(&raft.AppendEntriesResponse{Term: req.Term, Success: true}, nil)
+	})
+	var resp raft.AppendEntriesResponse
+	if err := p.a.AppendEntries("b", p.b.LocalAddr(), heartbeat(p, 1), &resp); err != nil {
+		t.Fatal(err)
+	}
+	fb.Partition(p.na.ID()) // b's answers are lost
+	start := time.Now()
+	err := p.a.AppendEntries("b", p.b.LocalAddr(), heartbeat(p, 1), &resp)
+	if took := time.Since(start); !errors.Is(err, ErrUnreachable) || took > suiteTimeout/2 {
+		t.Fatalf("a lost heartbeat: %v after %v; want ErrUnreachable well within the RPC timeout (%v)", err, took, suiteTimeout)
+	}
+	fb.Heal()
+	if err := p.a.AppendEntries("b", p.b.LocalAddr(), heartbeat(p, 1), &resp); err != nil || !resp.Success {
+		t.Fatalf("heartbeat after healing: %v %+v", err, resp)
 	}
 }
