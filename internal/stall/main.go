@@ -35,7 +35,7 @@ import (
 
 type counter struct{ n int64 }
 
-func (*counter) Signature() string                  { return "stall.counter.v1" }
+func (*counter) Signature() string                   { return "stall.counter.v1" }
 func (c *counter) Apply(d int64, _ rsm.ApplyContext) { c.n += d }
 func (c *counter) Query(struct{}) int64              { return c.n }
 
