@@ -238,3 +238,54 @@ func TestHeartbeatTimeout(t *testing.T) {
 		t.Fatalf("heartbeat after healing: %v %+v", err, resp)
 	}
 }
+
+// TestPipelineLostAnswer: a pipelined AppendEntries whose answer is lost
+// fails as soon as a later one is answered, not after the RPC timeout, and
+// the answers still reach Raft in order.
+func TestPipelineLostAnswer(t *testing.T) {
+	fb := NewFaults()
+	p := newPair(t, NewSecret(), nil, []Option{WithFaults(fb)})
+	serve(t, p.b, func(rpc raft.RPC) {
+		req := rpc.Command.(*raft.AppendEntriesRequest)
+		rpc.Respond(&raft.AppendEntriesResponse{Term: req.Term, Success: true, LastLog: req.PrevLogEntry + 1}, nil)
+	})
+	// The nodes learn each other's cards.
+	if err := p.a.AppendEntries("b", p.b.LocalAddr(), appendN(1), new(raft.AppendEntriesResponse)); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := p.a.AppendEntriesPipeline("b", p.b.LocalAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pl.Close()
+	fb.Partition(p.na.ID()) // the first request is lost
+	drops := p.nb.Stats().FaultDrops
+	start := time.Now()
+	if _, err := pl.AppendEntries(appendN(2), new(raft.AppendEntriesResponse)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the request dropped", func() bool { return p.nb.Stats().FaultDrops > drops })
+	fb.Heal()
+	if _, err := pl.AppendEntries(appendN(3), new(raft.AppendEntriesResponse)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i <= 3; i++ {
+		select {
+		case f := <-pl.Consumer():
+			err := f.Error()
+			switch {
+			case f.Request().PrevLogEntry != uint64(i-1):
+				t.Fatalf("future %d came out of order", i)
+			case i == 2 && !errors.Is(err, ErrUnreachable):
+				t.Fatalf("the lost one: %v, want ErrUnreachable", err)
+			case i == 3 && (err != nil || !f.Response().Success):
+				t.Fatalf("the answered one: %v %+v", err, f.Response())
+			}
+		case <-time.After(waitTimeout):
+			t.Fatalf("future %d never came", i)
+		}
+	}
+	if took := time.Since(start); took > suiteTimeout/2 {
+		t.Fatalf("the futures took %v; want well within the RPC timeout (%v)", took, suiteTimeout)
+	}
+}
