@@ -149,14 +149,14 @@ func (n *Network) onNotice(m *Msg) {
 	}
 	waiting := func(c *call) bool { return c.to == m.From }
 	n.mu.Lock()
-	any := false
+	waits := false
 	for _, c := range n.calls {
-		if any = waiting(c); any {
+		if waits = waiting(c); waits {
 			break
 		}
 	}
 	n.mu.Unlock()
-	if !any {
+	if !waits {
 		return // nothing to fail: spend no signature check
 	}
 	e := n.cards.get(m.From)
