@@ -242,6 +242,9 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 	}
 	c.trans = trans
 	trans.SetAllow(c.allowRaft)
+	// A lost heartbeat must not hold back the next ones past a
+	// follower's election timeout (Raft's HeartbeatTimeout).
+	trans.SetHeartbeatTimeout(c.cfg.ElectionTimeout * time.Duration(c.cfg.Preference.Factor()) / 2)
 	c.metrics = newGroupMetrics(c)
 	fsm = c.metrics.wrap(fsm)
 	r, err := raft.NewRaft(c.raftConfig(c.fsm.CanSnapshot()), fsm, stores.Log, stores.Stable, stores.Snapshots, trans)

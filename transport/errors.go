@@ -10,4 +10,10 @@ var (
 	// ErrUnreachable is returned when a request cannot reach its peer (no
 	// reply before the deadline, or the message was dropped).
 	ErrUnreachable = errors.New("transport: peer unreachable")
+	// ErrConnectionLost is returned for a request whose request or reply
+	// may have been lost with a NATS server: this node's connection, or
+	// the peer's, dropped and came back while it waited. The request may
+	// or may not have reached the peer; sending it again is the caller's
+	// choice.
+	ErrConnectionLost = errors.New("transport: connection to NATS lost while waiting")
 )

@@ -113,6 +113,9 @@ type peerEntry struct {
 	shared []byte // X25519 of our key and theirs; set by once
 	err    error
 	known  bool // the peer sealed something to us: it has our card
+
+	// the newest reconnect notice taken from the peer (see onNotice)
+	noticeEpoch, noticeSeq uint64
 }
 
 // maxCards bounds the cards a node keeps. Over it, arbitrary entries are
@@ -191,6 +194,18 @@ func (c *cards) secret(e *peerEntry) ([]byte, error) {
 		e.shared, e.err = c.self.dh.ECDH(e.card.dh)
 	})
 	return e.shared, e.err
+}
+
+// newNotice records a reconnect notice of e's peer and reports whether it
+// is newer than every one taken before.
+func (c *cards) newNotice(e *peerEntry, epoch, seq uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if epoch < e.noticeEpoch || epoch == e.noticeEpoch && seq <= e.noticeSeq {
+		return false
+	}
+	e.noticeEpoch, e.noticeSeq = epoch, seq
+	return true
 }
 
 func (c *cards) markKnown(e *peerEntry) {

@@ -945,6 +945,7 @@ type call struct {
 	to    PeerID
 	scope *Scope // replies must open in it; nil for plain calls
 	fn    func([]byte, error)
+	gen   uint64    // Network.connGen when it was made
 	once  sync.Once // guards fail
 }
 
@@ -988,7 +989,9 @@ func (n *Network) onReply(m *Msg) {
 // on the goroutine that reads the node's inbox, until the returned cancel is
 // called. fn must not block. If the network closes first, fn gets ErrClosed
 // once, possibly while a last reply is still being handed to it: fn must be
-// safe for that.
+// safe for that. If this node's connection to NATS, or to's, drops and comes
+// back while the call waits, fn gets ErrConnectionLost once and no reply
+// after: the request or its replies may have been lost with a server.
 func (n *Network) Call(subject string, to PeerID, data []byte, fn func(reply []byte, err error)) (cancel func(), err error) {
 	return n.call(context.Background(), nil, subject, to, data, false, fn)
 }
@@ -1004,6 +1007,7 @@ func (n *Network) call(ctx context.Context, scope *Scope, subject string, to Pee
 		n.mu.Unlock()
 		return nil, ErrClosed
 	}
+	c.gen = n.connGen
 	n.calls[id] = c
 	n.mu.Unlock()
 	cancel = func() {

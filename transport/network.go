@@ -264,13 +264,16 @@ type Network struct {
 	inboxSub *Subscription
 	nextID   atomic.Uint64
 
-	mu       sync.Mutex
-	calls    map[uint64]*call
-	subs     map[*Subscription]struct{}
-	fetching map[PeerID]bool // card requests in flight
-	dupWarn  logLimit        // the duplicate identity warning
-	closed   bool
-	bg       sync.WaitGroup // card requests
+	mu         sync.Mutex
+	calls      map[uint64]*call
+	connGen    uint64      // connections dropped so far (see reconnect.go)
+	reconnects uint64      // reconnects so far; numbers the notices
+	live       atomic.Bool // New is done: the node may publish
+	subs       map[*Subscription]struct{}
+	fetching   map[PeerID]bool // card requests in flight
+	dupWarn    logLimit        // the duplicate identity warning
+	closed     bool
+	bg         sync.WaitGroup // card requests
 
 	// Partial messages (see reassemble) have their own lock: the delivery
 	// goroutine of every subscription takes it once per fragment, and
@@ -372,6 +375,7 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 		natsOpts = append(natsOpts, nats.InProcessServer(srv.(*server.Server)))
 	}
 	natsOpts = append(natsOpts, o.natsOpts...)
+	natsOpts = append(natsOpts, n.connHandlers(o.natsOpts)...)
 	nc, err := connect(ctx, addr, natsOpts)
 	if err != nil {
 		n.shutdownServer()
@@ -405,6 +409,11 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 		n.Close()
 		return nil, err
 	}
+	// Peers that reconnected say so here (see reconnect.go).
+	if _, err := n.Subscribe(n.noticeSubject(), n.onNotice); err != nil {
+		n.Close()
+		return nil, err
+	}
 	// Before answering as this identity, make sure no live node does.
 	if err := n.probeIdentity(ctx); err != nil {
 		n.Close()
@@ -425,6 +434,7 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 		return nil, fmt.Errorf("transport: flush after subscribe: %w", err)
 	}
 	n.metrics = newNetMetrics(o.metrics, n)
+	n.live.Store(true)
 	n.log.Debug("transport: connected", "url", redactURL(n.URL()), "network", n.name, "embedded", n.srv != nil)
 	return n, nil
 }

@@ -33,6 +33,7 @@ type RaftTransport struct {
 	scope    string
 	local    raft.ServerAddress
 	timeout  time.Duration
+	hbTO     atomic.Int64 // heartbeat RPC timeout, nanoseconds; 0: timeout
 	consumer chan raft.RPC
 
 	appendBudget int // bytes of one AppendEntries on the wire; see splitAppend
@@ -185,6 +186,14 @@ func (t *RaftTransport) appended(target raft.ServerAddress, args *raft.AppendEnt
 		t.match(target, args.Term, args.PrevLogEntry+uint64(len(args.Entries)))
 	}
 }
+
+// SetHeartbeatTimeout bounds a heartbeat's wait for its answer, below the
+// RPC timeout. Raft sends the next heartbeat to a peer only once the last
+// one was answered or failed, so a heartbeat lost on the way (with a NATS
+// server, or dropped) holds back every later one for as long as it waits:
+// past a follower's election timeout, the follower calls an election.
+// Give less than that; zero means the RPC timeout.
+func (t *RaftTransport) SetHeartbeatTimeout(d time.Duration) { t.hbTO.Store(int64(max(d, 0))) }
 
 // Consumer implements raft.Transport.
 func (t *RaftTransport) Consumer() <-chan raft.RPC { return t.consumer }
@@ -356,11 +365,16 @@ func (t *RaftTransport) appendOne(target raft.ServerAddress, args *raft.AppendEn
 	if err != nil {
 		return err
 	}
-	kind := "raft"
+	kind, ctx := "raft", t.ctx
 	if isHeartbeat(args) {
 		kind = "hb"
+		if d := time.Duration(t.hbTO.Load()); d > 0 && d < t.timeout {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
 	}
-	b, err := t.request(t.ctx, kind, target, data)
+	b, err := t.request(ctx, kind, target, data)
 	if err != nil {
 		return err
 	}
@@ -880,6 +894,7 @@ func (t *RaftTransport) AppendEntriesPipeline(_ raft.ServerID, target raft.Serve
 		subject:  t.subject("raft", p),
 		inflight: make(chan *appendFuture, 128),
 		consumer: make(chan raft.AppendFuture, 128),
+		answered: make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -889,7 +904,11 @@ func (t *RaftTransport) AppendEntriesPipeline(_ raft.ServerID, target raft.Serve
 
 // pipeline sends AppendEntries without waiting and hands the answers to Raft
 // in the order the requests went out. A request without an answer within the
-// timeout fails, and Raft then closes the pipeline.
+// timeout fails, and Raft then closes the pipeline. So does one whose answer
+// was lost: the follower answers in order and NATS keeps one sender's
+// order, so once a later request is answered, an earlier one never will be
+// (it, or its answer, went down with a server or was dropped), and waiting
+// for it would hold back every answer behind it for the timeout.
 type pipeline struct {
 	t        *RaftTransport
 	target   PeerID
@@ -899,6 +918,10 @@ type pipeline struct {
 	stop     chan struct{}
 	done     chan struct{}
 	once     sync.Once
+
+	sent     uint64        // futures numbered; only AppendEntries (Raft's one caller) touches it
+	latest   atomic.Uint64 // the highest numbered future an answer came for
+	answered chan struct{} // wakes run when latest grows
 }
 
 func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
@@ -909,7 +932,8 @@ func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.App
 		return nil, raft.ErrPipelineShutdown
 	default:
 	}
-	f := &appendFuture{start: time.Now(), args: args, resp: resp, parts: 1, done: make(chan struct{})}
+	p.sent++
+	f := &appendFuture{seq: p.sent, start: time.Now(), args: args, resp: resp, parts: 1, done: make(chan struct{})}
 	var err error
 	if parts := splitAppend(args, p.t.appendBudget); parts == nil {
 		// The common case, and every heartbeat: one request, allocating
@@ -954,6 +978,9 @@ func (p *pipeline) send(args *raft.AppendEntriesRequest, data []byte, f *appendF
 	p.t.metrics.sent(len(data))
 	return p.t.sc.Call(p.subject, p.target, data, func(b []byte, err error) {
 		p.t.metrics.received(b, err)
+		if err == nil {
+			p.answer(f.seq)
+		}
 		var r raft.AppendEntriesResponse
 		if err == nil {
 			b, err = parseReply(b)
@@ -1016,18 +1043,26 @@ func (p *pipeline) run() {
 		}
 		// Each part of a split request has the time of one request.
 		timer.Reset(time.Until(f.start.Add(time.Duration(f.parts) * p.t.timeout)))
-		select {
-		case <-f.done:
-		case <-timer.C:
-			f.complete(fmt.Errorf("%w: append entries to %s timed out", ErrUnreachable, p.target.Short()))
-		case <-p.stop:
-			f.cancel()
-			f.complete(raft.ErrPipelineShutdown)
-			return
-		case <-p.t.shutdown:
-			f.cancel()
-			f.complete(raft.ErrPipelineShutdown)
-			return
+	wait:
+		for {
+			if p.latest.Load() > f.seq {
+				f.complete(fmt.Errorf("%w: the answer of an append entries to %s was lost (a later one was answered)", ErrUnreachable, p.target.Short()))
+			}
+			select {
+			case <-f.done:
+				break wait
+			case <-p.answered:
+			case <-timer.C:
+				f.complete(fmt.Errorf("%w: append entries to %s timed out", ErrUnreachable, p.target.Short()))
+			case <-p.stop:
+				f.cancel()
+				f.complete(raft.ErrPipelineShutdown)
+				return
+			case <-p.t.shutdown:
+				f.cancel()
+				f.complete(raft.ErrPipelineShutdown)
+				return
+			}
 		}
 		f.cancel()
 		select {
@@ -1037,6 +1072,20 @@ func (p *pipeline) run() {
 		case <-p.t.shutdown:
 			return
 		}
+	}
+}
+
+// answer records that an answer came for future seq.
+func (p *pipeline) answer(seq uint64) {
+	for {
+		cur := p.latest.Load()
+		if seq <= cur || p.latest.CompareAndSwap(cur, seq) {
+			break
+		}
+	}
+	select {
+	case p.answered <- struct{}{}:
+	default:
 	}
 }
 
@@ -1064,6 +1113,7 @@ func (p *pipeline) Close() error {
 }
 
 type appendFuture struct {
+	seq    uint64 // numbered by its pipeline, from 1
 	start  time.Time
 	parts  int // the requests args went as
 	args   *raft.AppendEntriesRequest

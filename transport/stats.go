@@ -29,12 +29,19 @@ type Stats struct {
 	// bytes, or the bytes or number of all partial messages of the node.
 	// The sender's other messages, and everyone else's, are unaffected.
 	Dropped uint64
+	// Reconnects counts this node's reconnects to NATS after its
+	// connection dropped.
+	Reconnects uint64
+	// CallsLost counts requests failed with ErrConnectionLost: this
+	// node's connection, or the peer's, dropped while they waited.
+	CallsLost uint64
 }
 
 type counters struct {
 	msgsIn, msgsOut, bytesIn, bytesOut  atomic.Uint64
 	malformed, faultDrops, slowConsumer atomic.Uint64
 	rejected, duplicates                atomic.Uint64
+	reconnects, callsLost               atomic.Uint64
 	// partial messages dropped for a bound, by bound (see reassemble)
 	dropSenderPartials, dropSenderBytes, dropFragMemory atomic.Uint64
 	// frames the NATS client dropped on subscriptions closed since
@@ -50,5 +57,6 @@ func (c *counters) snapshot() Stats {
 		Duplicates:     c.duplicates.Load(),
 		PendingDropped: c.pendingDropped.Load(),
 		Dropped:        c.dropSenderPartials.Load() + c.dropSenderBytes.Load() + c.dropFragMemory.Load(),
+		Reconnects:     c.reconnects.Load(), CallsLost: c.callsLost.Load(),
 	}
 }
