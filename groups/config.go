@@ -92,13 +92,15 @@ type Config struct {
 	// HeartbeatInterval paces what members tell each other outside Raft:
 	// announcements go every 5 × HeartbeatInterval, and the leader waits up
 	// to half of it to gather a batch. Raft's own heartbeats go every
-	// ElectionTimeout / 10 (hashicorp/raft ties the two). Default
+	// ElectionTimeout / 20 (hashicorp/raft ties the two). Default
 	// ElectionTimeout / 10, or 100ms if both are zero.
 	HeartbeatInterval time.Duration
-	// ElectionTimeout is how long a follower waits without hearing from a
-	// leader before it calls an election, and how long a candidate waits
-	// for votes, as in etcd and the Raft paper. Default 10 ×
-	// HeartbeatInterval, or 1s if both are zero.
+	// ElectionTimeout is the longest a follower waits without hearing from
+	// a leader before it calls an election, and the longest a candidate
+	// waits for votes, as in etcd and the Raft paper. Each wait is drawn at
+	// random between half of it and all of it, so that followers do not
+	// all call at once. A leader that cannot reach a majority for half of
+	// it steps down. Default 10 × HeartbeatInterval, or 1s if both are zero.
 	ElectionTimeout time.Duration
 	// BootstrapDelay is how long a new member listens for an existing group
 	// before the lowest PeerID among those present founds one. Default 3s.

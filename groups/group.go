@@ -185,11 +185,13 @@ func (c *core) raftConfig(canSnapshot bool) *raft.Config {
 	f := time.Duration(c.cfg.Preference.Factor())
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(c.self.String())
-	// A follower calls an election after ElectionTimeout without a leader
-	// (Raft's HeartbeatTimeout), and a candidate waits as long for votes.
-	rc.HeartbeatTimeout = c.cfg.ElectionTimeout * f
-	rc.ElectionTimeout = c.cfg.ElectionTimeout * f
-	rc.LeaderLeaseTimeout = min(rc.HeartbeatTimeout, rc.ElectionTimeout) / 2
+	// Raft draws a follower's wait for a leader (its HeartbeatTimeout) and
+	// a candidate's wait for votes (its ElectionTimeout) at random between
+	// the setting and twice it: at half of ours, a follower calls an
+	// election at most ElectionTimeout after it last heard a leader.
+	rc.HeartbeatTimeout = c.cfg.ElectionTimeout * f / 2
+	rc.ElectionTimeout = c.cfg.ElectionTimeout * f / 2
+	rc.LeaderLeaseTimeout = rc.HeartbeatTimeout
 	rc.CommitTimeout = min(max(c.cfg.HeartbeatInterval/2, 5*time.Millisecond), 50*time.Millisecond)
 	rc.MaxAppendEntries = 256
 	rc.BatchApplyCh = false
@@ -244,7 +246,7 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 	trans.SetAllow(c.allowRaft)
 	// A lost heartbeat must not hold back the next ones past a
 	// follower's election timeout (Raft's HeartbeatTimeout).
-	trans.SetHeartbeatTimeout(c.cfg.ElectionTimeout * time.Duration(c.cfg.Preference.Factor()) / 2)
+	trans.SetHeartbeatTimeout(c.cfg.ElectionTimeout * time.Duration(c.cfg.Preference.Factor()) / 4)
 	c.metrics = newGroupMetrics(c)
 	fsm = c.metrics.wrap(fsm)
 	r, err := raft.NewRaft(c.raftConfig(c.fsm.CanSnapshot()), fsm, stores.Log, stores.Stable, stores.Snapshots, trans)
