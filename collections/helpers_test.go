@@ -17,7 +17,7 @@ import (
 func testGroupConfig() *groups.Config {
 	return &groups.Config{
 		HeartbeatInterval: 20 * time.Millisecond,
-		ElectionTimeout:   200 * time.Millisecond,
+		ElectionTimeout:   400 * time.Millisecond, // Raft waits 200 to 400 ms
 		BootstrapDelay:    300 * time.Millisecond,
 		DeadMemberTimeout: 2 * time.Second,
 		ForwardTimeout:    2 * time.Second,

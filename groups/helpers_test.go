@@ -55,7 +55,7 @@ func (c *counter) history() []int64 {
 func testConfig() *Config {
 	return &Config{
 		HeartbeatInterval: 20 * time.Millisecond,
-		ElectionTimeout:   200 * time.Millisecond,
+		ElectionTimeout:   400 * time.Millisecond, // Raft waits 200 to 400 ms
 		BootstrapDelay:    300 * time.Millisecond,
 		DeadMemberTimeout: 2 * time.Second,
 		ForwardTimeout:    2 * time.Second,
