@@ -54,6 +54,7 @@ type When struct {
 	changed *notifier
 	applied *notifier
 	index   func() rsm.Index
+	explain func(ctxErr error) error // why not online; set before use
 }
 
 func newWhen(self transport.PeerID, index func() rsm.Index) *When {
@@ -129,9 +130,14 @@ func (w *When) IsFollower(ctx context.Context) error {
 }
 
 // Online resolves once a leader is known and this member is part of the
-// group: commands and strong queries can go through.
+// group: commands and strong queries can go through. When ctx ends first,
+// the error is a *NotOnlineError that says why, as far as this member can
+// tell, and wraps ctx's error.
 func (w *When) Online(ctx context.Context) error {
 	_, err := w.until(ctx, func(s status) bool { return w.online(s) })
+	if err != nil && err == ctx.Err() && w.explain != nil {
+		return w.explain(err)
+	}
 	return err
 }
 

@@ -1,0 +1,152 @@
+package groups
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mosaik-go/mosaik/internal/logtest"
+	"github.com/mosaik-go/mosaik/transport"
+)
+
+// joinAs joins c's key with a counter of signature sig (default if empty),
+// logging to log.
+func (c *cluster) joinAs(t *testing.T, cfg *Config, sig string, log *logtest.Log) *node {
+	t.Helper()
+	if cfg == nil {
+		cfg = testConfig()
+	}
+	cfg.Logger = log.Logger()
+	n, err := transport.New(context.Background(), transport.WithURL(c.url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd := &node{net: n, sm: &counter{sig: sig}}
+	if nd.g, err = Join(n, c.key, nd.sm, cfg); err != nil {
+		n.Close()
+		t.Fatal(err)
+	}
+	c.nodes = append(c.nodes, nd)
+	return nd
+}
+
+// mismatchWarning is what a member logs on hearing another group under its
+// key.
+const mismatchWarning = "with other settings"
+
+// waitWarned waits until log holds a warning about another group that
+// names every part.
+func waitWarned(t *testing.T, log *logtest.Log, who string, parts ...string) string {
+	t.Helper()
+	var got []string
+	waitFor(t, 15*time.Second, who+" to warn of the other group", func() bool {
+		got = log.Find(slog.LevelWarn, append([]string{mismatchWarning}, parts...)...)
+		return len(got) > 0
+	})
+	return got[0]
+}
+
+// waitMismatch waits until nd's status lists the group other.
+func waitMismatch(t *testing.T, nd *node, other ID) Mismatch {
+	t.Helper()
+	var found Mismatch
+	waitFor(t, 15*time.Second, "the status to show the other group", func() bool {
+		for _, m := range nd.g.Status().Mismatches {
+			if m.ID == other {
+				found = m
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// Two members that open one key with machines of different signatures
+// form two groups; each warns of the other, naming what differs, and
+// shows it in its status.
+func TestMismatchedSignatureWarns(t *testing.T) {
+	c := newCluster(t)
+	la, lb := logtest.New(), logtest.New()
+	a := c.joinAs(t, nil, "test.counter.v1", la)
+	online(t, a) // a alone founds its group
+	b := c.joinAs(t, nil, "test.counter.v2", lb)
+	online(t, b) // so does b: nothing joins them
+	if a.g.ID() == b.g.ID() {
+		t.Fatal("different signatures, same id")
+	}
+	t.Log(waitWarned(t, la, "a", "test.counter.v1", "test.counter.v2", b.g.ID().Short()))
+	t.Log(waitWarned(t, lb, "b", "test.counter.v1", "test.counter.v2", a.g.ID().Short()))
+	m := waitMismatch(t, a, b.g.ID())
+	if m.Peers != 1 || m.Voters != 1 || !strings.Contains(strings.Join(m.Differs, "; "), "test.counter.v2") {
+		t.Fatalf("a's status: %+v", m)
+	}
+	waitMismatch(t, b, a.g.ID())
+	// Warned once, not at every message.
+	time.Sleep(3 * c.nodes[0].g.cfg.announceInterval())
+	if n := len(la.Find(slog.LevelWarn, mismatchWarning)); n != 1 {
+		t.Fatalf("a warned %d times:\n%s", n, la)
+	}
+}
+
+// Members that differ only in timings form two groups too, and say which
+// timings differ.
+func TestMismatchedTimingsWarn(t *testing.T) {
+	c := newCluster(t)
+	la, lb := logtest.New(), logtest.New()
+	a := c.joinAs(t, nil, "", la)
+	cfg := testConfig()
+	cfg.HeartbeatInterval, cfg.ElectionTimeout = 25*time.Millisecond, 250*time.Millisecond
+	b := c.joinAs(t, cfg, "", lb)
+	online(t, a, b)
+	t.Log(waitWarned(t, la, "a", "HeartbeatInterval", "20ms", "25ms", "ElectionTimeout"))
+	waitWarned(t, lb, "b", "HeartbeatInterval", "ElectionTimeout")
+	m := waitMismatch(t, b, a.g.ID())
+	if strings.Contains(strings.Join(m.Differs, "; "), "signature") {
+		t.Fatalf("differs names the signature, which is the same: %v", m.Differs)
+	}
+}
+
+// notOnline waits for nd's Online to give up within d and returns why.
+func notOnline(t *testing.T, nd *node, d time.Duration) *NotOnlineError {
+	t.Helper()
+	err := nd.g.When().Online(ctxT(t, d))
+	if err == nil {
+		t.Fatal("online, want not")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("error %v does not match context.DeadlineExceeded", err)
+	}
+	var no *NotOnlineError
+	if !errors.As(err, &no) {
+		t.Fatalf("error %q (%T) does not say why", err, err)
+	}
+	t.Log(err)
+	return no
+}
+
+// An observer with nobody else hears no voter and says so; with a member
+// of another group under its key, it names that group.
+func TestOnlineSaysWhy(t *testing.T) {
+	c := newCluster(t)
+	obs := c.joinAs(t, withPref(Observer), "", logtest.New())
+	if no := notOnline(t, obs, time.Second); no.Reason != ReasonNoVoter || len(no.Mismatches) != 0 {
+		t.Fatalf("alone: %+v", no)
+	}
+	other := c.joinAs(t, nil, "test.counter.v2", logtest.New())
+	online(t, other)
+	waitMismatch(t, obs, other.g.ID())
+	no := notOnline(t, obs, time.Second)
+	if no.Reason != ReasonMismatch || len(no.Mismatches) != 1 || no.Mismatches[0].ID != other.g.ID() ||
+		!strings.Contains(no.Error(), "test.counter.v2") {
+		t.Fatalf("with another group: %+v", no)
+	}
+	// A closed member still says it closed.
+	obs.g.Close()
+	if err := obs.g.When().Online(ctxT(t, time.Second)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("closed: %v", err)
+	}
+}
