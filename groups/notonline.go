@@ -25,7 +25,7 @@ func (c *core) whyNotOnline(ctxErr error) error {
 			e.Voters++
 		}
 	}
-	heard := fmt.Sprintf("hears %d other members that may vote and %d observers", e.Voters, e.Observers)
+	heard := fmt.Sprintf("hears other members that may vote: %d, observers: %d", e.Voters, e.Observers)
 	observer := c.cfg.Preference.IsObserver()
 	switch {
 	case !st.leader.IsZero() && !st.member:
@@ -39,7 +39,7 @@ func (c *core) whyNotOnline(ctxErr error) error {
 		e.Detail = "this member hears only messages it cannot open: other members hold another secret, or none"
 	case e.Voters == 0 && observer:
 		e.Reason = ReasonNoVoter
-		e.Detail = fmt.Sprintf("this member is an observer and hears no member that may vote (%d other observers)", e.Observers)
+		e.Detail = fmt.Sprintf("this member is an observer and hears no member that may vote (other observers heard: %d)", e.Observers)
 	default:
 		e.Reason = ReasonNoLeader
 		e.Detail = "no leader: " + c.noLeaderDetail(live) + "; this member " + heard
@@ -47,7 +47,7 @@ func (c *core) whyNotOnline(ctxErr error) error {
 	if len(e.Mismatches) > 0 {
 		var parts []string
 		for _, m := range e.Mismatches {
-			parts = append(parts, fmt.Sprintf("%s (%d members: %s)", m.ID.Short(), m.Peers, strings.Join(m.Differs, ", ")))
+			parts = append(parts, fmt.Sprintf("%s (members heard: %d; %s)", m.ID.Short(), m.Peers, strings.Join(m.Differs, ", ")))
 		}
 		e.Detail += "; other groups under this key, which this one never meets: " + strings.Join(parts, "; ")
 	}
