@@ -94,3 +94,19 @@ func TestReaderAloneSaysNoWriter(t *testing.T) {
 		t.Fatalf("reason %v", no.Reason)
 	}
 }
+
+// Two handles of one name with different types on one node hear each
+// other too.
+func TestMismatchedTypesOneNode(t *testing.T) {
+	tn := newTestNet(t)
+	n := tn.node()
+	l1, l2 := logtest.New(), logtest.New()
+	w1 := openMapW[string, int](t, n, "typed", logged(l1))
+	w2 := openMapW[string, int64](t, n, "typed", logged(l2))
+	online(t, w1, w2)
+	for _, l := range []*logtest.Log{l1, l2} {
+		trWait(t, 15*time.Second, "a warning", func() bool {
+			return len(l.Find(slog.LevelWarn, "with other settings", "[string,int]", "[string,int64]")) > 0
+		})
+	}
+}

@@ -46,7 +46,8 @@ const (
 	maxMismatches    = 16
 	maxMismatchPeers = 64
 	// mismatchLogEvery is how often the warning about one other group may
-	// repeat while it is heard.
+	// repeat while it is heard; a member logs at most maxMismatches such
+	// warnings within it, so that made-up groups cannot flood its log.
 	mismatchLogEvery = 10 * time.Minute
 )
 
@@ -121,6 +122,7 @@ func (a *identity) differs(b *identity) []string {
 type mismatches struct {
 	mu     sync.Mutex
 	groups map[ID]*otherGroup
+	warned []time.Time // the last warnings, at most maxMismatches
 }
 
 type otherGroup struct {
@@ -159,10 +161,23 @@ func (ms *mismatches) heard(p transport.PeerID, a *identity, differs func() []st
 	}
 	g.peers[p] = otherPeer{heard: now, voter: a.Voter}
 	g.heard = now
-	if warn = now.Sub(g.logged) >= mismatchLogEvery; warn {
+	if warn = now.Sub(g.logged) >= mismatchLogEvery && ms.mayWarn(now); warn {
 		g.logged = now
 	}
 	return warn, !known
+}
+
+// mayWarn takes one of the maxMismatches warnings allowed per
+// mismatchLogEvery, if one is left. Called with mu held.
+func (ms *mismatches) mayWarn(now time.Time) bool {
+	for len(ms.warned) > 0 && now.Sub(ms.warned[0]) >= mismatchLogEvery {
+		ms.warned = ms.warned[1:]
+	}
+	if len(ms.warned) >= maxMismatches {
+		return false
+	}
+	ms.warned = append(ms.warned, now)
+	return true
 }
 
 // oldest returns the key of m whose time is earliest.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mosaik-go/mosaik/internal/logtest"
+	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/transport"
 )
 
@@ -148,5 +149,71 @@ func TestOnlineSaysWhy(t *testing.T) {
 	obs.g.Close()
 	if err := obs.g.When().Online(ctxT(t, time.Second)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("closed: %v", err)
+	}
+}
+
+// The record of other groups is bounded, and so are the warnings about
+// them, whatever members of made-up groups send.
+func TestMismatchBounds(t *testing.T) {
+	var ms mismatches
+	now := time.Now()
+	differs := func() []string { return []string{"x"} }
+	warned := 0
+	for i := range 3 * maxMismatches {
+		a := identity{ID: ID{byte(i), 1}}
+		for j := range 2 * maxMismatchPeers {
+			warn, _ := ms.heard(transport.PeerID{byte(i), byte(j)}, &a, differs, now.Add(time.Duration(i*1000+j)))
+			if warn {
+				warned++
+			}
+		}
+	}
+	list := ms.list()
+	if len(list) != maxMismatches || warned != maxMismatches {
+		t.Fatalf("%d groups recorded, %d warnings; want %d each", len(list), warned, maxMismatches)
+	}
+	for _, m := range list {
+		if m.Peers != maxMismatchPeers || m.ID[0] < 2*maxMismatches {
+			t.Fatalf("kept %+v: want the %d groups heard last, %d members each", m, maxMismatches, maxMismatchPeers)
+		}
+	}
+	// The warnings come back once their window has passed.
+	later := now.Add(mismatchLogEvery + time.Hour)
+	if warn, _ := ms.heard(transport.PeerID{1}, &identity{ID: ID{200}}, differs, later); !warn {
+		t.Fatal("no warning after the window")
+	}
+	ms.prune(later, time.Minute)
+	if l := ms.list(); len(l) != 1 || l[0].ID != (ID{200}) {
+		t.Fatalf("after pruning: %+v", l)
+	}
+}
+
+// An identity over its size limit, or malformed, is dropped: nothing is
+// recorded.
+func TestIdentityHostile(t *testing.T) {
+	c := newCluster(t)
+	a := c.joinAs(t, nil, "", logtest.New())
+	other := newIdentity(ID{9}, "test.counter.v2", &a.g.cfg)
+	b, err := rsm.Marshal(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := other
+	long.Signature = strings.Repeat("s", maxIdentitySignature+10)
+	lb, _ := rsm.Marshal(long)
+	for _, data := range [][]byte{
+		append(b, make([]byte, maxIdentitySize)...), // over the size limit
+		b[:len(b)/2], // cut short
+		lb,           // a signature over its bound
+		{0xff},
+	} {
+		a.g.onIdentity(&transport.Msg{From: transport.PeerID{7}, Data: data})
+	}
+	if ms := a.g.Mismatches(); len(ms) != 0 {
+		t.Fatalf("recorded %+v", ms)
+	}
+	a.g.onIdentity(&transport.Msg{From: transport.PeerID{7}, Data: b})
+	if ms := a.g.Mismatches(); len(ms) != 1 || ms[0].ID != (ID{9}) {
+		t.Fatalf("a valid identity: recorded %+v", ms)
 	}
 }
