@@ -217,3 +217,26 @@ func TestIdentityHostile(t *testing.T) {
 		t.Fatalf("a valid identity: recorded %+v", ms)
 	}
 }
+
+// A voter cut off from the other voters has no leader, and says how many
+// of its configuration's voters it hears.
+func TestOnlineSaysNoQuorum(t *testing.T) {
+	c := newCluster(t)
+	a, b, d := c.add(nil), c.add(nil), c.add(nil)
+	online(t, a, b, d)
+	waitFor(t, 15*time.Second, "three voters", func() bool { v, _ := voters(a.g.Members()); return v == 3 })
+	b.faults.Isolate()
+	d.faults.Isolate()
+	if err := a.g.When().Offline(ctxT(t, 15*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var no *NotOnlineError
+	waitFor(t, 15*time.Second, "a to hear only itself", func() bool {
+		err := a.g.When().Online(ctxT(t, 100*time.Millisecond))
+		return errors.As(err, &no) && no.Voters == 0
+	})
+	if no.Reason != ReasonNoLeader || !strings.Contains(no.Detail, "1 of the 3 voters") {
+		t.Fatalf("%+v", no)
+	}
+	t.Log(no)
+}
