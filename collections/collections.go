@@ -199,7 +199,11 @@ func openWith[C any, M stateMachine[C]](net *transport.Network, kind, name, type
 	return h, m, err
 }
 
-// typeName names a type parameter for the group id.
+// typeName names a type parameter for the group id: its package name and
+// type name ("prices.Quote"), not its import path, so that moving a package
+// (another module path, a /v2) keeps the collection and its durable data;
+// the CBOR encoding depends on neither. A renamed package or type makes
+// another collection, which its members warn about when they hear both.
 func typeName[T any]() string { return reflect.TypeFor[T]().String() }
 
 func open[C any](net *transport.Network, kind, name, types string, sm rsm.StateMachine[C, struct{}, reply], m machine, writer bool, o options) (*handle[C], error) {

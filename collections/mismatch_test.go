@@ -3,9 +3,11 @@ package collections
 import (
 	"context"
 	"errors"
+	htmltemplate "html/template"
 	"log/slog"
 	"strings"
 	"testing"
+	texttemplate "text/template"
 	"time"
 
 	"github.com/mosaik-go/mosaik/groups"
@@ -108,5 +110,13 @@ func TestMismatchedTypesOneNode(t *testing.T) {
 		trWait(t, 15*time.Second, "a warning", func() bool {
 			return len(l.Find(slog.LevelWarn, "with other settings", "[string,int]", "[string,int64]")) > 0
 		})
+	}
+}
+
+// A type's identity is its package name and type name, not its import
+// path: text/template.Template and html/template.Template name the same.
+func TestTypeNameWithoutPath(t *testing.T) {
+	if a, b := typeName[texttemplate.Template](), typeName[htmltemplate.Template](); a != b || a != "template.Template" {
+		t.Fatalf("%q, %q", a, b)
 	}
 }
