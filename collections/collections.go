@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -198,7 +199,11 @@ func openWith[C any, M stateMachine[C]](net *transport.Network, kind, name, type
 	return h, m, err
 }
 
-// typeName names a type parameter for the group id.
+// typeName names a type parameter for the group id: its package name and
+// type name ("prices.Quote"), not its import path, so that moving a package
+// (another module path, a /v2) keeps the collection and its durable data;
+// the CBOR encoding depends on neither. A renamed package or type makes
+// another collection, which its members warn about when they hear both.
 func typeName[T any]() string { return reflect.TypeFor[T]().String() }
 
 func open[C any](net *transport.Network, kind, name, types string, sm rsm.StateMachine[C, struct{}, reply], m machine, writer bool, o options) (*handle[C], error) {
@@ -241,7 +246,7 @@ func open[C any](net *transport.Network, kind, name, types string, sm rsm.StateM
 		return nil, wrapErr(err)
 	}
 	h.g = g
-	h.when = &When{g: g.When(), version: m.version}
+	h.when = &When{g: g.When(), version: m.version, what: describe(kind, types) + " " + strconv.Quote(name)}
 	return h, nil
 }
 
@@ -437,13 +442,90 @@ type checkedCmds[C any] func(yield func(cmd C, size int, err error) bool)
 type When struct {
 	g       *groups.When
 	version func() Version
+	what    string // the collection, for people: Map[string,int] "prices"
 }
 
 // Online resolves once a leader is known, this handle follows it, and it
 // has applied everything the leader had committed when Online first asked:
 // a handle that restarts with old data or joins late does not come online
-// showing old state. A collection opened only by readers never comes online.
-func (w *When) Online(ctx context.Context) error { return wrapErr(w.g.Online(ctx)) }
+// showing old state. A collection opened only by readers never comes
+// online. When ctx ends
+// first, the error says why, as far as this handle can tell (no writer,
+// only other collections of its name with other types or settings, ...):
+// it matches ctx's error with errors.Is, and errors.As finds the
+// *groups.NotOnlineError with the details.
+func (w *When) Online(ctx context.Context) error {
+	err := w.g.Online(ctx)
+	var no *groups.NotOnlineError
+	if errors.As(err, &no) {
+		return &notOnlineError{msg: "collections: " + w.what + " is not online: " + w.explain(no), err: no}
+	}
+	return wrapErr(err)
+}
+
+// notOnlineError is groups.NotOnlineError in a collection's words.
+type notOnlineError struct {
+	msg string
+	err *groups.NotOnlineError
+}
+
+func (e *notOnlineError) Error() string { return e.msg + ": " + e.err.Err.Error() }
+func (e *notOnlineError) Unwrap() error { return e.err }
+
+// explain says why the handle is not online, in a collection's words:
+// writers and readers, types.
+func (w *When) explain(no *groups.NotOnlineError) string {
+	switch no.Reason {
+	case groups.ReasonNoVoter:
+		return "no writer: this reader hears no writer of it, " + count(no.Observers, "other reader")
+	case groups.ReasonMismatch:
+		var others []string
+		for _, m := range no.Mismatches {
+			what, ok := sigDescribe(m.Signature)
+			if !ok || strings.HasPrefix(w.what, what+" ") {
+				what = strings.Join(m.Differs, ", ")
+			}
+			others = append(others, fmt.Sprintf("%s (%s, %s)", what, count(m.Voters, "writer"), count(m.Peers-m.Voters, "reader")))
+		}
+		return "no writer of it; only other collections of its name, which never meet it, are heard: " + strings.Join(others, "; ")
+	case groups.ReasonForeign:
+		return "it hears only messages it cannot open: the other handles of this collection hold another secret (WithSecret), or none"
+	}
+	return no.Detail
+}
+
+func count(n int, what string) string {
+	switch n {
+	case 0:
+		return "no " + what
+	case 1:
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// describe names a collection's kind and types for people: Map[string,int].
+func describe(kind, types string) string {
+	if kind == "" {
+		return types
+	}
+	return strings.ToUpper(kind[:1]) + kind[1:] + "[" + types + "]"
+}
+
+// sigDescribe is describe for a collection machine's signature
+// ("mosaik.collections.map.v1[string,int]"); ok is false for others.
+func sigDescribe(sig string) (string, bool) {
+	rest, ok := strings.CutPrefix(sig, "mosaik.collections.")
+	if !ok || !strings.HasSuffix(rest, "]") {
+		return "", false
+	}
+	head, types, ok := strings.Cut(strings.TrimSuffix(rest, "]"), "[")
+	kind, _, ok2 := strings.Cut(head, ".v")
+	if !ok || !ok2 {
+		return "", false
+	}
+	return describe(kind, types), true
+}
 
 // Offline resolves once no leader is known.
 func (w *When) Offline(ctx context.Context) error { return wrapErr(w.g.Offline(ctx)) }

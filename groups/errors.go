@@ -92,3 +92,48 @@ func (e *remoteError) Is(target error) bool {
 	}
 	return false
 }
+
+// NotOnlineReason says why a member is not online.
+type NotOnlineReason int
+
+const (
+	// ReasonNoVoter: this member may not vote (an Observer) and hears no
+	// member of its group that may, so nobody can lead.
+	ReasonNoVoter NotOnlineReason = 1 + iota
+	// ReasonMismatch: the only others this member hears opened its key
+	// with other settings (signature, timings, ticket rules): another
+	// group, which it never meets. Mismatches says what differs.
+	ReasonMismatch
+	// ReasonForeign: the only others this member hears send messages it
+	// cannot open: they hold another secret, or none.
+	ReasonForeign
+	// ReasonNoLeader: members that may vote are there, but none leads yet:
+	// the group is being founded, an election runs, or too few voters are
+	// alive for a majority.
+	ReasonNoLeader
+	// ReasonNotAdded: a leader is known, but it has not added this member
+	// to the group yet.
+	ReasonNotAdded
+)
+
+// NotOnlineError is what When.Online returns when its context ends before
+// the member came online: why, as far as this member can tell. It wraps
+// the context's error, so errors.Is(err, context.DeadlineExceeded) holds.
+type NotOnlineError struct {
+	Reason NotOnlineReason
+	// Detail says it in words, with what the member hears.
+	Detail string
+	// Voters and Observers count the other members of the group this
+	// member hears.
+	Voters, Observers int
+	// Mismatches are the other groups heard under this member's key.
+	Mismatches []Mismatch
+	// Err is the context's error.
+	Err error
+}
+
+func (e *NotOnlineError) Error() string {
+	return "groups: not online: " + e.Detail + ": " + e.Err.Error()
+}
+
+func (e *NotOnlineError) Unwrap() error { return e.Err }

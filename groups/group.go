@@ -5,6 +5,7 @@ package groups
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -76,6 +77,14 @@ type core struct {
 	annSub  *transport.Subscription
 	ctlSub  *transport.Subscription
 
+	// What went into the id, told under the key (identity.go).
+	ident       identity
+	identScope  *transport.Scope
+	identSubj   string
+	identSub    *transport.Subscription
+	identifyNow atomic.Bool // heard a member of another group: tell ours
+	mismatch    mismatches
+
 	peersMu sync.Mutex
 	peers   map[transport.PeerID]*peerState
 
@@ -92,11 +101,11 @@ type core struct {
 	raftReady atomic.Bool // c.raft is set: RPCs may be checked against its configuration
 
 	// Owned by the membership goroutine (runMembership).
-	foreignSeen uint64    // announcement frames that did not open, as last counted
-	foreignAt   time.Time // when more of them last came
-	foreignLog  sync.Once
-	ticketLog   sync.Once
-	ownTicket   time.Time // when this member's own ticket expires; zero if it has none that holds
+	foreignSeen  uint64    // announcement frames that did not open, as last counted
+	identifiedAt time.Time // when this member last told its identity
+	foreignLog   sync.Once
+	ticketLog    sync.Once
+	ownTicket    time.Time // when this member's own ticket expires; zero if it has none that holds
 
 	notifyCh chan bool
 	obsCh    chan raft.Observation
@@ -106,8 +115,9 @@ type core struct {
 	refused refusals      // what hostile or broken input cost; counted, logged once per interval
 	readSem chan struct{} // a token per read-index request served (maxReadIndexInflight)
 
-	hasState atomic.Bool
-	leaving  atomic.Bool
+	hasState  atomic.Bool
+	leaving   atomic.Bool
+	foreignAt atomic.Int64 // when announcements that did not open last came, in Unix nanoseconds
 
 	splitMu sync.Mutex
 	split   transport.PeerID // a member of another cluster of this group
@@ -140,6 +150,7 @@ func Join[C, Q, R any](net *transport.Network, key Key, sm rsm.StateMachine[C, Q
 		return nil, err
 	}
 	id := deriveID(key, sm.Signature(), &rc)
+	identScope := identityScope(key)
 	c := &core{
 		net:         net,
 		scope:       net.Scope(id, rc.Secret),
@@ -149,6 +160,9 @@ func Join[C, Q, R any](net *transport.Network, key Key, sm rsm.StateMachine[C, Q
 		log:         rc.Logger.With("group", id.Short(), "peer", net.ID().Short()),
 		started:     time.Now(),
 		annSubj:     net.Subject("ann", id.String()),
+		ident:       newIdentity(id, sm.Signature(), &rc),
+		identScope:  net.Scope(identScope, rc.Secret),
+		identSubj:   net.Subject("ident", hex.EncodeToString(identScope[:])),
 		peers:       map[transport.PeerID]*peerState{},
 		appendCh:    make(chan submission, 1024),
 		completeCh:  make(chan completion, 4096),
@@ -170,6 +184,7 @@ func Join[C, Q, R any](net *transport.Network, key Key, sm rsm.StateMachine[C, Q
 		return nil, err
 	}
 	c.when = newWhen(c.self, nil)
+	c.when.explain = c.whyNotOnline
 	fsm := rsm.NewFSM(sm, c.when.applied.broadcast)
 	c.when.index = fsm.Applied
 	c.when.readIndex = c.readIndex
@@ -269,10 +284,20 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 	if c.annSub, err = c.scope.Subscribe(c.annSubj, c.onAnnouncement); err == nil {
 		c.ctlSub, err = c.scope.Subscribe(c.ctlSubject(c.self), c.onControl)
 	}
+	if err == nil {
+		c.identSub, err = c.identScope.Subscribe(c.identSubj, c.onIdentity)
+	}
 	if err != nil {
+		for _, s := range []*transport.Subscription{c.annSub, c.ctlSub} {
+			if s != nil {
+				s.Close()
+			}
+		}
 		c.shutdownRaft()
 		return fail(err)
 	}
+	c.identifiedAt = time.Now()
+	c.identify()
 	c.metrics.start()
 	c.goFunc(c.runLeadership)
 	c.goFunc(c.runStatus)
@@ -672,6 +697,7 @@ func (c *core) stop() {
 	c.when.close()
 	c.annSub.Close()
 	c.ctlSub.Close()
+	c.identSub.Close()
 	_ = c.trans.Close()
 	c.raft.DeregisterObserver(c.observer)
 	if !c.futures.drain(2*c.cfg.ElectionTimeout*time.Duration(c.cfg.Preference.Factor()) + time.Second) {

@@ -187,6 +187,7 @@ func (c *core) runMembership() {
 		case <-t.C:
 		}
 		c.noteForeign()
+		c.identifyRound(time.Now())
 		c.noteRefusals()
 		c.checkOwnTicket()
 		if !c.hasState.Load() {
@@ -563,7 +564,8 @@ func (c *core) noteForeign() {
 	if n == c.foreignSeen {
 		return
 	}
-	c.foreignSeen, c.foreignAt = n, time.Now()
+	c.foreignSeen = n
+	c.foreignAt.Store(time.Now().UnixNano())
 	c.foreignLog.Do(func() {
 		c.log.Warn("groups: hearing messages on this group that do not open with this member's secret: " +
 			"another member uses a different secret (or none), or someone forges them; " +
@@ -571,10 +573,10 @@ func (c *core) noteForeign() {
 	})
 }
 
-// hearsForeign reports whether unopened announcements came within d. The
-// membership goroutine calls it.
+// hearsForeign reports whether unopened announcements came within d.
 func (c *core) hearsForeign(d time.Duration) bool {
-	return !c.foreignAt.IsZero() && time.Since(c.foreignAt) <= d
+	at := c.foreignAt.Load()
+	return at != 0 && time.Since(time.Unix(0, at)) <= d
 }
 
 // entryDigest is a digest of this member's log entry at index, bound to

@@ -28,6 +28,28 @@ type Status struct {
 	Snapshot   uint64            `cbor:"snapshot"`   // last Raft index of the latest snapshot
 	Members    []MemberStatus    `cbor:"members"`
 	Sealed     bool              `cbor:"sealed,omitempty"` // the group has a secret (never the secret itself)
+	// Mismatches are other groups heard under this group's key: members
+	// that opened the same name with other settings.
+	Mismatches []Mismatch `cbor:"mismatches,omitempty"`
+}
+
+// Mismatch is another group heard under a member's key: members that
+// opened the same key (a collection's kind and name) with other settings,
+// so that their group id differs. The two groups never meet and hold
+// different data.
+type Mismatch struct {
+	ID ID `cbor:"id"`
+	// Peers and Voters count its members heard recently, and those of them
+	// that may vote.
+	Peers  int `cbor:"peers"`
+	Voters int `cbor:"voters"`
+	// Signature is its machine's signature (a collection's kind and type
+	// names), cut to 512 bytes.
+	Signature string `cbor:"signature"`
+	// Differs names each setting that differs, with this member's value
+	// and the other group's, e.g. `signature "a.v1" here, "a.v2" there`.
+	Differs   []string  `cbor:"differs"`
+	LastHeard time.Time `cbor:"last_heard"`
 }
 
 // MemberStatus is one member of a group as the answering member sees it.
@@ -120,6 +142,7 @@ func (c *core) Status() Status {
 		Committed:  c.raft.CommitIndex(),
 		Applied:    c.fsm.AppliedRaft(),
 		Sealed:     c.scope.Sealed(),
+		Mismatches: c.Mismatches(),
 	}
 	if idx, err := strconv.ParseUint(c.raft.Stats()["last_snapshot_index"], 10, 64); err == nil {
 		st.Snapshot = idx

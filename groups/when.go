@@ -60,6 +60,7 @@ type When struct {
 	// caught records that Online once waited until this member applied it.
 	readIndex func(context.Context) (rsm.Index, error)
 	caught    atomic.Bool
+	explain   func(ctxErr error) error // why not online; set before use
 }
 
 func newWhen(self transport.PeerID, index func() rsm.Index) *When {
@@ -139,7 +140,17 @@ func (w *When) IsFollower(ctx context.Context) error {
 // Online first asked (a read index): a member that restarts or joins does
 // not come online showing old state. Commands and strong queries can go
 // through. Once it resolved it resolves at once, also after a leader change.
+// When ctx ends first, the error is a *NotOnlineError that says why, as far
+// as this member can tell, and wraps ctx's error.
 func (w *When) Online(ctx context.Context) error {
+	err := w.waitOnline(ctx)
+	if err != nil && err == ctx.Err() && w.explain != nil {
+		return w.explain(err)
+	}
+	return err
+}
+
+func (w *When) waitOnline(ctx context.Context) error {
 	s, err := w.until(ctx, w.online)
 	if err != nil {
 		return err

@@ -2,7 +2,9 @@ package cli
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -74,11 +76,42 @@ type groupJSON struct {
 	Voters    int               `json:"voters"`
 	NonVoters int               `json:"non_voters"`
 	Answered  int               `json:"answered"` // members that answered the survey
+	// Mismatches are other groups its members hear under its key: the same
+	// collection name opened with other types or settings.
+	Mismatches []mismatchJSON `json:"mismatches,omitempty"`
+}
+
+type mismatchJSON struct {
+	ID      string   `json:"id"`
+	Peers   int      `json:"peers"`
+	Differs []string `json:"differs"`
+}
+
+// mismatches gathers what the group's members report of other groups under
+// its key, by id, as the member that hears most of each reports it.
+func (g *group) mismatches() []mismatchJSON {
+	byID := map[groups.ID]groups.Mismatch{}
+	for _, v := range g.Views {
+		for _, m := range v.Mismatches {
+			if old, ok := byID[m.ID]; !ok || m.Peers > old.Peers {
+				byID[m.ID] = m
+			}
+		}
+	}
+	out := make([]mismatchJSON, 0, len(byID))
+	for id, m := range byID {
+		out = append(out, mismatchJSON{ID: id.String(), Peers: m.Peers, Differs: m.Differs})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 func summarize(g *group) groupJSON {
 	v := g.view()
-	j := groupJSON{ID: g.ID.String(), Labels: g.Labels, Term: v.Term, Committed: v.Committed, Answered: len(g.Views)}
+	j := groupJSON{ID: g.ID.String(), Labels: g.Labels, Term: v.Term, Committed: v.Committed, Answered: len(g.Views), Mismatches: g.mismatches()}
 	if !v.Leader.IsZero() {
 		j.Leader = v.Leader.String()
 	}
@@ -108,13 +141,30 @@ func groupsCmd(o *options) *cobra.Command {
 					return printJSON(cmd.OutOrStdout(), out)
 				}
 				var rows [][]string
+				var notes []string
 				for _, g := range gs {
 					s := summarize(g)
-					rows = append(rows, []string{g.ID.Short(), dash(g.kind()), dash(g.name()), dash(g.Labels["types"]),
+					id := g.ID.Short()
+					for _, m := range s.Mismatches {
+						id = g.ID.Short() + "!"
+						notes = append(notes, fmt.Sprintf("! %s hears group %s under its name, with other settings (members heard: %d); they never meet: %s",
+							g.ID.Short(), m.ID[:8], m.Peers, strings.Join(m.Differs, "; ")))
+					}
+					rows = append(rows, []string{id, dash(g.kind()), dash(g.name()), dash(g.Labels["types"]),
 						short(g.view().Leader), u64(s.Term), u64(s.Committed),
 						fmt.Sprintf("%d+%d", s.Voters, s.NonVoters), strconv.Itoa(s.Answered)})
 				}
-				return table(cmd.OutOrStdout(), []string{"ID", "KIND", "NAME", "TYPES", "LEADER", "TERM", "COMMITTED", "MEMBERS", "ANSWERED"}, rows)
+				w := cmd.OutOrStdout()
+				if err := table(w, []string{"ID", "KIND", "NAME", "TYPES", "LEADER", "TERM", "COMMITTED", "MEMBERS", "ANSWERED"}, rows); err != nil {
+					return err
+				}
+				if len(notes) > 0 {
+					fmt.Fprintln(w)
+					for _, n := range notes {
+						fmt.Fprintln(w, n)
+					}
+				}
+				return nil
 			})
 		},
 	}
