@@ -240,7 +240,9 @@ func (c *core) finish(x completion) forwardReply {
 	}
 	if err := x.future.wait(c.ctx()); err != nil {
 		r.Kind, r.Code, r.Msg = replyError, codeNotLeader, err.Error()
-		if errors.Is(err, raft.ErrRaftShutdown) || c.isClosing() {
+		// Raft shut down while the member is not closing is Recover
+		// restarting it: the sender retries, as after a leader change.
+		if c.isClosing() {
 			r.Code = codeClosed
 		}
 		return r
