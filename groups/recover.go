@@ -45,9 +45,10 @@ type Recovery struct {
 // ErrRecoverElsewhere while another reachable voter has a longer log (or
 // an equal one and a lower PeerID), so that of the survivors that hear
 // each other only one recovers. Two survivors that cannot hear each other
-// can both recover; when they meet, the one with the lower term loses what
-// it committed since. Members removed this way must not come back with
-// their old state: a durable one must be emptied first.
+// can both recover and both lead, unreported by Split; when they meet, one
+// may take the other in, which then loses what it committed since. Members
+// removed this way must not come back with their old state: a durable one
+// must be emptied first.
 //
 // Recover shuts this member's Raft down, appends to its log a configuration
 // naming it the only voter, in a term nobody used, and starts Raft again;
@@ -80,6 +81,7 @@ func (c *core) reform() (Recovery, error) {
 		return rec, err
 	}
 	old := c.raft.Load()
+	c.raftReady.Store(false) // no Raft RPC is let through until the new Raft runs
 	if err := old.Shutdown().Error(); err != nil {
 		return rec, fmt.Errorf("groups: recover: shut down raft: %w", err)
 	}
@@ -90,16 +92,20 @@ func (c *core) reform() (Recovery, error) {
 	// into it nor applies again what it applied (replayGuard).
 	conf := c.raftConfig(c.fsm.CanSnapshot())
 	conf.NoSnapshotRestoreOnStart = true
-	c.raftFSM = replayGuard{BatchingFSM: c.raftFSM, applied: c.fsm.AppliedRaft}
+	if _, ok := c.raftFSM.(replayGuard); !ok {
+		c.raftFSM = replayGuard{BatchingFSM: c.raftFSM, applied: c.fsm.AppliedRaft}
+	}
 	r, err := raft.NewRaft(conf, c.raftFSM, c.stores.Log, c.stores.Stable, c.stores.Snapshots, c.raftTrans)
 	if err != nil {
-		// Without a Raft the member cannot go on: stop it.
+		// Without a Raft the member cannot go on: stop it. Not in wg:
+		// Close waits for wg.
 		c.log.Error("groups: recover: restart raft failed; the member stops", "err", err)
 		go func() { _ = c.Close() }()
 		return rec, fmt.Errorf("groups: recover: restart raft: %w", errors.Join(werr, err))
 	}
 	r.RegisterObserver(c.observer)
 	c.raft.Store(r)
+	c.raftReady.Store(true)
 	if werr != nil {
 		return rec, fmt.Errorf("groups: recover: %w", werr)
 	}
