@@ -69,9 +69,22 @@ var (
 type Option func(*options) error
 
 type options struct {
-	group   groups.Config
-	secret  transport.Secret
-	history int
+	group    groups.Config
+	secret   transport.Secret
+	history  int
+	operator bool
+}
+
+// WithOperatorCommands lets inspect's operator commands (recover,
+// remove-member) reach this handle although its collection has no secret.
+// They change the group, and without a secret anyone who can publish on
+// the NATS server can send them: a collection with a secret takes them
+// from holders of the secret only, and needs no option.
+func WithOperatorCommands() Option {
+	return func(o *options) error {
+		o.operator = true
+		return nil
+	}
 }
 
 // WithGroupConfig sets the group's timings, storage and logger. Its
@@ -164,6 +177,8 @@ type handle[C any] struct {
 	reg  regKey
 	insp interface{ close() }
 
+	operator bool // serves inspect's operator commands in an open group too
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 }
@@ -232,7 +247,7 @@ func open[C any](net *transport.Network, kind, name, types string, sm rsm.StateM
 		labels[k] = v
 	}
 	cfg.Labels = labels
-	h := &handle[C]{name: name, net: net, m: m, reg: regKey{net, id}}
+	h := &handle[C]{name: name, net: net, m: m, reg: regKey{net, id}, operator: o.operator}
 	regMu.Lock()
 	if _, dup := reg[h.reg]; dup {
 		regMu.Unlock()
@@ -252,7 +267,8 @@ func open[C any](net *transport.Network, kind, name, types string, sm rsm.StateM
 
 // serve answers the inspect protocol for this handle.
 func serve[C, E any](h *handle[C], hist *history[E], state func() frozen[E]) error {
-	in, err := serveInspect(h.g.Scope(), InspectSubject(h.net, h.g.ID().String(), h.net.ID()), hist, state)
+	op := inspectOperator{allowOpen: h.operator, recover: h.Recover, remove: h.RemoveMember}
+	in, err := serveInspect(h.g.Scope(), InspectSubject(h.net, h.g.ID().String(), h.net.ID()), hist, state, op)
 	if err != nil {
 		return err
 	}
@@ -280,6 +296,26 @@ func (h *handle[C]) Members() []groups.Member { return h.g.Members() }
 
 // Leader returns the leader this handle knows of.
 func (h *handle[C]) Leader() (transport.PeerID, bool) { return h.g.Leader() }
+
+// Recover reforms the collection's group from this handle's member after
+// a majority of its voters was lost for good. It refuses while a majority
+// is reachable; see groups.Group.Recover for what it does and costs. A
+// reader cannot recover (groups.ErrNotVoter).
+func (h *handle[C]) Recover(ctx context.Context) (groups.Recovery, error) {
+	if h.closed.Load() {
+		return groups.Recovery{}, ErrClosed
+	}
+	return h.g.Recover(ctx)
+}
+
+// RemoveMember removes a member gone for good from the collection's group;
+// only the leader's handle can. See groups.Group.RemoveMember.
+func (h *handle[C]) RemoveMember(ctx context.Context, p transport.PeerID, force bool) error {
+	if h.closed.Load() {
+		return ErrClosed
+	}
+	return h.g.RemoveMember(ctx, p, force)
+}
 
 // Close leaves the collection. A writer closing gracefully leaves the group
 // working for the others. Reads keep answering from the last state; writes

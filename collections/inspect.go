@@ -6,10 +6,12 @@ import (
 	"iter"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
 
+	"github.com/mosaik-go/mosaik/groups"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/transport"
 )
@@ -46,6 +48,14 @@ const (
 	InspectChanges
 	// InspectHead returns the current version and size.
 	InspectHead
+	// InspectRecover reforms the collection's group from the answering
+	// member (groups.Group.Recover) and returns what it may have cost in
+	// Recovery. An operator command: see inspectOperator.
+	InspectRecover
+	// InspectRemoveMember removes Peer (hex) from the group; only the
+	// leader answers it with InspectOK. Force removes a live member too.
+	// An operator command: see inspectOperator.
+	InspectRemoveMember
 )
 
 // Inspect reply codes.
@@ -58,6 +68,15 @@ const (
 	// InspectBusy refuses a request over the node's or the peer's bounds
 	// (InspectMaxDumps and the others); Msg says which. Retry later.
 	InspectBusy
+	// InspectRefused is an operator command refused as unsafe or not
+	// allowed (a majority is reachable, a live member, an open group); Msg
+	// says why. Nothing was changed.
+	InspectRefused
+	// InspectNotLeader is InspectRemoveMember sent to a member that does
+	// not lead.
+	InspectNotLeader
+	// InspectFailed is an operator command that failed; Msg says how.
+	InspectFailed
 )
 
 // InspectRequest is a request of the inspect protocol.
@@ -68,6 +87,8 @@ type InspectRequest struct {
 	Limit   int           `cbor:"limit,omitempty"`
 	Since   Version       `cbor:"since,omitempty"`
 	Wait    time.Duration `cbor:"wait,omitempty"`
+	Peer    string        `cbor:"peer,omitempty"` // InspectRemoveMember: the member's id, 64 hex digits
+	Force   bool          `cbor:"force,omitempty"`
 }
 
 // InspectReply answers an InspectRequest. Items are encoded MapChange,
@@ -82,6 +103,36 @@ type InspectReply struct {
 	Items   []cbor.RawMessage `cbor:"items,omitempty"`
 	Done    bool              `cbor:"done,omitempty"` // the dump's last page
 	Records []InspectRecord   `cbor:"records,omitempty"`
+	// Recovery is what InspectRecover did, also when it was refused.
+	Recovery *InspectRecovery `cbor:"recovery,omitempty"`
+}
+
+// InspectRecovery is groups.Recovery on the wire; peers are 64 hex digits.
+type InspectRecovery struct {
+	Previous     []string `cbor:"previous"`
+	Reachable    []string `cbor:"reachable"`
+	LastIndex    uint64   `cbor:"last_index"`
+	Committed    uint64   `cbor:"committed"`
+	Uncommitted  uint64   `cbor:"uncommitted"`
+	HighestIndex uint64   `cbor:"highest_index"`
+	HighestPeer  string   `cbor:"highest_peer,omitempty"`
+	MayBeLost    uint64   `cbor:"may_be_lost"`
+}
+
+func recoveryWire(r groups.Recovery) *InspectRecovery {
+	hex := func(ps []transport.PeerID) []string {
+		out := make([]string, len(ps))
+		for i, p := range ps {
+			out[i] = p.String()
+		}
+		return out
+	}
+	w := &InspectRecovery{Previous: hex(r.Previous), Reachable: hex(r.Reachable), LastIndex: r.LastIndex, Committed: r.Committed,
+		Uncommitted: r.Uncommitted, HighestIndex: r.HighestIndex, MayBeLost: r.MayBeLost}
+	if !r.HighestPeer.IsZero() {
+		w.HighestPeer = r.HighestPeer.String()
+	}
+	return w
 }
 
 // InspectRecord is the changes of one command.
@@ -122,6 +173,7 @@ type frozen[E any] struct {
 // handler answers dumps and heads and takes polls; its one goroutine (run)
 // owns the polls that wait, and answers them.
 type inspector[E any] struct {
+	op    inspectOperator
 	gate  *inspectGate
 	hist  *history[E]
 	state func() frozen[E]
@@ -131,6 +183,7 @@ type inspector[E any] struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	kick   chan struct{} // a poll was added
+	opBusy atomic.Bool   // an operator command runs (one at a time)
 
 	mu       sync.Mutex
 	nextID   uint64
@@ -167,9 +220,10 @@ type inspectPoll struct {
 
 // serveInspect answers in the group's scope: only those who hold the
 // group's secret (anyone, for an open group) can read its contents.
-func serveInspect[E any](scope *transport.Scope, subject string, hist *history[E], state func() frozen[E]) (*inspector[E], error) {
+func serveInspect[E any](scope *transport.Scope, subject string, hist *history[E], state func() frozen[E], op inspectOperator) (*inspector[E], error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	in := &inspector[E]{gate: acquireGate(scope.Network()), hist: hist, state: state, ctx: ctx, cancel: cancel,
+	op.sealed = scope.Sealed()
+	in := &inspector[E]{op: op, gate: acquireGate(scope.Network()), hist: hist, state: state, ctx: ctx, cancel: cancel,
 		kick: make(chan struct{}, 1), sessions: map[uint64]*dumpSession[E]{}}
 	sub, err := scope.Subscribe(subject, in.onRequest)
 	if err != nil {
@@ -218,6 +272,8 @@ func (in *inspector[E]) onRequest(m *transport.Msg) {
 		in.respond(m, InspectReply{Version: st.v, Total: st.n})
 	case InspectChanges:
 		in.poll(m, req)
+	case InspectRecover, InspectRemoveMember:
+		in.operate(m, req)
 	default:
 		in.respond(m, InspectReply{Code: InspectMalformed, Msg: "unknown operation"})
 	}
@@ -465,4 +521,80 @@ func (in *inspector[E]) changes(req InspectRequest, limit int) (InspectReply, bo
 		}
 	}
 	return r, len(recs) > 0
+}
+
+// inspectOperator is what the operator commands of the inspect protocol
+// (InspectRecover, InspectRemoveMember) do on the handle's member. They
+// change the group, so they are served only in a sealed group, where only
+// holders of its secret can send them, or where the handle allows them
+// in an open group (WithOperatorCommands), where anyone on the NATS server
+// can.
+type inspectOperator struct {
+	sealed    bool
+	allowOpen bool
+	recover   func(context.Context) (groups.Recovery, error)
+	remove    func(context.Context, transport.PeerID, bool) error
+}
+
+// operatorTimeout bounds an operator command; a recovery waits for an
+// election.
+const operatorTimeout = 30 * time.Second
+
+// operate runs an operator command on a goroutine of its own (owned by the
+// inspector, one at a time), so that it never holds up the subscription.
+func (in *inspector[E]) operate(m *transport.Msg, req InspectRequest) {
+	if !in.op.sealed && !in.op.allowOpen {
+		in.respond(m, InspectReply{Code: InspectRefused, Msg: "this collection has no secret: it takes no operator commands unless opened with collections.WithOperatorCommands()"})
+		return
+	}
+	if in.op.recover == nil {
+		in.respond(m, InspectReply{Code: InspectRefused, Msg: "this handle takes no operator commands"})
+		return
+	}
+	var peer transport.PeerID
+	if req.Op == InspectRemoveMember {
+		var err error
+		if peer, err = transport.ParsePeerID(req.Peer); err != nil {
+			in.respond(m, InspectReply{Code: InspectMalformed, Msg: "peer: " + err.Error()})
+			return
+		}
+	}
+	if !in.opBusy.CompareAndSwap(false, true) {
+		in.respond(m, busyReply("another operator command runs on this member"))
+		return
+	}
+	in.wg.Add(1)
+	go func() {
+		defer in.wg.Done()
+		defer in.opBusy.Store(false)
+		ctx, cancel := context.WithTimeout(in.ctx, operatorTimeout)
+		defer cancel()
+		var r InspectReply
+		var err error
+		if req.Op == InspectRecover {
+			var rec groups.Recovery
+			rec, err = in.op.recover(ctx)
+			r.Recovery = recoveryWire(rec)
+		} else {
+			err = in.op.remove(ctx, peer, req.Force)
+		}
+		r.Version = in.state().v
+		if err != nil {
+			r.Code, r.Msg = operatorCode(err), err.Error()
+		}
+		in.respond(m, r)
+	}()
+}
+
+func operatorCode(err error) uint8 {
+	switch {
+	case errors.Is(err, groups.ErrNotLeader):
+		return InspectNotLeader
+	case errors.Is(err, groups.ErrQuorumReachable), errors.Is(err, groups.ErrRecoverElsewhere),
+		errors.Is(err, groups.ErrNotVoter), errors.Is(err, groups.ErrNotMember), errors.Is(err, groups.ErrMemberAlive):
+		return InspectRefused
+	case errors.Is(err, groups.ErrClosed):
+		return InspectClosed
+	}
+	return InspectFailed
 }

@@ -258,7 +258,7 @@ func (ledgerSnap) Release() {}
 // checks only every SnapshotInterval, 120s by default).
 func snapshotNow[C, Q, R any](t testing.TB, nd *dnode[C, Q, R]) {
 	t.Helper()
-	if err := nd.g.raft.Snapshot().Error(); err != nil {
+	if err := nd.g.raft.Load().Snapshot().Error(); err != nil {
 		t.Fatalf("%s: snapshot: %v", nd.id().Short(), err)
 	}
 }

@@ -198,7 +198,7 @@ func TestDurableFollowerCatchesUpBySnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	behind := away.g.raft.LastIndex()
+	behind := away.g.raft.Load().LastIndex()
 	if first <= behind+1 {
 		t.Fatalf("leader's log starts at %d, the follower is at %d: not compacted past it", first, behind)
 	}

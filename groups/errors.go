@@ -35,6 +35,22 @@ var (
 	// applied, once. It also matches ErrOutcomeUnknown. The member goes on
 	// under a new session.
 	ErrSessionExpired = fmt.Errorf("groups: session expired: %w", ErrOutcomeUnknown)
+	// ErrQuorumReachable is Recover refusing while a majority of the
+	// group's voters, or a leader, is still heard: the group can go on
+	// without it.
+	ErrQuorumReachable = errors.New("groups: a majority of the voters is reachable")
+	// ErrRecoverElsewhere is Recover refusing on a member while another
+	// reachable survivor is better placed to recover the group (a longer
+	// log, or an equal one and a lower PeerID): recover that one.
+	ErrRecoverElsewhere = errors.New("groups: another survivor should recover the group")
+	// ErrNotVoter is Recover on a member that is not a voter of the group.
+	ErrNotVoter = errors.New("groups: not a voter")
+	// ErrNotMember is RemoveMember for a peer not in the configuration.
+	ErrNotMember = errors.New("groups: not a member")
+	// ErrMemberAlive is RemoveMember refusing, without force, a member
+	// heard within DeadMemberTimeout, or one whose removal would leave the
+	// voters without a live majority.
+	ErrMemberAlive = errors.New("groups: member is alive")
 )
 
 // errRefused is a membership change the leader declined as unsafe.

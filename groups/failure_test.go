@@ -57,7 +57,7 @@ func TestObserversNeverLead(t *testing.T) {
 		if l != n1 && l != n2 {
 			t.Fatalf("round %d: observer %s leads", round, l.net.ID().Short())
 		}
-		if err := l.g.raft.LeadershipTransfer().Error(); err != nil {
+		if err := l.g.raft.Load().LeadershipTransfer().Error(); err != nil {
 			t.Fatalf("round %d: transfer: %v", round, err)
 		}
 		waitFor(t, 10*time.Second, "a new leader", func() bool {
@@ -81,7 +81,7 @@ func TestObserversNeverLead(t *testing.T) {
 		t.Fatalf("write with only observers alive = %v, want ErrOffline", err)
 	}
 	for _, o := range obs {
-		if o.g.IsLeader() || o.g.raft.State().String() == "Leader" {
+		if o.g.IsLeader() || o.g.raft.Load().State().String() == "Leader" {
 			t.Fatal("an observer leads")
 		}
 	}
@@ -95,7 +95,7 @@ func TestReluctantLosesToNormal(t *testing.T) {
 	online(t, all...)
 	waitFor(t, 20*time.Second, "the normal node to lead", func() bool { return c.agreed() == normal })
 	for round := range 5 {
-		if err := normal.g.raft.LeadershipTransfer().Error(); err != nil {
+		if err := normal.g.raft.Load().LeadershipTransfer().Error(); err != nil {
 			t.Fatalf("round %d: transfer: %v", round, err)
 		}
 		waitFor(t, 5*time.Second, "leadership to leave the normal node", func() bool {

@@ -21,7 +21,7 @@ func TestFormationWithShortBootstrapDelay(t *testing.T) {
 			if err := nd.g.When().Online(ctx); err != nil {
 				for _, x := range nodes {
 					l, _ := x.g.Leader()
-					t.Logf("%s: leader %s members %d hasState %v split %v raft %v", x.net.ID().Short(), l.Short(), len(x.g.Members()), x.g.hasState.Load(), x.g.split.Short(), x.g.raft.State())
+					t.Logf("%s: leader %s members %d hasState %v split %v raft %v", x.net.ID().Short(), l.Short(), len(x.g.Members()), x.g.hasState.Load(), x.g.split.Short(), x.g.raft.Load().State())
 				}
 				t.Fatalf("round %d: %s not online: %v", round, nd.net.ID().Short(), err)
 			}

@@ -65,7 +65,7 @@ type core struct {
 	cfg     Config
 	log     *slog.Logger
 	fsm     fsmView
-	raft    *raft.Raft
+	raft    atomic.Pointer[raft.Raft] // swapped only by Recover, under lifeMu
 	trans   *transport.RaftTransport
 	stores  storage.Stores
 	when    *When
@@ -99,6 +99,13 @@ type core struct {
 	announceMu  sync.Mutex
 
 	raftReady atomic.Bool // c.raft is set: RPCs may be checked against its configuration
+
+	// What Raft is started with, kept for Recover, which starts it again.
+	// lifeMu is held by Recover while it replaces Raft and by stop while
+	// it shuts Raft down.
+	raftFSM   raft.BatchingFSM
+	raftTrans raft.Transport
+	lifeMu    sync.Mutex
 
 	// Owned by the membership goroutine (runMembership).
 	foreignSeen  uint64    // announcement frames that did not open, as last counted
@@ -263,13 +270,14 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 	// follower's election timeout (Raft's HeartbeatTimeout).
 	trans.SetHeartbeatTimeout(c.cfg.ElectionTimeout * time.Duration(c.cfg.Preference.Factor()) / 4)
 	c.metrics = newGroupMetrics(c)
-	fsm = c.metrics.wrap(fsm)
-	r, err := raft.NewRaft(c.raftConfig(c.fsm.CanSnapshot()), fsm, stores.Log, stores.Stable, stores.Snapshots, trans)
+	c.raftFSM = c.metrics.wrap(fsm)
+	c.raftTrans = keepOpen{trans}
+	r, err := raft.NewRaft(c.raftConfig(c.fsm.CanSnapshot()), c.raftFSM, stores.Log, stores.Stable, stores.Snapshots, c.raftTrans)
 	if err != nil {
 		_ = trans.Close()
 		return fail(fmt.Errorf("groups: start raft: %w", err))
 	}
-	c.raft = r
+	c.raft.Store(r)
 	c.raftReady.Store(true)
 	c.observer = raft.NewObserver(c.obsCh, false, func(o *raft.Observation) bool {
 		c.metrics.observe(o)
@@ -294,6 +302,7 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 			}
 		}
 		c.shutdownRaft()
+		_ = trans.Close()
 		return fail(err)
 	}
 	c.identifiedAt = time.Now()
@@ -607,7 +616,7 @@ type Member struct {
 // Members lists the group's configuration as this member knows it, ordered
 // by PeerID.
 func (c *core) Members() []Member {
-	fut := c.raft.GetConfiguration()
+	fut := c.raft.Load().GetConfiguration()
 	if fut.Error() != nil {
 		return nil
 	}
@@ -644,7 +653,7 @@ func (c *core) Close() error {
 	c.closeOnce.Do(func() {
 		// Hand over first: a leader that removed itself would leave the
 		// others naming it until their election timeout.
-		if c.raft.State() == raft.Leader {
+		if c.raft.Load().State() == raft.Leader {
 			c.handOver()
 		}
 		if !c.cfg.Storage.Durable() {
@@ -675,7 +684,7 @@ func (c *core) Leave(ctx context.Context) error {
 func (c *core) handOver() {
 	ctx, cancel := context.WithTimeout(context.Background(), c.closeBudget())
 	defer cancel()
-	err := c.raft.LeadershipTransfer().Error()
+	err := c.raft.Load().LeadershipTransfer().Error()
 	if err == nil {
 		_, err = c.when.until(ctx, func(s status) bool { return !s.leader.IsZero() && s.leader != c.self })
 	}
@@ -689,6 +698,8 @@ func (c *core) closeBudget() time.Duration {
 }
 
 func (c *core) stop() {
+	c.lifeMu.Lock() // not while Recover replaces Raft
+	defer c.lifeMu.Unlock()
 	c.unregister()
 	c.metrics.close()
 	c.leaving.Store(true)
@@ -699,7 +710,7 @@ func (c *core) stop() {
 	c.ctlSub.Close()
 	c.identSub.Close()
 	_ = c.trans.Close()
-	c.raft.DeregisterObserver(c.observer)
+	c.raft.Load().DeregisterObserver(c.observer)
 	if !c.futures.drain(2*c.cfg.ElectionTimeout*time.Duration(c.cfg.Preference.Factor()) + time.Second) {
 		c.log.Warn("groups: raft calls still unanswered at shutdown", "n", c.futures.n.Load())
 	}
@@ -713,8 +724,15 @@ func (c *core) stop() {
 	c.log.Debug("groups: closed")
 }
 
+// keepOpen is the member's Raft transport as Raft sees it: Raft closes its
+// transport when it shuts down, but Recover starts Raft again on the same
+// one. The member closes it when it stops.
+type keepOpen struct{ *transport.RaftTransport }
+
+func (keepOpen) Close() error { return nil }
+
 func (c *core) shutdownRaft() {
-	if err := c.raft.Shutdown().Error(); err != nil {
+	if err := c.raft.Load().Shutdown().Error(); err != nil {
 		c.log.Warn("groups: raft shutdown", "err", err)
 	}
 }

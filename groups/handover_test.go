@@ -23,7 +23,7 @@ func TestCloseHandsOverLeadership(t *testing.T) {
 	// Right now, not after a wait: the handover is part of Close.
 	var leaders int
 	for _, nd := range nodes {
-		if nd != old && nd.g.core.raft.State() == raft.Leader {
+		if nd != old && nd.g.core.raft.Load().State() == raft.Leader {
 			leaders++
 		}
 	}

@@ -77,12 +77,12 @@ func (c *core) runLeadership() {
 }
 
 func (c *core) becomeLeader() {
-	term := c.raft.CurrentTerm()
-	if _, err := call(c.ctx(), c, func() raft.Future { return c.raft.Barrier(0) }); err != nil {
+	term := c.raft.Load().CurrentTerm()
+	if _, err := call(c.ctx(), c, func() raft.Future { return c.raft.Load().Barrier(0) }); err != nil {
 		c.log.Debug("groups: barrier after election failed", "err", err)
 		return
 	}
-	if c.raft.State() != raft.Leader || c.raft.CurrentTerm() != term {
+	if c.raft.Load().State() != raft.Leader || c.raft.Load().CurrentTerm() != term {
 		return
 	}
 	c.log.Debug("groups: leading", "term", term, "applied", c.fsm.Applied())
@@ -103,7 +103,7 @@ func (c *core) found() {
 	}
 	data, err := rsm.Marshal(rsm.Entry{Cluster: id[:]})
 	if err == nil {
-		_, err = call(c.ctx(), c, func() raft.ApplyFuture { return c.raft.Apply(data, 0) })
+		_, err = call(c.ctx(), c, func() raft.ApplyFuture { return c.raft.Load().Apply(data, 0) })
 	}
 	if err != nil {
 		c.log.Debug("groups: founding entry failed", "err", err)
@@ -118,10 +118,10 @@ func (c *core) readyLead() *leadership {
 	defer timer.Stop()
 	for {
 		ch := c.when.changed.wait()
-		if c.raft.State() != raft.Leader {
+		if c.raft.Load().State() != raft.Leader {
 			return nil
 		}
-		if l := c.currentLead(); l != nil && l.term == c.raft.CurrentTerm() {
+		if l := c.currentLead(); l != nil && l.term == c.raft.Load().CurrentTerm() {
 			return l
 		}
 		select {
@@ -194,7 +194,7 @@ func (c *core) appendOne(s submission) {
 		}
 	}
 	l.appended[req.Session] = req.Seq
-	fut, err := raftCall(c, func() raft.ApplyFuture { return c.raft.Apply(data, 0) })
+	fut, err := raftCall(c, func() raft.ApplyFuture { return c.raft.Load().Apply(data, 0) })
 	c.nudge.appended()
 	if err != nil {
 		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyError, Code: codeClosed, Msg: err.Error()})
@@ -240,7 +240,9 @@ func (c *core) finish(x completion) forwardReply {
 	}
 	if err := x.future.wait(c.ctx()); err != nil {
 		r.Kind, r.Code, r.Msg = replyError, codeNotLeader, err.Error()
-		if errors.Is(err, raft.ErrRaftShutdown) || c.isClosing() {
+		// Raft shut down while the member is not closing is Recover
+		// restarting it: the sender retries, as after a leader change.
+		if c.isClosing() {
 			r.Code = codeClosed
 		}
 		return r
@@ -352,7 +354,7 @@ func (c *core) leaderReadIndex(ctx context.Context) (rsm.Index, error) {
 		return 0, ErrNotLeader
 	}
 	idx := rsm.Index(l.next.Load() - 1)
-	if _, err := call(ctx, c, c.raft.VerifyLeader); err != nil {
+	if _, err := call(ctx, c, c.raft.Load().VerifyLeader); err != nil {
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
@@ -424,20 +426,20 @@ func (c *core) remoteReadIndex(ctx context.Context, leader transport.PeerID) (rs
 // forced, it refuses when the voters left would not have a live majority:
 // such a change could never commit.
 func (c *core) removePeer(ctx context.Context, p transport.PeerID, force bool) error {
-	if c.raft.State() != raft.Leader {
+	if c.raft.Load().State() != raft.Leader {
 		return ErrNotLeader
 	}
 	if !force && !c.safeToRemove(p) {
 		return fmt.Errorf("%w: removing %s would leave no live majority", errRefused, p.Short())
 	}
-	_, err := call(ctx, c, func() raft.IndexFuture { return c.raft.RemoveServer(raft.ServerID(p.String()), 0, 0) })
+	_, err := call(ctx, c, func() raft.IndexFuture { return c.raft.Load().RemoveServer(raft.ServerID(p.String()), 0, 0) })
 	return err
 }
 
 // safeToRemove reports whether the voters other than p, counting those
 // heard recently, keep a live majority.
 func (c *core) safeToRemove(p transport.PeerID) bool {
-	fut := c.raft.GetConfiguration()
+	fut := c.raft.Load().GetConfiguration()
 	if fut.Error() != nil {
 		return false
 	}
@@ -516,7 +518,7 @@ func (c *core) removeSelf(ctx context.Context, insist bool) error {
 
 // lastVoter reports whether this member is the only voter.
 func (c *core) lastVoter() bool {
-	fut := c.raft.GetConfiguration()
+	fut := c.raft.Load().GetConfiguration()
 	if fut.Error() != nil {
 		return false
 	}
@@ -531,7 +533,7 @@ func (c *core) lastVoter() bool {
 }
 
 func (c *core) inConfiguration() bool {
-	fut := c.raft.GetConfiguration()
+	fut := c.raft.Load().GetConfiguration()
 	if fut.Error() != nil {
 		return false
 	}

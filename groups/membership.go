@@ -95,7 +95,7 @@ func (c *core) configured() map[raft.ServerID]bool {
 	if !c.raftReady.Load() {
 		return nil
 	}
-	fut := c.raft.GetConfiguration()
+	fut := c.raft.Load().GetConfiguration()
 	if fut.Error() != nil {
 		return nil
 	}
@@ -143,10 +143,10 @@ func (c *core) announce() {
 	a := announcement{
 		Pref:      uint8(c.cfg.Preference.kind),
 		Factor:    c.cfg.Preference.factor,
-		HasState:  c.hasState.Load() || c.raft.LastIndex() > 0,
+		HasState:  c.hasState.Load() || c.raft.Load().LastIndex() > 0,
 		Leader:    leader,
-		Term:      c.raft.CurrentTerm(),
-		LastIndex: c.raft.LastIndex(),
+		Term:      c.raft.Load().CurrentTerm(),
+		LastIndex: c.raft.Load().LastIndex(),
 		Applied:   c.fsm.Applied(),
 		Leaving:   c.leaving.Load(),
 		Cluster:   c.fsm.Cluster(),
@@ -191,13 +191,13 @@ func (c *core) runMembership() {
 		c.noteRefusals()
 		c.checkOwnTicket()
 		if !c.hasState.Load() {
-			if c.raft.LastIndex() > 0 {
+			if c.raft.Load().LastIndex() > 0 {
 				c.hasState.Store(true)
 			} else {
 				c.maybeBootstrap()
 			}
 		}
-		if l := c.currentLead(); l != nil && c.raft.State() == raft.Leader {
+		if l := c.currentLead(); l != nil && c.raft.Load().State() == raft.Leader {
 			c.reconcile(l)
 		}
 		c.detectSplit()
@@ -242,6 +242,17 @@ func (c *core) Split() (transport.PeerID, bool) {
 	c.splitMu.Lock()
 	defer c.splitMu.Unlock()
 	return c.split, !c.split.IsZero()
+}
+
+// peerTable returns a copy of the peers this member heard of.
+func (c *core) peerTable() map[transport.PeerID]peerState {
+	c.peersMu.Lock()
+	defer c.peersMu.Unlock()
+	peers := make(map[transport.PeerID]peerState, len(c.peers))
+	for p, ps := range c.peers {
+		peers[p] = *ps
+	}
+	return peers
 }
 
 // livePeers returns the peers heard within d.
@@ -302,7 +313,7 @@ func (c *core) maybeBootstrap() {
 		}
 		servers = append(servers, c.server(p, raft.Voter))
 	}
-	err := c.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
+	err := c.raft.Load().BootstrapCluster(raft.Configuration{Servers: servers}).Error()
 	switch err {
 	case nil:
 		c.log.Info("groups: founded the group", "voters", len(servers))
@@ -334,18 +345,13 @@ func (c *core) server(p transport.PeerID, s raft.ServerSuffrage) raft.Server {
 // caught-up non-voters that may vote, and hand leadership from a reluctant
 // leader to a caught-up normal voter.
 func (c *core) reconcile(l *leadership) {
-	fut := c.raft.GetConfiguration()
+	fut := c.raft.Load().GetConfiguration()
 	if fut.Error() != nil {
 		return
 	}
 	servers := fut.Configuration().Servers
 	now := time.Now()
-	c.peersMu.Lock()
-	peers := make(map[transport.PeerID]peerState, len(c.peers))
-	for p, ps := range c.peers {
-		peers[p] = *ps
-	}
-	c.peersMu.Unlock()
+	peers := c.peerTable()
 
 	alive := func(p transport.PeerID) bool {
 		if p == c.self {
@@ -388,23 +394,23 @@ func (c *core) reconcile(l *leadership) {
 		}
 		ps, known := peers[p]
 		if known && ps.ann.Leaving {
-			change("remove leaving", p, func() raft.IndexFuture { return c.raft.RemoveServer(s.ID, 0, 0) })
+			change("remove leaving", p, func() raft.IndexFuture { return c.raft.Load().RemoveServer(s.ID, 0, 0) })
 			return
 		}
 		if known && c.cfg.Tickets != nil && !now.Before(ps.expires) {
-			change("remove, ticket expired", p, func() raft.IndexFuture { return c.raft.RemoveServer(s.ID, 0, 0) })
+			change("remove, ticket expired", p, func() raft.IndexFuture { return c.raft.Load().RemoveServer(s.ID, 0, 0) })
 			return
 		}
 		if alive(p) {
 			continue
 		}
 		if s.Suffrage != raft.Voter {
-			change("remove dead non-voter", p, func() raft.IndexFuture { return c.raft.RemoveServer(s.ID, 0, 0) })
+			change("remove dead non-voter", p, func() raft.IndexFuture { return c.raft.Load().RemoveServer(s.ID, 0, 0) })
 			return
 		}
 		// Removing a dead voter keeps the live ones a majority of what is left.
 		if 2*liveVoters > voters {
-			change("remove dead voter", p, func() raft.IndexFuture { return c.raft.RemoveServer(s.ID, 0, 0) })
+			change("remove dead voter", p, func() raft.IndexFuture { return c.raft.Load().RemoveServer(s.ID, 0, 0) })
 			return
 		}
 	}
@@ -422,13 +428,13 @@ func (c *core) reconcile(l *leadership) {
 			continue
 		}
 		change("add non-voter", p, func() raft.IndexFuture {
-			return c.raft.AddNonvoter(raft.ServerID(p.String()), raft.ServerAddress(p.String()), 0, 0)
+			return c.raft.Load().AddNonvoter(raft.ServerID(p.String()), raft.ServerAddress(p.String()), 0, 0)
 		})
 		return
 	}
 	c.trans.RetainMatched(func(p transport.PeerID) bool { _, ok := inConfig[p]; return ok })
-	last := c.raft.LastIndex()
-	term := c.raft.CurrentTerm()
+	last := c.raft.Load().LastIndex()
+	term := c.raft.Load().CurrentTerm()
 	// How far a member has replicated is what it acknowledged to this
 	// leader in this term, never what it announces.
 	caughtUp := func(p transport.PeerID) bool {
@@ -441,7 +447,7 @@ func (c *core) reconcile(l *leadership) {
 			continue
 		}
 		if caughtUp(p) && c.proven(ctx, l, p, c.trans.Matched(p).Index) {
-			change("promote to voter", p, func() raft.IndexFuture { return c.raft.AddVoter(s.ID, s.Address, 0, 0) })
+			change("promote to voter", p, func() raft.IndexFuture { return c.raft.Load().AddVoter(s.ID, s.Address, 0, 0) })
 			return
 		}
 	}
@@ -454,7 +460,7 @@ func (c *core) reconcile(l *leadership) {
 			}
 			l.lastHandoff = now
 			c.log.Info("groups: reluctant leader hands over", "to", p.Short())
-			_ = c.raft.LeadershipTransferToServer(s.ID, s.Address)
+			_ = c.raft.Load().LeadershipTransferToServer(s.ID, s.Address)
 			return
 		}
 	}
@@ -480,13 +486,13 @@ func (c *core) refreshStatus() {
 		return
 	}
 	var leader transport.PeerID
-	if _, id := c.raft.LeaderWithID(); id != "" {
+	if _, id := c.raft.Load().LeaderWithID(); id != "" {
 		if p, err := transport.ParsePeerID(string(id)); err == nil {
 			leader = p
 		}
 	}
 	l := c.currentLead()
-	isLeader := l != nil && c.raft.State() == raft.Leader && l.term == c.raft.CurrentTerm()
+	isLeader := l != nil && c.raft.Load().State() == raft.Leader && l.term == c.raft.Load().CurrentTerm()
 	member := c.inConfiguration()
 	c.when.set(func(s *status) {
 		if s.closed {
@@ -533,7 +539,7 @@ func (c *core) allowRaft(from transport.PeerID) bool {
 	}
 	id := raft.ServerID(from.String())
 	self := raft.ServerID(c.self.String())
-	servers := c.raft.GetConfiguration().Configuration().Servers
+	servers := c.raft.Load().GetConfiguration().Configuration().Servers
 	selfIn := false
 	for _, s := range servers {
 		if s.ID == id {
@@ -637,7 +643,7 @@ func (c *core) proven(ctx context.Context, l *leadership, p transport.PeerID, in
 	if !r.Found {
 		if !l.barrierForProof {
 			l.barrierForProof = true
-			_, _ = call(ctx, c, func() raft.Future { return c.raft.Barrier(0) })
+			_, _ = call(ctx, c, func() raft.Future { return c.raft.Load().Barrier(0) })
 		}
 		return false
 	}
@@ -671,8 +677,8 @@ func (c *core) checkOwnTicket() {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx(), c.closeBudget())
 	defer cancel()
-	if c.raft.State() == raft.Leader {
-		_, _ = call(ctx, c, c.raft.LeadershipTransfer)
+	if c.raft.Load().State() == raft.Leader {
+		_, _ = call(ctx, c, c.raft.Load().LeadershipTransfer)
 		return
 	}
 	if c.leaderHint().IsZero() {

@@ -54,7 +54,7 @@ func (m *groupMetrics) start() {
 	if m == nil {
 		return
 	}
-	r := m.c.raft
+	r := m.c.raft.Load // Recover may replace it
 	gauge := func(name, help string, read func() float64) prom.Reading {
 		return prom.Reading{Name: name, Help: help, Type: prometheus.GaugeValue, Read: read}
 	}
@@ -63,19 +63,19 @@ func (m *groupMetrics) start() {
 	}
 	m.readings = prom.Register(m.c.net.Metrics(), "group", prometheus.Labels{"group": m.c.id.Short(), "peer": m.c.self.Short()},
 		gauge("is_leader", "1 if the member leads its group, else 0.", func() float64 {
-			if r.State() == raft.Leader {
+			if r().State() == raft.Leader {
 				return 1
 			}
 			return 0
 		}),
-		gauge("term", "The member's current Raft term.", func() float64 { return float64(r.CurrentTerm()) }),
-		gauge("last_index", "The last index in the member's Raft log.", func() float64 { return float64(r.LastIndex()) }),
-		gauge("commit_index", "The highest Raft index the member knows committed.", func() float64 { return float64(r.CommitIndex()) }),
+		gauge("term", "The member's current Raft term.", func() float64 { return float64(r().CurrentTerm()) }),
+		gauge("last_index", "The last index in the member's Raft log.", func() float64 { return float64(r().LastIndex()) }),
+		gauge("commit_index", "The highest Raft index the member knows committed.", func() float64 { return float64(r().CommitIndex()) }),
 		// Raft's AppliedIndex moves when entries are queued for the
 		// machine; the FSM's counter moves when they have applied.
 		gauge("applied_index", "The highest Raft index the member applied to its state machine.", func() float64 { return float64(m.c.fsm.AppliedRaft()) }),
 		gauge("apply_lag", "Entries committed but not yet applied by the member (commit_index - applied_index).", func() float64 {
-			commit, applied := r.CommitIndex(), m.c.fsm.AppliedRaft()
+			commit, applied := r().CommitIndex(), m.c.fsm.AppliedRaft()
 			return float64(commit - min(applied, commit))
 		}),
 		counter("refused_batches_total", "Batches the member refused as leader for exceeding the size limits.", m.c.refused.batches.Load),
@@ -97,7 +97,7 @@ func (m *groupMetrics) close() {
 }
 
 func (m *groupMetrics) count(s raft.ServerSuffrage) int {
-	fut := m.c.raft.GetConfiguration()
+	fut := m.c.raft.Load().GetConfiguration()
 	if fut.Error() != nil {
 		return 0
 	}

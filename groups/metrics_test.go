@@ -137,7 +137,7 @@ func TestMetrics(t *testing.T) {
 
 	// A forced election.
 	elections, changes := total("elections_total"), get("leader_changes_total", follower)
-	if err := leader.g.raft.LeadershipTransfer().Error(); err != nil {
+	if err := leader.g.raft.Load().LeadershipTransfer().Error(); err != nil {
 		t.Fatal(err)
 	}
 	old := leader
@@ -153,7 +153,7 @@ func TestMetrics(t *testing.T) {
 	})
 
 	// A snapshot, then a member that can only catch up from it.
-	if err := leader.g.raft.Snapshot().Error(); err != nil {
+	if err := leader.g.raft.Load().Snapshot().Error(); err != nil {
 		t.Fatal(err)
 	}
 	if get("snapshots_taken_total", leader) < 1 {

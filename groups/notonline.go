@@ -60,7 +60,7 @@ func (c *core) noLeaderDetail(live map[transport.PeerID]announcement) string {
 	if !c.raftReady.Load() {
 		return "starting"
 	}
-	fut := c.raft.GetConfiguration()
+	fut := c.raft.Load().GetConfiguration()
 	if fut.Error() != nil || len(fut.Configuration().Servers) == 0 {
 		if wait := c.cfg.BootstrapDelay * time.Duration(c.cfg.Preference.Factor()); time.Since(c.started) < wait {
 			return fmt.Sprintf("the group is not founded yet (a founder waits BootstrapDelay, %v, for the others)", wait)

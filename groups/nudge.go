@@ -35,7 +35,7 @@ func (c *core) runNudger() {
 				continue // a later entry carries the commit index
 			}
 			c.nudge.appended()
-			_ = c.raft.Barrier(0) // not waited on: nobody needs its answer
+			_ = c.raft.Load().Barrier(0) // not waited on: nobody needs its answer
 		}
 	}
 }

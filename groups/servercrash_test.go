@@ -89,7 +89,7 @@ func TestServerCrashResendsForward(t *testing.T) {
 	if _, err := f.g.Execute(ctxT(t, 10*time.Second), counterCmd{Add: 1}); err != nil {
 		t.Fatal(err)
 	}
-	last := leader.g.raft.LastIndex()
+	last := leader.g.raft.Load().LastIndex()
 	leader.faults.Delay(100 * time.Millisecond)
 	cc.dialers[cc.index(f)].SetSlow(600 * time.Millisecond)
 
@@ -104,7 +104,7 @@ func TestServerCrashResendsForward(t *testing.T) {
 		done <- result{time.Since(start), err}
 	}()
 	// The forward reached the leader: its log grew.
-	waitFor(t, 10*time.Second, "the forward at the leader", func() bool { return leader.g.raft.LastIndex() > last })
+	waitFor(t, 10*time.Second, "the forward at the leader", func() bool { return leader.g.raft.Load().LastIndex() > last })
 	cc.nats.Crash(cc.index(f))
 
 	var r result

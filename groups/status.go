@@ -137,17 +137,17 @@ func (c *core) Status() Status {
 		Preference: c.cfg.Preference.String(),
 		Online:     c.when.online(c.when.get()),
 		Leader:     leader,
-		Term:       c.raft.CurrentTerm(),
-		LastIndex:  c.raft.LastIndex(),
-		Committed:  c.raft.CommitIndex(),
+		Term:       c.raft.Load().CurrentTerm(),
+		LastIndex:  c.raft.Load().LastIndex(),
+		Committed:  c.raft.Load().CommitIndex(),
 		Applied:    c.fsm.AppliedRaft(),
 		Sealed:     c.scope.Sealed(),
 		Mismatches: c.Mismatches(),
 	}
-	if idx, err := strconv.ParseUint(c.raft.Stats()["last_snapshot_index"], 10, 64); err == nil {
+	if idx, err := strconv.ParseUint(c.raft.Load().Stats()["last_snapshot_index"], 10, 64); err == nil {
 		st.Snapshot = idx
 	}
-	switch c.raft.State() {
+	switch c.raft.Load().State() {
 	case raft.Leader:
 		st.Role = "leader"
 	case raft.Candidate:
@@ -180,7 +180,7 @@ func (c *core) Status() Status {
 // itself).
 func (c *core) reportedLast(p transport.PeerID) uint64 {
 	if p == c.self {
-		return c.raft.LastIndex()
+		return c.raft.Load().LastIndex()
 	}
 	c.peersMu.Lock()
 	defer c.peersMu.Unlock()

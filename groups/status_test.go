@@ -45,7 +45,7 @@ func TestStatusAnswersWhileApplyBlocks(t *testing.T) {
 		done <- err
 	}()
 	waitFor(t, 5*time.Second, "a to have the entry it cannot apply", func() bool {
-		return a.g.raft.CommitIndex() > a.g.fsm.AppliedRaft()
+		return a.g.raft.Load().CommitIndex() > a.g.fsm.AppliedRaft()
 	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)

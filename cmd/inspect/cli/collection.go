@@ -165,25 +165,18 @@ func dumpCmd(o *options) *cobra.Command {
 // entries array is written as pages arrive; as a table, rows per page.
 func (s *source) dump(ctx context.Context, out, progress io.Writer, page int) error {
 	kind := s.g.kind()
-	req := collections.InspectRequest{Op: collections.InspectDump, Limit: page}
 	var (
 		n     int
-		total int
 		first = true
 		doc   *jsonEntries
 	)
-	for {
-		r, err := s.ask(ctx, req, 0)
-		if err != nil {
-			return err
-		}
+	err := s.pages(ctx, page, progress, func(r collections.InspectReply) error {
 		if first {
-			total = r.Total
 			if s.o.json {
 				doc = newJSONEntries(out, dumpJSON{ID: s.g.ID.String(), Kind: kind, Name: s.g.name(),
 					Types: s.g.Labels["types"], Version: uint64(r.Version), From: s.peer.String()})
 			} else {
-				fmt.Fprintf(out, "%s %s [%s] at version %d, %d entries, read from %s\n\n", kind, s.g.name(), s.g.Labels["types"], r.Version, total, s.peer.Short())
+				fmt.Fprintf(out, "%s %s [%s] at version %d, %d entries, read from %s\n\n", kind, s.g.name(), s.g.Labels["types"], r.Version, r.Total, s.peer.Short())
 			}
 		}
 		var rows [][]string
@@ -207,18 +200,39 @@ func (s *source) dump(ctx context.Context, out, progress io.Writer, page int) er
 			}
 		}
 		first = false
-		if r.Done {
-			break
-		}
-		if total > 0 {
-			fmt.Fprintf(progress, "inspect: %d/%d entries\n", n, total)
-		}
-		req.Session, req.Page = r.Session, r.Page+1
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if s.o.json {
 		return doc.end(0)
 	}
 	return nil
+}
+
+// pages reads the collection's state page by page, all at one version, and
+// hands each page to f; progress goes to progress.
+func (s *source) pages(ctx context.Context, page int, progress io.Writer, f func(collections.InspectReply) error) error {
+	req := collections.InspectRequest{Op: collections.InspectDump, Limit: page}
+	n := 0
+	for {
+		r, err := s.ask(ctx, req, 0)
+		if err != nil {
+			return err
+		}
+		if err := f(r); err != nil {
+			return err
+		}
+		n += len(r.Items)
+		if r.Done {
+			return nil
+		}
+		if r.Total > 0 {
+			fmt.Fprintf(progress, "inspect: %d/%d entries\n", n, r.Total)
+		}
+		req.Session, req.Page = r.Session, r.Page+1
+	}
 }
 
 // dumpJSON is the head of a dump's JSON document; its entries follow.

@@ -1,0 +1,193 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mosaik-go/mosaik/collections"
+	"github.com/mosaik-go/mosaik/transport"
+)
+
+func init() {
+	commandSet = append(commandSet, recoverCmd, removeMemberCmd, snapshotCmd)
+}
+
+// operatorWait is how long an operator command may take on the node
+// (collections' operatorTimeout), beyond --timeout.
+const operatorWait = 30 * time.Second
+
+// errOperator is a node refusing or failing an operator command.
+var errOperator = errors.New("refused")
+
+// operate sends an operator command to src's peer and reads the answer.
+// Unlike ask, a refusal keeps its reply, which says what recovery found.
+func (s *source) operate(ctx context.Context, req collections.InspectRequest) (collections.InspectReply, error) {
+	r, err := s.ask(ctx, req, operatorWait)
+	if err != nil && r.Code != collections.InspectOK && r.Msg != "" {
+		return r, fmt.Errorf("%w by %s: %s", errOperator, s.peer.Short(), r.Msg)
+	}
+	return r, err
+}
+
+// pickPeer finds the member of g whose id starts with prefix.
+func pickPeer(g *group, prefix string) (transport.PeerID, error) {
+	var found []transport.PeerID
+	seen := map[transport.PeerID]bool{}
+	add := func(p transport.PeerID) {
+		if !seen[p] && strings.HasPrefix(p.String(), strings.ToLower(prefix)) {
+			seen[p] = true
+			found = append(found, p)
+		}
+	}
+	for p, v := range g.Views {
+		add(p)
+		for _, m := range v.Members {
+			add(m.Peer)
+		}
+	}
+	switch {
+	case prefix == "":
+		return transport.PeerID{}, usageError{errors.New("empty peer id")}
+	case len(found) == 0:
+		return transport.PeerID{}, fmt.Errorf("no member of %s has an id starting with %q", g.name(), prefix)
+	case len(found) > 1:
+		return transport.PeerID{}, fmt.Errorf("%d members of %s have ids starting with %q: give more digits", len(found), g.name(), prefix)
+	}
+	return found[0], nil
+}
+
+func recoverCmd(o *options) *cobra.Command {
+	var peer string
+	cmd := &cobra.Command{
+		Use:   "recover NAME",
+		Short: "Reform a collection's group that lost a majority of its voters for good",
+		Long: "Reform a collection's group from one surviving member, which becomes its only voter and leads;\n" +
+			"the other survivors and new members join it as usual. The member refuses while a majority of\n" +
+			"the voters or a leader is still heard, or while another reachable survivor has a longer log.\n" +
+			"By default the answering voter with the longest log (then the lowest id) is asked; --peer picks one.\n" +
+			"Prints what may have been lost. Needs the collection's secret; a collection without one takes\n" +
+			"the command only if its handles were opened with collections.WithOperatorCommands().",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withCollection(cmd, o, args[0], func(src *source) error {
+				target, err := survivor(src.g, peer)
+				if err != nil {
+					return err
+				}
+				src.peer = target
+				r, err := src.operate(cmd.Context(), collections.InspectRequest{Op: collections.InspectRecover})
+				if r.Recovery != nil {
+					if perr := printRecovery(cmd.OutOrStdout(), o, src, r, err == nil); perr != nil {
+						return perr
+					}
+				}
+				return err
+			})
+		},
+	}
+	cmd.Flags().StringVar(&peer, "peer", "", "id prefix of the member to recover from")
+	return cmd
+}
+
+// survivor picks the member to recover from: the one prefix names, or the
+// answering voter with the longest log, then the lowest id.
+func survivor(g *group, prefix string) (transport.PeerID, error) {
+	if prefix != "" {
+		return pickPeer(g, prefix)
+	}
+	var best transport.PeerID
+	var last uint64
+	for p, v := range g.Views {
+		if v.Role == "non-voter" || v.Preference == "observer" {
+			continue
+		}
+		if best.IsZero() || v.LastIndex > last || (v.LastIndex == last && p.Compare(best) < 0) {
+			best, last = p, v.LastIndex
+		}
+	}
+	if best.IsZero() {
+		return best, fmt.Errorf("no voter of %s answered: nothing to recover from (readers cannot lead)", g.name())
+	}
+	return best, nil
+}
+
+func printRecovery(w io.Writer, o *options, src *source, r collections.InspectReply, done bool) error {
+	rec := r.Recovery
+	if o.json {
+		return printJSON(w, struct {
+			Recovered bool                         `json:"recovered"`
+			Peer      string                       `json:"peer"`
+			Version   uint64                       `json:"version"`
+			Recovery  *collections.InspectRecovery `json:"recovery"`
+		}{done, src.peer.String(), uint64(r.Version), rec})
+	}
+	short := func(ps []string) string {
+		out := make([]string, len(ps))
+		for i, p := range ps {
+			out[i] = p[:min(8, len(p))]
+		}
+		return strings.Join(out, " ")
+	}
+	if done {
+		fmt.Fprintf(w, "recovered %s/%s on %s: it is the only voter now, and leads (version %d)\n", src.g.kind(), src.g.name(), src.peer.Short(), r.Version)
+	} else {
+		fmt.Fprintf(w, "not recovered %s/%s on %s\n", src.g.kind(), src.g.name(), src.peer.Short())
+	}
+	fmt.Fprintf(w, "voters before:    %d (%s)\n", len(rec.Previous), short(rec.Previous))
+	fmt.Fprintf(w, "reachable:        %d (%s)\n", len(rec.Reachable), short(rec.Reachable))
+	fmt.Fprintf(w, "log:              last index %d, known committed %d\n", rec.LastIndex, rec.Committed)
+	if rec.Uncommitted > 0 {
+		fmt.Fprintf(w, "uncommitted:      %d entries after %d were never acknowledged; recovery commits them\n", rec.Uncommitted, rec.Committed)
+	}
+	if rec.MayBeLost > 0 {
+		fmt.Fprintf(w, "may be lost:      up to %d entries (indexes %d to %d), which %s announced\n", rec.MayBeLost, rec.LastIndex+1, rec.HighestIndex, short([]string{rec.HighestPeer}))
+	} else {
+		fmt.Fprintln(w, "may be lost:      nothing any member announced to it")
+	}
+	if done {
+		fmt.Fprintln(w, "next:             start new members (they join as non-voters and are promoted once caught up); never restart a removed durable member with its old data")
+	}
+	return nil
+}
+
+func removeMemberCmd(o *options) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "remove-member NAME PEER",
+		Short: "Remove a member that is gone for good from a collection's group",
+		Long: "Ask the leader of the collection's group to remove the member whose id starts with PEER.\n" +
+			"The leader refuses a member it heard within its dead-member timeout unless --force.\n" +
+			"Needs the collection's secret, as recover does.",
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withCollection(cmd, o, args[0], func(src *source) error {
+				p, err := pickPeer(src.g, args[1])
+				if err != nil {
+					return err
+				}
+				v := src.g.view()
+				if v.Role != "leader" {
+					return fmt.Errorf("%s has no leader that answered: a group without a quorum cannot change its members (see inspect recover)", src.g.name())
+				}
+				src.peer = v.Self
+				r, err := src.operate(cmd.Context(), collections.InspectRequest{Op: collections.InspectRemoveMember, Peer: p.String(), Force: force})
+				if err != nil {
+					return err
+				}
+				if o.json {
+					return printJSON(cmd.OutOrStdout(), map[string]any{"removed": p.String(), "leader": src.peer.String(), "version": uint64(r.Version)})
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "removed %s from %s/%s (leader %s)\n", p.Short(), src.g.kind(), src.g.name(), src.peer.Short())
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "remove the member even if it is alive")
+	return cmd
+}
