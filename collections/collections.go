@@ -36,16 +36,27 @@ const (
 )
 
 var (
-	// ErrOffline means no leader is reachable now; the write was not applied.
-	ErrOffline = errors.New("collections: offline")
+	// ErrNotApplied means a write did not apply and never will: it is safe
+	// to issue it again. ErrOffline and ErrTooLarge match it too.
+	ErrNotApplied = errors.New("collections: not applied")
+	// ErrOffline means no leader is reachable now; the write was not
+	// applied. It matches ErrNotApplied.
+	ErrOffline error = &notApplied{"collections: offline"}
 	// ErrClosed is returned by a closed handle, or one whose network closed.
 	ErrClosed = errors.New("collections: closed")
 	// ErrOutOfRange is returned for a Vec index out of range; nothing changed.
 	ErrOutOfRange = errors.New("collections: index out of range")
 	// ErrEmpty is returned by a pop from an empty Vec; nothing changed.
 	ErrEmpty = errors.New("collections: empty")
-	// ErrTooLarge is returned for a key or value over the limits.
-	ErrTooLarge = errors.New("collections: too large")
+	// ErrTooLarge is returned for a key or value over the limits; nothing
+	// was written. It matches ErrNotApplied.
+	ErrTooLarge error = &notApplied{"collections: too large"}
+	// ErrOutcomeUnknown means the wait for a write ended after it was sent:
+	// it may have applied, once. The error then holds an
+	// *UnknownOutcomeError, whose Write the writer's Outcome takes to tell
+	// what became of it. Without one (the group forgot this node's session)
+	// nobody can tell.
+	ErrOutcomeUnknown = errors.New("collections: outcome unknown")
 	// ErrCompacted is returned by a watch asked to resume from a version
 	// whose changes are no longer kept.
 	ErrCompacted = errors.New("collections: version compacted")
@@ -62,6 +73,20 @@ var (
 	// same request may succeed later.
 	ErrBusy = errors.New("collections: busy, retry later")
 )
+
+// notApplied is a sentinel that also matches ErrNotApplied.
+type notApplied struct{ msg string }
+
+func (e *notApplied) Error() string        { return e.msg }
+func (e *notApplied) Is(target error) bool { return target == ErrNotApplied }
+
+// UnknownOutcomeError is held by an error matching ErrOutcomeUnknown when
+// the writer can still tell what became of the write: pass its Write to
+// the writer's Outcome. Find it with errors.As.
+type UnknownOutcomeError = groups.UnknownOutcomeError
+
+// WriteID names a write a writer sent (see UnknownOutcomeError).
+type WriteID = groups.WriteID
 
 // Option configures a handle.
 type Option func(*options) error
@@ -375,14 +400,40 @@ func wrapErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, groups.ErrOutcomeUnknown):
+		if errors.Is(err, groups.ErrClosed) {
+			return fmt.Errorf("%w: %w: %w", ErrOutcomeUnknown, ErrClosed, err)
+		}
+		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 	case errors.Is(err, groups.ErrClosed), errors.Is(err, transport.ErrClosed):
+		if errors.Is(err, groups.ErrNotApplied) {
+			return fmt.Errorf("%w: %w: %w", ErrClosed, ErrNotApplied, err)
+		}
 		return fmt.Errorf("%w: %w", ErrClosed, err)
 	case errors.Is(err, groups.ErrOffline):
 		return fmt.Errorf("%w: %w", ErrOffline, err)
 	case errors.Is(err, groups.ErrTooLarge):
 		return fmt.Errorf("%w: %w", ErrTooLarge, err)
+	case errors.Is(err, groups.ErrNotApplied):
+		return fmt.Errorf("%w: %w", ErrNotApplied, err)
 	}
 	return err
+}
+
+// outcome tells what became of a write whose outcome was unknown: see
+// MapWriter.Outcome.
+func (h *handle[C]) outcome(ctx context.Context, id WriteID) (Version, bool, error) {
+	if h.closed.Load() {
+		return 0, false, ErrClosed
+	}
+	rng, applied, err := h.g.Outcome(ctx, id)
+	if err != nil {
+		return 0, false, wrapErr(err)
+	}
+	if !applied {
+		return 0, false, nil
+	}
+	return Version(rng.Last), true, nil
 }
 
 // checkSize encodes v to check it against limit, and returns its encoded
