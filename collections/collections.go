@@ -385,13 +385,13 @@ func (h *handle[C]) extend(ctx context.Context, cmds checkedCmds[C]) (Version, e
 				written += len(rs)
 				return Version(rs[len(rs)-1].Index), fmt.Errorf("%w (%d of %d entries written; the rest not sent)", err, written, total)
 			}
+			if written > 0 { // what the error says is about this run; the earlier ones applied
+				return last, fmt.Errorf("%w (the first %d of %d entries were written, up to version %d; the error is about the next %d; the rest were not sent)", err, written, total, last, len(run))
+			}
 			return 0, err
 		}
 		written += len(rs)
 		last = Version(rs[len(rs)-1].Index)
-	}
-	if h.closed.Load() {
-		return 0, ErrClosed
 	}
 	return last, nil
 }

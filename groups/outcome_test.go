@@ -166,3 +166,37 @@ func TestOutcomeNoRecord(t *testing.T) {
 		t.Fatalf("Outcome of a write never sent = %v; want a final ErrOutcomeUnknown", err)
 	}
 }
+
+// Without a deadline, a write whose forward is lost returns within
+// 3 × ForwardTimeout with the unknown-outcome error (of the default
+// deadline), for Execute and ExecuteApplied alike.
+func TestUnknownOutcomeBounded(t *testing.T) {
+	c := newCluster(t)
+	cfg := testConfig()
+	cfg.ForwardTimeout = 300 * time.Millisecond
+	cfg.DeadMemberTimeout = time.Minute
+	nodes := []*node{c.add(cfg), c.add(cfg), c.add(cfg)}
+	online(t, nodes...)
+	l := c.leader(nodes...)
+	f := nodes[slices.IndexFunc(nodes, func(nd *node) bool { return nd != l })]
+	l.faults.Partition(f.net.ID())
+	defer l.faults.Heal()
+	for _, call := range []struct {
+		name string
+		do   func() error
+	}{
+		{"Execute", func() error { _, err := f.g.Execute(context.Background(), counterCmd{Add: 1}); return err }},
+		{"ExecuteApplied", func() error {
+			_, err := f.g.ExecuteApplied(context.Background(), []counterCmd{{Add: 1}})
+			return err
+		}},
+	} {
+		start := time.Now()
+		err := call.do()
+		took := time.Since(start)
+		if took > 3*cfg.ForwardTimeout+time.Second {
+			t.Fatalf("%s returned after %v; its bound is 3 × ForwardTimeout", call.name, took)
+		}
+		unknownWrite(t, err, call.name)
+	}
+}
