@@ -32,6 +32,7 @@ type pending struct {
 
 	// Under submitter.mu: the caller, giving up, reads and sets them too.
 	answered bool
+	gone     bool    // its caller gave up before it was sent: never send it
 	id       WriteID // where it was sent; zero while queued
 	rec      *record // its caller gave up after it was sent: settle this
 
@@ -57,12 +58,6 @@ type pendingResult struct {
 	err error
 }
 
-func (p *pending) answer(out rsm.Outcome, err error) {
-	if !p.answered {
-		p.answered = true
-		p.done <- pendingResult{out, err}
-	}
-}
 
 // batch is a run of pendings sent to the leader as one log entry.
 //
@@ -193,6 +188,7 @@ func (s *submitter) giveUp(p *pending, cause error) (rsm.Outcome, error) {
 	p.answered = true // nobody else answers it now; the record is settled instead
 	id := p.id
 	if id.Seq == 0 {
+		p.gone = true
 		s.mu.Unlock()
 		return rsm.Outcome{}, fmt.Errorf("%w: %w", ErrNotApplied, cause)
 	}
@@ -385,8 +381,8 @@ func (s *submitter) form() *batch {
 	size, n := 0, 0
 	for len(s.queue) > 0 {
 		p := s.queue[0]
-		if s.answered(p) {
-			s.queue = s.queue[1:] // its caller gave up
+		if s.gone(p) {
+			s.queue = s.queue[1:]
 			continue
 		}
 		if p.ctx.Err() != nil {
@@ -426,7 +422,7 @@ func (s *submitter) form() *batch {
 	s.mu.Lock()
 	kept := b.parts[:0]
 	for _, p := range b.parts {
-		if !p.answered {
+		if !p.gone {
 			p.id = WriteID{Session: s.session, Seq: b.seq, Part: len(kept)}
 			kept = append(kept, p)
 		}
@@ -443,10 +439,10 @@ func (s *submitter) form() *batch {
 	return b
 }
 
-func (s *submitter) answered(p *pending) bool {
+func (s *submitter) gone(p *pending) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return p.answered
+	return p.gone
 }
 
 func (s *submitter) send(b *batch) {
@@ -687,7 +683,7 @@ func (s *submitter) checkTimeouts() {
 	kept := s.queue[:0]
 	for _, p := range s.queue {
 		switch {
-		case s.answered(p): // its caller gave up
+		case s.gone(p):
 		case p.ctx.Err() != nil:
 			s.answer(p, rsm.Outcome{}, fmt.Errorf("%w: %w", ErrNotApplied, p.ctx.Err()), true)
 		case offline && now.Sub(p.enqueued) > s.c.cfg.ForwardTimeout:
