@@ -58,7 +58,6 @@ type pendingResult struct {
 	err error
 }
 
-
 // batch is a run of pendings sent to the leader as one log entry.
 //
 // A part whose caller gave up is withdrawn: the batch is sent on without
