@@ -38,16 +38,27 @@ const (
 )
 
 var (
-	// ErrOffline means no leader is reachable now; the write was not applied.
-	ErrOffline = errors.New("collections: offline")
+	// ErrNotApplied means a write did not apply and never will: it is safe
+	// to issue it again. ErrOffline and ErrTooLarge match it too.
+	ErrNotApplied = errors.New("collections: not applied")
+	// ErrOffline means no leader is reachable now; the write was not
+	// applied. It matches ErrNotApplied.
+	ErrOffline error = &notApplied{"collections: offline"}
 	// ErrClosed is returned by a closed handle, or one whose network closed.
 	ErrClosed = errors.New("collections: closed")
 	// ErrOutOfRange is returned for a Vec index out of range; nothing changed.
 	ErrOutOfRange = errors.New("collections: index out of range")
 	// ErrEmpty is returned by a pop from an empty Vec; nothing changed.
 	ErrEmpty = errors.New("collections: empty")
-	// ErrTooLarge is returned for a key or value over the limits.
-	ErrTooLarge = errors.New("collections: too large")
+	// ErrTooLarge is returned for a key or value over the limits; nothing
+	// was written. It matches ErrNotApplied.
+	ErrTooLarge error = &notApplied{"collections: too large"}
+	// ErrOutcomeUnknown means the wait for a write ended after it was sent:
+	// it may have applied, once. The error then holds an
+	// *UnknownOutcomeError, whose Write the writer's Outcome takes to tell
+	// what became of it. Without one (the group forgot this node's session)
+	// nobody can tell.
+	ErrOutcomeUnknown = errors.New("collections: outcome unknown")
 	// ErrCompacted is returned by a watch asked to resume from a version
 	// whose changes are no longer kept.
 	ErrCompacted = errors.New("collections: version compacted")
@@ -64,6 +75,20 @@ var (
 	// same request may succeed later.
 	ErrBusy = errors.New("collections: busy, retry later")
 )
+
+// notApplied is a sentinel that also matches ErrNotApplied.
+type notApplied struct{ msg string }
+
+func (e *notApplied) Error() string        { return e.msg }
+func (e *notApplied) Is(target error) bool { return target == ErrNotApplied }
+
+// UnknownOutcomeError is held by an error matching ErrOutcomeUnknown when
+// the writer can still tell what became of the write: pass its Write to
+// the writer's Outcome. Find it with errors.As.
+type UnknownOutcomeError = groups.UnknownOutcomeError
+
+// WriteID names a write a writer sent (see UnknownOutcomeError).
+type WriteID = groups.WriteID
 
 // Option configures a handle.
 type Option func(*options) error
@@ -402,13 +427,13 @@ func (h *handle[C]) extend(ctx context.Context, cmds checkedCmds[C]) (Version, e
 				written += len(rs)
 				return Version(rs[len(rs)-1].Index), fmt.Errorf("%w (%d of %d entries written; the rest not sent)", err, written, total)
 			}
+			if written > 0 { // what the error says is about this run; the earlier ones applied
+				return last, fmt.Errorf("%w (the first %d of %d entries were written, up to version %d; the error is about the next %d; the rest were not sent)", err, written, total, last, len(run))
+			}
 			return 0, err
 		}
 		written += len(rs)
 		last = Version(rs[len(rs)-1].Index)
-	}
-	if h.closed.Load() {
-		return 0, ErrClosed
 	}
 	return last, nil
 }
@@ -417,29 +442,44 @@ func wrapErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, groups.ErrOutcomeUnknown):
+		var also []error
+		if errors.Is(err, groups.ErrClosed) {
+			also = append(also, ErrClosed)
+		}
+		return restate(ErrOutcomeUnknown, groups.ErrOutcomeUnknown, err, also...)
 	case errors.Is(err, groups.ErrClosed):
-		return restate(ErrClosed, groups.ErrClosed, err)
+		return restate(ErrClosed, groups.ErrClosed, err, alsoNotApplied(err)...)
 	case errors.Is(err, transport.ErrClosed):
-		return restate(ErrClosed, transport.ErrClosed, err)
+		return restate(ErrClosed, transport.ErrClosed, err, alsoNotApplied(err)...)
 	case errors.Is(err, groups.ErrOffline):
 		return restate(ErrOffline, groups.ErrOffline, err)
 	case errors.Is(err, groups.ErrTooLarge):
 		return restate(ErrTooLarge, groups.ErrTooLarge, err)
+	case errors.Is(err, groups.ErrNotApplied):
+		return restate(ErrNotApplied, groups.ErrNotApplied, err)
 	}
 	return err
 }
 
+func alsoNotApplied(err error) []error {
+	if errors.Is(err, groups.ErrNotApplied) {
+		return []error{ErrNotApplied}
+	}
+	return nil
+}
+
 // restate returns err as this package's sentinel says it: "collections:
 // closed", not "collections: closed: groups: closed". The result matches
-// both sentinels and err with errors.Is.
-func restate(outer, inner, err error) error {
+// outer, also and err with errors.Is.
+func restate(outer, inner, err error, also ...error) error {
 	msg := outer.Error()
 	if rest, ok := strings.CutPrefix(err.Error(), inner.Error()); ok {
 		msg += rest
 	} else {
 		msg += ": " + err.Error()
 	}
-	return &restated{msg: msg, errs: []error{outer, err}}
+	return &restated{msg: msg, errs: append(append([]error{outer}, also...), err)}
 }
 
 type restated struct {
@@ -449,6 +489,22 @@ type restated struct {
 
 func (e *restated) Error() string   { return e.msg }
 func (e *restated) Unwrap() []error { return e.errs }
+
+// outcome tells what became of a write whose outcome was unknown: see
+// MapWriter.Outcome.
+func (h *handle[C]) outcome(ctx context.Context, id WriteID) (Version, bool, error) {
+	if h.closed.Load() {
+		return 0, false, ErrClosed
+	}
+	rng, applied, err := h.g.Outcome(ctx, id)
+	if err != nil {
+		return 0, false, wrapErr(err)
+	}
+	if !applied {
+		return 0, false, nil
+	}
+	return Version(rng.Last), true, nil
+}
 
 // checkSize encodes v to check it against limit, and returns its encoded
 // size.

@@ -436,3 +436,17 @@ func (m *mapMachine[K, V]) frozen() frozen[MapChange[K, V]] {
 		}
 	}}
 }
+
+// Outcome tells what became of a write of this writer that failed with
+// ErrOutcomeUnknown: applied, at the version returned (true), or not
+// applied and never to be (false). Take id from the error's
+// *UnknownOutcomeError. A write whose caller gave up is withdrawn, so the
+// answer comes as soon as the group's leader is reachable again. Without a
+// deadline in ctx it waits at most 3 × ForwardTimeout; if the answer is
+// not known by then it returns ErrOutcomeUnknown with an
+// *UnknownOutcomeError again: ask later. ErrOutcomeUnknown without one is
+// final: nobody can tell. It does not return what the write answered (a
+// compare-exchange's bool): read the state at or after the version.
+func (w *MapWriter[K, V]) Outcome(ctx context.Context, id WriteID) (Version, bool, error) {
+	return w.outcome(ctx, id)
+}

@@ -283,3 +283,9 @@ func (m *setMachine[T]) frozen() frozen[SetChange[T]] {
 		}
 	}}
 }
+
+// Outcome tells what became of a write of this writer that failed with
+// ErrOutcomeUnknown, as MapWriter.Outcome does.
+func (w *SetWriter[T]) Outcome(ctx context.Context, id WriteID) (Version, bool, error) {
+	return w.outcome(ctx, id)
+}

@@ -467,3 +467,10 @@ func (m *vecMachine[T]) frozen() frozen[VecChange[T]] {
 		}
 	}}
 }
+
+// Outcome tells what became of a write of this writer that failed with
+// ErrOutcomeUnknown, as MapWriter.Outcome does. It does not return what
+// the write answered (a pop's value).
+func (w *VecWriter[T]) Outcome(ctx context.Context, id WriteID) (Version, bool, error) {
+	return w.outcome(ctx, id)
+}

@@ -3,21 +3,29 @@ package groups
 import (
 	"errors"
 	"fmt"
+
+	"github.com/mosaik-go/mosaik/rsm"
 )
 
 var (
+	// ErrNotApplied means a command did not apply and never will: it is
+	// safe to issue it again. ErrOffline and ErrTooLarge match it too.
+	ErrNotApplied = errors.New("groups: not applied")
 	// ErrOffline means no leader is reachable now; the command was not
-	// applied. Retry later.
-	ErrOffline = errors.New("groups: offline")
+	// applied. Retry later. It matches ErrNotApplied.
+	ErrOffline error = &notApplied{"groups: offline"}
 	// ErrNoCommands is returned by ExecuteMany and FeedMany without commands.
 	ErrNoCommands = errors.New("groups: no commands")
 	// ErrClosed is returned by a closed group, or one whose network closed.
 	ErrClosed = errors.New("groups: closed")
 	// ErrTooLarge is returned for a command or batch over the limits; nothing
-	// was sent.
-	ErrTooLarge = errors.New("groups: too large")
-	// ErrOutcomeUnknown means a command was applied once but its result can no
-	// longer be recalled.
+	// applied. It matches ErrNotApplied.
+	ErrTooLarge error = &notApplied{"groups: too large"}
+	// ErrOutcomeUnknown means this member cannot tell whether a command
+	// applied: the wait ended after it was sent. The error is then an
+	// *UnknownOutcomeError, and Outcome tells what became of the write.
+	// Other errors matching it (ErrSessionExpired, a repeat too old to
+	// recall) are final: it applied at most once, and nobody can tell.
 	ErrOutcomeUnknown = errors.New("groups: outcome unknown")
 	// ErrNotLeader is reported by a member asked to do what only the leader
 	// does; commands and queries retry elsewhere on their own.
@@ -52,6 +60,41 @@ var (
 	// voters without a live majority.
 	ErrMemberAlive = errors.New("groups: member is alive")
 )
+
+// notApplied is a sentinel that also matches ErrNotApplied.
+type notApplied struct{ msg string }
+
+func (e *notApplied) Error() string        { return e.msg }
+func (e *notApplied) Is(target error) bool { return target == ErrNotApplied }
+
+// WriteID names one call's commands as this member sent them: its session,
+// the batch they went in, and their place in it. The zero value names no
+// write.
+type WriteID struct {
+	Session rsm.SessionID
+	Seq     uint64 // the batch's number in the session, from 1
+	Part    int    // the call's place among the calls of the batch, from 0
+}
+
+func (id WriteID) String() string {
+	return fmt.Sprintf("%x/%d/%d", id.Session[8:12], id.Seq, id.Part) // the session's random part
+}
+
+// UnknownOutcomeError is returned by a write whose wait ended (its context,
+// or the member closing) after its commands were sent: they may apply, at
+// most once. It matches ErrOutcomeUnknown and its cause. Pass Write to
+// Outcome to learn what became of them.
+type UnknownOutcomeError struct {
+	Write WriteID
+	Err   error // why the wait ended: the context's error, or ErrClosed
+}
+
+func (e *UnknownOutcomeError) Error() string {
+	return fmt.Sprintf("groups: outcome unknown of write %v: %v", e.Write, e.Err)
+}
+
+// Unwrap returns ErrOutcomeUnknown and the cause.
+func (e *UnknownOutcomeError) Unwrap() []error { return []error{ErrOutcomeUnknown, e.Err} }
 
 // errRefused is a membership change the leader declined as unsafe.
 var errRefused = errors.New("groups: refused")

@@ -504,6 +504,38 @@ func (g *Group[C, Q, R]) ExecuteApplied(ctx context.Context, cmds []C) ([]Reply[
 	return rs, nil
 }
 
+// Outcome tells what became of a write that returned an
+// *UnknownOutcomeError on this member: applied, at the indexes returned
+// (true), or not applied and never to be (false). A write whose caller gave
+// up is withdrawn (see below), so the answer comes as soon as the leader
+// is reachable: the first copy of the write's batch to reach the log
+// decides, and every later one is dropped.
+//
+// Without a deadline in ctx it waits at most 3 × ForwardTimeout. If the
+// answer is not known by then it returns an *UnknownOutcomeError again:
+// ask later. An error matching ErrOutcomeUnknown that is not an
+// *UnknownOutcomeError is final: nobody can tell (the group forgot the
+// member's session, ErrSessionExpired; or the member keeps no record of the
+// write: it was answered, issued before this member started, or is older
+// than the last 4096 writes whose callers gave up). After Close it returns
+// ErrClosed.
+//
+// A caller that gives up (its context ends) after its write was sent makes
+// the member withdraw the write: it sends the batch on without it, under
+// the same sequence number. The write then applies only if a copy sent
+// before reaches the log first.
+func (c *core) Outcome(ctx context.Context, id WriteID) (rsm.IndexRange, bool, error) {
+	if c.isClosing() {
+		return rsm.IndexRange{}, false, ErrClosed
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 3*c.cfg.ForwardTimeout)
+		defer cancel()
+	}
+	return c.sub.outcome(ctx, id)
+}
+
 // replies decodes the replies of n commands.
 func replies[R any](res rsm.Outcome, n int) ([]Reply[R], error) {
 	out := make([]Reply[R], n)

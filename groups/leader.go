@@ -233,7 +233,11 @@ func (c *core) finish(x completion) forwardReply {
 	if x.future == nil {
 		out, ok := c.fsm.SessionOutcome(x.session, x.seq)
 		if !ok {
-			out = rsm.Outcome{Status: rsm.StatusStale}
+			// The copy this repeats did not apply (its append failed with
+			// the term): the sender sends it again. A repeat is answered
+			// after the copy's own completion, so this is final.
+			r.Kind, r.Code, r.Msg = replyError, codeNotLeader, "batch not applied; send it again"
+			return r
 		}
 		r.Outcome = out
 		return r

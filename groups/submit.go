@@ -2,6 +2,7 @@ package groups
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -28,32 +29,81 @@ type pending struct {
 	local    bool // the caller then waits to apply it on this member
 	enqueued time.Time
 	done     chan pendingResult // buffered; receives exactly one result
+
+	// Under submitter.mu: the caller, giving up, reads and sets them too.
 	answered bool
+	gone     bool    // its caller gave up before it was sent: never send it
+	id       WriteID // where it was sent; zero while queued
+	rec      *record // its caller gave up after it was sent: settle this
+
+	out int // the first version of its batch without it; 0: in every one (run loop only)
 }
+
+// record is what a caller that gave up after its write was sent leaves
+// behind: the run loop settles it once the write's batch resolves, and
+// Outcome reads it.
+type record struct {
+	done    chan struct{} // closed once settled; the fields below are set before
+	rng     rsm.IndexRange
+	applied bool
+	err     error // settled, but nobody can tell (ErrSessionExpired, ErrClosed)
+}
+
+// maxRecords bounds the settled records a member keeps for Outcome; the
+// oldest go first. Unsettled ones are kept: at most maxInflight batches.
+const maxRecords = 4096
 
 type pendingResult struct {
 	out rsm.Outcome
 	err error
 }
 
-func (p *pending) answer(out rsm.Outcome, err error) {
-	if !p.answered {
-		p.answered = true
-		p.done <- pendingResult{out, err}
-	}
-}
-
 // batch is a run of pendings sent to the leader as one log entry.
+//
+// A part whose caller gave up is withdrawn: the batch is sent on without
+// its commands, under the same number. Whichever copy reaches the log
+// first applies and the machine drops the others as repeats, so the
+// withdrawn commands either applied with an earlier copy or never will.
+// Each version has fewer commands than the one before, so the count the
+// outcome reports tells which copy applied.
 type batch struct {
 	seq      uint64
 	first    uint32 // the number of its first attempt
 	attempt  uint32 // the number of its latest attempt
 	parts    []*pending
-	cmds     [][]byte
-	local    bool // a part waits to apply it on this member
+	cmds     [][]byte  // the latest version's commands
+	versions []version // versions[0] carries every part
+	local    bool      // a part waits to apply it on this member
 	sentAt   time.Time
 	cancel   func()
 	resolved bool
+}
+
+type version struct {
+	from  uint32 // the first attempt that may carry it
+	count int    // its commands
+}
+
+// in reports whether p's commands are in version k of its batch.
+func (p *pending) in(k int) bool { return p.out == 0 || k < p.out }
+
+// versionOf returns the version an attempt carried.
+func (b *batch) versionOf(attempt uint32) int {
+	k := len(b.versions) - 1
+	for k > 0 && b.versions[k].from > attempt {
+		k--
+	}
+	return k
+}
+
+// versionWith returns the version of count commands, or -1.
+func (b *batch) versionWith(count int) int {
+	for k, v := range b.versions {
+		if v.count == count {
+			return k
+		}
+	}
+	return -1
 }
 
 // submitter owns this member's session: it batches calls, numbers the
@@ -67,6 +117,13 @@ type submitter struct {
 	repMu  sync.Mutex
 	reps   []forwardReply
 	repSig chan struct{}
+
+	// mu guards the fields of pendings marked so, and records: callers
+	// giving up take it.
+	mu      sync.Mutex
+	records map[WriteID]*record
+	settled []WriteID // settled records, oldest first
+	gaveUp  chan struct{}
 
 	session  rsm.SessionID
 	attempts uint32 // attempts numbered so far, across sessions: replies to an older session's batches never match
@@ -83,7 +140,8 @@ type submitter struct {
 }
 
 func newSubmitter(c *core) (*submitter, error) {
-	s := &submitter{c: c, in: make(chan *pending, 1024), repSig: make(chan struct{}, 1), nextSeq: 1}
+	s := &submitter{c: c, in: make(chan *pending, 1024), repSig: make(chan struct{}, 1), nextSeq: 1,
+		records: map[WriteID]*record{}, gaveUp: make(chan struct{}, 1)}
 	return s, nil
 }
 
@@ -101,7 +159,7 @@ func (s *submitter) submit(ctx context.Context, cmds [][]byte, size int, feed, l
 	select {
 	case s.in <- p:
 	case <-ctx.Done():
-		return rsm.Outcome{}, ctx.Err()
+		return rsm.Outcome{}, fmt.Errorf("%w: %w", ErrNotApplied, ctx.Err())
 	case <-s.c.closing:
 		return rsm.Outcome{}, ErrClosed
 	}
@@ -109,14 +167,137 @@ func (s *submitter) submit(ctx context.Context, cmds [][]byte, size int, feed, l
 	case r := <-p.done:
 		return r.out, r.err
 	case <-ctx.Done():
-		return rsm.Outcome{}, fmt.Errorf("groups: command outcome unknown: %w", ctx.Err())
+		return s.giveUp(p, ctx.Err())
+	case <-s.c.closing:
+		return s.giveUp(p, ErrClosed)
+	}
+}
+
+// giveUp ends a caller's wait: with its answer if there is one; with
+// ErrNotApplied if its commands were not sent (they never will be); else
+// with an *UnknownOutcomeError, leaving a record for Outcome, and the run
+// loop withdraws them. It takes only mu, so the caller returns at once.
+func (s *submitter) giveUp(p *pending, cause error) (rsm.Outcome, error) {
+	s.mu.Lock()
+	if p.answered {
+		s.mu.Unlock()
+		r := <-p.done // sent before answered was set
+		return r.out, r.err
+	}
+	p.answered = true // nobody else answers it now; the record is settled instead
+	id := p.id
+	if id.Seq == 0 {
+		p.gone = true
+		s.mu.Unlock()
+		return rsm.Outcome{}, fmt.Errorf("%w: %w", ErrNotApplied, cause)
+	}
+	p.rec = &record{done: make(chan struct{})}
+	s.records[id] = p.rec
+	s.mu.Unlock()
+	select {
+	case s.gaveUp <- struct{}{}:
+	default:
+	}
+	return rsm.Outcome{}, &UnknownOutcomeError{Write: id, Err: cause}
+}
+
+// answer gives a call its result, or settles its record if its caller
+// gave up. Feed calls are answered early (appended); then final is false
+// and a record waits for the final outcome.
+func (s *submitter) answer(p *pending, out rsm.Outcome, err error, final bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.answerLocked(p, out, err, final)
+}
+
+func (s *submitter) answerLocked(p *pending, out rsm.Outcome, err error, final bool) {
+	switch {
+	case p.rec != nil:
+		if final {
+			s.settle(p, out, err)
+		}
+	case !p.answered:
+		p.answered = true
+		p.done <- pendingResult{out, err}
+	}
+}
+
+// settle fills in and closes a record, once. Under mu.
+func (s *submitter) settle(p *pending, out rsm.Outcome, err error) {
+	r := p.rec
+	select {
+	case <-r.done:
+		return
+	default:
+	}
+	switch {
+	case err == nil:
+		r.rng, r.applied = out.Range(), true
+	case !errors.Is(err, ErrNotApplied):
+		r.err = err
+	}
+	close(r.done)
+	s.settled = append(s.settled, p.id)
+	for len(s.settled) > maxRecords {
+		delete(s.records, s.settled[0])
+		s.settled = s.settled[1:]
+	}
+}
+
+// outcome waits until the record of a write settles.
+func (s *submitter) outcome(ctx context.Context, id WriteID) (rsm.IndexRange, bool, error) {
+	s.mu.Lock()
+	r := s.records[id]
+	s.mu.Unlock()
+	if r == nil {
+		return rsm.IndexRange{}, false, fmt.Errorf("%w: no record of write %v on this member "+
+			"(it was answered, or sent before the member restarted, or is among the oldest beyond %d)", ErrOutcomeUnknown, id, maxRecords)
+	}
+	select {
+	case <-r.done:
+		return r.rng, r.applied, r.err
+	case <-ctx.Done():
+		return rsm.IndexRange{}, false, &UnknownOutcomeError{Write: id, Err: ctx.Err()}
 	case <-s.c.closing:
 		select {
-		case r := <-p.done:
-			return r.out, r.err
+		case <-r.done:
+			return r.rng, r.applied, r.err
 		default:
-			return rsm.Outcome{}, ErrClosed
+			return rsm.IndexRange{}, false, &UnknownOutcomeError{Write: id, Err: ErrClosed}
 		}
+	}
+}
+
+// withdraw sends every unresolved batch on without the commands of callers
+// that gave up (see batch).
+func (s *submitter) withdraw() {
+	changed := false
+	s.mu.Lock()
+	for _, b := range s.inflight {
+		if b.resolved {
+			continue
+		}
+		k := len(b.versions)
+		for _, p := range b.parts {
+			if p.rec != nil && p.out == 0 {
+				p.out = k
+			}
+		}
+		var cmds [][]byte
+		for _, p := range b.parts {
+			if p.in(k) {
+				cmds = append(cmds, p.cmds...)
+			}
+		}
+		if len(cmds) < len(b.cmds) {
+			b.cmds = cmds
+			b.versions = append(b.versions, version{from: s.attempts + 1, count: len(cmds)})
+			changed = true
+		}
+	}
+	s.mu.Unlock()
+	if changed {
+		s.resendAt = time.Now() // in order, once a leader is known
 	}
 }
 
@@ -145,6 +326,8 @@ func (s *submitter) run() {
 			s.drainIn()
 		case <-s.repSig:
 			s.handleReplies()
+		case <-s.gaveUp:
+			s.withdraw()
 		case <-s.c.when.changed.wait():
 		case <-tick.C:
 			s.checkTimeouts()
@@ -197,9 +380,13 @@ func (s *submitter) form() *batch {
 	size, n := 0, 0
 	for len(s.queue) > 0 {
 		p := s.queue[0]
+		if s.gone(p) {
+			s.queue = s.queue[1:]
+			continue
+		}
 		if p.ctx.Err() != nil {
 			s.queue = s.queue[1:]
-			p.answer(rsm.Outcome{}, p.ctx.Err())
+			s.answer(p, rsm.Outcome{}, fmt.Errorf("%w: %w", ErrNotApplied, p.ctx.Err()), true)
 			continue
 		}
 		if len(b.parts) > 0 && (n+len(p.cmds) > MaxBatchCommands || size+p.size > MaxBatchSize) {
@@ -228,7 +415,33 @@ func (s *submitter) form() *batch {
 	}
 	b.seq = s.nextSeq
 	s.nextSeq++
+	b.versions = []version{{count: len(b.cmds)}}
+	// From now on a caller giving up gets its id; one that gave up
+	// meanwhile is left out.
+	s.mu.Lock()
+	kept := b.parts[:0]
+	for _, p := range b.parts {
+		if !p.gone {
+			p.id = WriteID{Session: s.session, Seq: b.seq, Part: len(kept)}
+			kept = append(kept, p)
+		}
+	}
+	s.mu.Unlock()
+	if len(kept) < len(b.parts) {
+		clear(b.parts[len(kept):])
+		b.parts, b.cmds = kept, nil
+		for _, p := range kept {
+			b.cmds = append(b.cmds, p.cmds...)
+		}
+		b.versions[0].count = len(b.cmds)
+	}
 	return b
+}
+
+func (s *submitter) gone(p *pending) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return p.gone
 }
 
 func (s *submitter) send(b *batch) {
@@ -296,10 +509,13 @@ func (s *submitter) handleReplies() {
 		}
 		switch r.Kind {
 		case replyAppended:
-			off := 0
+			k, off := b.versionOf(r.Attempt), 0
 			for _, p := range b.parts {
+				if !p.in(k) {
+					continue
+				}
 				if p.feed {
-					p.answer(rsm.Outcome{Status: rsm.StatusApplied, First: r.First + rsm.Index(off), Count: len(p.cmds)}, nil)
+					s.answer(p, rsm.Outcome{Status: rsm.StatusApplied, First: r.First + rsm.Index(off), Count: len(p.cmds)}, nil, false)
 				}
 				off += len(p.cmds)
 			}
@@ -308,7 +524,9 @@ func (s *submitter) handleReplies() {
 			case rsm.StatusApplied:
 				s.resolve(b, r.Outcome, nil)
 			case rsm.StatusStale:
-				s.resolve(b, rsm.Outcome{}, ErrOutcomeUnknown)
+				// Applied once, too long ago to recall: only a member
+				// that skipped its own window could meet this.
+				s.resolve(b, rsm.Outcome{}, fmt.Errorf("%w: the batch applied too long ago to recall", ErrOutcomeUnknown))
 			case rsm.StatusTooLarge:
 				s.resolve(b, rsm.Outcome{}, fmt.Errorf("%w: the group refused the batch as over its limits", ErrTooLarge))
 			case rsm.StatusExpired:
@@ -353,16 +571,26 @@ func (s *submitter) expire(b *batch, r forwardReply) {
 	s.c.log.Warn("groups: the group forgot this member's session; starting a new one", "requeued", clean)
 	var again []*pending
 	for _, x := range unresolved {
-		if clean {
-			x.resolved = true
-			if x.cancel != nil {
-				x.cancel()
-				x.cancel = nil
-			}
-			again = append(again, x.parts...)
-		} else {
+		if !clean {
 			s.resolve(x, rsm.Outcome{}, ErrSessionExpired)
+			continue
 		}
+		x.resolved = true
+		if x.cancel != nil {
+			x.cancel()
+			x.cancel = nil
+		}
+		s.mu.Lock()
+		for _, p := range x.parts {
+			if p.rec != nil {
+				// Its caller gave up, and nothing applied: it never will.
+				s.answerLocked(p, rsm.Outcome{}, errWithdrawn, true)
+				continue
+			}
+			p.id, p.out = WriteID{}, 0 // queued again: not sent
+			again = append(again, p)
+		}
+		s.mu.Unlock()
 	}
 	s.queue = append(again, s.queue...)
 	s.inflight = nil
@@ -374,6 +602,9 @@ func (s *submitter) expire(b *batch, r forwardReply) {
 	s.nextSeq, s.base, s.resendAt, s.backoff = 1, 0, time.Time{}, 0
 }
 
+// errWithdrawn answers a call withdrawn from its batch (see batch).
+var errWithdrawn = fmt.Errorf("%w: withdrawn after its caller gave up", ErrNotApplied)
+
 // resolve answers every call of a batch with its share of the outcome.
 func (s *submitter) resolve(b *batch, out rsm.Outcome, err error) {
 	b.resolved = true
@@ -382,19 +613,30 @@ func (s *submitter) resolve(b *batch, out rsm.Outcome, err error) {
 		b.cancel = nil
 	}
 	s.backoff = 0
+	k := 0
+	if err == nil {
+		if k = b.versionWith(out.Count); k < 0 {
+			err = fmt.Errorf("%w: the batch applied with %d commands, which no copy this member sent had", ErrOutcomeUnknown, out.Count)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	off := 0
 	for _, p := range b.parts {
 		n := len(p.cmds)
-		if err != nil {
-			p.answer(rsm.Outcome{}, err)
-		} else {
+		switch {
+		case err != nil:
+			s.answerLocked(p, rsm.Outcome{}, err, true)
+		case !p.in(k):
+			s.answerLocked(p, rsm.Outcome{}, errWithdrawn, true)
+		default:
 			part := rsm.Outcome{Status: out.Status, First: out.First + rsm.Index(off), Count: n}
 			if len(out.Replies) >= off+n {
 				part.Replies = out.Replies[off : off+n]
 			}
-			p.answer(part, nil)
+			s.answerLocked(p, part, nil, true)
+			off += n
 		}
-		off += n
 	}
 }
 
@@ -435,14 +677,16 @@ func (s *submitter) checkTimeouts() {
 			break
 		}
 	}
+	s.withdraw() // in case a signal was missed
 	offline := s.c.leaderHint().IsZero()
 	kept := s.queue[:0]
 	for _, p := range s.queue {
 		switch {
+		case s.gone(p):
 		case p.ctx.Err() != nil:
-			p.answer(rsm.Outcome{}, p.ctx.Err())
+			s.answer(p, rsm.Outcome{}, fmt.Errorf("%w: %w", ErrNotApplied, p.ctx.Err()), true)
 		case offline && now.Sub(p.enqueued) > s.c.cfg.ForwardTimeout:
-			p.answer(rsm.Outcome{}, ErrOffline)
+			s.answer(p, rsm.Outcome{}, ErrOffline, true)
 		default:
 			kept = append(kept, p)
 		}
@@ -451,17 +695,24 @@ func (s *submitter) checkTimeouts() {
 	s.queue = kept
 }
 
+// failAll answers every call: those not sent with err, those sent (they
+// may still apply) with an *UnknownOutcomeError of err.
 func (s *submitter) failAll(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, b := range s.inflight {
 		if b.cancel != nil {
 			b.cancel()
 		}
+		if b.resolved {
+			continue
+		}
 		for _, p := range b.parts {
-			p.answer(rsm.Outcome{}, err)
+			s.answerLocked(p, rsm.Outcome{}, &UnknownOutcomeError{Write: p.id, Err: err}, true)
 		}
 	}
 	for _, p := range s.queue {
-		p.answer(rsm.Outcome{}, err)
+		s.answerLocked(p, rsm.Outcome{}, err, true)
 	}
 	s.inflight, s.queue = nil, nil
 }

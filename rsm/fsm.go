@@ -229,11 +229,30 @@ func (f *FSM[C, Q, R]) SessionLast(id SessionID) (uint64, bool) {
 	return s.Last, true
 }
 
-// SessionOutcome returns the outcome of an applied batch still remembered.
+// SessionOutcome tells what became of batch seq of a session: its outcome
+// while the session remembers it, StatusStale for an older batch that
+// applied, StatusExpired once the session was forgotten (as Apply would
+// answer it). It reports false while the batch has not applied: sent
+// again, it may.
 func (f *FSM[C, Q, R]) SessionOutcome(id SessionID, seq uint64) (Outcome, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.recall(id, seq)
+	s := f.sessions[id]
+	if s == nil {
+		// A forgotten session was active at or before forgotten, and made
+		// before it was active: Apply refuses every batch of such a session.
+		if f.forgotten > 0 && id.seen() <= f.forgotten {
+			return Outcome{Status: StatusExpired, First: f.forgotten}, true
+		}
+		return Outcome{}, false
+	}
+	if seq > s.Last {
+		return Outcome{}, false
+	}
+	if o, ok := f.recall(id, seq); ok {
+		return o, true
+	}
+	return Outcome{Status: StatusStale}, true
 }
 
 func (f *FSM[C, Q, R]) recall(id SessionID, seq uint64) (Outcome, bool) {
