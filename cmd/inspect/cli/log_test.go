@@ -121,7 +121,7 @@ var (
 func logFixtureConfig(db *storage.DB) *groups.Config {
 	return &groups.Config{
 		HeartbeatInterval: 20 * time.Millisecond,
-		ElectionTimeout:   400 * time.Millisecond, // Raft waits 200 to 400 ms
+		ElectionTimeout:   200 * time.Millisecond,
 		BootstrapDelay:    50 * time.Millisecond,
 		Storage:           db,
 		SnapshotThreshold: 1,

@@ -43,7 +43,7 @@ func peer(b byte) transport.PeerID { return idents[b].PeerID() }
 func liveConfig() *groups.Config {
 	return &groups.Config{
 		HeartbeatInterval: 20 * time.Millisecond,
-		ElectionTimeout:   400 * time.Millisecond, // Raft waits 200 to 400 ms
+		ElectionTimeout:   200 * time.Millisecond,
 		BootstrapDelay:    200 * time.Millisecond,
 		DeadMemberTimeout: 5 * time.Second,
 		ForwardTimeout:    2 * time.Second,
