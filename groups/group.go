@@ -734,7 +734,9 @@ func (c *core) stop() {
 	defer c.lifeMu.Unlock()
 	c.unregister()
 	c.metrics.close()
-	c.leaving.Store(true)
+	// Not leaving: a durable member that closes stays in the group, and an
+	// announcement made meanwhile must not say it leaves (the leader would
+	// remove it). removeSelf says so when this member does leave.
 	close(c.closing)
 	c.cancel()
 	c.when.close()
