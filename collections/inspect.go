@@ -89,6 +89,10 @@ type InspectRequest struct {
 	Wait    time.Duration `cbor:"wait,omitempty"`
 	Peer    string        `cbor:"peer,omitempty"` // InspectRemoveMember: the member's id, 64 hex digits
 	Force   bool          `cbor:"force,omitempty"`
+	// Issued is when an operator command was sent (Unix nanoseconds, the
+	// operator's clock); required for operator commands (see
+	// inspectOperator).
+	Issued int64 `cbor:"issued,omitempty"`
 }
 
 // InspectReply answers an InspectRequest. Items are encoded MapChange,
@@ -184,6 +188,7 @@ type inspector[E any] struct {
 	wg     sync.WaitGroup
 	kick   chan struct{} // a poll was added
 	opBusy atomic.Bool   // an operator command runs (one at a time)
+	start  time.Time     // when the subscription started (see fresh)
 
 	mu       sync.Mutex
 	nextID   uint64
@@ -224,7 +229,7 @@ func serveInspect[E any](scope *transport.Scope, subject string, hist *history[E
 	ctx, cancel := context.WithCancel(context.Background())
 	op.sealed = scope.Sealed()
 	in := &inspector[E]{op: op, gate: acquireGate(scope.Network()), hist: hist, state: state, ctx: ctx, cancel: cancel,
-		kick: make(chan struct{}, 1), sessions: map[uint64]*dumpSession[E]{}}
+		kick: make(chan struct{}, 1), sessions: map[uint64]*dumpSession[E]{}, start: time.Now()}
 	sub, err := scope.Subscribe(subject, in.onRequest)
 	if err != nil {
 		cancel()
@@ -540,6 +545,23 @@ type inspectOperator struct {
 // election.
 const operatorTimeout = 30 * time.Second
 
+// A subscription's replay window is in memory: a command captured before
+// the handle was opened (before a restart) would open and run again. So an
+// operator command names when it was issued, and runs only if that is
+// within operatorFresh of now and no earlier than operatorSkew before the
+// subscription started; others are dropped unanswered, like replayed
+// frames. Clocks must agree within operatorSkew.
+const operatorFresh = 2 * time.Minute
+
+var operatorSkew = 10 * time.Second // a variable for tests
+
+// fresh reports whether an operator command issued at issued (Unix
+// nanoseconds) may run now.
+func (in *inspector[E]) fresh(issued int64) bool {
+	at, now := time.Unix(0, issued), time.Now()
+	return issued != 0 && !at.Before(in.start.Add(-operatorSkew)) && now.Sub(at).Abs() <= operatorFresh
+}
+
 // operate runs an operator command on a goroutine of its own (owned by the
 // inspector, one at a time), so that it never holds up the subscription.
 func (in *inspector[E]) operate(m *transport.Msg, req InspectRequest) {
@@ -549,6 +571,15 @@ func (in *inspector[E]) operate(m *transport.Msg, req InspectRequest) {
 	}
 	if in.op.recover == nil {
 		in.respond(m, InspectReply{Code: InspectRefused, Msg: "this handle takes no operator commands"})
+		return
+	}
+	if req.Issued == 0 {
+		in.respond(m, InspectReply{Code: InspectRefused, Msg: "the command does not say when it was issued (an older inspect?)"})
+		return
+	}
+	if !in.fresh(req.Issued) {
+		in.gate.log.Warn("collections: operator command dropped: issued too long ago, before this handle started, or by a clock far off (a replay?)",
+			"from", m.From.Short(), "issued", time.Unix(0, req.Issued).UTC())
 		return
 	}
 	var peer transport.PeerID

@@ -1,6 +1,7 @@
 package collections
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -31,9 +32,15 @@ func TestInspectOperatorReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The test's clocks agree: a command issued before the handle started
+	// is a replay.
+	old := operatorSkew
+	operatorSkew = 0
+	t.Cleanup(func() { operatorSkew = old })
+
 	op := f.peer(t)
 	stranger := transport.PeerID{1}
-	r := f.ask(t, op, InspectRequest{Op: InspectRemoveMember, Peer: stranger.String(), Force: true})
+	r := f.ask(t, op, InspectRequest{Op: InspectRemoveMember, Peer: stranger.String(), Force: true, Issued: time.Now().UnixNano()})
 	if r.Code != InspectRefused {
 		t.Fatalf("remove-member of a stranger: code %d %q, want refused", r.Code, r.Msg)
 	}
@@ -60,5 +67,12 @@ func TestInspectOperatorReplay(t *testing.T) {
 
 	if _, err := nc.Request(frame.Subject, frame.Data, 5*time.Second); err == nil {
 		t.Errorf("a captured operator command, replayed to the reopened handle, was run again (it answered)")
+	}
+	// A command issued now runs; one without its time is refused.
+	if r := f.ask(t, op, InspectRequest{Op: InspectRemoveMember, Peer: stranger.String(), Issued: time.Now().UnixNano()}); r.Code != InspectRefused || !strings.Contains(r.Msg, "member") {
+		t.Errorf("a fresh remove-member: code %d %q, want refused as no member", r.Code, r.Msg)
+	}
+	if r := f.ask(t, op, InspectRequest{Op: InspectRemoveMember, Peer: stranger.String()}); r.Code != InspectRefused || !strings.Contains(r.Msg, "issued") {
+		t.Errorf("a remove-member without its time: code %d %q, want refused", r.Code, r.Msg)
 	}
 }

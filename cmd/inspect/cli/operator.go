@@ -28,6 +28,7 @@ var errOperator = errors.New("refused")
 // operate sends an operator command to src's peer and reads the answer.
 // Unlike ask, a refusal keeps its reply, which says what recovery found.
 func (s *source) operate(ctx context.Context, req collections.InspectRequest) (collections.InspectReply, error) {
+	req.Issued = time.Now().UnixNano() // members drop commands issued long ago (replays)
 	r, err := s.ask(ctx, req, operatorWait)
 	if err != nil && r.Code != collections.InspectOK && r.Msg != "" {
 		return r, fmt.Errorf("%w by %s: %s", errOperator, s.peer.Short(), r.Msg)
