@@ -27,4 +27,7 @@ func TestListenRestartInProcess(t *testing.T) {
 	waitUntil(t, "the client reconnected to the restarted server", func() bool {
 		return client.nc.IsConnected()
 	})
+	if got := client.nc.ConnectedAddr(); got != "pipe" {
+		t.Errorf("reconnected through %q, want in process", got)
+	}
 }

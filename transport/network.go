@@ -367,12 +367,12 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 				"routes", len(o.routes))
 		}
 	}
-	if srv, ok := embedded.Load(addr); ok {
+	if _, ok := embedded.Load(addr); ok {
 		// The server runs in this process: skip the socket. A request and
 		// its reply take a fifth of the time they take over loopback TCP.
 		// Only servers without TLS or authentication are listed, so a
 		// secured one is always reached over its socket: see startServer.
-		natsOpts = append(natsOpts, nats.InProcessServer(srv.(*server.Server)))
+		natsOpts = append(natsOpts, nats.InProcessServer(inProcess(addr)))
 	}
 	natsOpts = append(natsOpts, o.natsOpts...)
 	natsOpts = append(natsOpts, n.connHandlers(o.natsOpts)...)
@@ -498,6 +498,23 @@ func startServer(ctx context.Context, listen, cluster string, routes []string, a
 		embedded.Store(srv.ClientURL(), srv)
 	}
 	return srv, nil
+}
+
+// inProcess connects to the server listed in embedded at its URL when
+// the client (re)connects, else over the socket: a server stopped and
+// started again at the same address (WithListen) is another server, maybe
+// of another process, and the stopped one takes no connection.
+type inProcess string
+
+func (u inProcess) InProcessConn() (net.Conn, error) {
+	if srv, ok := embedded.Load(string(u)); ok {
+		return srv.(*server.Server).InProcessConn()
+	}
+	p, err := url.Parse(string(u))
+	if err != nil {
+		return nil, err
+	}
+	return (&net.Dialer{Timeout: nats.DefaultTimeout}).Dial("tcp", p.Host)
 }
 
 // routeWait bounds how long New waits for the embedded server's routes.
