@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/mosaik-go/mosaik/internal/nodekey"
 )
@@ -116,6 +117,9 @@ type peerEntry struct {
 
 	// the newest reconnect notice taken from the peer (see onNotice)
 	noticeEpoch, noticeSeq uint64
+	// runEpoch is the latest epoch (start time) of the peer's frames that
+	// opened here: a notice of an earlier run is a replay.
+	runEpoch atomic.Uint64
 }
 
 // maxCards bounds the cards a node keeps. Over it, arbitrary entries are
@@ -201,11 +205,21 @@ func (c *cards) secret(e *peerEntry) ([]byte, error) {
 func (c *cards) newNotice(e *peerEntry, epoch, seq uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if epoch < e.noticeEpoch || epoch == e.noticeEpoch && seq <= e.noticeSeq {
+	if epoch < e.runEpoch.Load() || epoch < e.noticeEpoch || epoch == e.noticeEpoch && seq <= e.noticeSeq {
 		return false
 	}
 	e.noticeEpoch, e.noticeSeq = epoch, seq
 	return true
+}
+
+// sawRun records that a frame of e's peer's run epoch opened.
+func (e *peerEntry) sawRun(epoch uint64) {
+	for {
+		old := e.runEpoch.Load()
+		if epoch <= old || e.runEpoch.CompareAndSwap(old, epoch) {
+			return
+		}
+	}
 }
 
 func (c *cards) markKnown(e *peerEntry) {

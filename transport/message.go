@@ -324,6 +324,7 @@ func (n *Network) unseal(s *Subscription, m *Msg, b []byte) ([]byte, bool) {
 	if first && !s.accept(m.From, epoch, ctr) {
 		return n.reject(m.scope, "replayed")
 	}
+	e.sawRun(epoch)
 	if flags&flagBroadcast == 0 && !n.cards.isKnown(e) {
 		n.cards.markKnown(e) // it sealed to us: it has our card
 	}

@@ -29,8 +29,10 @@ import (
 // the network name, the sender and the first 17 bytes. A receiver checks it
 // only while it has calls waiting on the sender (so strangers' notices cost
 // no signature check), with the card it holds for the sender, and takes a
-// sender's notices only in increasing (epoch, sequence) order: a replayed
-// notice fails nothing, unless the receiver never took it, and then once.
+// sender's notices only in increasing (epoch, sequence) order, and none of
+// an epoch older than the sender's frames it opened (a run that ended): a
+// replayed notice fails nothing, unless the receiver never took it, and
+// then once.
 
 // Owned by the Network: connGen and reconnects are guarded by Network.mu;
 // each call records the connGen it was made in.
