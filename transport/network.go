@@ -287,6 +287,8 @@ type Network struct {
 
 	delay *delayQueue
 	stats counters
+	// noticeChecks counts the reconnect notices whose signature was checked.
+	noticeChecks atomic.Uint64
 
 	metrics *netMetrics // nil without WithMetrics
 

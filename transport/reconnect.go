@@ -38,6 +38,10 @@ import (
 // each call records the connGen it was made in.
 
 const (
+	// noticeBurst is how many notices of one sender a node checks at
+	// once; then noticeRate a second (see onNotice).
+	noticeBurst   = 8
+	noticeRate    = 4
 	noticeVersion = 1
 	noticeBody    = 17
 	noticeLen     = noticeBody + ed25519.SignatureSize
@@ -162,6 +166,9 @@ func (n *Network) onNotice(m *Msg) {
 		return // nothing to fail: spend no signature check
 	}
 	e := n.cards.get(m.From)
+	if e != nil {
+		n.noticeChecks.Add(1)
+	}
 	if e == nil || !ed25519.Verify(e.card.sign, noticeSigned(n.name, m.From, b), b[noticeBody:]) {
 		n.stats.rejected.Add(1)
 		return
