@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/mosaik-go/mosaik/internal/nodekey"
 )
@@ -120,6 +121,9 @@ type peerEntry struct {
 	// runEpoch is the latest epoch (start time) of the peer's frames that
 	// opened here: a notice of an earlier run is a replay.
 	runEpoch atomic.Uint64
+	// the notice checks left (see mayCheckNotice), as of noticeAt
+	noticeTokens float64
+	noticeAt     time.Time
 }
 
 // maxCards bounds the cards a node keeps. Over it, arbitrary entries are
@@ -209,6 +213,24 @@ func (c *cards) newNotice(e *peerEntry, epoch, seq uint64) bool {
 		return false
 	}
 	e.noticeEpoch, e.noticeSeq = epoch, seq
+	return true
+}
+
+// mayCheckNotice takes one of the notice checks allowed for e's peer
+// (noticeBurst, then noticeRate a second), if one is left.
+func (c *cards) mayCheckNotice(e *peerEntry, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.noticeAt.IsZero() {
+		e.noticeTokens = noticeBurst
+	} else {
+		e.noticeTokens = min(noticeBurst, e.noticeTokens+now.Sub(e.noticeAt).Seconds()*noticeRate)
+	}
+	e.noticeAt = now
+	if e.noticeTokens < 1 {
+		return false
+	}
+	e.noticeTokens--
 	return true
 }
 

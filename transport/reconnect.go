@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -39,7 +40,8 @@ import (
 
 const (
 	// noticeBurst is how many notices of one sender a node checks at
-	// once; then noticeRate a second (see onNotice).
+	// once; then noticeRate a second: anyone can send notices in a
+	// sender's name, and each costs a signature check.
 	noticeBurst   = 8
 	noticeRate    = 4
 	noticeVersion = 1
@@ -166,6 +168,10 @@ func (n *Network) onNotice(m *Msg) {
 		return // nothing to fail: spend no signature check
 	}
 	e := n.cards.get(m.From)
+	if e != nil && !n.cards.mayCheckNotice(e, time.Now()) {
+		n.stats.rejected.Add(1) // the genuine one, if any, fails by its timeout
+		return
+	}
 	if e != nil {
 		n.noticeChecks.Add(1)
 	}
