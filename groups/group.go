@@ -122,9 +122,13 @@ type core struct {
 	refused refusals      // what hostile or broken input cost; counted, logged once per interval
 	readSem chan struct{} // a token per read-index request served (maxReadIndexInflight)
 
-	hasState  atomic.Bool
-	leaving   atomic.Bool
-	foreignAt atomic.Int64 // when announcements that did not open last came, in Unix nanoseconds
+	hasState atomic.Bool
+	leaving  atomic.Bool
+	// divergedAt is the first log index the leader's history replaced
+	// after this member applied it (see guardLog); zero while it has not.
+	divergedAt    atomic.Uint64
+	divergeLogged atomic.Int64 // when the divergence was last logged, Unix nanoseconds
+	foreignAt     atomic.Int64 // when announcements that did not open last came, in Unix nanoseconds
 
 	splitMu sync.Mutex
 	split   transport.PeerID // a member of another cluster of this group
@@ -258,6 +262,9 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 			return fail(err)
 		}
 	}
+
+	c.stores.Log = guardLog{LogStore: stores.Log, c: c}
+	stores = c.stores
 
 	rpcTimeout := max(2*c.cfg.ElectionTimeout*time.Duration(c.cfg.Preference.Factor()), 500*time.Millisecond)
 	trans, err := transport.NewRaftTransport(c.scope, rpcTimeout)

@@ -31,6 +31,11 @@ type Status struct {
 	// Mismatches are other groups heard under this group's key: members
 	// that opened the same name with other settings.
 	Mismatches []Mismatch `cbor:"mismatches,omitempty"`
+	// Diverged is the first log index at which the leader's history
+	// differs from what this member applied (after a Recover from a member
+	// that lacked it); zero if it does not. Such a member follows no
+	// further: restart it empty.
+	Diverged uint64 `cbor:"diverged,omitempty"`
 }
 
 // Mismatch is another group heard under a member's key: members that
@@ -143,6 +148,7 @@ func (c *core) Status() Status {
 		Applied:    c.fsm.AppliedRaft(),
 		Sealed:     c.scope.Sealed(),
 		Mismatches: c.Mismatches(),
+		Diverged:   c.divergedAt.Load(),
 	}
 	if idx, err := strconv.ParseUint(c.raft.Load().Stats()["last_snapshot_index"], 10, 64); err == nil {
 		st.Snapshot = idx
