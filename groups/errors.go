@@ -173,6 +173,10 @@ const (
 	// ReasonNotAdded: a leader is known, but it has not added this member
 	// to the group yet.
 	ReasonNotAdded
+	// ReasonCatchingUp: a leader is known and this member is in the group,
+	// but it has not yet applied what the leader had committed when Online
+	// first asked (or could not ask it).
+	ReasonCatchingUp
 )
 
 // NotOnlineError is what When.Online returns when its context ends before

@@ -28,6 +28,10 @@ func (c *core) whyNotOnline(ctxErr error) error {
 	heard := fmt.Sprintf("hears other members that may vote: %d, observers: %d", e.Voters, e.Observers)
 	observer := c.cfg.Preference.IsObserver()
 	switch {
+	case c.when.online(st):
+		e.Reason = ReasonCatchingUp
+		e.Detail = fmt.Sprintf("leader %s is known, but this member has applied up to %d only, short of what the leader had committed when Online asked",
+			st.leader.Short(), c.fsm.Applied())
 	case !st.leader.IsZero() && !st.member:
 		e.Reason = ReasonNotAdded
 		e.Detail = fmt.Sprintf("leader %s has not added this member yet", st.leader.Short())

@@ -119,7 +119,10 @@ type submitter struct {
 	repSig chan struct{}
 
 	// mu guards the fields of pendings marked so, and records: callers
-	// giving up take it.
+	// giving up take it. gaveUp holds a signal while a record set under mu
+	// waits for withdraw: a caller sets its record, then signals, so no
+	// record is missed (ids are given in form, whose batch is in inflight
+	// before the run loop reads a signal).
 	mu      sync.Mutex
 	records map[WriteID]*record
 	settled []WriteID // settled records, oldest first
@@ -677,7 +680,6 @@ func (s *submitter) checkTimeouts() {
 			break
 		}
 	}
-	s.withdraw() // in case a signal was missed
 	offline := s.c.leaderHint().IsZero()
 	kept := s.queue[:0]
 	for _, p := range s.queue {
