@@ -56,7 +56,7 @@ func Start(n int) (*Cluster, error) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for _, s := range c.Servers {
-		for s.NumRoutes() < n-1 {
+		for s.NumRemotes() < n-1 { // NumRoutes counts pooled connections, several per server
 			if time.Now().After(deadline) {
 				c.Shutdown()
 				return nil, errors.New("natstest: routes did not form")
