@@ -364,9 +364,11 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 		}
 		n.srv = srv
 		addr = srv.ClientURL()
-		if len(o.routes) > 0 && waitRoutes(ctx, srv, o.routes) == 0 {
-			n.log.Warn("transport: no route to another server yet; continuing alone until one connects",
-				"routes", len(o.routes))
+		if len(o.routes) > 0 {
+			if got, want := waitRoutes(ctx, srv, o.routes); got < want {
+				n.log.Warn("transport: routes to only some servers yet; continuing, the others may connect later",
+					"routed", got, "want", want)
+			}
 		}
 	}
 	if _, ok := embedded.Load(addr); ok {
@@ -526,9 +528,8 @@ const routeWait = 5 * time.Second
 // given routes (its own route address, if listed, aside), at most routeWait
 // or until ctx ends: a node whose server starts with only part of the mesh
 // could find only some members, and found a group of its own. It returns
-// how many servers srv has routes to.
-func waitRoutes(ctx context.Context, srv *server.Server, routes []string) int {
-	want := 0
+// how many servers srv has routes to, and how many it waited for.
+func waitRoutes(ctx context.Context, srv *server.Server, routes []string) (got, want int) {
 	own := ""
 	if a := srv.ClusterAddr(); a != nil {
 		own = a.String()
@@ -545,11 +546,11 @@ func waitRoutes(ctx context.Context, srv *server.Server, routes []string) int {
 	for srv.NumRemotes() < want {
 		select {
 		case <-ctx.Done():
-			return srv.NumRemotes()
+			return srv.NumRemotes(), want
 		case <-t.C:
 		}
 	}
-	return srv.NumRemotes()
+	return srv.NumRemotes(), want
 }
 
 // secured reports whether a server with these options uses TLS or requires
