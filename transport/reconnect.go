@@ -155,6 +155,12 @@ func (n *Network) onNotice(m *Msg) {
 		n.stats.malformed.Add(1)
 		return
 	}
+	e := n.cards.get(m.From)
+	if e == nil {
+		// No card to check it with: it can fail nothing. Spend no
+		// scan of the calls on it (anyone can name any id).
+		return
+	}
 	waiting := func(c *call) bool { return c.to == m.From }
 	n.mu.Lock()
 	waits := false
@@ -167,15 +173,12 @@ func (n *Network) onNotice(m *Msg) {
 	if !waits {
 		return // nothing to fail: spend no signature check
 	}
-	e := n.cards.get(m.From)
-	if e != nil && !n.cards.mayCheckNotice(e, time.Now()) {
+	if !n.cards.mayCheckNotice(e, time.Now()) {
 		n.stats.rejected.Add(1) // the genuine one, if any, fails by its timeout
 		return
 	}
-	if e != nil {
-		n.noticeChecks.Add(1)
-	}
-	if e == nil || !ed25519.Verify(e.card.sign, noticeSigned(n.name, m.From, b), b[noticeBody:]) {
+	n.noticeChecks.Add(1)
+	if !ed25519.Verify(e.card.sign, noticeSigned(n.name, m.From, b), b[noticeBody:]) {
 		n.stats.rejected.Add(1)
 		return
 	}
