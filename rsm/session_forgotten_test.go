@@ -73,3 +73,45 @@ func TestForgottenSessionFirstBatchNotAppliedTwice(t *testing.T) {
 		t.Fatalf("a fresh session: %+v, want StatusApplied", o)
 	}
 }
+
+// TestSessionOutcomeAnswersAsApply: SessionOutcome tells what a repeat of
+// a batch would get from Apply: its outcome while remembered, Stale for an
+// older applied batch, Expired once the session was forgotten, and nothing
+// for a batch that has not applied.
+func TestSessionOutcomeAnswersAsApply(t *testing.T) {
+	f := NewFSM[int64, struct{}, int64](&plain{}, nil)
+	l := &logs{t: t, term: 1}
+	s, err := NewSessionID(f.Applied())
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := uint64(SessionWindow + 3)
+	for seq := uint64(1); seq <= last; seq++ {
+		f.Apply(l.entry(Entry{Session: s, Seq: seq, First: f.Applied() + 1, Cmds: cmds(t, 1)}))
+	}
+	if o, ok := f.SessionOutcome(s, last); !ok || o.Status != StatusApplied {
+		t.Fatalf("latest batch: %+v %v", o, ok)
+	}
+	if o, ok := f.SessionOutcome(s, 1); !ok || o.Status != StatusStale {
+		t.Fatalf("batch beyond the window: %+v %v, want stale", o, ok)
+	}
+	if o, ok := f.SessionOutcome(s, last+1); ok {
+		t.Fatalf("batch not applied yet: %+v", o)
+	}
+	for range MaxSessions {
+		other, err := NewSessionID(f.Applied())
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Apply(l.entry(Entry{Session: other, Seq: 1, First: f.Applied() + 1, Cmds: cmds(t, 1)}))
+	}
+	for _, seq := range []uint64{1, last, last + 1} {
+		o, ok := f.SessionOutcome(s, seq)
+		if !ok || o.Status != StatusExpired {
+			t.Fatalf("batch %d of a forgotten session: %+v %v, want expired", seq, o, ok)
+		}
+		if a := outcome(t, f.Apply(l.entry(Entry{Session: s, Seq: seq, Base: seq - 1, First: f.Applied() + 1, Cmds: cmds(t, 1)}))); a.Status != o.Status || a.First != o.First {
+			t.Fatalf("batch %d: SessionOutcome %+v, Apply %+v", seq, o, a)
+		}
+	}
+}
