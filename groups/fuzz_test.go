@@ -79,6 +79,38 @@ func FuzzAnnouncement(f *testing.F) {
 	})
 }
 
+// FuzzIdentity: any bytes under a member's key, as onIdentity takes them
+// (within maxIdentitySize), decode or fail without panic; one that decodes
+// and is valid is compared and recorded within the bounds.
+func FuzzIdentity(f *testing.F) {
+	cfg, err := (&Config{Tickets: &Tickets{Issuer: make(ed25519.PublicKey, ed25519.PublicKeySize)}}).resolve(nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	here := newIdentity(ID{1}, "test.counter.v1", &cfg)
+	b, _ := rsm.Marshal(newIdentity(ID{2}, strings.Repeat("é", maxIdentitySignature), &Config{HeartbeatInterval: time.Second}))
+	f.Add(b)
+	f.Add([]byte{0x88, 0x58, 0x20})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > maxIdentitySize {
+			return
+		}
+		var a identity
+		if decodeWire(data, &a) != nil || !a.valid() {
+			return
+		}
+		var ms mismatches
+		for i := range maxMismatches + 2 {
+			a.ID[0] = byte(i)
+			ms.heard(transport.PeerID{byte(i)}, &a, func() []string { return here.differs(&a) }, time.Now())
+			_ = a.differs(&here)
+		}
+		if l := ms.list(); len(l) > maxMismatches {
+			t.Fatalf("%d groups recorded, bound %d", len(l), maxMismatches)
+		}
+	})
+}
+
 // FuzzTicket: any string as a ticket is refused or accepted without panic;
 // nothing but a ticket the issuer signed for the peer is accepted.
 func FuzzTicket(f *testing.F) {
