@@ -192,7 +192,8 @@ func TestMismatchBounds(t *testing.T) {
 // recorded.
 func TestIdentityHostile(t *testing.T) {
 	c := newCluster(t)
-	a := c.joinAs(t, nil, "", logtest.New())
+	lg := logtest.New()
+	a := c.joinAs(t, nil, "", lg)
 	other := newIdentity(ID{9}, "test.counter.v2", &a.g.cfg)
 	b, err := rsm.Marshal(other)
 	if err != nil {
@@ -211,6 +212,11 @@ func TestIdentityHostile(t *testing.T) {
 	}
 	if ms := a.g.Mismatches(); len(ms) != 0 {
 		t.Fatalf("recorded %+v", ms)
+	}
+	// Dropped before decoding: the one over the size limit would fail to
+	// decode (extra data) even without the check, so ask the log.
+	if got := lg.Find(slog.LevelDebug, "identity over its size limit"); len(got) != 1 {
+		t.Fatalf("oversized identity: %d size-limit drops logged, want 1", len(got))
 	}
 	a.g.onIdentity(&transport.Msg{From: transport.PeerID{7}, Data: b})
 	if ms := a.g.Mismatches(); len(ms) != 1 || ms[0].ID != (ID{9}) {
