@@ -215,16 +215,30 @@ func (s *source) dump(ctx context.Context, out, progress io.Writer, page int) er
 // hands each page to f; progress goes to progress.
 func (s *source) pages(ctx context.Context, page int, progress io.Writer, f func(collections.InspectReply) error) error {
 	req := collections.InspectRequest{Op: collections.InspectDump, Limit: page}
-	n := 0
+	n, total, version := 0, 0, collections.Version(0)
 	for {
 		r, err := s.ask(ctx, req, 0)
 		if err != nil {
 			return err
 		}
+		// A member serves one frozen version, and a page that is not the
+		// last holds at least one entry: anything else would have this
+		// loop (and snapshot save's file) go on without end.
+		if req.Session == 0 {
+			total, version = r.Total, r.Version
+		}
+		n += len(r.Items)
+		switch {
+		case r.Version != version || r.Total != total:
+			return fmt.Errorf("node %s changed the dump's version or size mid-dump (version %d, %d entries, then version %d, %d entries)", s.peer.Short(), version, total, r.Version, r.Total)
+		case n > total:
+			return fmt.Errorf("node %s sent more than the %d entries it announced", s.peer.Short(), total)
+		case !r.Done && len(r.Items) == 0:
+			return fmt.Errorf("node %s sent an empty page %d that is not the last (%d of %d entries read)", s.peer.Short(), r.Page, n, total)
+		}
 		if err := f(r); err != nil {
 			return err
 		}
-		n += len(r.Items)
 		if r.Done {
 			return nil
 		}
