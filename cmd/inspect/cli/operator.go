@@ -33,6 +33,9 @@ func (s *source) operate(ctx context.Context, req collections.InspectRequest) (c
 	if err != nil && r.Code != collections.InspectOK && r.Msg != "" {
 		return r, fmt.Errorf("%w by %s: %s", errOperator, s.peer.Short(), r.Msg)
 	}
+	if err != nil && errors.Is(err, context.DeadlineExceeded) {
+		return r, fmt.Errorf("%w (a member also drops, unanswered, an operator command whose issue time, by this machine's clock, is minutes from its own clock or before its collection's handle opened: check the clocks)", err)
+	}
 	return r, err
 }
 
