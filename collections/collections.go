@@ -369,7 +369,7 @@ func (h *handle[C]) execute(ctx context.Context, cmds ...C) ([]groups.Reply[repl
 	rs, err := h.g.ExecuteApplied(ctx, cmds)
 	if err != nil {
 		if errors.Is(err, groups.ErrNotAppliedHere) {
-			return rs, fmt.Errorf("%w: %w", ErrNotAppliedHere, wrapErr(err))
+			return rs, wrapErr(err)
 		}
 		return nil, wrapErr(err)
 	}
@@ -442,6 +442,12 @@ func wrapErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, groups.ErrNotAppliedHere):
+		var also []error
+		if errors.Is(err, groups.ErrClosed) || errors.Is(err, transport.ErrClosed) {
+			also = append(also, ErrClosed)
+		}
+		return restate(ErrNotAppliedHere, groups.ErrNotAppliedHere, err, also...)
 	case errors.Is(err, groups.ErrOutcomeUnknown):
 		var also []error
 		if errors.Is(err, groups.ErrClosed) {
