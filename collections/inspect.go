@@ -624,7 +624,7 @@ func operatorCode(err error) uint8 {
 	case errors.Is(err, groups.ErrQuorumReachable), errors.Is(err, groups.ErrRecoverElsewhere),
 		errors.Is(err, groups.ErrNotVoter), errors.Is(err, groups.ErrNotMember), errors.Is(err, groups.ErrMemberAlive):
 		return InspectRefused
-	case errors.Is(err, groups.ErrClosed):
+	case errors.Is(err, groups.ErrClosed), errors.Is(err, ErrClosed):
 		return InspectClosed
 	}
 	return InspectFailed

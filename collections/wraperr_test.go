@@ -24,3 +24,13 @@ func TestWrapErrNotAppliedHere(t *testing.T) {
 		t.Errorf("error %q, want %q", got, want)
 	}
 }
+
+// An operator command reaching a handle that closed is answered as closed,
+// whichever layer noticed.
+func TestOperatorCodeClosed(t *testing.T) {
+	for _, err := range []error{ErrClosed, groups.ErrClosed, wrapErr(groups.ErrClosed)} {
+		if c := operatorCode(err); c != InspectClosed {
+			t.Errorf("operatorCode(%v) = %d, want InspectClosed", err, c)
+		}
+	}
+}
