@@ -162,6 +162,9 @@ func (s *source) save(cmd *cobra.Command, file string, page int) (backupHeader, 
 			}
 		}
 		for _, it := range r.Items {
+			if len(it) > backupMaxRecord { // verify would refuse the file
+				return fmt.Errorf("node %s sent an entry of %d bytes, over the limit of %d", s.peer.Short(), len(it), backupMaxRecord)
+			}
 			if err := bw.record(it); err != nil {
 				return err
 			}
