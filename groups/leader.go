@@ -33,8 +33,21 @@ type leadership struct {
 // or forwarded by another. reply may be called more than once.
 type submission struct {
 	req    forward
+	from   transport.PeerID // who sent it, as the transport authenticated it
 	reply  func(forwardReply)
 	remote bool // forwarded by another member
+}
+
+// bindSession names a submitter's session in the log: the id it chose,
+// bound to the member that sent it. A member that reads another's session
+// in the log and sends batches under it gets a session of its own, so it
+// can neither apply a batch in another member's name nor make another
+// member's batch a repeat. The first 8 bytes, the index the id records
+// (see rsm.NewSessionID), are kept; the rest is a digest of both.
+func bindSession(from transport.PeerID, id rsm.SessionID) rsm.SessionID {
+	d := digest("mosaik.groups.session.v1", append(from[:], id[:]...))
+	copy(id[8:], d[:])
+	return id
 }
 
 // completion waits, in log order, for a batch to apply and answers it.
@@ -150,6 +163,7 @@ func (c *core) runAppender() {
 // an earlier batch of its session (refused; the sender sends again in order).
 func (c *core) appendOne(s submission) {
 	req := s.req
+	session := bindSession(s.from, req.Session)
 	if _, err := checkBatch(req.Cmds); err != nil {
 		c.refused.batches.Add(1)
 		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyError, Code: codeTooLarge, Msg: err.Error()})
@@ -160,12 +174,12 @@ func (c *core) appendOne(s submission) {
 		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyError, Code: codeNotLeader, Msg: "not leader"})
 		return
 	}
-	last, known := l.appended[req.Session]
+	last, known := l.appended[session]
 	if !known {
-		last, known = c.fsm.SessionLast(req.Session)
+		last, known = c.fsm.SessionLast(session)
 	}
 	if known && req.Seq <= last {
-		c.complete(completion{session: req.Session, seq: req.Seq, attempt: req.Attempt, reply: s.reply})
+		c.complete(completion{session: session, seq: req.Seq, attempt: req.Attempt, reply: s.reply})
 		return
 	}
 	expected := req.Base + 1
@@ -176,7 +190,7 @@ func (c *core) appendOne(s submission) {
 		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyOutcome, Outcome: rsm.Outcome{Status: rsm.StatusGap}})
 		return
 	}
-	e := rsm.Entry{Session: req.Session, Seq: req.Seq, Base: req.Base, First: rsm.Index(l.next.Load()), Cmds: req.Cmds}
+	e := rsm.Entry{Session: session, Seq: req.Seq, Base: req.Base, First: rsm.Index(l.next.Load()), Cmds: req.Cmds}
 	data, err := rsm.Marshal(e)
 	if err != nil {
 		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyError, Code: codeInternal, Msg: err.Error()})
@@ -193,7 +207,7 @@ func (c *core) appendOne(s submission) {
 			}
 		}
 	}
-	l.appended[req.Session] = req.Seq
+	l.appended[session] = req.Seq
 	fut, err := raftCall(c, func() raft.ApplyFuture { return c.raft.Load().Apply(data, 0) })
 	c.nudge.appended()
 	if err != nil {
@@ -202,7 +216,7 @@ func (c *core) appendOne(s submission) {
 	}
 	c.metrics.appendedCommands(len(req.Cmds))
 	s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyAppended, First: e.First})
-	c.complete(completion{future: fut, session: req.Session, seq: req.Seq, attempt: req.Attempt,
+	c.complete(completion{future: fut, session: session, seq: req.Seq, attempt: req.Attempt,
 		local: req.Local && s.remote, reply: s.reply})
 }
 
@@ -288,7 +302,7 @@ func (c *core) onControl(m *transport.Msg) {
 		}
 		reply := func(r forwardReply) { c.respond(m, r) }
 		select {
-		case c.appendCh <- submission{req: f, reply: reply, remote: true}:
+		case c.appendCh <- submission{req: f, from: m.From, reply: reply, remote: true}:
 		case <-c.closing:
 		}
 	case ctlReadIndex:

@@ -130,7 +130,11 @@ func TestOutcomeWithdrawnNeverApplies(t *testing.T) {
 		t.Fatal(err)
 	}
 	leader := c.leader(nodes...)
-	req, err := encodeCtl(ctlForward, forward{Session: ids[0].Session, Seq: ids[0].Seq, Base: ids[0].Seq - 1, Attempt: 1 << 30, Cmds: [][]byte{cmd}})
+	chosen := f.g.sub.chosen // written before the batches Execute sent
+	if bindSession(f.net.ID(), chosen) != ids[0].Session {
+		t.Fatalf("write %v was not sent under the member's session", ids[0])
+	}
+	req, err := encodeCtl(ctlForward, forward{Session: chosen, Seq: ids[0].Seq, Base: ids[0].Seq - 1, Attempt: 1 << 30, Cmds: [][]byte{cmd}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,13 +10,13 @@ import (
 	"github.com/mosaik-go/mosaik/rsm"
 )
 
-// TestSessionSpoof (a known weakness, measured): the leader takes a
-// forwarded batch's session from the batch, not from who sent it. Every
-// member reads the other members' session ids in the log, so a member can
-// send the next batch of another member's session. The victim's own batch
-// is then a "repeat": its Execute is told the spoofed batch's outcome and
-// returns success, while its command never applies. The test asserts what
-// should hold, and fails.
+// TestSessionSpoof: every member reads the other members' session ids in
+// the log, and a member that can read the traffic sees the ids they send.
+// A member that sends the next batch of another member's session, under
+// either id, must neither apply it in the victim's name nor turn the
+// victim's own next batch into a "repeat" that is acknowledged and never
+// applies. The leader binds a session to the member that sent it
+// (bindSession), so the spoofer only ever writes to sessions of its own.
 func TestSessionSpoof(t *testing.T) {
 	c := newCluster(t)
 	nodes := []*node{c.add(nil), c.add(nil), c.add(nil)}
@@ -54,8 +54,16 @@ func TestSessionSpoof(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs := rawForward(t, spoofer, c.leader(nodes...), forward{Session: session, Seq: seq + 1, Base: seq, Attempt: 1, Cmds: [][]byte{cmd}})
-	t.Logf("the spoofed batch %d of the victim's session: %+v", seq+1, rs[len(rs)-1])
+	chosen := victim.g.sub.chosen // as it travels to the leader; written before Execute returned
+	leader := c.leader(nodes...)
+	for _, id := range []rsm.SessionID{session, chosen} {
+		rs := rawForward(t, spoofer, leader, forward{Session: id, Seq: seq + 1, Base: seq, Attempt: 1, Cmds: [][]byte{cmd}})
+		r := rs[len(rs)-1]
+		t.Logf("the spoofed batch %d under %x: %+v", seq+1, id[:4], r)
+		if r.Kind == replyOutcome && r.Outcome.Status == rsm.StatusApplied {
+			t.Errorf("the spoofed batch %d under %x applied", seq+1, id[:4])
+		}
+	}
 
 	out, err := victim.g.Execute(ctxT(t, 10*time.Second), counterCmd{Add: 7})
 	t.Logf("the victim's next write: %+v, %v", out, err)

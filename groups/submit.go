@@ -128,8 +128,9 @@ type submitter struct {
 	settled []WriteID // settled records, oldest first
 	gaveUp  chan struct{}
 
-	session  rsm.SessionID
-	attempts uint32 // attempts numbered so far, across sessions: replies to an older session's batches never match
+	chosen   rsm.SessionID // the session id sent to the leader
+	session  rsm.SessionID // the same, as the log names it (see bindSession)
+	attempts uint32        // attempts numbered so far, across sessions: replies to an older session's batches never match
 	queue    []*pending
 	inflight []*batch
 	nextSeq  uint64
@@ -414,7 +415,7 @@ func (s *submitter) form() *batch {
 			s.failAll(fmt.Errorf("groups: session id: %w", err))
 			return nil
 		}
-		s.session = id
+		s.chosen, s.session = id, bindSession(s.c.self, id)
 	}
 	b.seq = s.nextSeq
 	s.nextSeq++
@@ -458,10 +459,10 @@ func (s *submitter) send(b *batch) {
 		b.cancel()
 		b.cancel = nil
 	}
-	req := forward{Session: s.session, Seq: b.seq, Base: s.base, Attempt: b.attempt, Cmds: b.cmds, Local: b.local}
+	req := forward{Session: s.chosen, Seq: b.seq, Base: s.base, Attempt: b.attempt, Cmds: b.cmds, Local: b.local}
 	if s.leader == s.c.self {
 		select {
-		case s.c.appendCh <- submission{req: req, reply: s.pushReply}:
+		case s.c.appendCh <- submission{req: req, from: s.c.self, reply: s.pushReply}:
 		case <-s.c.closing:
 		}
 		return
