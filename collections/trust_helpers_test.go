@@ -34,6 +34,7 @@ import (
 
 	"github.com/mosaik-go/mosaik/groups"
 	"github.com/mosaik-go/mosaik/internal/nodekey"
+	"github.com/mosaik-go/mosaik/internal/replica"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/transport"
 )
@@ -581,7 +582,7 @@ const (
 
 type trWireForward struct {
 	_       struct{} `cbor:",toarray"`
-	Session rsm.SessionID
+	Session replica.SessionID
 	Seq     uint64
 	Base    uint64
 	Attempt uint32
@@ -595,7 +596,7 @@ type trWireForwardReply struct {
 	Attempt uint32
 	Kind    uint8
 	First   rsm.Index
-	Outcome rsm.Outcome
+	Outcome replica.Outcome
 	Code    uint8
 	Msg     string
 }
@@ -622,7 +623,7 @@ type trWireAnnouncement struct {
 	LastIndex uint64
 	Applied   rsm.Index
 	Leaving   bool
-	Cluster   rsm.ClusterID
+	Cluster   replica.ClusterID
 	Ticket    string
 }
 
@@ -644,7 +645,7 @@ func forgedInsert(t testing.TB, key, value string) []byte {
 // to value, from a fresh session.
 func forwardMsg(t testing.TB, key, value string) []byte {
 	t.Helper()
-	var s rsm.SessionID
+	var s replica.SessionID
 	_, _ = rand.Read(s[:])
 	return append([]byte{trCtlForward}, trCBOR(t, trWireForward{Session: s, Seq: 1, Cmds: [][]byte{forgedInsert(t, key, value)}})...)
 }
@@ -656,9 +657,9 @@ func leaveMsg(t testing.TB) []byte {
 // forgedEntry is a Raft log entry at index whose batch sets key to value.
 func forgedEntry(t testing.TB, index, term uint64, key, value string) *raft.Log {
 	t.Helper()
-	var s rsm.SessionID
+	var s replica.SessionID
 	_, _ = rand.Read(s[:])
-	data := trCBOR(t, rsm.Entry{Session: s, Seq: 1, First: rsm.Index(index), Cmds: [][]byte{forgedInsert(t, key, value)}})
+	data := trCBOR(t, replica.Entry{Session: s, Seq: 1, First: rsm.Index(index), Cmds: [][]byte{forgedInsert(t, key, value)}})
 	return &raft.Log{Index: index, Term: term, Type: raft.LogCommand, Data: data}
 }
 

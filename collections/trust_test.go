@@ -35,6 +35,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/mosaik-go/mosaik/groups"
+	"github.com/mosaik-go/mosaik/internal/replica"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/transport"
 )
@@ -613,7 +614,7 @@ func TestTrustOpen(t *testing.T) {
 			t.Fatal("the rogue heard no announcement of the leader")
 		}
 		sub.Close()
-		if real.Cluster == (rsm.ClusterID{}) || real.Term != before.terms[0] {
+		if real.Cluster == (replica.ClusterID{}) || real.Term != before.terms[0] {
 			t.Fatalf("the leader announces %+v", real)
 		}
 		fake := trWireAnnouncement{Pref: trPrefNormal, HasState: true, Leader: l.id(), Term: real.Term,

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/mosaik-go/mosaik/internal/replica"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/storage"
 	"github.com/mosaik-go/mosaik/transport"
@@ -95,12 +96,12 @@ func prefill1M(b *testing.B, c *cluster, dir string, cfg *Config, entries int) I
 	if err != nil {
 		b.Fatal(err)
 	}
-	var session rsm.SessionID
+	var session replica.SessionID
 	session[0] = 1
 	batch := make([]*raft.Log, 0, 10_000)
 	now := time.Now()
 	for i := 1; i <= entries; i++ {
-		data, err := rsm.Marshal(rsm.Entry{Session: session, Seq: uint64(i), First: rsm.Index(i + 1), Cmds: [][]byte{cmd}})
+		data, err := rsm.Marshal(replica.Entry{Session: session, Seq: uint64(i), First: rsm.Index(i + 1), Cmds: [][]byte{cmd}})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -3,8 +3,6 @@ package groups
 import (
 	"errors"
 	"fmt"
-
-	"github.com/mosaik-go/mosaik/rsm"
 )
 
 var (
@@ -71,9 +69,9 @@ func (e *notApplied) Is(target error) bool { return target == ErrNotApplied }
 // the batch they went in, and their place in it. The zero value names no
 // write.
 type WriteID struct {
-	Session rsm.SessionID
-	Seq     uint64 // the batch's number in the session, from 1
-	Part    int    // the call's place among the calls of the batch, from 0
+	Session [16]byte // the member's session, as the group's log names it
+	Seq     uint64   // the batch's number in the session, from 1
+	Part    int      // the call's place among the calls of the batch, from 0
 }
 
 func (id WriteID) String() string {

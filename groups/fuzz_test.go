@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/mosaik-go/mosaik/internal/raftconf"
+	"github.com/mosaik-go/mosaik/internal/replica"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/transport"
 )
@@ -21,11 +22,11 @@ func FuzzControl(f *testing.F) {
 		kind byte
 		v    any
 	}{
-		{ctlForward, forward{Session: rsm.SessionID{1}, Seq: 1, Cmds: [][]byte{{0xa0}}}},
+		{ctlForward, forward{Session: replica.SessionID{1}, Seq: 1, Cmds: [][]byte{{0xa0}}}},
 		{ctlReadIndex, struct{}{}},
 		{ctlLeave, leaveRequest{Force: true}},
 		{ctlProve, proveRequest{Index: 7}},
-		{0, forwardReply{Seq: 1, Kind: replyOutcome, Outcome: rsm.Outcome{Status: rsm.StatusApplied, Count: 1}}},
+		{0, forwardReply{Seq: 1, Kind: replyOutcome, Outcome: replica.Outcome{Status: replica.StatusApplied, Count: 1}}},
 		{0, readIndexReply{Index: 3}},
 		{0, proveReply{Found: true}},
 	} {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/mosaik-go/mosaik/internal/replica"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/storage"
 	"github.com/mosaik-go/mosaik/transport"
@@ -31,9 +32,9 @@ const (
 	MaxCommandSize = rsm.MaxCommandSize
 	// MaxBatchCommands is the most commands ExecuteMany or FeedMany take,
 	// and the most the group puts in one log entry.
-	MaxBatchCommands = rsm.MaxEntryCommands
+	MaxBatchCommands = replica.MaxEntryCommands
 	// MaxBatchSize is the largest encoded batch of commands.
-	MaxBatchSize = rsm.MaxEntryBytes
+	MaxBatchSize = replica.MaxEntryBytes
 )
 
 // Group is this node's membership in a Raft group replicating a machine of
@@ -41,19 +42,7 @@ const (
 // Join; stop it with Close or Leave.
 type Group[C, Q, R any] struct {
 	*core
-	fsm *rsm.FSM[C, Q, R]
-}
-
-// fsmView is what the untyped core needs of the typed FSM.
-type fsmView interface {
-	Applied() rsm.Index
-	AppliedRaft() uint64
-	Last() rsm.Cursor
-	SessionLast(rsm.SessionID) (uint64, bool)
-	SessionOutcome(rsm.SessionID, uint64) (rsm.Outcome, bool)
-	CanSnapshot() bool
-	Cluster() rsm.ClusterID
-	Malformed() uint64
+	fsm *replica.Machine[C, Q, R]
 }
 
 // core is everything that does not depend on the machine's types.
@@ -64,7 +53,7 @@ type core struct {
 	self    transport.PeerID
 	cfg     Config
 	log     *slog.Logger
-	fsm     fsmView
+	fsm     *replica.FSM
 	raft    atomic.Pointer[raft.Raft] // swapped only by Recover, under lifeMu
 	trans   *transport.RaftTransport
 	stores  storage.Stores
@@ -196,12 +185,12 @@ func Join[C, Q, R any](net *transport.Network, key Key, sm rsm.StateMachine[C, Q
 	}
 	c.when = newWhen(c.self, nil)
 	c.when.explain = c.whyNotOnline
-	fsm := rsm.NewFSM(sm, c.when.applied.broadcast)
+	fsm := replica.New(sm, c.when.applied.broadcast)
 	c.when.index = fsm.Applied
 	c.when.readIndex = c.readIndex
-	c.fsm = fsm
+	c.fsm = fsm.FSM
 	g := &Group[C, Q, R]{core: c, fsm: fsm}
-	if err := c.start(fsm); err != nil {
+	if err := c.start(fsm.FSM); err != nil {
 		return nil, err
 	}
 	return g, nil
@@ -544,7 +533,7 @@ func (c *core) Outcome(ctx context.Context, id WriteID) (rsm.IndexRange, bool, e
 }
 
 // replies decodes the replies of n commands.
-func replies[R any](res rsm.Outcome, n int) ([]Reply[R], error) {
+func replies[R any](res replica.Outcome, n int) ([]Reply[R], error) {
 	out := make([]Reply[R], n)
 	for i := range out {
 		out[i].Index = res.First + rsm.Index(i)
@@ -557,28 +546,28 @@ func replies[R any](res rsm.Outcome, n int) ([]Reply[R], error) {
 	return out, nil
 }
 
-func (g *Group[C, Q, R]) submit(ctx context.Context, cmds []C, feed, local bool) (rsm.Outcome, error) {
+func (g *Group[C, Q, R]) submit(ctx context.Context, cmds []C, feed, local bool) (replica.Outcome, error) {
 	if len(cmds) == 0 {
-		return rsm.Outcome{}, ErrNoCommands
+		return replica.Outcome{}, ErrNoCommands
 	}
 	if len(cmds) > MaxBatchCommands {
-		return rsm.Outcome{}, fmt.Errorf("%w: %d commands, limit %d", ErrTooLarge, len(cmds), MaxBatchCommands)
+		return replica.Outcome{}, fmt.Errorf("%w: %d commands, limit %d", ErrTooLarge, len(cmds), MaxBatchCommands)
 	}
 	enc := make([][]byte, len(cmds))
 	for i, c := range cmds {
 		b, err := rsm.Marshal(c)
 		if err != nil {
-			return rsm.Outcome{}, fmt.Errorf("groups: encode command: %w", err)
+			return replica.Outcome{}, fmt.Errorf("groups: encode command: %w", err)
 		}
 		// What the machine could not decode would commit and apply nothing.
 		if err := rsm.DecMode().Wellformed(b); err != nil {
-			return rsm.Outcome{}, fmt.Errorf("%w: command does not decode within the limits: %v", ErrTooLarge, err)
+			return replica.Outcome{}, fmt.Errorf("%w: command does not decode within the limits: %v", ErrTooLarge, err)
 		}
 		enc[i] = b
 	}
 	size, err := checkBatch(enc)
 	if err != nil {
-		return rsm.Outcome{}, err
+		return replica.Outcome{}, err
 	}
 	return g.sub.submit(ctx, enc, size, feed, local)
 }

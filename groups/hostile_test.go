@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mosaik-go/mosaik/internal/replica"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/transport"
 )
@@ -61,7 +62,7 @@ func TestLeaderEnforcesLimits(t *testing.T) {
 	if f == l {
 		f = b
 	}
-	var session rsm.SessionID
+	var session replica.SessionID
 	if _, err := rand.Read(session[:]); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,7 @@ func TestLeaderEnforcesLimits(t *testing.T) {
 
 type replySummary struct {
 	Kind, Code uint8
-	Status     rsm.Status
+	Status     replica.Status
 	Msg        string
 }
 
@@ -115,7 +116,7 @@ func summary(rs []forwardReply) []replySummary {
 }
 
 // TestSessionForgottenMidway: when the group forgets a member's session
-// (more than rsm.MaxSessions submitters since it last wrote), the member's
+// (more than replica.MaxSessions submitters since it last wrote), the member's
 // next command still applies, once, under a new session.
 func TestSessionForgottenMidway(t *testing.T) {
 	c := newCluster(t)
@@ -128,9 +129,9 @@ func TestSessionForgottenMidway(t *testing.T) {
 	old := a.g.sub.session // written before the reply that Execute waited for
 	// Other submitters, each one batch, until the member's session is
 	// the least recently used of a full table.
-	done := make(chan forwardReply, rsm.MaxSessions)
-	for i := range rsm.MaxSessions {
-		var s rsm.SessionID
+	done := make(chan forwardReply, replica.MaxSessions)
+	for i := range replica.MaxSessions {
+		var s replica.SessionID
 		s[0], s[1], s[15] = byte(i>>8), byte(i), 0xee
 		sub := submission{req: forward{Session: s, Seq: 1, Cmds: [][]byte{{0xa0}}}, reply: func(r forwardReply) {
 			if r.Kind != replyAppended {
@@ -143,17 +144,17 @@ func TestSessionForgottenMidway(t *testing.T) {
 			t.Fatal("appender stuck")
 		}
 	}
-	for range rsm.MaxSessions {
+	for range replica.MaxSessions {
 		select {
 		case r := <-done:
-			if r.Kind != replyOutcome || r.Outcome.Status != rsm.StatusApplied {
+			if r.Kind != replyOutcome || r.Outcome.Status != replica.StatusApplied {
 				t.Fatalf("flood reply %+v", summary([]forwardReply{r}))
 			}
 		case <-time.After(60 * time.Second):
 			t.Fatal("flood not applied")
 		}
 	}
-	if n := a.g.fsm.Sessions(); n != rsm.MaxSessions {
+	if n := a.g.fsm.Sessions(); n != replica.MaxSessions {
 		t.Fatalf("%d sessions", n)
 	}
 	if _, ok := a.g.fsm.SessionLast(old); ok {

@@ -11,6 +11,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 	"github.com/hashicorp/raft"
 
+	"github.com/mosaik-go/mosaik/internal/replica"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/transport"
 )
@@ -20,10 +21,10 @@ import (
 // so the machine's state is exactly its log and indexes can be handed out.
 type leadership struct {
 	term        uint64
-	since       time.Time                // when this member became a ready leader
-	next        atomic.Uint64            // index for the next command
-	appended    map[rsm.SessionID]uint64 // last batch appended this term, per session
-	lastHandoff time.Time                // last leadership handoff attempt (reluctant leaders)
+	since       time.Time                    // when this member became a ready leader
+	next        atomic.Uint64                // index for the next command
+	appended    map[replica.SessionID]uint64 // last batch appended this term, per session
+	lastHandoff time.Time                    // last leadership handoff attempt (reluctant leaders)
 	// barrierForProof: a barrier was appended this term so that a member
 	// caught up by snapshot holds an entry to prove (see proven).
 	barrierForProof bool
@@ -43,8 +44,8 @@ type submission struct {
 // in the log and sends batches under it gets a session of its own, so it
 // can neither apply a batch in another member's name nor make another
 // member's batch a repeat. The first 8 bytes, the index the id records
-// (see rsm.NewSessionID), are kept; the rest is a digest of both.
-func bindSession(from transport.PeerID, id rsm.SessionID) rsm.SessionID {
+// (see replica.NewSessionID), are kept; the rest is a digest of both.
+func bindSession(from transport.PeerID, id replica.SessionID) replica.SessionID {
 	d := digest("mosaik.groups.session.v1", append(from[:], id[:]...))
 	copy(id[8:], d[:])
 	return id
@@ -53,7 +54,7 @@ func bindSession(from transport.PeerID, id rsm.SessionID) rsm.SessionID {
 // completion waits, in log order, for a batch to apply and answers it.
 type completion struct {
 	future  *watched[raft.ApplyFuture] // nil: a repeat, answered from the machine
-	session rsm.SessionID
+	session replica.SessionID
 	seq     uint64
 	attempt uint32
 	local   bool // from a remote member that waits to apply it
@@ -99,22 +100,22 @@ func (c *core) becomeLeader() {
 		return
 	}
 	c.log.Debug("groups: leading", "term", term, "applied", c.fsm.Applied())
-	l := &leadership{term: term, since: time.Now(), appended: map[rsm.SessionID]uint64{}}
+	l := &leadership{term: term, since: time.Now(), appended: map[replica.SessionID]uint64{}}
 	l.next.Store(uint64(c.fsm.Applied()) + 1)
 	c.setLead(l)
-	if c.fsm.Cluster() == (rsm.ClusterID{}) {
+	if c.fsm.Cluster() == (replica.ClusterID{}) {
 		c.found()
 	}
 }
 
 // found writes the cluster's id: the first leader of a cluster does it.
 func (c *core) found() {
-	var id rsm.ClusterID
+	var id replica.ClusterID
 	if _, err := rand.Read(id[:]); err != nil {
 		c.log.Error("groups: cluster id", "err", err)
 		return
 	}
-	data, err := rsm.Marshal(rsm.Entry{Cluster: id[:]})
+	data, err := rsm.Marshal(replica.Entry{Cluster: id[:]})
 	if err == nil {
 		_, err = call(c.ctx(), c, func() raft.ApplyFuture { return c.raft.Load().Apply(data, 0) })
 	}
@@ -178,26 +179,22 @@ func (c *core) appendOne(s submission) {
 	if !known {
 		last, known = c.fsm.SessionLast(session)
 	}
-	if known && req.Seq <= last {
+	switch replica.Judge(last, known, req.Seq, req.Base) {
+	case replica.Repeat:
 		c.complete(completion{session: session, seq: req.Seq, attempt: req.Attempt, reply: s.reply})
 		return
-	}
-	expected := req.Base + 1
-	if known {
-		expected = last + 1
-	}
-	if req.Seq != expected {
-		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyOutcome, Outcome: rsm.Outcome{Status: rsm.StatusGap}})
+	case replica.Gap:
+		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyOutcome, Outcome: replica.Outcome{Status: replica.StatusGap}})
 		return
 	}
-	e := rsm.Entry{Session: session, Seq: req.Seq, Base: req.Base, First: rsm.Index(l.next.Load()), Cmds: req.Cmds}
+	e := replica.Entry{Session: session, Seq: req.Seq, Base: req.Base, First: rsm.Index(l.next.Load()), Cmds: req.Cmds}
 	data, err := rsm.Marshal(e)
 	if err != nil {
 		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyError, Code: codeInternal, Msg: err.Error()})
 		return
 	}
 	l.next.Add(uint64(len(req.Cmds)))
-	if len(l.appended) >= 2*rsm.MaxSessions {
+	if len(l.appended) >= 2*replica.MaxSessions {
 		// Keep only batches in flight of sessions the machine knows. The
 		// map only spares repeats and gaps: the machine drops repeats, and
 		// a submitter told of a gap sends its batches again in order.
@@ -265,7 +262,7 @@ func (c *core) finish(x completion) forwardReply {
 		}
 		return r
 	}
-	out, ok := x.future.f.Response().(rsm.Outcome)
+	out, ok := x.future.f.Response().(replica.Outcome)
 	if !ok {
 		r.Kind, r.Code, r.Msg = replyError, codeInternal, fmt.Sprintf("unexpected apply result %T", x.future.f.Response())
 		return r

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/mosaik-go/mosaik/internal/replica"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/transport"
 )
@@ -212,12 +213,12 @@ func (c *core) runMembership() {
 // never adds such a peer.
 func (c *core) detectSplit() {
 	mine := c.fsm.Cluster()
-	if mine == (rsm.ClusterID{}) {
+	if mine == (replica.ClusterID{}) {
 		return
 	}
 	var other transport.PeerID
 	for p, a := range c.livePeers(c.cfg.liveWindow()) {
-		if a.Cluster != (rsm.ClusterID{}) && a.Cluster != mine {
+		if a.Cluster != (replica.ClusterID{}) && a.Cluster != mine {
 			other = p
 			break
 		}
@@ -424,7 +425,7 @@ func (c *core) reconcile(l *leadership) {
 		}
 		// Never take in a member of another cluster: its log would be
 		// overwritten with ours, and its acknowledged writes lost.
-		if ps.ann.Cluster != cluster && (ps.ann.Cluster != rsm.ClusterID{} || ps.ann.HasState) {
+		if ps.ann.Cluster != cluster && (ps.ann.Cluster != replica.ClusterID{} || ps.ann.HasState) {
 			continue
 		}
 		change("add non-voter", p, func() raft.IndexFuture {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/mosaik-go/mosaik/internal/replica"
 	"github.com/mosaik-go/mosaik/rsm"
 )
 
@@ -29,7 +30,7 @@ func TestSessionSpoof(t *testing.T) {
 
 	// The spoofer reads the victim's session and last batch from its log.
 	var (
-		session rsm.SessionID
+		session replica.SessionID
 		seq     uint64
 	)
 	logs := spoofer.g.stores.Log
@@ -42,7 +43,7 @@ func TestSessionSpoof(t *testing.T) {
 		if logs.GetLog(i, &l) != nil || l.Type != raft.LogCommand {
 			continue
 		}
-		var e rsm.Entry
+		var e replica.Entry
 		if rsm.Unmarshal(l.Data, &e) == nil && e.Seq > 0 {
 			session, seq = e.Session, e.Seq
 		}
@@ -56,11 +57,11 @@ func TestSessionSpoof(t *testing.T) {
 	}
 	chosen := victim.g.sub.chosen // as it travels to the leader; written before Execute returned
 	leader := c.leader(nodes...)
-	for _, id := range []rsm.SessionID{session, chosen} {
+	for _, id := range []replica.SessionID{session, chosen} {
 		rs := rawForward(t, spoofer, leader, forward{Session: id, Seq: seq + 1, Base: seq, Attempt: 1, Cmds: [][]byte{cmd}})
 		r := rs[len(rs)-1]
 		t.Logf("the spoofed batch %d under %x: %+v", seq+1, id[:4], r)
-		if r.Kind == replyOutcome && r.Outcome.Status == rsm.StatusApplied {
+		if r.Kind == replyOutcome && r.Outcome.Status == replica.StatusApplied {
 			t.Errorf("the spoofed batch %d under %x applied", seq+1, id[:4])
 		}
 	}

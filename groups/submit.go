@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mosaik-go/mosaik/internal/replica"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/transport"
 )
@@ -18,7 +19,7 @@ import (
 // members on one machine, 16 gave half the throughput at concurrency 64.
 const maxInflight = 2
 
-var _ = [rsm.SessionWindow - maxInflight]struct{}{} // maxInflight <= SessionWindow
+var _ = [replica.SessionWindow - maxInflight]struct{}{} // maxInflight <= SessionWindow
 
 // pending is one call waiting for its commands to apply.
 type pending struct {
@@ -54,7 +55,7 @@ type record struct {
 const maxRecords = 4096
 
 type pendingResult struct {
-	out rsm.Outcome
+	out replica.Outcome
 	err error
 }
 
@@ -128,9 +129,9 @@ type submitter struct {
 	settled []WriteID // settled records, oldest first
 	gaveUp  chan struct{}
 
-	chosen   rsm.SessionID // the session id sent to the leader
-	session  rsm.SessionID // the same, as the log names it (see bindSession)
-	attempts uint32        // attempts numbered so far, across sessions: replies to an older session's batches never match
+	chosen   replica.SessionID // the session id sent to the leader
+	session  replica.SessionID // the same, as the log names it (see bindSession)
+	attempts uint32            // attempts numbered so far, across sessions: replies to an older session's batches never match
 	queue    []*pending
 	inflight []*batch
 	nextSeq  uint64
@@ -150,9 +151,9 @@ func newSubmitter(c *core) (*submitter, error) {
 }
 
 // submit queues encoded commands and waits for their outcome.
-func (s *submitter) submit(ctx context.Context, cmds [][]byte, size int, feed, local bool) (rsm.Outcome, error) {
+func (s *submitter) submit(ctx context.Context, cmds [][]byte, size int, feed, local bool) (replica.Outcome, error) {
 	if s.c.isClosing() {
-		return rsm.Outcome{}, ErrClosed
+		return replica.Outcome{}, ErrClosed
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -163,9 +164,9 @@ func (s *submitter) submit(ctx context.Context, cmds [][]byte, size int, feed, l
 	select {
 	case s.in <- p:
 	case <-ctx.Done():
-		return rsm.Outcome{}, fmt.Errorf("%w: %w", ErrNotApplied, ctx.Err())
+		return replica.Outcome{}, fmt.Errorf("%w: %w", ErrNotApplied, ctx.Err())
 	case <-s.c.closing:
-		return rsm.Outcome{}, ErrClosed
+		return replica.Outcome{}, ErrClosed
 	}
 	select {
 	case r := <-p.done:
@@ -181,7 +182,7 @@ func (s *submitter) submit(ctx context.Context, cmds [][]byte, size int, feed, l
 // ErrNotApplied if its commands were not sent (they never will be); else
 // with an *UnknownOutcomeError, leaving a record for Outcome, and the run
 // loop withdraws them. It takes only mu, so the caller returns at once.
-func (s *submitter) giveUp(p *pending, cause error) (rsm.Outcome, error) {
+func (s *submitter) giveUp(p *pending, cause error) (replica.Outcome, error) {
 	s.mu.Lock()
 	if p.answered {
 		s.mu.Unlock()
@@ -193,7 +194,7 @@ func (s *submitter) giveUp(p *pending, cause error) (rsm.Outcome, error) {
 	if id.Seq == 0 {
 		p.gone = true
 		s.mu.Unlock()
-		return rsm.Outcome{}, fmt.Errorf("%w: %w", ErrNotApplied, cause)
+		return replica.Outcome{}, fmt.Errorf("%w: %w", ErrNotApplied, cause)
 	}
 	p.rec = &record{done: make(chan struct{})}
 	s.records[id] = p.rec
@@ -202,19 +203,19 @@ func (s *submitter) giveUp(p *pending, cause error) (rsm.Outcome, error) {
 	case s.gaveUp <- struct{}{}:
 	default:
 	}
-	return rsm.Outcome{}, &UnknownOutcomeError{Write: id, Err: cause}
+	return replica.Outcome{}, &UnknownOutcomeError{Write: id, Err: cause}
 }
 
 // answer gives a call its result, or settles its record if its caller
 // gave up. Feed calls are answered early (appended); then final is false
 // and a record waits for the final outcome.
-func (s *submitter) answer(p *pending, out rsm.Outcome, err error, final bool) {
+func (s *submitter) answer(p *pending, out replica.Outcome, err error, final bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.answerLocked(p, out, err, final)
 }
 
-func (s *submitter) answerLocked(p *pending, out rsm.Outcome, err error, final bool) {
+func (s *submitter) answerLocked(p *pending, out replica.Outcome, err error, final bool) {
 	switch {
 	case p.rec != nil:
 		if final {
@@ -227,7 +228,7 @@ func (s *submitter) answerLocked(p *pending, out rsm.Outcome, err error, final b
 }
 
 // settle fills in and closes a record, once. Under mu.
-func (s *submitter) settle(p *pending, out rsm.Outcome, err error) {
+func (s *submitter) settle(p *pending, out replica.Outcome, err error) {
 	r := p.rec
 	select {
 	case <-r.done:
@@ -390,7 +391,7 @@ func (s *submitter) form() *batch {
 		}
 		if p.ctx.Err() != nil {
 			s.queue = s.queue[1:]
-			s.answer(p, rsm.Outcome{}, fmt.Errorf("%w: %w", ErrNotApplied, p.ctx.Err()), true)
+			s.answer(p, replica.Outcome{}, fmt.Errorf("%w: %w", ErrNotApplied, p.ctx.Err()), true)
 			continue
 		}
 		if len(b.parts) > 0 && (n+len(p.cmds) > MaxBatchCommands || size+p.size > MaxBatchSize) {
@@ -408,8 +409,8 @@ func (s *submitter) form() *batch {
 	}
 	if s.nextSeq == 1 {
 		// Nothing went under the current session yet: name a new one by
-		// what this member has seen applied (see rsm.NewSessionID).
-		id, err := rsm.NewSessionID(max(s.c.fsm.Applied(), s.seenFloor))
+		// what this member has seen applied (see replica.NewSessionID).
+		id, err := replica.NewSessionID(max(s.c.fsm.Applied(), s.seenFloor))
 		if err != nil {
 			s.queue = append(b.parts, s.queue...)
 			s.failAll(fmt.Errorf("groups: session id: %w", err))
@@ -469,7 +470,7 @@ func (s *submitter) send(b *batch) {
 	}
 	data, err := encodeCtl(ctlForward, req)
 	if err != nil {
-		s.resolve(b, rsm.Outcome{}, fmt.Errorf("groups: encode forward: %w", err))
+		s.resolve(b, replica.Outcome{}, fmt.Errorf("groups: encode forward: %w", err))
 		return
 	}
 	seq, attempt := b.seq, b.attempt
@@ -519,33 +520,33 @@ func (s *submitter) handleReplies() {
 					continue
 				}
 				if p.feed {
-					s.answer(p, rsm.Outcome{Status: rsm.StatusApplied, First: r.First + rsm.Index(off), Count: len(p.cmds)}, nil, false)
+					s.answer(p, replica.Outcome{Status: replica.StatusApplied, First: r.First + rsm.Index(off), Count: len(p.cmds)}, nil, false)
 				}
 				off += len(p.cmds)
 			}
 		case replyOutcome:
 			switch r.Outcome.Status {
-			case rsm.StatusApplied:
+			case replica.StatusApplied:
 				s.resolve(b, r.Outcome, nil)
-			case rsm.StatusStale:
+			case replica.StatusStale:
 				// Applied once, too long ago to recall: only a member
 				// that skipped its own window could meet this.
-				s.resolve(b, rsm.Outcome{}, fmt.Errorf("%w: the batch applied too long ago to recall", ErrOutcomeUnknown))
-			case rsm.StatusTooLarge:
-				s.resolve(b, rsm.Outcome{}, fmt.Errorf("%w: the group refused the batch as over its limits", ErrTooLarge))
-			case rsm.StatusExpired:
+				s.resolve(b, replica.Outcome{}, fmt.Errorf("%w: the batch applied too long ago to recall", ErrOutcomeUnknown))
+			case replica.StatusTooLarge:
+				s.resolve(b, replica.Outcome{}, fmt.Errorf("%w: the group refused the batch as over its limits", ErrTooLarge))
+			case replica.StatusExpired:
 				s.expire(b, r)
 				return
-			case rsm.StatusGap:
+			case replica.StatusGap:
 				if r.Attempt == b.attempt {
 					s.resendAt = time.Now() // an earlier batch is missing: send all again, in order
 				}
 			default:
-				s.resolve(b, rsm.Outcome{}, fmt.Errorf("groups: the leader could not decode the batch"))
+				s.resolve(b, replica.Outcome{}, fmt.Errorf("groups: the leader could not decode the batch"))
 			}
 		case replyError:
 			if r.Code == codeTooLarge {
-				s.resolve(b, rsm.Outcome{}, r.err())
+				s.resolve(b, replica.Outcome{}, r.err())
 				continue
 			}
 			if r.Attempt == b.attempt {
@@ -558,7 +559,7 @@ func (s *submitter) handleReplies() {
 }
 
 // expire starts a new session once the machine has forgotten this one
-// (rsm.MaxSessions). A forgotten session never comes back, so no batch of
+// (replica.MaxSessions). A forgotten session never comes back, so no batch of
 // it sent after b was refused can apply. If b was sent once and is the
 // oldest unresolved batch, none of the unresolved batches applied: their
 // calls go again, first, under the new session. Otherwise the earlier ones
@@ -576,7 +577,7 @@ func (s *submitter) expire(b *batch, r forwardReply) {
 	var again []*pending
 	for _, x := range unresolved {
 		if !clean {
-			s.resolve(x, rsm.Outcome{}, ErrSessionExpired)
+			s.resolve(x, replica.Outcome{}, ErrSessionExpired)
 			continue
 		}
 		x.resolved = true
@@ -588,7 +589,7 @@ func (s *submitter) expire(b *batch, r forwardReply) {
 		for _, p := range x.parts {
 			if p.rec != nil {
 				// Its caller gave up, and nothing applied: it never will.
-				s.answerLocked(p, rsm.Outcome{}, errWithdrawn, true)
+				s.answerLocked(p, replica.Outcome{}, errWithdrawn, true)
 				continue
 			}
 			p.id, p.out = WriteID{}, 0 // queued again: not sent
@@ -610,7 +611,7 @@ func (s *submitter) expire(b *batch, r forwardReply) {
 var errWithdrawn = fmt.Errorf("%w: withdrawn after its caller gave up", ErrNotApplied)
 
 // resolve answers every call of a batch with its share of the outcome.
-func (s *submitter) resolve(b *batch, out rsm.Outcome, err error) {
+func (s *submitter) resolve(b *batch, out replica.Outcome, err error) {
 	b.resolved = true
 	if b.cancel != nil {
 		b.cancel()
@@ -630,11 +631,11 @@ func (s *submitter) resolve(b *batch, out rsm.Outcome, err error) {
 		n := len(p.cmds)
 		switch {
 		case err != nil:
-			s.answerLocked(p, rsm.Outcome{}, err, true)
+			s.answerLocked(p, replica.Outcome{}, err, true)
 		case !p.in(k):
-			s.answerLocked(p, rsm.Outcome{}, errWithdrawn, true)
+			s.answerLocked(p, replica.Outcome{}, errWithdrawn, true)
 		default:
-			part := rsm.Outcome{Status: out.Status, First: out.First + rsm.Index(off), Count: n}
+			part := replica.Outcome{Status: out.Status, First: out.First + rsm.Index(off), Count: n}
 			if len(out.Replies) >= off+n {
 				part.Replies = out.Replies[off : off+n]
 			}
@@ -687,9 +688,9 @@ func (s *submitter) checkTimeouts() {
 		switch {
 		case s.gone(p):
 		case p.ctx.Err() != nil:
-			s.answer(p, rsm.Outcome{}, fmt.Errorf("%w: %w", ErrNotApplied, p.ctx.Err()), true)
+			s.answer(p, replica.Outcome{}, fmt.Errorf("%w: %w", ErrNotApplied, p.ctx.Err()), true)
 		case offline && now.Sub(p.enqueued) > s.c.cfg.ForwardTimeout:
-			s.answer(p, rsm.Outcome{}, ErrOffline, true)
+			s.answer(p, replica.Outcome{}, ErrOffline, true)
 		default:
 			kept = append(kept, p)
 		}
@@ -711,11 +712,11 @@ func (s *submitter) failAll(err error) {
 			continue
 		}
 		for _, p := range b.parts {
-			s.answerLocked(p, rsm.Outcome{}, &UnknownOutcomeError{Write: p.id, Err: err}, true)
+			s.answerLocked(p, replica.Outcome{}, &UnknownOutcomeError{Write: p.id, Err: err}, true)
 		}
 	}
 	for _, p := range s.queue {
-		s.answerLocked(p, rsm.Outcome{}, err, true)
+		s.answerLocked(p, replica.Outcome{}, err, true)
 	}
 	s.inflight, s.queue = nil, nil
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 
+	"github.com/mosaik-go/mosaik/internal/replica"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/transport"
 )
@@ -36,7 +37,7 @@ type proveReply struct {
 // forward carries a batch of commands from a member to the leader.
 type forward struct {
 	_       struct{} `cbor:",toarray"`
-	Session rsm.SessionID
+	Session replica.SessionID
 	Seq     uint64
 	Base    uint64
 	Attempt uint32
@@ -57,7 +58,7 @@ type forwardReply struct {
 	Attempt uint32
 	Kind    uint8
 	First   rsm.Index
-	Outcome rsm.Outcome
+	Outcome replica.Outcome
 	Code    uint8
 	Msg     string
 }
@@ -87,8 +88,8 @@ type announcement struct {
 	LastIndex uint64 // last Raft log index
 	Applied   rsm.Index
 	Leaving   bool
-	Cluster   rsm.ClusterID // zero until the member applied its cluster's founding entry
-	Ticket    string        // in a group with Tickets: the member's ticket
+	Cluster   replica.ClusterID // zero until the member applied its cluster's founding entry
+	Ticket    string            // in a group with Tickets: the member's ticket
 }
 
 func (a *announcement) preference() Preference {

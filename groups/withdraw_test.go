@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/mosaik-go/mosaik/internal/replica"
 	"github.com/mosaik-go/mosaik/rsm"
 )
 
@@ -56,7 +57,7 @@ func TestWithdrawFromSharedBatch(t *testing.T) {
 				t.Fatalf("versions %+v", b.versions)
 			}
 
-			s.resolve(b, rsm.Outcome{Status: rsm.StatusApplied, First: 100, Count: tc.count}, nil)
+			s.resolve(b, replica.Outcome{Status: replica.StatusApplied, First: 100, Count: tc.count}, nil)
 			ra, rc := <-a.done, <-c.done
 			wantC := rsm.Index(102)
 			if tc.applied {

@@ -13,14 +13,14 @@ import (
 //
 // Every array and map is at most maxElements long and nested at most
 // maxNesting deep: no command (at most MaxCommandSize bytes, one byte or
-// more per element) has more. Log entries decode with entryDecMode, whose
-// arrays are at most MaxEntryCommands long, so an entry costs about its
-// byte size to decode whatever it claims.
+// more per element) has more.
 var (
-	encMode      cbor.EncMode
-	decMode      cbor.DecMode
-	entryDecMode cbor.DecMode
+	encMode cbor.EncMode
+	decMode cbor.DecMode
 )
+
+// MaxCommandSize is the largest encoded command a group accepts.
+const MaxCommandSize = 1 << 20
 
 const (
 	maxElements = MaxCommandSize
@@ -37,14 +37,6 @@ func init() {
 		MaxArrayElements: maxElements,
 		MaxMapPairs:      maxElements,
 		MaxNestedLevels:  maxNesting,
-	}.DecMode()
-	if err != nil {
-		panic(err)
-	}
-	entryDecMode, err = cbor.DecOptions{
-		MaxArrayElements: MaxEntryCommands,
-		MaxMapPairs:      MaxEntryCommands,
-		MaxNestedLevels:  4,
 	}.DecMode()
 	if err != nil {
 		panic(err)

@@ -1,6 +1,7 @@
 // Package rsm is the replicated state machine contract: what a machine
-// implements to be replicated by a group, the CBOR codec commands travel in,
-// and the adapter that makes a machine a raft.FSM.
+// implements to be replicated by a group, and the CBOR codec commands,
+// queries and results travel in. How a group turns log entries into calls
+// of the machine, exactly once per command, is the group's own business.
 //
 // A machine is a plain deterministic value: Apply never does I/O, reads no
 // clock and starts no goroutine. The group calls Apply and Query; the adapter

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mosaik-go/mosaik/groups"
 	"github.com/mosaik-go/mosaik/internal/raftconf"
+	"github.com/mosaik-go/mosaik/internal/replica"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/storage"
 )
@@ -329,7 +330,7 @@ type logEntryJSON struct {
 	Extensions string `json:"extensions,omitempty"`
 }
 
-// logCommandJSON is an rsm.Entry: a batch of commands from one session,
+// logCommandJSON is an replica.Entry: a batch of commands from one session,
 // or (seq 0) the founding of the cluster.
 type logCommandJSON struct {
 	Session string `json:"session"`
@@ -370,7 +371,7 @@ func decodeEntry(l *raft.Log) logEntryJSON {
 }
 
 func decodeCommand(data []byte) (*logCommandJSON, error) {
-	var re rsm.Entry
+	var re replica.Entry
 	if err := rsm.Unmarshal(data, &re); err != nil {
 		return nil, err
 	}

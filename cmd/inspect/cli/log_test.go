@@ -26,6 +26,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/mosaik-go/mosaik/groups"
+	"github.com/mosaik-go/mosaik/internal/replica"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/storage"
 	"github.com/mosaik-go/mosaik/transport"
@@ -229,7 +230,7 @@ func (fx *logFixture) readIDs(t *testing.T) {
 			if l.Type != raft.LogCommand {
 				continue
 			}
-			var e rsm.Entry
+			var e replica.Entry
 			if err := rsm.Unmarshal(l.Data, &e); err != nil {
 				t.Fatal(err)
 			}
@@ -453,7 +454,7 @@ func TestLogSelectGroups(t *testing.T) {
 
 // Entries that do not decode are shown, not fatal.
 func TestLogDecodeEntry(t *testing.T) {
-	long, err := rsm.Marshal(rsm.Entry{Seq: 1, Cmds: [][]byte{{0xff}, mustCBOR(t, strings.Repeat("x", 200))}})
+	long, err := rsm.Marshal(replica.Entry{Seq: 1, Cmds: [][]byte{{0xff}, mustCBOR(t, strings.Repeat("x", 200))}})
 	if err != nil {
 		t.Fatal(err)
 	}

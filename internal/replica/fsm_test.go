@@ -1,8 +1,9 @@
-package rsm
+package replica
 
 import (
 	"bytes"
 	"errors"
+	"github.com/mosaik-go/mosaik/rsm"
 	"io"
 	"slices"
 	"testing"
@@ -15,21 +16,21 @@ import (
 // contexts it saw, replies with the running total, and snapshots.
 type adder struct {
 	sum  int64
-	ctxs []Cursor
+	ctxs []rsm.Cursor
 }
 
 func (a *adder) Signature() string { return "test.adder" }
-func (a *adder) Apply(c int64, ctx ApplyContext) {
+func (a *adder) Apply(c int64, ctx rsm.ApplyContext) {
 	a.ApplyReply(c, ctx)
 }
-func (a *adder) ApplyReply(c int64, ctx ApplyContext) int64 {
+func (a *adder) ApplyReply(c int64, ctx rsm.ApplyContext) int64 {
 	a.sum += c
 	a.ctxs = append(a.ctxs, ctx.LogPosition())
 	return a.sum
 }
 func (a *adder) Query(struct{}) int64 { return a.sum }
-func (a *adder) Snapshot() (Snapshot, error) {
-	b, _ := Marshal(a.sum)
+func (a *adder) Snapshot() (rsm.Snapshot, error) {
+	b, _ := rsm.Marshal(a.sum)
 	return persistBytes(b), nil
 }
 func (a *adder) Restore(r io.Reader) error {
@@ -37,7 +38,7 @@ func (a *adder) Restore(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	return Unmarshal(b, &a.sum)
+	return rsm.Unmarshal(b, &a.sum)
 }
 
 type persistBytes []byte
@@ -45,21 +46,21 @@ type persistBytes []byte
 func (p persistBytes) Persist(w io.Writer) error { _, err := w.Write(p); return err }
 func (p persistBytes) Release()                  {}
 
-// plain has neither Replier nor Snapshotter.
+// plain has neither rsm.Replier nor rsm.Snapshotter.
 type plain struct{ got []int64 }
 
-func (p *plain) Signature() string             { return "test.plain" }
-func (p *plain) Apply(c int64, _ ApplyContext) { p.got = append(p.got, c) }
-func (p *plain) Query(struct{}) int64          { return int64(len(p.got)) }
+func (p *plain) Signature() string                 { return "test.plain" }
+func (p *plain) Apply(c int64, _ rsm.ApplyContext) { p.got = append(p.got, c) }
+func (p *plain) Query(struct{}) int64              { return int64(len(p.got)) }
 
-// batcher implements BatchApplier.
+// batcher implements rsm.BatchApplier.
 type batcher struct {
 	plain
 	batches [][]int64
-	pos     []Cursor
+	pos     []rsm.Cursor
 }
 
-func (b *batcher) ApplyBatch(cs []int64, ctx ApplyContext) {
+func (b *batcher) ApplyBatch(cs []int64, ctx rsm.ApplyContext) {
 	b.batches = append(b.batches, slices.Clone(cs))
 	b.pos = append(b.pos, ctx.LogPosition())
 }
@@ -72,7 +73,7 @@ type logs struct {
 
 func (l *logs) entry(e Entry) *raft.Log {
 	l.t.Helper()
-	b, err := Marshal(e)
+	b, err := rsm.Marshal(e)
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func (l *logs) entry(e Entry) *raft.Log {
 func cmds(t *testing.T, vs ...int64) [][]byte {
 	var out [][]byte
 	for _, v := range vs {
-		b, err := Marshal(v)
+		b, err := rsm.Marshal(v)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -103,16 +104,16 @@ func outcome(t *testing.T, v any) Outcome {
 
 func TestSessionsApplyOnceInOrder(t *testing.T) {
 	a := &adder{}
-	f := NewFSM[int64, struct{}, int64](a, nil)
+	f := New[int64, struct{}, int64](a, nil)
 	l := &logs{t: t, term: 1}
 	s1, s2 := SessionID{1}, SessionID{2}
 
 	o := outcome(t, f.Apply(l.entry(Entry{Session: s1, Seq: 1, First: 1, Cmds: cmds(t, 1, 2)})))
-	if o.Status != StatusApplied || o.Range() != (IndexRange{1, 2}) {
+	if o.Status != StatusApplied || o.Range() != (rsm.IndexRange{First: 1, Last: 2}) {
 		t.Fatalf("first batch: %+v", o)
 	}
 	var r int64
-	if err := Unmarshal(o.Replies[1], &r); err != nil || r != 3 {
+	if err := rsm.Unmarshal(o.Replies[1], &r); err != nil || r != 3 {
 		t.Fatalf("reply %d, %v", r, err)
 	}
 	// A repeat answers the original outcome and applies nothing.
@@ -150,11 +151,11 @@ func TestSessionsApplyOnceInOrder(t *testing.T) {
 }
 
 func TestRepeatsBeyondTheWindowAreStale(t *testing.T) {
-	f := NewFSM[int64, struct{}, int64](&adder{}, nil)
+	f := New[int64, struct{}, int64](&adder{}, nil)
 	l := &logs{t: t, term: 1}
 	s := SessionID{9}
 	for seq := uint64(1); seq <= SessionWindow+5; seq++ {
-		f.Apply(l.entry(Entry{Session: s, Seq: seq, First: Index(seq), Cmds: cmds(t, 1)}))
+		f.Apply(l.entry(Entry{Session: s, Seq: seq, First: rsm.Index(seq), Cmds: cmds(t, 1)}))
 	}
 	if o := outcome(t, f.Apply(l.entry(Entry{Session: s, Seq: 2, Cmds: cmds(t, 1)}))); o.Status != StatusStale {
 		t.Fatalf("old repeat: %+v", o)
@@ -166,31 +167,31 @@ func TestRepeatsBeyondTheWindowAreStale(t *testing.T) {
 
 func TestApplyContextAndBatches(t *testing.T) {
 	b := &batcher{}
-	f := NewFSM[int64, struct{}, int64](b, nil)
+	f := New[int64, struct{}, int64](b, nil)
 	l := &logs{t: t, term: 4}
 	f.Apply(l.entry(Entry{Session: SessionID{1}, Seq: 1, First: 10, Cmds: cmds(t, 1, 2, 3)}))
-	if !slices.Equal(b.batches[0], []int64{1, 2, 3}) || b.pos[0] != (Cursor{Term: 4, Index: 12}) {
+	if !slices.Equal(b.batches[0], []int64{1, 2, 3}) || b.pos[0] != (rsm.Cursor{Term: 4, Index: 12}) {
 		t.Fatalf("batch %v at %v", b.batches, b.pos)
 	}
 	a := &adder{}
-	fa := NewFSM[int64, struct{}, int64](a, nil)
+	fa := New[int64, struct{}, int64](a, nil)
 	fa.ApplyBatch([]*raft.Log{
 		l.entry(Entry{Session: SessionID{1}, Seq: 1, First: 1, Cmds: cmds(t, 1, 1)}),
 		{Index: 100, Term: 4, Type: raft.LogConfiguration},
 		l.entry(Entry{Session: SessionID{1}, Seq: 2, First: 3, Cmds: cmds(t, 1)}),
 	})
-	want := []Cursor{{4, 1}, {4, 2}, {4, 3}}
+	want := []rsm.Cursor{{Term: 4, Index: 1}, {Term: 4, Index: 2}, {Term: 4, Index: 3}}
 	if !slices.Equal(a.ctxs, want) {
 		t.Fatalf("contexts %v, want %v", a.ctxs, want)
 	}
-	if fa.Last() != (Cursor{4, 3}) || fa.Applied() != 3 {
+	if fa.Last() != (rsm.Cursor{Term: 4, Index: 3}) || fa.Applied() != 3 {
 		t.Fatalf("last %v applied %d", fa.Last(), fa.Applied())
 	}
 }
 
 func TestMalformedEntriesNeverPanic(t *testing.T) {
 	p := &plain{}
-	f := NewFSM[int64, struct{}, int64](p, nil)
+	f := New[int64, struct{}, int64](p, nil)
 	l := &logs{t: t, term: 1}
 	for _, data := range [][]byte{nil, {0xff}, {0x80}, []byte("garbage"), {0x86, 0x50}} {
 		l.index++
@@ -219,7 +220,7 @@ func (s *sink) Close() error  { return nil }
 
 func TestSnapshotRestore(t *testing.T) {
 	a := &adder{}
-	f := NewFSM[int64, struct{}, int64](a, nil)
+	f := New[int64, struct{}, int64](a, nil)
 	l := &logs{t: t, term: 2}
 	var cid ClusterID
 	cid[0] = 7
@@ -237,7 +238,7 @@ func TestSnapshotRestore(t *testing.T) {
 
 	b := &adder{}
 	notified := 0
-	g := NewFSM[int64, struct{}, int64](b, func() { notified++ })
+	g := New[int64, struct{}, int64](b, func() { notified++ })
 	if err := g.Restore(io.NopCloser(bytes.NewReader(s.Bytes()))); err != nil {
 		t.Fatal(err)
 	}
@@ -250,14 +251,14 @@ func TestSnapshotRestore(t *testing.T) {
 	}
 	// Garbage and truncation are errors, not panics.
 	for _, bad := range [][]byte{nil, []byte("MRS1"), []byte("XXXXXXXX"), s.Bytes()[:10]} {
-		if err := NewFSM[int64, struct{}, int64](&adder{}, nil).Restore(io.NopCloser(bytes.NewReader(bad))); err == nil {
+		if err := New[int64, struct{}, int64](&adder{}, nil).Restore(io.NopCloser(bytes.NewReader(bad))); err == nil {
 			t.Fatalf("restore of %q succeeded", bad)
 		}
 	}
 }
 
 func TestWithoutSnapshotter(t *testing.T) {
-	f := NewFSM[int64, struct{}, int64](&plain{}, nil)
+	f := New[int64, struct{}, int64](&plain{}, nil)
 	if f.CanSnapshot() {
 		t.Fatal("plain machine claims snapshots")
 	}
@@ -270,7 +271,7 @@ func TestWithoutSnapshotter(t *testing.T) {
 }
 
 func TestIdleSessionsAreForgotten(t *testing.T) {
-	f := NewFSM[int64, struct{}, int64](&plain{}, nil)
+	f := New[int64, struct{}, int64](&plain{}, nil)
 	l := &logs{t: t, term: 1}
 	old := SessionID{1}
 	f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: mustEntry(t, Entry{Session: old, Seq: 1, First: 1, Cmds: cmds(t, 1)}), AppendedAt: time.Unix(0, 0)})
@@ -281,11 +282,11 @@ func TestIdleSessionsAreForgotten(t *testing.T) {
 		big[i] = cmds(t, 1)[0]
 	}
 	at := time.Unix(0, 0).Add(2 * sessionIdleTime)
-	next := Index(2)
+	next := rsm.Index(2)
 	for seq := uint64(1); next < sessionIdleCommands+2*sessionGCEvery; seq++ {
 		l.index++
 		f.Apply(&raft.Log{Index: l.index, Type: raft.LogCommand, Data: mustEntry(t, Entry{Session: SessionID{2}, Seq: seq, First: next, Cmds: big}), AppendedAt: at})
-		next += Index(len(big))
+		next += rsm.Index(len(big))
 	}
 	if _, ok := f.SessionLast(old); ok {
 		t.Fatal("idle session kept")
@@ -296,19 +297,11 @@ func TestIdleSessionsAreForgotten(t *testing.T) {
 }
 
 func mustEntry(t *testing.T, e Entry) []byte {
-	b, err := Marshal(e)
+	b, err := rsm.Marshal(e)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
-}
-
-func TestNoOp(t *testing.T) {
-	var m StateMachine[struct{}, struct{}, struct{}] = NoOp{}
-	m.Apply(struct{}{}, nil)
-	if m.Signature() == "" || m.Query(struct{}{}) != struct{}{} {
-		t.Fatal("NoOp")
-	}
 }
 
 // publisher records, at each Publish, how many commands it had applied.
@@ -321,7 +314,7 @@ func (p *publisher) Publish() { p.at = append(p.at, len(p.got)) }
 
 func TestPublishAfterEveryBatch(t *testing.T) {
 	p := &publisher{}
-	f := NewFSM[int64, struct{}, int64](p, nil)
+	f := New[int64, struct{}, int64](p, nil)
 	l := &logs{t: t, term: 1}
 	f.ApplyBatch([]*raft.Log{
 		l.entry(Entry{Session: SessionID{1}, Seq: 1, First: 1, Cmds: cmds(t, 1, 2)}),

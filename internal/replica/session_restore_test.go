@@ -1,8 +1,9 @@
-package rsm
+package replica
 
 import (
 	"bytes"
 	"encoding/binary"
+	"github.com/mosaik-go/mosaik/rsm"
 	"io"
 	"testing"
 )
@@ -14,30 +15,30 @@ import (
 // evict one at a time, scanning all each time: 30,000 took 6 s.)
 func TestRestoreTrimsSessions(t *testing.T) {
 	const n = 30000
-	f := NewFSM[int64, struct{}, int64](&adder{}, nil)
+	f := New[int64, struct{}, int64](&adder{}, nil)
 	for i := range n {
 		var s SessionID
 		binary.BigEndian.PutUint64(s[:], uint64(i+1))
-		f.sessions[s] = &session{Last: 1, Active: Index(i + 1)}
+		f.sessions.byID[s] = &session{Last: 1, Active: rsm.Index(i + 1)}
 	}
 	g := restored(t, f)
 	if g.Sessions() != MaxSessions {
 		t.Fatalf("%d sessions after restore, want %d", g.Sessions(), MaxSessions)
 	}
-	for id, ss := range g.sessions {
+	for id, ss := range g.sessions.byID {
 		if ss.Active <= n-MaxSessions {
 			t.Fatalf("kept session %x active at %d, an older one than the %d newest", id[:8], ss.Active, MaxSessions)
 		}
 	}
-	if g.forgotten != n-MaxSessions {
-		t.Fatalf("forgotten = %d, want %d", g.forgotten, n-MaxSessions)
+	if g.sessions.forgotten != n-MaxSessions {
+		t.Fatalf("forgotten = %d, want %d", g.sessions.forgotten, n-MaxSessions)
 	}
 	// The watermark survives a second snapshot.
 	h := restored(t, g)
-	if h.forgotten != g.forgotten {
-		t.Fatalf("forgotten = %d after a round trip, want %d", h.forgotten, g.forgotten)
+	if h.sessions.forgotten != g.sessions.forgotten {
+		t.Fatalf("forgotten = %d after a round trip, want %d", h.sessions.forgotten, g.sessions.forgotten)
 	}
-	old, err := NewSessionID(Index(n - MaxSessions))
+	old, err := NewSessionID(rsm.Index(n - MaxSessions))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +49,7 @@ func TestRestoreTrimsSessions(t *testing.T) {
 }
 
 // snapshotBytes returns a snapshot of f as Raft would store it.
-func snapshotBytes(t *testing.T, f *FSM[int64, struct{}, int64]) []byte {
+func snapshotBytes(t *testing.T, f *Machine[int64, struct{}, int64]) []byte {
 	t.Helper()
 	snap, err := f.Snapshot()
 	if err != nil {
@@ -63,9 +64,9 @@ func snapshotBytes(t *testing.T, f *FSM[int64, struct{}, int64]) []byte {
 }
 
 // restored returns a new machine restored from a snapshot of f.
-func restored(t *testing.T, f *FSM[int64, struct{}, int64]) *FSM[int64, struct{}, int64] {
+func restored(t *testing.T, f *Machine[int64, struct{}, int64]) *Machine[int64, struct{}, int64] {
 	t.Helper()
-	g := NewFSM[int64, struct{}, int64](&adder{}, nil)
+	g := New[int64, struct{}, int64](&adder{}, nil)
 	if err := g.Restore(io.NopCloser(bytes.NewReader(snapshotBytes(t, f)))); err != nil {
 		t.Fatal(err)
 	}
@@ -76,17 +77,17 @@ func restored(t *testing.T, f *FSM[int64, struct{}, int64]) *FSM[int64, struct{}
 // restore, with nothing forgotten.
 func TestRestoreVersion1Snapshot(t *testing.T) {
 	a := &adder{}
-	f := NewFSM[int64, struct{}, int64](a, nil)
+	f := New[int64, struct{}, int64](a, nil)
 	l := &logs{t: t, term: 1}
 	f.Apply(l.entry(Entry{Session: SessionID{1}, Seq: 1, First: 1, Cmds: cmds(t, 5, 6)}))
 	// Rewrite the header as the older build wrote it.
 	b := snapshotBytes(t, f)
 	n := binary.BigEndian.Uint32(b[4:8])
 	var h snapHeader
-	if err := decMode.Unmarshal(b[8:8+n], &h); err != nil {
+	if err := rsm.DecMode().Unmarshal(b[8:8+n], &h); err != nil {
 		t.Fatal(err)
 	}
-	old, err := encMode.Marshal(snapHeaderV1{Cluster: h.Cluster, Last: h.Last, RaftIdx: h.RaftIdx, LastGC: h.LastGC, Sessions: h.Sessions})
+	old, err := rsm.EncMode().Marshal(snapHeaderV1{Cluster: h.Cluster, Last: h.Last, RaftIdx: h.RaftIdx, LastGC: h.LastGC, Sessions: h.Sessions})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,12 +95,12 @@ func TestRestoreVersion1Snapshot(t *testing.T) {
 	v1 = append(append(v1, old...), b[8+n:]...)
 
 	b2 := &adder{}
-	g := NewFSM[int64, struct{}, int64](b2, nil)
+	g := New[int64, struct{}, int64](b2, nil)
 	if err := g.Restore(io.NopCloser(bytes.NewReader(v1))); err != nil {
 		t.Fatalf("restore of a version 1 snapshot: %v", err)
 	}
-	if b2.sum != 11 || g.Last() != f.Last() || g.Sessions() != 1 || g.forgotten != 0 {
-		t.Fatalf("restored sum %d last %v sessions %d forgotten %d", b2.sum, g.Last(), g.Sessions(), g.forgotten)
+	if b2.sum != 11 || g.Last() != f.Last() || g.Sessions() != 1 || g.sessions.forgotten != 0 {
+		t.Fatalf("restored sum %d last %v sessions %d forgotten %d", b2.sum, g.Last(), g.Sessions(), g.sessions.forgotten)
 	}
 	if o := outcome(t, g.Apply(l.entry(Entry{Session: SessionID{1}, Seq: 1, Cmds: cmds(t, 5, 6)}))); o.First != 1 || b2.sum != 11 {
 		t.Fatalf("repeat after restore: %+v sum %d", o, b2.sum)

@@ -1,8 +1,9 @@
-package rsm
+package replica
 
 import (
 	"bytes"
 	"encoding/binary"
+	"github.com/mosaik-go/mosaik/rsm"
 	"io"
 	"runtime"
 	"testing"
@@ -28,7 +29,7 @@ func TestRestoreDoesNotTrustLengthPrefix(t *testing.T) {
 	binary.BigEndian.PutUint32(in[4:], 200<<20)
 	var err error
 	n := allocated(func() {
-		err = NewFSM[int64, struct{}, int64](&adder{}, nil).Restore(io.NopCloser(bytes.NewReader(in[:])))
+		err = New[int64, struct{}, int64](&adder{}, nil).Restore(io.NopCloser(bytes.NewReader(in[:])))
 	})
 	if err == nil {
 		t.Fatal("restore of a truncated snapshot succeeded")
@@ -49,7 +50,7 @@ func TestHugeEntryIsRefusedCheaply(t *testing.T) {
 	var outs []Outcome
 	for range 2 {
 		p := &plain{}
-		f := NewFSM[int64, struct{}, int64](p, nil)
+		f := New[int64, struct{}, int64](p, nil)
 		var o any
 		n := allocated(func() { o = f.Apply(&raft.Log{Index: 1, Term: 1, Type: raft.LogCommand, Data: data}) })
 		if n > 4<<20 {
@@ -72,11 +73,11 @@ func TestEntryOverTheLimitsIsRefused(t *testing.T) {
 		name string
 		cmds [][]byte
 	}{
-		{"command", [][]byte{make([]byte, MaxCommandSize+1)}},
-		{"batch", append(bytes.SplitAfter(make([]byte, MaxEntryBytes), make([]byte, MaxCommandSize)), []byte{1})},
+		{"command", [][]byte{make([]byte, rsm.MaxCommandSize+1)}},
+		{"batch", append(bytes.SplitAfter(make([]byte, MaxEntryBytes), make([]byte, rsm.MaxCommandSize)), []byte{1})},
 	} {
 		p := &plain{}
-		f := NewFSM[int64, struct{}, int64](p, nil)
+		f := New[int64, struct{}, int64](p, nil)
 		l := &logs{t: t, term: 1}
 		o := outcome(t, f.Apply(l.entry(Entry{Session: SessionID{1}, Seq: 1, First: 1, Cmds: tc.cmds})))
 		if o.Status != StatusTooLarge || len(p.got) != 0 || f.Malformed() == 0 {
@@ -93,12 +94,12 @@ func TestEntryOverTheLimitsIsRefused(t *testing.T) {
 // from a forgotten session is refused as expired, never applied twice.
 func TestSessionsAreBounded(t *testing.T) {
 	p := &plain{}
-	f := NewFSM[int64, struct{}, int64](p, nil)
+	f := New[int64, struct{}, int64](p, nil)
 	l := &logs{t: t, term: 1}
 	for i := range MaxSessions + 1 {
 		var s SessionID
 		binary.BigEndian.PutUint64(s[:], uint64(i+1))
-		f.Apply(l.entry(Entry{Session: s, Seq: 1, First: Index(i + 1), Cmds: cmds(t, 1)}))
+		f.Apply(l.entry(Entry{Session: s, Seq: 1, First: rsm.Index(i + 1), Cmds: cmds(t, 1)}))
 	}
 	if n := f.Sessions(); n != MaxSessions {
 		t.Fatalf("%d sessions kept, want %d", n, MaxSessions)

@@ -1,8 +1,9 @@
-package rsm
+package replica
 
 import (
 	"bytes"
 	"encoding/binary"
+	"github.com/mosaik-go/mosaik/rsm"
 	"io"
 	"testing"
 
@@ -21,10 +22,10 @@ type rich struct {
 
 type richMachine struct{ n int }
 
-func (m *richMachine) Signature() string            { return "test.rich" }
-func (m *richMachine) Apply(c rich, _ ApplyContext) { m.n += len(c.Items) + 1 }
-func (m *richMachine) Query(struct{}) int           { return m.n }
-func (m *richMachine) ApplyReply(c rich, _ ApplyContext) rich {
+func (m *richMachine) Signature() string                { return "test.rich" }
+func (m *richMachine) Apply(c rich, _ rsm.ApplyContext) { m.n += len(c.Items) + 1 }
+func (m *richMachine) Query(struct{}) int               { return m.n }
+func (m *richMachine) ApplyReply(c rich, _ rsm.ApplyContext) rich {
 	m.n++
 	return rich{Name: c.Name}
 }
@@ -33,9 +34,9 @@ func (m *richMachine) ApplyReply(c rich, _ ApplyContext) rich {
 // replica, for every kind of machine; an entry that does not decode applies
 // nothing and answers StatusMalformed.
 func FuzzApply(f *testing.F) {
-	b, _ := Marshal(Entry{Session: SessionID{1}, Seq: 1, First: 1, Cmds: [][]byte{{0x01}}})
+	b, _ := rsm.Marshal(Entry{Session: SessionID{1}, Seq: 1, First: 1, Cmds: [][]byte{{0x01}}})
 	f.Add(b)
-	b, _ = Marshal(Entry{Cluster: make([]byte, 16)})
+	b, _ = rsm.Marshal(Entry{Cluster: make([]byte, 16)})
 	f.Add(b)
 	f.Add([]byte{0x86})
 	f.Add([]byte{0x86, 0x50, 0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
@@ -43,10 +44,10 @@ func FuzzApply(f *testing.F) {
 		l := &raft.Log{Index: 1, Term: 1, Type: raft.LogCommand, Data: data}
 		var outs []Outcome
 		for _, fsm := range []interface{ Apply(*raft.Log) any }{
-			NewFSM[int64, struct{}, int64](&adder{}, nil),
-			NewFSM[int64, struct{}, int64](&adder{}, nil),
-			NewFSM[int64, struct{}, int64](&batcher{}, nil),
-			NewFSM[int64, struct{}, int64](&plain{}, nil),
+			New[int64, struct{}, int64](&adder{}, nil),
+			New[int64, struct{}, int64](&adder{}, nil),
+			New[int64, struct{}, int64](&batcher{}, nil),
+			New[int64, struct{}, int64](&plain{}, nil),
 		} {
 			o, ok := fsm.Apply(l).(Outcome)
 			if !ok {
@@ -76,16 +77,16 @@ func FuzzSessions(f *testing.F) {
 	f.Add([]byte{0, 1, 0, 200, 1, 0, 0, 1, 0})
 	f.Add([]byte{130, 1, 0, 130, 2, 1, 255, 1, 0, 3, 2, 1})
 	f.Add([]byte{1, 1, 0, 129, 1, 0, 1, 1, 0, 1, 2, 1})
-	full := NewFSM[int64, struct{}, int64](&adder{}, nil)
+	full := New[int64, struct{}, int64](&adder{}, nil)
 	var table []SessionID
 	for i := range MaxSessions {
 		var id SessionID
 		binary.BigEndian.PutUint64(id[:8], uint64(i))
 		binary.BigEndian.PutUint64(id[8:], uint64(i)+1)
-		full.sessions[id] = &session{Last: 1, Active: Index(i + 1)}
+		full.sessions.byID[id] = &session{Last: 1, Active: rsm.Index(i + 1)}
 		table = append(table, id)
 	}
-	full.last = Cursor{Term: 1, Index: MaxSessions}
+	full.last = rsm.Cursor{Term: 1, Index: MaxSessions}
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		a, b := restored(t, full), restored(t, full)
 		l := &logs{t: t, index: MaxSessions, term: 1}
@@ -106,7 +107,7 @@ func FuzzSessions(f *testing.F) {
 			b = restored(t, b)
 		}
 		if !bytes.Equal(snapshotBytes(t, a), snapshotBytes(t, b)) {
-			t.Fatalf("replicas hold different state (sessions %d vs %d, forgotten %d vs %d)", a.Sessions(), b.Sessions(), a.forgotten, b.forgotten)
+			t.Fatalf("replicas hold different state (sessions %d vs %d, forgotten %d vs %d)", a.Sessions(), b.Sessions(), a.sessions.forgotten, b.sessions.forgotten)
 		}
 	})
 }
@@ -114,7 +115,7 @@ func FuzzSessions(f *testing.F) {
 // FuzzCommands: any bytes as commands of a well-formed entry decode into a
 // rich command type, or are counted malformed, without panic.
 func FuzzCommands(f *testing.F) {
-	seed, _ := Marshal(rich{Name: "a", Data: []byte{1}, Items: []rich{{Name: "b"}}, Tags: map[string]int64{"x": 1}})
+	seed, _ := rsm.Marshal(rich{Name: "a", Data: []byte{1}, Items: []rich{{Name: "b"}}, Tags: map[string]int64{"x": 1}})
 	f.Add(seed, uint8(1))
 	f.Add([]byte{0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, uint8(2))
 	f.Add([]byte{0xbf, 0x61, 0x61, 0x01, 0xff}, uint8(1))
@@ -125,26 +126,26 @@ func FuzzCommands(f *testing.F) {
 			lo, hi := len(data)*i/n, len(data)*(i+1)/n
 			cmds = append(cmds, data[lo:hi])
 		}
-		entry, err := Marshal(Entry{Session: SessionID{1}, Seq: 1, First: 1, Cmds: cmds})
+		entry, err := rsm.Marshal(Entry{Session: SessionID{1}, Seq: 1, First: 1, Cmds: cmds})
 		if err != nil {
 			t.Fatal(err)
 		}
 		l := &raft.Log{Index: 1, Term: 1, Type: raft.LogCommand, Data: entry}
 		m := &richMachine{}
-		o := NewFSM[rich, struct{}, int](m, nil).Apply(l).(Outcome)
+		o := New[rich, struct{}, int](m, nil).Apply(l).(Outcome)
 		if o.Status != StatusApplied && o.Status != StatusTooLarge {
 			t.Fatalf("well-formed entry: %+v", o)
 		}
 		var c rich
-		_ = Unmarshal(data, &c)
+		_ = rsm.Unmarshal(data, &c)
 	})
 }
 
 // FuzzRestore: any bytes as a snapshot restore or fail, without panic and
 // without allocating what a length prefix claims.
 func FuzzRestore(f *testing.F) {
-	fsm := NewFSM[int64, struct{}, int64](&adder{}, nil)
-	e, _ := Marshal(Entry{Session: SessionID{1}, Seq: 1, First: 1, Cmds: [][]byte{{0x01}}})
+	fsm := New[int64, struct{}, int64](&adder{}, nil)
+	e, _ := rsm.Marshal(Entry{Session: SessionID{1}, Seq: 1, First: 1, Cmds: [][]byte{{0x01}}})
 	fsm.Apply(&raft.Log{Index: 1, Term: 1, Type: raft.LogCommand, Data: e})
 	snap, _ := fsm.Snapshot()
 	var s sink
@@ -156,7 +157,7 @@ func FuzzRestore(f *testing.F) {
 	f.Add(huge[:])
 	f.Add([]byte("MRS1\x00\x00\x00\x01\xa0"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		g := NewFSM[int64, struct{}, int64](&adder{}, nil)
+		g := New[int64, struct{}, int64](&adder{}, nil)
 		if err := g.Restore(io.NopCloser(bytes.NewReader(data))); err == nil {
 			if g.Sessions() > MaxSessions {
 				t.Fatalf("%d sessions restored", g.Sessions())
@@ -170,12 +171,12 @@ func FuzzRestore(f *testing.F) {
 // FuzzOutcome: outcomes and entries as they travel back to submitters
 // decode or fail without panic.
 func FuzzOutcome(f *testing.F) {
-	b, _ := Marshal(Outcome{Status: StatusApplied, First: 1, Count: 2, Replies: [][]byte{{1}, {2}}})
+	b, _ := rsm.Marshal(Outcome{Status: StatusApplied, First: 1, Count: 2, Replies: [][]byte{{1}, {2}}})
 	f.Add(b)
 	f.Add([]byte{0x84, 0x01, 0x01, 0x02, 0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var o Outcome
-		if Unmarshal(data, &o) == nil {
+		if rsm.Unmarshal(data, &o) == nil {
 			_ = o.Range().Len()
 		}
 	})

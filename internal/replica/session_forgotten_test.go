@@ -1,6 +1,7 @@
-package rsm
+package replica
 
 import (
+	"github.com/mosaik-go/mosaik/rsm"
 	"testing"
 )
 
@@ -11,7 +12,7 @@ import (
 // looks like a brand new session and applies a second time.
 func TestForgottenSessionFirstBatchNotAppliedTwice(t *testing.T) {
 	p := &plain{}
-	f := NewFSM[int64, struct{}, int64](p, nil)
+	f := New[int64, struct{}, int64](p, nil)
 	l := &logs{t: t, term: 1}
 	victim, err := NewSessionID(f.Applied())
 	if err != nil {
@@ -38,13 +39,13 @@ func TestForgottenSessionFirstBatchNotAppliedTwice(t *testing.T) {
 	retry := first
 	retry.First = f.Applied() + 1
 	o := outcome(t, f.Apply(l.entry(retry)))
-	if o.Status != StatusExpired || o.First != f.forgotten || f.forgotten == 0 {
-		t.Fatalf("retry of a forgotten session's first batch: %+v (forgotten %d), want StatusExpired naming the forgotten mark", o, f.forgotten)
+	if o.Status != StatusExpired || o.First != f.sessions.forgotten || f.sessions.forgotten == 0 {
+		t.Fatalf("retry of a forgotten session's first batch: %+v (forgotten %d), want StatusExpired naming the forgotten mark", o, f.sessions.forgotten)
 	}
 	// A member behind the group names its new session past that mark
 	// (groups does, from this outcome): refused at the mark, taken past it.
 	for _, c := range []struct {
-		seen Index
+		seen rsm.Index
 		want Status
 	}{{o.First, StatusExpired}, {o.First + 1, StatusApplied}} {
 		id, err := NewSessionID(c.seen)
@@ -79,7 +80,7 @@ func TestForgottenSessionFirstBatchNotAppliedTwice(t *testing.T) {
 // older applied batch, Expired once the session was forgotten, and nothing
 // for a batch that has not applied.
 func TestSessionOutcomeAnswersAsApply(t *testing.T) {
-	f := NewFSM[int64, struct{}, int64](&plain{}, nil)
+	f := New[int64, struct{}, int64](&plain{}, nil)
 	l := &logs{t: t, term: 1}
 	s, err := NewSessionID(f.Applied())
 	if err != nil {
