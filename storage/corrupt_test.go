@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -90,7 +91,11 @@ func buildCorruptFixture(t *testing.T) *corruptFixture {
 	}
 	// Everything so far into the last level, then one table in L0, then
 	// the rest only in the WAL. A manual compaction leaves nothing for a
-	// background one to do, so the files are the same on every run.
+	// background one to do, so the same files hold the same entries on
+	// every run. Their bytes differ (the stale tail of a reused log by a
+	// few bytes, and the synced offsets Pebble writes, which lag when its
+	// flush goroutine is slow: see TestCorruptWALFirstRecordNoPromise), and
+	// positions drawn from a file's size with them.
 	if err := db.pdb.Compact(context.Background(), []byte{0}, []byte{0xff}, false); err != nil {
 		t.Fatal(err)
 	}
@@ -562,4 +567,175 @@ func liveEnd(t *testing.T, name string, b []byte) int {
 		}
 	}
 	return len(b)
+}
+
+// TestCorruptWALFirstRecordNoPromise: the failure TestCorruptFiles once
+// showed under load. The fixture's newest log starts with the entries of
+// group 2 from 151 on and ends with one more synced write; when the
+// offset Pebble wrote into that last chunk lags (it releases a committer
+// before it records how far its sync reached), no chunk promises that the
+// first record was synced. Damage to the first record then made Open
+// drop the log from it on, entries 151-200 with it, without an error.
+// Here every offset in the live chunks is set to 0, as such a lag writes
+// them, and byte 0 of the log is flipped: Open must refuse the directory
+// with ErrCorrupt naming the log and the offset.
+func TestCorruptWALFirstRecordNoPromise(t *testing.T) {
+	fx := buildCorruptFixture(t)
+	tested := 0
+	for _, name := range fx.names("wal") {
+		orig := bytes.Clone(fx.files[name])
+		if zeroSyncOffsets(t, name, orig) < 2 {
+			continue // no record after the first: damage to it is a torn end
+		}
+		tested++
+		for _, mask := range []byte{0x01, 0xff} {
+			what := fmt.Sprintf("%s byte 0 ^%02x, sync offsets 0", name, mask)
+			t.Run(strings.ReplaceAll(what, "/", "_"), func(t *testing.T) {
+				data := bytes.Clone(orig)
+				data[0] ^= mask
+				fs := fx.image(t, name, data)
+				c := &checker{t: t, what: what}
+				fx.exercise(c, fs)
+				_, err := Open(fixtureDir, &Options{FS: fs, SnapshotChunkSize: 4096})
+				base := name[strings.LastIndexByte(name, '/')+1:]
+				if !isCorrupt(err) || !strings.Contains(err.Error(), base) || !strings.Contains(err.Error(), "offset 0") {
+					t.Fatalf("Open: %v; want ErrCorrupt naming %s and offset 0", err, base)
+				}
+			})
+		}
+	}
+	if tested == 0 {
+		t.Fatal("no write-ahead log of the fixture holds two records of its own")
+	}
+}
+
+// zeroSyncOffsets sets to 0 the synced offset of every live chunk of the
+// write-ahead log name in b (recomputing their checksums), and returns
+// how many records its live chunks hold.
+func zeroSyncOffsets(t *testing.T, name string, b []byte) int {
+	t.Helper()
+	end := liveEnd(t, name, b)
+	records := 0
+	for base := 0; base < end; base += recordBlockSize {
+		blk := b[base:min(base+recordBlockSize, len(b))]
+		for i := 0; base+i < end; {
+			c := chunkAt(blk, i)
+			if !c.valid {
+				break // the zeroed rest of a block
+			}
+			if c.typ >= walSyncFirst {
+				clear(blk[i+11 : i+19])
+				binary.LittleEndian.PutUint32(blk[i:], maskedCRC(blk[i+6:c.end]))
+			}
+			if t := c.typ % 4; t == 1 || t == 2 { // full or first (5/6, 9/10)
+				records++
+			}
+			i = c.end
+		}
+	}
+	return records
+}
+
+// TestCorruptFirstWALOfNewDirectory: the first write-ahead log of a new
+// directory is written in Pebble's recyclable format (chunk types 5..8,
+// seen with Pebble 2.1), whose chunks carry no synced offset, so nothing
+// in it promises a damaged record was synced; it stays the live log until
+// the first memtable flush. Damage to any record but the last of it, with synced entries
+// after it, must make Open refuse the directory, not drop them.
+func TestCorruptFirstWALOfNewDirectory(t *testing.T) {
+	fs := vfs.NewMem()
+	db, err := Open(fixtureDir, &Options{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := stores(t, db, groupID(1))
+	for i := uint64(1); i <= 40; i += 10 {
+		if err := st.Log.StoreLogs(mkLogs(i, i+9)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Stable.Set([]byte("Sentinel"), []byte("last write")); err != nil {
+		t.Fatal(err)
+	}
+	st.Release()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	names, err := fs.List(fixtureDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wal string
+	for _, n := range names {
+		if strings.HasSuffix(n, ".log") {
+			wal = max(wal, n) // the newest: zero-padded numbers sort
+		}
+	}
+	if wal == "" {
+		t.Fatal("no write-ahead log")
+	}
+	f, err := fs.Open(fs.PathJoin(fixtureDir, wal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, err := io.ReadAll(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fs.PathJoin(fixtureDir, wal)
+	end := liveEnd(t, name, orig)
+	// Records: the chunks of the live part, each a full record here.
+	var at []int
+	for i := 0; i < end; {
+		c := chunkAt(orig[:min(len(orig), recordBlockSize)], i)
+		if !c.valid {
+			break
+		}
+		at = append(at, i)
+		i = c.end
+	}
+	if len(at) < 4 {
+		t.Fatalf("%s: %d records in its live part, want the four batches and more", wal, len(at))
+	}
+	for k, rec := range at[:len(at)-1] {
+		for _, pos := range []int{rec, rec + walRecyclableHdr + 3} {
+			t.Run(fmt.Sprintf("record %d byte %d", k, pos), func(t *testing.T) {
+				data := bytes.Clone(orig)
+				data[pos] ^= 0x01
+				img := vfs.NewMem()
+				if err := img.MkdirAll(fixtureDir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				for _, n := range names {
+					b := readMem(t, fs, fs.PathJoin(fixtureDir, n))
+					if n == wal {
+						b = data
+					}
+					memFile(t, img, fs.PathJoin(fixtureDir, n), b).Close()
+				}
+				db, err := Open(fixtureDir, &Options{FS: img})
+				if err == nil {
+					db.Close()
+				}
+				if !isCorrupt(err) || !strings.Contains(err.Error(), wal) || !strings.Contains(err.Error(), fmt.Sprintf("offset %d ", rec)) {
+					t.Fatalf("Open: %v; want ErrCorrupt naming %s and offset %d", err, wal, rec)
+				}
+			})
+		}
+	}
+}
+
+func readMem(t *testing.T, fs vfs.FS, name string) []byte {
+	t.Helper()
+	f, err := fs.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

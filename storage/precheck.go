@@ -99,7 +99,6 @@ const (
 type chunk struct {
 	typ    byte
 	logNum uint32 // recyclable and WAL-sync chunks
-	synced uint64 // WAL-sync chunks
 	// end is where the chunk ends by its header, -1 when the header is
 	// impossible (unknown type, or cut off by the end of the block).
 	end int
@@ -132,9 +131,6 @@ func chunkAt(b []byte, i int) chunk {
 	}
 	if hdr > recordHeaderSize {
 		c.logNum = binary.LittleEndian.Uint32(b[i+7:])
-	}
-	if hdr == walSyncHdr {
-		c.synced = binary.LittleEndian.Uint64(b[i+11:])
 	}
 	c.end = i + hdr + int(binary.LittleEndian.Uint16(b[i+4:]))
 	c.valid = c.end <= len(b) && binary.LittleEndian.Uint32(b[i:]) == maskedCRC(b[i+6:c.end])
@@ -172,18 +168,18 @@ func (r *chunkReader) read(base int64) ([]byte, error) {
 }
 
 // findAfterDamage looks past the damaged chunk at offset at for a valid
-// chunk that match accepts, and returns its offset and header, or -1. It
+// chunk that match accepts, and returns its offset, or -1. It
 // reads only at real chunk boundaries, never at arbitrary offsets (a
 // record's payload may hold anything, a well-formed chunk included): in
 // the damaged chunk's block, from where the damaged chunk's header says it
 // ends, if that is inside the block; in every later block, from its start.
 // In either, it walks chunk by chunk up to the first invalid chunk.
-func (r *chunkReader) findAfterDamage(at int64, match func(chunk) bool) (int64, chunk, error) {
+func (r *chunkReader) findAfterDamage(at int64, match func(chunk) bool) (int64, error) {
 	first := at - at%recordBlockSize
 	for base := first; base < r.size; base += recordBlockSize {
 		b, err := r.read(base)
 		if err != nil {
-			return 0, chunk{}, err
+			return 0, err
 		}
 		i := 0
 		if base == first {
@@ -197,12 +193,12 @@ func (r *chunkReader) findAfterDamage(at int64, match func(chunk) bool) (int64, 
 				break
 			}
 			if match(c) {
-				return base + int64(i), c, nil
+				return base + int64(i), nil
 			}
 			i = c.end
 		}
 	}
-	return -1, chunk{}, nil
+	return -1, nil
 }
 
 // validChunkAfter walks the chunks of the record at offset from to the
@@ -227,8 +223,7 @@ func validChunkAfter(f vfs.File, from int64) (int64, error) {
 		for i+recordHeaderSize <= len(b) {
 			c := chunkAt(b, i)
 			if !c.valid || !c.legacy() {
-				at, _, err := r.findAfterDamage(base+int64(i), chunk.legacy)
-				return at, err
+				return r.findAfterDamage(base+int64(i), chunk.legacy)
 			}
 			i = c.end
 		}
@@ -239,15 +234,16 @@ func validChunkAfter(f vfs.File, from int64) (int64, error) {
 // checkWALs reads the chunks of every write-ahead log in the directory
 // before Pebble replays them. Pebble takes the first damaged chunk of the
 // newest log for its torn end, and drops it and everything after it,
-// unless a later chunk promises that the damaged one was synced; but it
-// looks for that promise only in the 32 KiB blocks after the damaged one,
-// so a damaged record followed by synced records in the same block is
-// dropped silently, and with it acknowledged writes. Here the promise is
-// looked for in the damaged chunk's block too, past the damaged chunk as
-// its header gives its length (see findAfterDamage): damage to the length
-// itself hides the rest of that block. A log that is kept only for
-// reuse is checked too: damage in it is reported although Pebble would not
-// read it.
+// unless a later chunk promises that the damaged one was synced. That
+// promise is not to be relied on: the offset Pebble writes into a chunk
+// lags behind what was synced (its flush goroutine lets a committer go
+// before it records how far the sync reached, and does not count the full
+// blocks it writes), and the first log of a new directory is written
+// without offsets. A damaged record with synced, acknowledged writes in it
+// and after it would be dropped silently. Here a damaged chunk followed by
+// a valid chunk of the same log is damage (see checkWAL). A log that is
+// kept only for reuse is checked too: damage in it is reported although
+// Pebble would not read it.
 func checkWALs(fs vfs.FS, dir string) error {
 	names, err := fs.List(dir)
 	if err != nil {
@@ -271,14 +267,18 @@ func checkWALs(fs vfs.FS, dir string) error {
 	return nil
 }
 
-// checkWAL returns an error when a chunk of the log is damaged and a later
-// valid chunk of the same log promises it was synced. The log ends at its
-// first chunk that is not one of its own. When that chunk is valid, it
-// belongs to another log (the EOF trailer Pebble writes when it closes a
-// log, or the stale tail of an older log whose file was reused): a clean
-// end. Otherwise it is damage, or the torn end a crash leaves, or the
-// stale tail cut mid-chunk; only a later chunk of this log that says the
-// log was synced past it tells damage apart.
+// checkWAL returns an error when a chunk of the log is damaged and a
+// valid chunk of the same log follows it. The log ends at its first chunk
+// that is not one of its own. When that chunk is valid, it belongs to
+// another log (the EOF trailer Pebble writes when it closes a log, or the
+// stale tail of an older log whose file was reused): a clean end. When it
+// is damaged, it is the torn end a crash leaves, the stale tail cut
+// mid-chunk, or damage. Pebble appends records in order, so a valid
+// record of this log after it means the damaged one was written in full
+// before it: damage, whatever offset the later chunks claim was synced.
+// (A crash on a disk that kept a later page of an unsynced write and lost
+// an earlier one looks the same, and is refused too: Open cannot tell it
+// from the loss of an acknowledged write.)
 func checkWAL(fs vfs.FS, name string, logNum uint32) error {
 	f, err := fs.Open(name)
 	if err != nil {
@@ -309,14 +309,14 @@ func checkWAL(fs vfs.FS, name string, logNum uint32) error {
 				continue
 			}
 			end := base + int64(i)
-			at, sync, err := r.findAfterDamage(end, func(c chunk) bool {
-				return c.typ >= walSyncFirst && c.logNum == logNum && c.synced > uint64(end)
+			at, err := r.findAfterDamage(end, func(c chunk) bool {
+				return !c.legacy() && c.logNum == logNum
 			})
 			if err != nil {
 				return err
 			}
 			if at >= 0 {
-				return fmt.Errorf("%w: the chunk at offset %d is damaged, and the chunk at offset %d says the log was synced up to offset %d", errDamaged, end, at, sync.synced)
+				return fmt.Errorf("%w: the chunk at offset %d is damaged, and a valid chunk of the same log follows at offset %d (the records from offset %d on would be dropped)", errDamaged, end, at, end)
 			}
 			return nil
 		}

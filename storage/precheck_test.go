@@ -229,6 +229,62 @@ func TestCheckWALDamage(t *testing.T) {
 	}
 }
 
+// TestCheckWALDamageNoPromise: the offsets Pebble writes into WAL-sync
+// chunks lag behind what was synced (its flush goroutine releases a
+// committer before it records the offset the sync reached, and does not
+// count the full blocks it writes), and the first log of a new directory
+// has recyclable chunks, which carry none. A damaged record followed by a
+// valid record of the same log is reported all the same: a record is
+// appended only after the ones before it, so they were written, and with
+// a synced write acknowledged; a crash tears only the end.
+func TestCheckWALDamageNoPromise(t *testing.T) {
+	const logNum = 7
+	for _, family := range []byte{walSyncFirst, walRecyclableFirst} {
+		var w walFile
+		for i := range 80 { // three blocks and a bit; every promise is 0
+			w.add(family, logNum, 0, bytes.Repeat([]byte{byte(i)}, 1000))
+		}
+		good, at := w.b, w.at
+		hdr := walRecyclableHdr
+		if family == walSyncFirst {
+			hdr = walSyncHdr
+		}
+		flip := func(pos int, mask byte) []byte {
+			b := bytes.Clone(good)
+			b[pos] ^= mask
+			return b
+		}
+		for _, tc := range []struct {
+			name string
+			b    []byte
+			bad  bool
+		}{
+			{"undamaged", good, false},
+			{"checksum of the first chunk ^01", flip(0, 0x01), true},
+			{"checksum of the first chunk ^ff", flip(0, 0xff), true},
+			{"payload of the first chunk", flip(hdr+3, 0x40), true},
+			{"payload, records after it in the same block", flip(at[2]+hdr+10, 0x40), true},
+			{"payload, records after it in later blocks only", flip(at[31]+hdr+10, 0x40), true},
+			{"log number of a chunk", flip(at[40]+8, 0x40), true},
+			{"torn last chunk", good[:at[79]+50], false},
+			{"payload of the last chunk", flip(at[79]+hdr+1, 0x40), false},
+			{"reused file", reused(logNum-2, good[:at[10]]), false},
+			{"reused file, closed", reused(logNum-2, slices.Concat(good[:at[40]], walChunk(walRecyclableFirst, logNum+1, 0, nil))), false},
+			{"reused file, damage before more records", reused(logNum-2, flip(at[5]+hdr+10, 0x40)[:at[9]]), true},
+		} {
+			t.Run(fmt.Sprintf("type %d: %s", family, tc.name), func(t *testing.T) {
+				err := checkWALBytes(t, tc.b, logNum)
+				switch {
+				case tc.bad && !errors.Is(err, errDamaged):
+					t.Fatalf("got %v, want damage reported", err)
+				case !tc.bad && err != nil:
+					t.Fatalf("got %v, want no error", err)
+				}
+			})
+		}
+	}
+}
+
 // reused is the file of an older log other, whose values embed WAL-sync
 // chunks forged for the log numbers around it, with prefix written over
 // its start.
