@@ -45,7 +45,10 @@ type Group[C, Q, R any] struct {
 	fsm *replica.Machine[C, Q, R]
 }
 
-// core is everything that does not depend on the machine's types.
+// core is everything that does not depend on the machine's types. Its
+// state is split by owner: the fields here are set by Join and read-only
+// after it, and each embedded part says what it owns, which goroutine
+// changes it, and who may read it.
 type core struct {
 	net     *transport.Network
 	scope   *transport.Scope // every message of the group goes through it
@@ -53,15 +56,44 @@ type core struct {
 	self    transport.PeerID
 	cfg     Config
 	log     *slog.Logger
-	fsm     *replica.FSM
-	raft    atomic.Pointer[raft.Raft] // swapped only by Recover, under lifeMu
-	trans   *transport.RaftTransport
-	stores  storage.Stores
+	fsm     *replica.FSM // the machine's adapter; safe for concurrent use
 	when    *When
 	futures *futures
 	nudge   *nudger
 	started time.Time
+	metrics *groupMetrics // nil without a registry
+	refused refusals      // what hostile or broken input cost; counted, logged once per interval
+	sub     *submitter    // this member's session; its own goroutine (submitter.run)
 
+	raftLife
+	membership
+	leading
+	divergence
+	lifecycle
+}
+
+// raftLife is Raft and what it runs on. start sets it up; afterwards only
+// Recover replaces Raft (under lifeMu), and stop shuts it down (under
+// lifeMu). Anyone may load raft; raftReady says it is set.
+type raftLife struct {
+	raft      atomic.Pointer[raft.Raft]
+	raftReady atomic.Bool // raft is set: RPCs may be checked against its configuration
+	trans     *transport.RaftTransport
+	stores    storage.Stores
+	// What Raft is started with, kept for Recover, which starts it again.
+	raftFSM   raft.BatchingFSM
+	raftTrans raft.Transport
+	lifeMu    sync.Mutex
+	notifyCh  chan bool // leadership changes, read by runLeadership
+	obsCh     chan raft.Observation
+	observer  *raft.Observer
+}
+
+// membership is what this member knows of the others and tells them
+// (membership.go, identity.go). runMembership owns the fields it marks;
+// runAnnounce sends announcements (announceMu orders them with the ones
+// sent at once); the subscriptions' handlers update peers under peersMu.
+type membership struct {
 	annSubj string
 	annSub  *transport.Subscription
 	ctlSub  *transport.Subscription
@@ -77,24 +109,10 @@ type core struct {
 	peersMu sync.Mutex
 	peers   map[transport.PeerID]*peerState
 
-	leadMu sync.Mutex
-	lead   *leadership // set while this member leads and is ready
-
-	appendCh   chan submission
-	completeCh chan completion
-	sub        *submitter
-
 	announceNow chan struct{}
 	announceMu  sync.Mutex
-
-	raftReady atomic.Bool // c.raft is set: RPCs may be checked against its configuration
-
-	// What Raft is started with, kept for Recover, which starts it again.
-	// lifeMu is held by Recover while it replaces Raft and by stop while
-	// it shuts Raft down.
-	raftFSM   raft.BatchingFSM
-	raftTrans raft.Transport
-	lifeMu    sync.Mutex
+	hasState    atomic.Bool
+	foreignAt   atomic.Int64 // when announcements that did not open last came, in Unix nanoseconds
 
 	// Owned by the membership goroutine (runMembership).
 	foreignSeen  uint64    // announcement frames that did not open, as last counted
@@ -103,25 +121,35 @@ type core struct {
 	ticketLog    sync.Once
 	ownTicket    time.Time // when this member's own ticket expires; zero if it has none that holds
 
-	notifyCh chan bool
-	obsCh    chan raft.Observation
-	observer *raft.Observer
+	splitMu sync.Mutex
+	split   transport.PeerID // a member of another cluster of this group
+}
 
-	metrics *groupMetrics // nil without a registry
-	refused refusals      // what hostile or broken input cost; counted, logged once per interval
-	readSem chan struct{} // a token per read-index request served (maxReadIndexInflight)
+// leading is the leader's side (leader.go). runLeadership sets lead (under
+// leadMu) when this member becomes a ready leader; runAppender alone
+// appends (appendCh), runCompleter alone answers, in log order
+// (completeCh); readSem bounds the read-index requests served at once.
+type leading struct {
+	leadMu     sync.Mutex
+	lead       *leadership // set while this member leads and is ready
+	appendCh   chan submission
+	completeCh chan completion
+	readSem    chan struct{} // a token per read-index request served (maxReadIndexInflight)
+}
 
-	hasState atomic.Bool
-	leaving  atomic.Bool
+// divergence records that the leader replaced entries this member applied
+// (diverge.go); set by the log guard, read by status.
+type divergence struct {
 	// divergedAt is the first log index the leader's history replaced
 	// after this member applied it (see guardLog); zero while it has not.
 	divergedAt    atomic.Uint64
 	divergeLogged atomic.Int64 // when the divergence was last logged, Unix nanoseconds
-	foreignAt     atomic.Int64 // when announcements that did not open last came, in Unix nanoseconds
+}
 
-	splitMu sync.Mutex
-	split   transport.PeerID // a member of another cluster of this group
-
+// lifecycle is how the member's goroutines end: closing is closed once, by
+// stop; every goroutine started with goFunc is counted in wg.
+type lifecycle struct {
+	leaving   atomic.Bool
 	closing   chan struct{}
 	netWatch  chan struct{}   // closed when the network watcher exits
 	baseCtx   context.Context // cancelled when the member stops
@@ -152,27 +180,33 @@ func Join[C, Q, R any](net *transport.Network, key Key, sm rsm.StateMachine[C, Q
 	id := deriveID(key, sm.Signature(), &rc)
 	identScope := identityScope(key)
 	c := &core{
-		net:         net,
-		scope:       net.Scope(id, rc.Secret),
-		id:          id,
-		self:        net.ID(),
-		cfg:         rc,
-		log:         rc.Logger.With("group", id.Short(), "peer", net.ID().Short()),
-		started:     time.Now(),
-		annSubj:     net.Subject("ann", id.String()),
-		ident:       newIdentity(id, sm.Signature(), &rc),
-		identScope:  net.Scope(identScope, rc.Secret),
-		identSubj:   net.Subject("ident", hex.EncodeToString(identScope[:])),
-		peers:       map[transport.PeerID]*peerState{},
-		appendCh:    make(chan submission, 1024),
-		completeCh:  make(chan completion, 4096),
-		notifyCh:    make(chan bool, 64),
-		announceNow: make(chan struct{}, 1),
-		futures:     newFutures(),
-		nudge:       newNudger(),
-		obsCh:       make(chan raft.Observation, 256),
-		closing:     make(chan struct{}),
-		readSem:     make(chan struct{}, maxReadIndexInflight),
+		net:     net,
+		scope:   net.Scope(id, rc.Secret),
+		id:      id,
+		self:    net.ID(),
+		cfg:     rc,
+		log:     rc.Logger.With("group", id.Short(), "peer", net.ID().Short()),
+		started: time.Now(),
+		futures: newFutures(),
+		nudge:   newNudger(),
+		raftLife: raftLife{
+			notifyCh: make(chan bool, 64),
+			obsCh:    make(chan raft.Observation, 256),
+		},
+		membership: membership{
+			annSubj:     net.Subject("ann", id.String()),
+			ident:       newIdentity(id, sm.Signature(), &rc),
+			identScope:  net.Scope(identScope, rc.Secret),
+			identSubj:   net.Subject("ident", hex.EncodeToString(identScope[:])),
+			peers:       map[transport.PeerID]*peerState{},
+			announceNow: make(chan struct{}, 1),
+		},
+		leading: leading{
+			appendCh:   make(chan submission, 1024),
+			completeCh: make(chan completion, 4096),
+			readSem:    make(chan struct{}, maxReadIndexInflight),
+		},
+		lifecycle: lifecycle{closing: make(chan struct{})},
 	}
 	if rc.Tickets != nil {
 		if exp, err := rc.Tickets.check(rc.Ticket, c.self); err == nil {

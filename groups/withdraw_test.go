@@ -24,7 +24,7 @@ func TestWithdrawFromSharedBatch(t *testing.T) {
 		{"withdrawal applied", 3, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &submitter{c: &core{closing: make(chan struct{})}, records: map[WriteID]*record{}, gaveUp: make(chan struct{}, 1)}
+			s := &submitter{c: &core{lifecycle: lifecycle{closing: make(chan struct{})}}, records: map[WriteID]*record{}, gaveUp: make(chan struct{}, 1)}
 			cmd := []byte{0x01}
 			newP := func(n int) *pending {
 				p := &pending{ctx: context.Background(), done: make(chan pendingResult, 1)}
