@@ -7,11 +7,11 @@
 //
 // Join makes this node's transport.Network a member of the group named by a
 // Key (KeyFromSecret, NewKey) that runs a machine of a given Signature.
-// Members whose key, signature, HeartbeatInterval or ElectionTimeout differ
-// are different groups and never meet. A nil *Config means every default;
-// Config.Storage (see storage.Open) makes the membership and state survive a
-// restart, Config.Secret seals every message of the group, and
-// Config.Preference says whether this node may lead. When().Online resolves
+// Members whose key, signature, HeartbeatInterval, ElectionTimeout or Tickets
+// issuer differ are different groups and never meet. A nil *Config means
+// every default; Config.Storage (see storage.Open) makes the membership and
+// state survive a restart, Config.Secret seals every message of the group,
+// and Config.Preference says whether this node may lead. When().Online resolves
 // once a leader is known and this member has caught up with it.
 //
 // # Commands and queries
