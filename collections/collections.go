@@ -1,12 +1,3 @@
-// Package collections gives Go services replicated, strongly consistent
-// data structures: Map, Vec and Set. Every node that opens a collection by
-// name on the same network holds the same contents. Writes go through Raft;
-// reads are local, lock-free and never touch the network.
-//
-// Each collection has a writer type, which may change it, and a reader type,
-// which follows it. A writer has every read method too. Readers join their
-// collection's group as observers: they replicate, never vote and never
-// lead. A collection with only readers has no leader and stays offline.
 package collections
 
 import (

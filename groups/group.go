@@ -1,6 +1,3 @@
-// Package groups runs a Raft group over a replicated state machine. Members
-// find each other over the network, found the group or join it, forward
-// commands to the leader, and keep the membership healthy on their own.
 package groups
 
 import (

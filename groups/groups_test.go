@@ -3,7 +3,6 @@ package groups
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -297,30 +296,4 @@ func TestDifferentKeyOrSignatureNeverMeet(t *testing.T) {
 	if n := len(a.g.Members()); n != 1 {
 		t.Fatalf("group has %d members, want 1", n)
 	}
-}
-
-func ExampleJoin() {
-	ctx := context.Background()
-	net, err := transport.New(ctx)
-	if err != nil {
-		panic(err)
-	}
-	defer net.Close()
-	g, err := Join(net, KeyFromSecret("example"), &counter{}, &Config{BootstrapDelay: 50 * time.Millisecond})
-	if err != nil {
-		panic(err)
-	}
-	defer g.Close()
-	if err := g.When().Online(ctx); err != nil {
-		panic(err)
-	}
-	if _, err := g.Execute(ctx, counterCmd{Add: 42}); err != nil {
-		panic(err)
-	}
-	r, err := g.Query(ctx, struct{}{}, Strong)
-	if err != nil {
-		panic(err)
-	}
-	fmt.Println(r.Value)
-	// Output: 42
 }

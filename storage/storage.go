@@ -1,11 +1,3 @@
-// Package storage keeps a group member's Raft log, its term and vote, and its
-// snapshots: in memory (Memory, the default, gone with the process) or on
-// disk (Open: one Pebble database per node, shared by all its groups, each
-// group under its own key prefix).
-//
-// A node with a data directory comes back after a restart as the same
-// member: use DB.NodeID as its network identity, and the groups it joins
-// find their term, vote, log and snapshots where they left them.
 package storage
 
 import "github.com/hashicorp/raft"

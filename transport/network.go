@@ -1,9 +1,3 @@
-// Package transport is a node's place on a mosaik network: its identity, its
-// NATS connection (to an embedded server by default), subject naming,
-// request/reply with deadlines, fragmentation of large messages, fault
-// injection for tests, and a raft.Transport over all of it.
-//
-// The package knows nothing of groups: callers name subjects and peers.
 package transport
 
 import (
