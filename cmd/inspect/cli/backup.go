@@ -17,13 +17,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mosaik-go/mosaik/collections"
+	"github.com/mosaik-go/mosaik/internal/inspectwire"
 	"github.com/mosaik-go/mosaik/rsm"
 )
 
 // A backup file holds a collection's state at one version, as inspect dump
-// reads it: the magic, a header, one record per entry (an encoded
-// MapChange, VecChange or SetChange insert), an end mark, and the SHA-256
-// of everything before it. Each header and record is a 4-byte big-endian
+// reads it: the magic, a header, one record per entry (an
+// inspectwire.Change insert), an end mark, and the SHA-256 of everything
+// before it. Each header and record is a 4-byte big-endian
 // length and its CBOR; the end mark is a zero length.
 var backupMagic = [8]byte{'M', 'O', 'S', 'B', 'A', 'K', '0', '1'}
 
@@ -47,7 +48,13 @@ type backupHeader struct {
 	Saved   time.Time `cbor:"saved" json:"saved"`
 }
 
-const backupFormat = "mosaik.backup.v1"
+// backupFormat names the records' encoding: v2 records are
+// inspectwire.Change (integer keys); v1 records, written before, had Go
+// field names as keys. verify reads only the framing, so it accepts both.
+const (
+	backupFormat   = "mosaik.backup.v2"
+	backupFormatV1 = "mosaik.backup.v1"
+)
 
 func snapshotCmd(o *options) *cobra.Command {
 	cmd := &cobra.Command{
@@ -143,13 +150,13 @@ func (s *source) save(cmd *cobra.Command, file string, page int) (backupHeader, 
 		return backupHeader{}, nil, err
 	}
 	bw := &backupWriter{w: bufio.NewWriter(tmp), sum: sha256.New()}
-	h := backupHeader{Format: backupFormat, ID: s.g.ID.String(), Kind: s.g.kind(), Name: s.g.name(), Types: s.g.Labels["types"],
+	h := backupHeader{Format: backupFormat, ID: s.g.ID.String(), Kind: s.g.kind(), Name: s.g.name(), Types: s.g.types(),
 		From: s.peer.String(), Saved: time.Now().UTC()}
 	n, first := 0, true
-	err = s.pages(cmd.Context(), page, cmd.ErrOrStderr(), func(r collections.InspectReply) error {
+	err = s.pages(cmd.Context(), page, cmd.ErrOrStderr(), func(r inspectwire.Reply) error {
 		if first {
 			first = false
-			h.Version, h.Entries = uint64(r.Version), r.Total
+			h.Version, h.Entries = r.Version, r.Total
 			hb, err := rsm.Marshal(h)
 			if err != nil {
 				return err
@@ -162,10 +169,14 @@ func (s *source) save(cmd *cobra.Command, file string, page int) (backupHeader, 
 			}
 		}
 		for _, it := range r.Items {
-			if len(it) > backupMaxRecord { // verify would refuse the file
-				return fmt.Errorf("node %s sent an entry of %d bytes, over the limit of %d", s.peer.Short(), len(it), backupMaxRecord)
+			b, err := inspectwire.Marshal(it)
+			if err != nil {
+				return err
 			}
-			if err := bw.record(it); err != nil {
+			if len(b) > backupMaxRecord { // verify would refuse the file
+				return fmt.Errorf("node %s sent an entry of %d bytes, over the limit of %d", s.peer.Short(), len(b), backupMaxRecord)
+			}
+			if err := bw.record(b); err != nil {
 				return err
 			}
 			n++
@@ -233,7 +244,7 @@ func readBackup(r io.Reader) (backupHeader, []byte, error) {
 	if err != nil {
 		return h, nil, err
 	}
-	if len(hb) == 0 || genericDec.Unmarshal(hb, &h) != nil || h.Format != backupFormat {
+	if len(hb) == 0 || genericDec.Unmarshal(hb, &h) != nil || (h.Format != backupFormat && h.Format != backupFormatV1) {
 		return h, nil, fmt.Errorf("%w: unreadable header", errBadBackup)
 	}
 	n := 0

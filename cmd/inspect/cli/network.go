@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mosaik-go/mosaik/groups"
+	"github.com/mosaik-go/mosaik/internal/inspectwire"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/transport"
 )
@@ -61,8 +62,9 @@ type group struct {
 	Views map[transport.PeerID]groups.Status
 }
 
-func (g *group) name() string { return g.Labels["name"] }
-func (g *group) kind() string { return g.Labels["kind"] }
+func (g *group) name() string  { return g.Labels[inspectwire.LabelName] }
+func (g *group) kind() string  { return g.Labels[inspectwire.LabelKind] }
+func (g *group) types() string { return g.Labels[inspectwire.LabelTypes] }
 
 // view returns the most authoritative view of the group: the leader's if it
 // answered, else the one with the highest term and log.
@@ -94,7 +96,7 @@ func collectGroups(nodes []node) []*group {
 				byID[st.ID] = g
 			}
 			for k, v := range st.Labels {
-				if k != "role" {
+				if k != inspectwire.LabelRole { // each member's own
 					g.Labels[k] = v
 				}
 			}
@@ -157,7 +159,7 @@ func describe(g *group) string {
 	if g.kind() == "" {
 		return "group"
 	}
-	return g.kind() + " " + g.name() + "[" + g.Labels["types"] + "]"
+	return g.kind() + " " + g.name() + "[" + g.types() + "]"
 }
 
 func ago(t time.Time, now time.Time) string {

@@ -150,7 +150,7 @@ func groupsCmd(o *options) *cobra.Command {
 						notes = append(notes, fmt.Sprintf("! %s hears group %s under its name, with other settings (members heard: %d); they never meet: %s",
 							g.ID.Short(), m.ID[:8], m.Peers, strings.Join(m.Differs, "; ")))
 					}
-					rows = append(rows, []string{id, dash(g.kind()), dash(g.name()), dash(g.Labels["types"]),
+					rows = append(rows, []string{id, dash(g.kind()), dash(g.name()), dash(g.types()),
 						short(g.view().Leader), u64(s.Term), u64(s.Committed),
 						fmt.Sprintf("%d+%d", s.Voters, s.NonVoters), strconv.Itoa(s.Answered)})
 				}
