@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -57,10 +56,10 @@ const (
 )
 
 func snapshotCmd(o *options) *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := parent(&cobra.Command{
 		Use:   "snapshot",
 		Short: "Save a collection's state to a file, or check such a file",
-	}
+	})
 	var page int
 	save := &cobra.Command{
 		Use:   "save NAME FILE",
@@ -68,7 +67,7 @@ func snapshotCmd(o *options) *cobra.Command {
 		Long: "Read the collection's state at one version from the member that applied the most, as dump\n" +
 			"does, and write it to FILE (mode 0600: it holds the contents) with a header and a SHA-256.\n" +
 			"FILE is written beside itself and renamed once complete. Check it with inspect snapshot verify.",
-		Args: cobra.ExactArgs(2),
+		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withCollection(cmd, o, args[0], func(src *source) error {
 				h, sum, err := src.save(cmd, args[1], page)
@@ -83,7 +82,7 @@ func snapshotCmd(o *options) *cobra.Command {
 	verify := &cobra.Command{
 		Use:   "verify FILE",
 		Short: "Check a file written by snapshot save: its checksum, framing and entry count",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := os.Open(args[0])
 			if err != nil {
@@ -211,8 +210,6 @@ func (s *source) save(cmd *cobra.Command, file string, page int) (backupHeader, 
 	done = true
 	return h, sum, nil
 }
-
-var errBadBackup = errors.New("not a valid backup")
 
 // readBackup checks a backup: magic, header, framing within the bounds,
 // entry count, checksum.

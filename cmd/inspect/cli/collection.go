@@ -16,10 +16,6 @@ import (
 	"github.com/mosaik-go/mosaik/transport"
 )
 
-func init() {
-	commandSet = append(commandSet, dumpCmd, watchCmd)
-}
-
 // source is a node holding a collection, to read it from.
 type source struct {
 	net   *transport.Network
@@ -139,8 +135,9 @@ func dumpCmd(o *options) *cobra.Command {
 		Use:   "dump NAME",
 		Short: "Print a collection's contents, read from one of its members",
 		Long: "Print a collection's contents as one consistent version, without knowing its Go types.\n" +
-			"NAME is the collection's name, kind/name when names collide, or a group id prefix.",
-		Args: cobra.ExactArgs(1),
+			"NAME is the collection's name; when names collide, kind/name, and kind/name@types or\n" +
+			"kind/name@id-prefix when those collide too (map/scores@string,int); or a group id prefix.",
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withCollection(cmd, o, args[0], func(src *source) error {
 				return src.dump(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), page)
@@ -293,7 +290,7 @@ func watchCmd(o *options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "watch NAME",
 		Short: "Follow a collection's changes until interrupted",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withCollection(cmd, o, args[0], func(src *source) error {
 				return src.watch(cmd.Context(), cmd.OutOrStdout(), from)

@@ -14,16 +14,9 @@ import (
 	"github.com/mosaik-go/mosaik/transport"
 )
 
-func init() {
-	commandSet = append(commandSet, recoverCmd, removeMemberCmd, snapshotCmd)
-}
-
 // operatorWait is how long an operator command may take on the node
 // (collections' operatorTimeout), beyond --timeout.
 const operatorWait = 30 * time.Second
-
-// errOperator is a node refusing or failing an operator command.
-var errOperator = errors.New("refused")
 
 // operate sends an operator command to src's peer and reads the answer.
 // Unlike ask, a refusal keeps its reply, which says what recovery found.
@@ -77,7 +70,7 @@ func recoverCmd(o *options) *cobra.Command {
 			"By default the answering voter with the longest log (then the lowest id) is asked; --peer picks one.\n" +
 			"Prints what may have been lost. Needs the collection's secret; a collection without one takes\n" +
 			"the command only if its handles were opened with collections.WithOperatorCommands().",
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withCollection(cmd, o, args[0], func(src *source) error {
 				target, err := survivor(src.g, peer)
@@ -181,7 +174,7 @@ func removeMemberCmd(o *options) *cobra.Command {
 		Long: "Ask the leader of the collection's group to remove the member whose id starts with PEER.\n" +
 			"The leader refuses a member it heard within its dead-member timeout unless --force.\n" +
 			"Needs the collection's secret, as recover does.",
-		Args: cobra.ExactArgs(2),
+		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withCollection(cmd, o, args[0], func(src *source) error {
 				p, err := pickPeer(src.g, args[1])
