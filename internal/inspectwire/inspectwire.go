@@ -54,10 +54,12 @@ type Op uint8
 const (
 	// OpDump reads the state in pages: a request with Session 0 starts a
 	// dump of the current state, later pages name the session and the
-	// page wanted. The pages of one session all show one version.
+	// page wanted (the last one again is a retry). The pages of one
+	// session all show one version. A session answers only the peer that
+	// started it; collections drops one left unread for 30 s.
 	OpDump Op = 1 + iota
-	// OpChanges returns the changes after Since, waiting up to Wait for
-	// the first one.
+	// OpChanges returns the changes after Since, waiting up to Wait (at
+	// most 30 s) for the first one.
 	OpChanges
 	// OpHead returns the current version and size.
 	OpHead
