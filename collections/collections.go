@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/mosaik-go/mosaik/groups"
+	"github.com/mosaik-go/mosaik/internal/inspectwire"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/transport"
 )
@@ -255,9 +256,9 @@ func open[C any](net *transport.Network, kind, name, types string, sm rsm.StateM
 		cfg.Preference = groups.Normal
 	}
 	id := kind + "/" + name + "/" + types
-	labels := map[string]string{"kind": kind, "name": name, "types": types, "role": "reader"}
+	labels := map[string]string{inspectwire.LabelKind: kind, inspectwire.LabelName: name, inspectwire.LabelTypes: types, inspectwire.LabelRole: inspectwire.RoleReader}
 	if writer {
-		labels["role"] = "writer"
+		labels[inspectwire.LabelRole] = inspectwire.RoleWriter
 	}
 	for k, v := range cfg.Labels {
 		labels[k] = v
@@ -282,9 +283,9 @@ func open[C any](net *transport.Network, kind, name, types string, sm rsm.StateM
 }
 
 // serve answers the inspect protocol for this handle.
-func serve[C, E any](h *handle[C], hist *history[E], state func() frozen[E]) error {
+func serve[C any, E wireChange](h *handle[C], hist *history[E], state func() frozen[E]) error {
 	op := inspectOperator{allowOpen: h.operator, recover: h.Recover, remove: h.RemoveMember}
-	in, err := serveInspect(h.g.Scope(), InspectSubject(h.net, h.g.ID().String(), h.net.ID()), hist, state, op)
+	in, err := serveInspect(h.g.Scope(), inspectwire.Subject(h.net, h.g.ID().String(), h.net.ID()), hist, state, op)
 	if err != nil {
 		return err
 	}

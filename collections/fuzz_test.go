@@ -18,8 +18,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/fxamacker/cbor/v2"
-
+	"github.com/mosaik-go/mosaik/internal/inspectwire"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/transport"
 )
@@ -179,8 +178,8 @@ func FuzzSetRestore(f *testing.F) {
 // slots it took come back.
 func FuzzInspectRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var req InspectRequest
-		if err := inspectDec.Unmarshal(data, &req); err != nil {
+		req, err := inspectwire.DecodeRequest(data)
+		if err != nil {
 			return
 		}
 		m := newMapMachine[string, string](8)
@@ -192,13 +191,13 @@ func FuzzInspectRequest(f *testing.F) {
 			state: m.frozen, kick: make(chan struct{}, 1), sessions: map[uint64]*dumpSession[MapChange[string, string]]{}}
 		var peer transport.PeerID
 		peer[0] = 1
-		first := in.dump(peer, InspectRequest{Op: InspectDump, Limit: req.Limit})
-		if first.Code != InspectOK {
+		first := in.dump(peer, inspectwire.Request{Op: inspectwire.OpDump, Limit: req.Limit})
+		if first.Code != inspectwire.OK {
 			t.Fatalf("a dump start: code %d %q", first.Code, first.Msg)
 		}
 		for range 3 {
 			r := in.dump(peer, req)
-			if r.Code == InspectOK && r.Session != 0 && len(r.Items) > inspectPageItems {
+			if r.Code == inspectwire.OK && r.Session != 0 && len(r.Items) > inspectPageItems {
 				t.Fatalf("a page of %d items", len(r.Items))
 			}
 		}
@@ -219,25 +218,35 @@ func FuzzInspectRequest(f *testing.F) {
 	})
 }
 
-// FuzzInspectReply decodes a reply as the inspect tool does, and the
-// changes in it as each kind's change type.
+// FuzzInspectReply decodes a reply as the inspect tool does, and the keys
+// and values of the changes in it as a collection's types; a reply that
+// decodes encodes again, as the tool's backup file does its changes.
 func FuzzInspectReply(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var r InspectReply
-		if err := rsm.Unmarshal(data, &r); err != nil {
+		r, err := inspectwire.DecodeReply(data)
+		if err != nil {
 			return
 		}
 		items := r.Items
 		for _, rec := range r.Records {
 			items = append(items, rec.Changes...)
 		}
-		for _, it := range items {
-			var mc MapChange[string, string]
-			_ = rsm.Unmarshal(it, &mc)
-			var vc VecChange[string]
-			_ = rsm.Unmarshal(it, &vc)
-			var sc SetChange[int]
-			_ = rsm.Unmarshal(it, &sc)
+		for _, c := range items {
+			_ = c.Op.String()
+			var k string
+			_ = rsm.Unmarshal(c.Key, &k)
+			var v int
+			_ = rsm.Unmarshal(c.Value, &v)
+			b, err := inspectwire.Marshal(c)
+			if err != nil {
+				t.Fatalf("a decoded change does not encode: %v", err)
+			}
+			if _, err := inspectwire.DecodeChange(b); err != nil {
+				t.Fatalf("an encoded change does not decode: %v", err)
+			}
+		}
+		if _, err := inspectwire.Marshal(r); err != nil {
+			t.Fatalf("a decoded reply does not encode: %v", err)
 		}
 	})
 }
@@ -271,7 +280,14 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		sm.ApplyReply(c, fakeCtx(i+1))
 	}
 	sm.Publish()
-	change := enc(MapChange[string, string]{Op: OpInsert, Key: "k", Value: "v"})
+	wire := func(c wireChange) inspectwire.Change {
+		w, err := c.wire()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	change := wire(MapChange[string, string]{Op: OpInsert, Key: "k", Value: "v"})
 	seeds := map[string][][]byte{
 		"FuzzMapApply": {enc(fuzzMapSeed), enc([]mapCmd[string, string]{{Op: mapCAS, Key: "a", Value: ptr("9"), Expected: ptr("1")},
 			{Op: mapCAS, Key: "z", Expected: ptr("1")}, {Op: mapClear}, {Op: 99, Key: "q"}})},
@@ -282,10 +298,12 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		"FuzzMapRestore": {snap(mm), snap(newMapMachine[string, string](8))},
 		"FuzzVecRestore": {snap(vm)},
 		"FuzzSetRestore": {snap(sm)},
-		"FuzzInspectRequest": {enc(InspectRequest{Op: InspectDump, Limit: 1}), enc(InspectRequest{Op: InspectDump, Session: 1, Page: 1, Limit: 2}),
-			enc(InspectRequest{Op: InspectChanges, Since: 2, Limit: -1, Wait: -5}), enc(InspectRequest{Op: InspectHead})},
-		"FuzzInspectReply": {enc(InspectReply{Session: 3, Items: []cbor.RawMessage{change}, Done: true}),
-			enc(InspectReply{Records: []InspectRecord{{Version: 4, Changes: []cbor.RawMessage{change, enc(VecChange[string]{Op: OpSet, Index: 2, Value: "x"})}}}})},
+		"FuzzInspectRequest": {enc(inspectwire.Request{Op: inspectwire.OpDump, Limit: 1}), enc(inspectwire.Request{Op: inspectwire.OpDump, Session: 1, Page: 1, Limit: 2}),
+			enc(inspectwire.Request{Op: inspectwire.OpChanges, Since: 2, Limit: -1, Wait: -5}), enc(inspectwire.Request{Op: inspectwire.OpHead})},
+		"FuzzInspectReply": {enc(inspectwire.Reply{Session: 3, Items: []inspectwire.Change{change}, Done: true}),
+			enc(inspectwire.Reply{Records: []inspectwire.Record{{Version: 4, Changes: []inspectwire.Change{change, wire(VecChange[string]{Op: OpSet, Index: 2, Value: "x"}),
+				wire(SetChange[string]{Op: OpRemove, Value: "s"}), wire(MapChange[string, string]{Op: OpClear})}}}}),
+			enc(inspectwire.Reply{Code: inspectwire.Failed, Msg: "m", Recovery: &inspectwire.Recovery{Previous: []string{"a"}, HighestPeer: "b", MayBeLost: 1}})},
 	}
 	for name, list := range seeds {
 		dir := filepath.Join("testdata", "fuzz", name)

@@ -9,16 +9,15 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
-
 	"github.com/mosaik-go/mosaik/groups"
+	"github.com/mosaik-go/mosaik/internal/inspectwire"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/transport"
 )
 
 // The inspect protocol lets a tool that does not know a collection's Go
-// types read it: every handle answers on <network>.coll.<group id>.<peer>
-// with its state and changes encoded as CBOR (a Change struct per entry).
+// types read it: every handle answers on inspectwire.Subject with its state
+// and changes, keys and values encoded as CBOR (an inspectwire.Change each).
 // Answers come from the published immutable state and the watch history,
 // so they never hold up Apply.
 //
@@ -27,103 +26,49 @@ import (
 // is read from the frozen state it started on when it is asked for, and
 // one goroutine per handle answers the polls that wait for changes.
 
-// InspectSubject is the subject on which the handle of collection group on
-// node peer answers inspect requests.
-func InspectSubject(net *transport.Network, group string, peer transport.PeerID) string {
-	return net.Subject("coll", group, peer.String())
+// The protocol's messages are in internal/inspectwire, shared with the
+// inspect tool; handles convert their changes at the boundary (wireChange),
+// so that the public types do not define the wire.
+
+// wireChange is a collection's change type: MapChange, VecChange or
+// SetChange.
+type wireChange interface {
+	wire() (inspectwire.Change, error)
 }
 
-// Inspect request operations.
-const (
-	// InspectDump reads the state in pages: a request with Session 0 starts
-	// a dump of the current state, later pages name the session and the
-	// page wanted. The pages of one session all show one version. A
-	// session answers only the peer that started it; one left unread for
-	// 30 s is dropped, and one read to its end frees its place in
-	// InspectMaxDumps at once.
-	InspectDump uint8 = 1 + iota
-	// InspectChanges returns the changes after Since, waiting up to Wait
-	// (at most 30 s) for the first one. A poll that waits counts against
-	// InspectMaxPolls.
-	InspectChanges
-	// InspectHead returns the current version and size.
-	InspectHead
-	// InspectRecover reforms the collection's group from the answering
-	// member (groups.Group.Recover) and returns what it may have cost in
-	// Recovery. An operator command: see inspectOperator.
-	InspectRecover
-	// InspectRemoveMember removes Peer (hex) from the group; only the
-	// leader answers it with InspectOK. Force removes a live member too.
-	// An operator command: see inspectOperator.
-	InspectRemoveMember
-)
-
-// Inspect reply codes.
-const (
-	InspectOK uint8 = iota
-	InspectCompacted
-	InspectUnknownSession
-	InspectMalformed
-	InspectClosed
-	// InspectBusy refuses a request over the node's or the peer's bounds
-	// (InspectMaxDumps and the others); Msg says which. Retry later.
-	InspectBusy
-	// InspectRefused is an operator command refused as unsafe or not
-	// allowed (a majority is reachable, a live member, an open group); Msg
-	// says why. Nothing was changed.
-	InspectRefused
-	// InspectNotLeader is InspectRemoveMember sent to a member that does
-	// not lead.
-	InspectNotLeader
-	// InspectFailed is an operator command that failed; Msg says how.
-	InspectFailed
-)
-
-// InspectRequest is a request of the inspect protocol.
-type InspectRequest struct {
-	Op      uint8         `cbor:"op"`
-	Session uint64        `cbor:"session,omitempty"`
-	Page    uint64        `cbor:"page,omitempty"`
-	Limit   int           `cbor:"limit,omitempty"`
-	Since   Version       `cbor:"since,omitempty"`
-	Wait    time.Duration `cbor:"wait,omitempty"`
-	Peer    string        `cbor:"peer,omitempty"` // InspectRemoveMember: the member's id, 64 hex digits
-	Force   bool          `cbor:"force,omitempty"`
-	// Issued is when an operator command was sent (Unix nanoseconds, the
-	// operator's clock); required for operator commands (see
-	// inspectOperator).
-	Issued int64 `cbor:"issued,omitempty"`
+// wire carries a map's key on inserts and removes, its value on inserts.
+func (c MapChange[K, V]) wire() (w inspectwire.Change, err error) {
+	w.Op = c.Op.wire()
+	if c.Op == OpInsert || c.Op == OpRemove {
+		if w.Key, err = rsm.Marshal(c.Key); err != nil {
+			return w, err
+		}
+	}
+	if c.Op == OpInsert {
+		w.Value, err = rsm.Marshal(c.Value)
+	}
+	return w, err
 }
 
-// InspectReply answers an InspectRequest. Items are encoded MapChange,
-// VecChange or SetChange values (inserts, for a dump).
-type InspectReply struct {
-	Code    uint8             `cbor:"code"`
-	Msg     string            `cbor:"msg,omitempty"`
-	Session uint64            `cbor:"session,omitempty"`
-	Page    uint64            `cbor:"page,omitempty"`
-	Version Version           `cbor:"version"`
-	Total   int               `cbor:"total,omitempty"` // entries in the dumped state
-	Items   []cbor.RawMessage `cbor:"items,omitempty"`
-	Done    bool              `cbor:"done,omitempty"` // the dump's last page
-	Records []InspectRecord   `cbor:"records,omitempty"`
-	// Recovery is what InspectRecover did, also when it was refused.
-	Recovery *InspectRecovery `cbor:"recovery,omitempty"`
+// wire carries a vec's index, and its value on inserts and sets.
+func (c VecChange[T]) wire() (w inspectwire.Change, err error) {
+	w.Op, w.Index = c.Op.wire(), c.Index
+	if c.Op == OpInsert || c.Op == OpSet {
+		w.Value, err = rsm.Marshal(c.Value)
+	}
+	return w, err
 }
 
-// InspectRecovery is groups.Recovery on the wire; peers are 64 hex digits.
-type InspectRecovery struct {
-	Previous     []string `cbor:"previous"`
-	Reachable    []string `cbor:"reachable"`
-	LastIndex    uint64   `cbor:"last_index"`
-	Committed    uint64   `cbor:"committed"`
-	Uncommitted  uint64   `cbor:"uncommitted"`
-	HighestIndex uint64   `cbor:"highest_index"`
-	HighestPeer  string   `cbor:"highest_peer,omitempty"`
-	MayBeLost    uint64   `cbor:"may_be_lost"`
+// wire carries a set's element on inserts and removes: it is its identity.
+func (c SetChange[T]) wire() (w inspectwire.Change, err error) {
+	w.Op = c.Op.wire()
+	if c.Op == OpInsert || c.Op == OpRemove {
+		w.Value, err = rsm.Marshal(c.Value)
+	}
+	return w, err
 }
 
-func recoveryWire(r groups.Recovery) *InspectRecovery {
+func recoveryWire(r groups.Recovery) *inspectwire.Recovery {
 	hex := func(ps []transport.PeerID) []string {
 		out := make([]string, len(ps))
 		for i, p := range ps {
@@ -131,7 +76,7 @@ func recoveryWire(r groups.Recovery) *InspectRecovery {
 		}
 		return out
 	}
-	w := &InspectRecovery{Previous: hex(r.Previous), Reachable: hex(r.Reachable), LastIndex: r.LastIndex, Committed: r.Committed,
+	w := &inspectwire.Recovery{Previous: hex(r.Previous), Reachable: hex(r.Reachable), LastIndex: r.LastIndex, Committed: r.Committed,
 		Uncommitted: r.Uncommitted, HighestIndex: r.HighestIndex, MayBeLost: r.MayBeLost}
 	if !r.HighestPeer.IsZero() {
 		w.HighestPeer = r.HighestPeer.String()
@@ -139,11 +84,8 @@ func recoveryWire(r groups.Recovery) *InspectRecovery {
 	return w
 }
 
-// InspectRecord is the changes of one command.
-type InspectRecord struct {
-	Version Version           `cbor:"version"`
-	Changes []cbor.RawMessage `cbor:"changes"`
-}
+// changeSize is about what c takes in a reply, to bound a page's bytes.
+func changeSize(c inspectwire.Change) int { return len(c.Key) + len(c.Value) + 16 }
 
 const (
 	inspectPageItems = 1000
@@ -154,15 +96,6 @@ const (
 	// answer a retry of their last page; the oldest goes first.
 	dumpsFinished = 16
 )
-
-// inspectDec decodes inspect requests: flat maps of a few numbers.
-var inspectDec = func() cbor.DecMode {
-	dm, err := cbor.DecOptions{MaxNestedLevels: 4, MaxArrayElements: 16, MaxMapPairs: 16}.DecMode()
-	if err != nil {
-		panic(err)
-	}
-	return dm
-}()
 
 // frozen is a state a dump reads: immutable, so its pages can be read when
 // they are asked for, and a page read again is the same.
@@ -176,7 +109,7 @@ type frozen[E any] struct {
 // inspector answers inspect requests for one handle. Its subscription's
 // handler answers dumps and heads and takes polls; its one goroutine (run)
 // owns the polls that wait, and answers them.
-type inspector[E any] struct {
+type inspector[E wireChange] struct {
 	op    inspectOperator
 	gate  *inspectGate
 	hist  *history[E]
@@ -218,14 +151,14 @@ type dumpSession[E any] struct {
 // inspectPoll is a poll waiting for changes.
 type inspectPoll struct {
 	m        *transport.Msg
-	req      InspectRequest
+	req      inspectwire.Request
 	limit    int
 	deadline time.Time
 }
 
 // serveInspect answers in the group's scope: only those who hold the
 // group's secret (anyone, for an open group) can read its contents.
-func serveInspect[E any](scope *transport.Scope, subject string, hist *history[E], state func() frozen[E], op inspectOperator) (*inspector[E], error) {
+func serveInspect[E wireChange](scope *transport.Scope, subject string, hist *history[E], state func() frozen[E], op inspectOperator) (*inspector[E], error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	op.sealed = scope.Sealed()
 	in := &inspector[E]{op: op, gate: acquireGate(scope.Network()), hist: hist, state: state, ctx: ctx, cancel: cancel,
@@ -264,33 +197,35 @@ func (in *inspector[E]) onRequest(m *transport.Msg) {
 	if !m.ExpectsReply() {
 		return
 	}
-	var req InspectRequest
-	if err := inspectDec.Unmarshal(m.Data, &req); err != nil {
-		in.respond(m, InspectReply{Code: InspectMalformed, Msg: "collections: inspect request: " + err.Error()})
+	req, err := inspectwire.DecodeRequest(m.Data)
+	if err != nil {
+		in.respond(m, inspectwire.Reply{Code: inspectwire.Malformed, Msg: "collections: " + err.Error()})
 		return
 	}
 	switch req.Op {
-	case InspectDump:
+	case inspectwire.OpDump:
 		in.respond(m, in.dump(m.From, req))
-	case InspectHead:
+	case inspectwire.OpHead:
 		st := in.state()
-		in.respond(m, InspectReply{Version: st.v, Total: st.n})
-	case InspectChanges:
+		in.respond(m, inspectwire.Reply{Version: uint64(st.v), Total: st.n})
+	case inspectwire.OpChanges:
 		in.poll(m, req)
-	case InspectRecover, InspectRemoveMember:
+	case inspectwire.OpRecover, inspectwire.OpRemoveMember:
 		in.operate(m, req)
 	default:
-		in.respond(m, InspectReply{Code: InspectMalformed, Msg: "unknown operation"})
+		in.respond(m, inspectwire.Reply{Code: inspectwire.Malformed, Msg: "unknown operation"})
 	}
 }
 
-func (in *inspector[E]) respond(m *transport.Msg, r InspectReply) {
-	if b, err := rsm.Marshal(r); err == nil {
+func (in *inspector[E]) respond(m *transport.Msg, r inspectwire.Reply) {
+	if b, err := inspectwire.Marshal(r); err == nil {
 		_ = m.Respond(b)
 	}
 }
 
-func busyReply(why string) InspectReply { return InspectReply{Code: InspectBusy, Msg: why} }
+func busyReply(why string) inspectwire.Reply {
+	return inspectwire.Reply{Code: inspectwire.Busy, Msg: why}
+}
 
 func pageLimit(limit int) int {
 	if limit <= 0 || limit > inspectPageItems {
@@ -299,7 +234,7 @@ func pageLimit(limit int) int {
 	return limit
 }
 
-func (in *inspector[E]) dump(from transport.PeerID, req InspectRequest) InspectReply {
+func (in *inspector[E]) dump(from transport.PeerID, req inspectwire.Request) inspectwire.Reply {
 	limit := pageLimit(req.Limit)
 	var s *dumpSession[E]
 	var id uint64
@@ -311,7 +246,7 @@ func (in *inspector[E]) dump(from transport.PeerID, req InspectRequest) InspectR
 		if in.closed {
 			in.mu.Unlock()
 			in.gate.put(slotDump, from)
-			return InspectReply{Code: InspectClosed, Msg: "closed"}
+			return inspectwire.Reply{Code: inspectwire.Closed, Msg: "closed"}
 		}
 		in.nextID++
 		id = in.nextID
@@ -327,7 +262,7 @@ func (in *inspector[E]) dump(from transport.PeerID, req InspectRequest) InspectR
 		// Another peer's session is as unknown as an expired one: it may
 		// not disturb a dump it did not start.
 		if s == nil || s.peer != from {
-			return InspectReply{Code: InspectUnknownSession, Msg: "dump session unknown or expired"}
+			return inspectwire.Reply{Code: inspectwire.UnknownSession, Msg: "dump session unknown or expired"}
 		}
 		s.timer.Reset(dumpIdle)
 	}
@@ -338,9 +273,9 @@ func (in *inspector[E]) dump(from transport.PeerID, req InspectRequest) InspectR
 		s.next = s.start
 		s.page--
 	case req.Session != 0 && req.Page != s.page:
-		return InspectReply{Code: InspectUnknownSession, Msg: "pages must be read in order"}
+		return inspectwire.Reply{Code: inspectwire.UnknownSession, Msg: "pages must be read in order"}
 	}
-	r := InspectReply{Session: id, Page: s.page, Version: s.state.v, Total: s.state.n}
+	r := inspectwire.Reply{Session: id, Page: s.page, Version: uint64(s.state.v), Total: s.state.n}
 	last, size := s.next, 0
 	r.Done = true
 	for e := range s.state.after(s.next) {
@@ -348,12 +283,12 @@ func (in *inspector[E]) dump(from transport.PeerID, req InspectRequest) InspectR
 			r.Done = false
 			break
 		}
-		b, err := rsm.Marshal(e)
+		c, err := e.wire()
 		if err != nil {
-			return InspectReply{Code: InspectMalformed, Msg: err.Error()}
+			return inspectwire.Reply{Code: inspectwire.Malformed, Msg: err.Error()}
 		}
-		r.Items = append(r.Items, b)
-		size += len(b)
+		r.Items = append(r.Items, c)
+		size += changeSize(c)
 		last = &e
 	}
 	s.start, s.next, s.limit = s.next, last, limit
@@ -414,7 +349,7 @@ func (in *inspector[E]) drop(id uint64) {
 
 // poll answers a changes request at once if it can, or hands it to run to
 // wait for changes, if the bounds leave room.
-func (in *inspector[E]) poll(m *transport.Msg, req InspectRequest) {
+func (in *inspector[E]) poll(m *transport.Msg, req inspectwire.Request) {
 	limit := pageLimit(req.Limit)
 	if r, ready := in.changes(req, limit); ready || req.Wait <= 0 {
 		in.respond(m, r)
@@ -435,7 +370,7 @@ func (in *inspector[E]) poll(m *transport.Msg, req InspectRequest) {
 }
 
 // run answers the waiting polls: when changes arrive, when they time out,
-// and with InspectClosed when the handle closes.
+// and with Closed when the handle closes.
 func (in *inspector[E]) run() {
 	defer in.wg.Done()
 	timer := time.NewTimer(time.Hour)
@@ -480,7 +415,7 @@ func (in *inspector[E]) run() {
 			in.polls = nil
 			in.mu.Unlock()
 			for _, p := range polls {
-				in.respond(p.m, InspectReply{Code: InspectClosed, Msg: "closed"})
+				in.respond(p.m, inspectwire.Reply{Code: inspectwire.Closed, Msg: "closed"})
 				in.gate.put(slotPoll, p.m.From)
 			}
 			return
@@ -496,29 +431,29 @@ func (in *inspector[E]) run() {
 
 // changes reads the changes after req.Since, and reports whether the
 // reply is final: changes came, or they are compacted.
-func (in *inspector[E]) changes(req InspectRequest, limit int) (InspectReply, bool) {
-	recs, _, err := in.hist.since(req.Since, limit)
+func (in *inspector[E]) changes(req inspectwire.Request, limit int) (inspectwire.Reply, bool) {
+	recs, _, err := in.hist.since(Version(req.Since), limit)
 	if err != nil {
 		if errors.Is(err, ErrCompacted) {
-			return InspectReply{Code: InspectCompacted, Msg: err.Error()}, true
+			return inspectwire.Reply{Code: inspectwire.Compacted, Msg: err.Error()}, true
 		}
-		return InspectReply{Code: InspectMalformed, Msg: err.Error()}, true
+		return inspectwire.Reply{Code: inspectwire.Malformed, Msg: err.Error()}, true
 	}
-	r := InspectReply{Version: req.Since}
+	r := inspectwire.Reply{Version: req.Since}
 	size := 0
 	for _, rec := range recs {
-		r.Version = rec.v
+		r.Version = uint64(rec.v)
 		if len(rec.changes) == 0 {
 			continue
 		}
-		ir := InspectRecord{Version: rec.v}
+		ir := inspectwire.Record{Version: uint64(rec.v)}
 		for _, c := range rec.changes {
-			b, err := rsm.Marshal(c)
+			w, err := c.wire()
 			if err != nil {
-				return InspectReply{Code: InspectMalformed, Msg: err.Error()}, true
+				return inspectwire.Reply{Code: inspectwire.Malformed, Msg: err.Error()}, true
 			}
-			ir.Changes = append(ir.Changes, b)
-			size += len(b)
+			ir.Changes = append(ir.Changes, w)
+			size += changeSize(w)
 		}
 		r.Records = append(r.Records, ir)
 		if size >= inspectPageBytes {
@@ -529,7 +464,7 @@ func (in *inspector[E]) changes(req InspectRequest, limit int) (InspectReply, bo
 }
 
 // inspectOperator is what the operator commands of the inspect protocol
-// (InspectRecover, InspectRemoveMember) do on the handle's member. They
+// (OpRecover, OpRemoveMember) do on the handle's member. They
 // change the group, so they are served only in a sealed group, where only
 // holders of its secret can send them, or where the handle allows them
 // in an open group (WithOperatorCommands), where anyone on the NATS server
@@ -564,17 +499,17 @@ func (in *inspector[E]) fresh(issued int64) bool {
 
 // operate runs an operator command on a goroutine of its own (owned by the
 // inspector, one at a time), so that it never holds up the subscription.
-func (in *inspector[E]) operate(m *transport.Msg, req InspectRequest) {
+func (in *inspector[E]) operate(m *transport.Msg, req inspectwire.Request) {
 	if !in.op.sealed && !in.op.allowOpen {
-		in.respond(m, InspectReply{Code: InspectRefused, Msg: "this collection has no secret: it takes no operator commands unless opened with collections.WithOperatorCommands()"})
+		in.respond(m, inspectwire.Reply{Code: inspectwire.Refused, Msg: "this collection has no secret: it takes no operator commands unless opened with collections.WithOperatorCommands()"})
 		return
 	}
 	if in.op.recover == nil {
-		in.respond(m, InspectReply{Code: InspectRefused, Msg: "this handle takes no operator commands"})
+		in.respond(m, inspectwire.Reply{Code: inspectwire.Refused, Msg: "this handle takes no operator commands"})
 		return
 	}
 	if req.Issued == 0 {
-		in.respond(m, InspectReply{Code: InspectRefused, Msg: "the command does not say when it was issued (an older inspect?)"})
+		in.respond(m, inspectwire.Reply{Code: inspectwire.Refused, Msg: "the command does not say when it was issued (an older inspect?)"})
 		return
 	}
 	if !in.fresh(req.Issued) {
@@ -583,10 +518,10 @@ func (in *inspector[E]) operate(m *transport.Msg, req InspectRequest) {
 		return
 	}
 	var peer transport.PeerID
-	if req.Op == InspectRemoveMember {
+	if req.Op == inspectwire.OpRemoveMember {
 		var err error
 		if peer, err = transport.ParsePeerID(req.Peer); err != nil {
-			in.respond(m, InspectReply{Code: InspectMalformed, Msg: "peer: " + err.Error()})
+			in.respond(m, inspectwire.Reply{Code: inspectwire.Malformed, Msg: "peer: " + err.Error()})
 			return
 		}
 	}
@@ -600,16 +535,16 @@ func (in *inspector[E]) operate(m *transport.Msg, req InspectRequest) {
 		defer in.opBusy.Store(false)
 		ctx, cancel := context.WithTimeout(in.ctx, operatorTimeout)
 		defer cancel()
-		var r InspectReply
+		var r inspectwire.Reply
 		var err error
-		if req.Op == InspectRecover {
+		if req.Op == inspectwire.OpRecover {
 			var rec groups.Recovery
 			rec, err = in.op.recover(ctx)
 			r.Recovery = recoveryWire(rec)
 		} else {
 			err = in.op.remove(ctx, peer, req.Force)
 		}
-		r.Version = in.state().v
+		r.Version = uint64(in.state().v)
 		if err != nil {
 			r.Code, r.Msg = operatorCode(err), err.Error()
 		}
@@ -617,15 +552,15 @@ func (in *inspector[E]) operate(m *transport.Msg, req InspectRequest) {
 	}()
 }
 
-func operatorCode(err error) uint8 {
+func operatorCode(err error) inspectwire.Code {
 	switch {
 	case errors.Is(err, groups.ErrNotLeader):
-		return InspectNotLeader
+		return inspectwire.NotLeader
 	case errors.Is(err, groups.ErrQuorumReachable), errors.Is(err, groups.ErrRecoverElsewhere),
 		errors.Is(err, groups.ErrNotVoter), errors.Is(err, groups.ErrNotMember), errors.Is(err, groups.ErrMemberAlive):
-		return InspectRefused
+		return inspectwire.Refused
 	case errors.Is(err, groups.ErrClosed), errors.Is(err, ErrClosed):
-		return InspectClosed
+		return inspectwire.Closed
 	}
-	return InspectFailed
+	return inspectwire.Failed
 }

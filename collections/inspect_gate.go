@@ -15,7 +15,8 @@ import (
 // Bounds of the inspect protocol, per node (a transport.Network, shared by
 // every collection open on it) and per requesting peer, so that one member
 // of a collection's scope cannot take what the others need. A request over
-// a bound is answered InspectBusy at once; nothing waits for room.
+// a bound is answered busy (inspect says ErrBusy) at once; nothing waits
+// for room.
 const (
 	// InspectMaxDumps bounds the dumps in progress on a node: started and
 	// not read to their last page, nor expired.

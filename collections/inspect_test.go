@@ -1,6 +1,7 @@
 package collections
 
 import (
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mosaik-go/mosaik/internal/inspectwire"
 	"github.com/mosaik-go/mosaik/internal/promtest"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/transport"
@@ -53,18 +55,18 @@ func (f *inspectFixture) peer(t *testing.T) *transport.Scope {
 }
 
 func (f *inspectFixture) subject() string {
-	return InspectSubject(f.node, f.w.g.ID().String(), f.node.ID())
+	return inspectwire.Subject(f.node, f.w.g.ID().String(), f.node.ID())
 }
 
 // ask sends req from sc and decodes the answer.
-func (f *inspectFixture) ask(t *testing.T, sc *transport.Scope, req InspectRequest) InspectReply {
+func (f *inspectFixture) ask(t *testing.T, sc *transport.Scope, req inspectwire.Request) inspectwire.Reply {
 	t.Helper()
 	b, err := sc.Request(ctxT(t, 10*time.Second+req.Wait), f.subject(), f.node.ID(), trCBOR(t, req))
 	if err != nil {
 		t.Fatalf("inspect %+v: %v", req, err)
 	}
-	var r InspectReply
-	if err := rsm.Unmarshal(b, &r); err != nil {
+	r, err := inspectwire.DecodeReply(b)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return r
@@ -80,8 +82,8 @@ func TestInspectFlood(t *testing.T) {
 	f := newInspectFixture(t)
 	rogue := f.peer(t)
 	honest := f.peer(t)
-	f.ask(t, honest, InspectRequest{Op: InspectHead}) // both peers' cards known
-	f.ask(t, rogue, InspectRequest{Op: InspectHead})
+	f.ask(t, honest, inspectwire.Request{Op: inspectwire.OpHead}) // both peers' cards known
+	f.ask(t, rogue, inspectwire.Request{Op: inspectwire.OpHead})
 	runtime.GC()
 	base := runtime.NumGoroutine()
 
@@ -107,21 +109,22 @@ func TestInspectFlood(t *testing.T) {
 	}()
 
 	var mu sync.Mutex
-	codes := map[string]map[uint8]int{}
+	codes := map[string]map[inspectwire.Code]int{}
 	var answered atomic.Int64
 	var cancels []func()
-	send := func(kind string, req InspectRequest) {
+	send := func(kind string, req inspectwire.Request) {
 		var once sync.Once
 		c, err := rogue.Call(f.subject(), f.node.ID(), trCBOR(t, req), func(b []byte, err error) {
 			once.Do(func() {
-				var r InspectReply
-				code := uint8(255)
-				if err == nil && rsm.Unmarshal(b, &r) == nil {
-					code = r.Code
+				code := inspectwire.Code(255)
+				if err == nil {
+					if r, err := inspectwire.DecodeReply(b); err == nil {
+						code = r.Code
+					}
 				}
 				mu.Lock()
 				if codes[kind] == nil {
-					codes[kind] = map[uint8]int{}
+					codes[kind] = map[inspectwire.Code]int{}
 				}
 				codes[kind][code]++
 				mu.Unlock()
@@ -135,8 +138,8 @@ func TestInspectFlood(t *testing.T) {
 	}
 	v := f.w.Version()
 	for range n {
-		send("dump", InspectRequest{Op: InspectDump, Limit: 1})
-		send("poll", InspectRequest{Op: InspectChanges, Since: v, Wait: 20 * time.Second})
+		send("dump", inspectwire.Request{Op: inspectwire.OpDump, Limit: 1})
+		send("poll", inspectwire.Request{Op: inspectwire.OpChanges, Since: uint64(v), Wait: 20 * time.Second})
 	}
 	defer func() {
 		for _, c := range cancels {
@@ -149,28 +152,28 @@ func TestInspectFlood(t *testing.T) {
 	trWait(t, 2*time.Minute, "answers to the flood", func() bool {
 		return answered.Load() >= 2*n-InspectMaxPeerPolls
 	})
-	if r := f.ask(t, honest, InspectRequest{Op: InspectDump, Limit: 10}); r.Code != InspectOK || len(r.Items) != 10 || r.Total != 50 {
+	if r := f.ask(t, honest, inspectwire.Request{Op: inspectwire.OpDump, Limit: 10}); r.Code != inspectwire.OK || len(r.Items) != 10 || r.Total != 50 {
 		t.Errorf("honest dump during the flood: code %d %q, %d items of %d", r.Code, r.Msg, len(r.Items), r.Total)
 	} else {
 		for !r.Done {
-			r = f.ask(t, honest, InspectRequest{Op: InspectDump, Session: r.Session, Page: r.Page + 1, Limit: 10})
-			if r.Code != InspectOK {
+			r = f.ask(t, honest, inspectwire.Request{Op: inspectwire.OpDump, Session: r.Session, Page: r.Page + 1, Limit: 10})
+			if r.Code != inspectwire.OK {
 				t.Fatalf("honest dump, page %d: code %d %q", r.Page, r.Code, r.Msg)
 			}
 		}
 	}
-	if r := f.ask(t, honest, InspectRequest{Op: InspectHead}); r.Code != InspectOK || r.Total != 50 {
+	if r := f.ask(t, honest, inspectwire.Request{Op: inspectwire.OpHead}); r.Code != inspectwire.OK || r.Total != 50 {
 		t.Errorf("honest head during the flood: code %d %q, total %d", r.Code, r.Msg, r.Total)
 	}
 	// A poll of the honest peer waits like the rogue's, and gets the write.
-	pollDone := make(chan InspectReply, 1)
-	pollReq := trCBOR(t, InspectRequest{Op: InspectChanges, Since: f.w.Version(), Wait: 20 * time.Second})
+	pollDone := make(chan inspectwire.Reply, 1)
+	pollReq := trCBOR(t, inspectwire.Request{Op: inspectwire.OpChanges, Since: uint64(f.w.Version()), Wait: 20 * time.Second})
 	go func() {
-		var r InspectReply
+		var r inspectwire.Reply
 		if b, err := honest.Request(ctxT(t, 30*time.Second), f.subject(), f.node.ID(), pollReq); err != nil {
-			r = InspectReply{Code: 255, Msg: err.Error()}
-		} else if err := rsm.Unmarshal(b, &r); err != nil {
-			r = InspectReply{Code: 255, Msg: err.Error()}
+			r = inspectwire.Reply{Code: 255, Msg: err.Error()}
+		} else if r, err = inspectwire.DecodeReply(b); err != nil {
+			r = inspectwire.Reply{Code: 255, Msg: err.Error()}
 		}
 		pollDone <- r
 	}()
@@ -181,7 +184,7 @@ func TestInspectFlood(t *testing.T) {
 		return g.peerPolls[honest.Network().ID()] == 1
 	})
 	must[Version](t)(f.w.Insert(ctxT(t, 10*time.Second), "during", "flood"))
-	if r := <-pollDone; r.Code != InspectOK || len(r.Records) != 1 {
+	if r := <-pollDone; r.Code != inspectwire.OK || len(r.Records) != 1 {
 		t.Errorf("honest poll during the flood: code %d %q, %d records", r.Code, r.Msg, len(r.Records))
 	}
 	// The rogue's polls got the write too.
@@ -193,16 +196,16 @@ func TestInspectFlood(t *testing.T) {
 	t.Logf("goroutines: %d before the flood, at most %d during it; answers: %v", base, peak.Load(), codes)
 	// A dump left idle for dumpIdle frees its slot: under a loaded race
 	// detector the flood may outlast that.
-	if ok, busy := codes["dump"][InspectOK], codes["dump"][InspectBusy]; ok < InspectMaxPeerDumps || ok+busy != n || busy < n/2 {
+	if ok, busy := codes["dump"][inspectwire.OK], codes["dump"][inspectwire.Busy]; ok < InspectMaxPeerDumps || ok+busy != n || busy < n/2 {
 		t.Errorf("dumps: %d started, %d refused busy; want at least %d started, the rest (most) refused", ok, busy, InspectMaxPeerDumps)
 	}
 	// A poll answered frees its slot for another: the version may move
 	// without changes (the group's own entries) during the flood.
-	ok, busy := codes["poll"][InspectOK], codes["poll"][InspectBusy]
+	ok, busy := codes["poll"][inspectwire.OK], codes["poll"][inspectwire.Busy]
 	if ok < InspectMaxPeerPolls || ok+busy != n || busy < n/2 {
 		t.Errorf("polls: %d answered, %d refused busy; want at least %d answered, the rest (most) refused", ok, busy, InspectMaxPeerPolls)
 	}
-	refused := float64(codes["dump"][InspectBusy] + busy)
+	refused := float64(codes["dump"][inspectwire.Busy] + busy)
 	mu.Unlock()
 	if grew := peak.Load() - int64(base); grew > 100 {
 		t.Errorf("goroutines grew by %d during the flood (from %d), want at most 100", grew, base)
@@ -233,41 +236,36 @@ func TestInspectDumpSessions(t *testing.T) {
 	other := f.peer(t)
 	in := f.w.handle.insp.(*inspector[MapChange[string, string]])
 	for i := range 3 * InspectMaxPeerDumps {
-		r := f.ask(t, p, InspectRequest{Op: InspectDump, Limit: 30})
-		if r.Code != InspectOK {
+		r := f.ask(t, p, inspectwire.Request{Op: inspectwire.OpDump, Limit: 30})
+		if r.Code != inspectwire.OK {
 			t.Fatalf("dump %d: code %d %q", i, r.Code, r.Msg)
 		}
 		must[Version](t)(f.w.Insert(ctxT(t, 10*time.Second), "more", strings.Repeat("m", i)))
-		if x := f.ask(t, other, InspectRequest{Op: InspectDump, Session: r.Session, Page: 1}); x.Code != InspectUnknownSession {
+		if x := f.ask(t, other, inspectwire.Request{Op: inspectwire.OpDump, Session: r.Session, Page: 1}); x.Code != inspectwire.UnknownSession {
 			t.Fatalf("another peer read a session's page: code %d", x.Code)
 		}
-		var items [][]byte
-		for _, it := range r.Items {
-			items = append(items, it)
-		}
-		r2 := f.ask(t, p, InspectRequest{Op: InspectDump, Session: r.Session, Page: 1, Limit: 30})
-		again := f.ask(t, p, InspectRequest{Op: InspectDump, Session: r.Session, Page: 1, Limit: 30})
-		if r2.Code != InspectOK || again.Code != InspectOK || len(r2.Items) != len(again.Items) || r2.Version != r.Version {
+		items := append([]inspectwire.Change(nil), r.Items...)
+		r2 := f.ask(t, p, inspectwire.Request{Op: inspectwire.OpDump, Session: r.Session, Page: 1, Limit: 30})
+		again := f.ask(t, p, inspectwire.Request{Op: inspectwire.OpDump, Session: r.Session, Page: 1, Limit: 30})
+		if r2.Code != inspectwire.OK || again.Code != inspectwire.OK || len(r2.Items) != len(again.Items) || r2.Version != r.Version {
 			t.Fatalf("page 1 and its retry: %+v / %+v", r2, again)
 		}
 		for j := range r2.Items {
-			if string(r2.Items[j]) != string(again.Items[j]) {
+			if !reflect.DeepEqual(r2.Items[j], again.Items[j]) {
 				t.Fatalf("the retried page differs at %d", j)
 			}
 		}
-		for _, it := range r2.Items {
-			items = append(items, it)
-		}
+		items = append(items, r2.Items...)
 		if !r2.Done || len(items) != r.Total {
 			t.Fatalf("dump %d: %d items of %d, done %v", i, len(items), r.Total, r2.Done)
 		}
 		seen := map[string]bool{}
 		for _, it := range items {
-			var c MapChange[string, string]
-			if err := rsm.Unmarshal(it, &c); err != nil || seen[c.Key] {
-				t.Fatalf("item %x: %v, seen %v", it, err, seen[c.Key])
+			var k string
+			if err := rsm.Unmarshal(it.Key, &k); err != nil || it.Op != inspectwire.ChangeInsert || seen[k] {
+				t.Fatalf("item %+v: %v, seen %v", it, err, seen[k])
 			}
-			seen[c.Key] = true
+			seen[k] = true
 		}
 	}
 	if dumps, _ := in.gate.held(); dumps != 0 {
@@ -280,7 +278,7 @@ func TestInspectDumpSessions(t *testing.T) {
 		t.Errorf("%d finished sessions kept, want %d", kept, dumpsFinished)
 	}
 	// An unfinished session holds its slot until it is dropped.
-	r := f.ask(t, p, InspectRequest{Op: InspectDump, Limit: 1})
+	r := f.ask(t, p, inspectwire.Request{Op: inspectwire.OpDump, Limit: 1})
 	if dumps, _ := in.gate.held(); dumps != 1 {
 		t.Fatalf("%d slots held by an unfinished dump", dumps)
 	}
@@ -288,7 +286,7 @@ func TestInspectDumpSessions(t *testing.T) {
 	if dumps, _ := in.gate.held(); dumps != 0 {
 		t.Errorf("%d slots held after the idle dump was dropped", dumps)
 	}
-	if x := f.ask(t, p, InspectRequest{Op: InspectDump, Session: r.Session, Page: 1}); x.Code != InspectUnknownSession {
+	if x := f.ask(t, p, inspectwire.Request{Op: inspectwire.OpDump, Session: r.Session, Page: 1}); x.Code != inspectwire.UnknownSession {
 		t.Errorf("a dropped session answered: code %d", x.Code)
 	}
 }
@@ -317,5 +315,33 @@ func TestInspectGateShared(t *testing.T) {
 	gatesMu.Unlock()
 	if still {
 		t.Error("the gate outlived the node's collections")
+	}
+}
+
+// TestInspectWireChange: each kind's changes reach the wire with what they
+// mean (a map's key, a vec's index, a value where there is one) and their
+// op in the protocol's own numbering.
+func TestInspectWireChange(t *testing.T) {
+	enc := func(v any) []byte { return must[[]byte](t)(rsm.Marshal(v)) }
+	for _, tc := range []struct {
+		in   wireChange
+		want inspectwire.Change
+	}{
+		{MapChange[string, int]{Op: OpInsert, Key: "a", Value: 7}, inspectwire.Change{Op: inspectwire.ChangeInsert, Key: enc("a"), Value: enc(7)}},
+		{MapChange[string, int]{Op: OpRemove, Key: "a"}, inspectwire.Change{Op: inspectwire.ChangeRemove, Key: enc("a")}},
+		{MapChange[string, int]{Op: OpClear}, inspectwire.Change{Op: inspectwire.ChangeClear}},
+		{VecChange[string]{Op: OpInsert, Index: 2, Value: "x"}, inspectwire.Change{Op: inspectwire.ChangeInsert, Index: 2, Value: enc("x")}},
+		{VecChange[string]{Op: OpSet, Index: 3, Value: "y"}, inspectwire.Change{Op: inspectwire.ChangeSet, Index: 3, Value: enc("y")}},
+		{VecChange[string]{Op: OpRemove, Index: 4}, inspectwire.Change{Op: inspectwire.ChangeRemove, Index: 4}},
+		{VecChange[string]{Op: OpTruncate, Index: 1}, inspectwire.Change{Op: inspectwire.ChangeTruncate, Index: 1}},
+		{VecChange[string]{Op: OpClear}, inspectwire.Change{Op: inspectwire.ChangeClear}},
+		{SetChange[int]{Op: OpInsert, Value: 5}, inspectwire.Change{Op: inspectwire.ChangeInsert, Value: enc(5)}},
+		{SetChange[int]{Op: OpRemove, Value: 5}, inspectwire.Change{Op: inspectwire.ChangeRemove, Value: enc(5)}},
+		{SetChange[int]{Op: OpClear}, inspectwire.Change{Op: inspectwire.ChangeClear}},
+	} {
+		got, err := tc.in.wire()
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%+v: %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/benbjohnson/immutable"
 
+	"github.com/mosaik-go/mosaik/internal/inspectwire"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/transport"
 )
@@ -257,7 +258,7 @@ type MapReader[K comparable, V any] struct{ mapReads[K, V] }
 type MapWriter[K comparable, V any] struct{ mapReads[K, V] }
 
 func openMap[K comparable, V any](net *transport.Network, name string, writer bool, opts []Option) (mapReads[K, V], error) {
-	h, m, err := openWith[mapCmd[K, V]](net, "map", name, typeName[K]()+","+typeName[V](), newMapMachine[K, V], writer, opts)
+	h, m, err := openWith[mapCmd[K, V]](net, inspectwire.KindMap, name, typeName[K]()+","+typeName[V](), newMapMachine[K, V], writer, opts)
 	if err != nil {
 		return mapReads[K, V]{}, err
 	}

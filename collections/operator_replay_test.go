@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/mosaik-go/mosaik/internal/inspectwire"
 	"github.com/mosaik-go/mosaik/transport"
 )
 
@@ -40,8 +41,8 @@ func TestInspectOperatorReplay(t *testing.T) {
 
 	op := f.peer(t)
 	stranger := transport.PeerID{1}
-	r := f.ask(t, op, InspectRequest{Op: InspectRemoveMember, Peer: stranger.String(), Force: true, Issued: time.Now().UnixNano()})
-	if r.Code != InspectRefused {
+	r := f.ask(t, op, inspectwire.Request{Op: inspectwire.OpRemoveMember, Peer: stranger.String(), Force: true, Issued: time.Now().UnixNano()})
+	if r.Code != inspectwire.Refused {
 		t.Fatalf("remove-member of a stranger: code %d %q, want refused", r.Code, r.Msg)
 	}
 	var frame *nats.Msg
@@ -61,7 +62,7 @@ func TestInspectOperatorReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The handle serves (and so has subscribed): a fresh command is answered.
-	if r := f.ask(t, op, InspectRequest{Op: InspectHead}); r.Code != InspectOK {
+	if r := f.ask(t, op, inspectwire.Request{Op: inspectwire.OpHead}); r.Code != inspectwire.OK {
 		t.Fatalf("head: code %d %q", r.Code, r.Msg)
 	}
 
@@ -69,10 +70,10 @@ func TestInspectOperatorReplay(t *testing.T) {
 		t.Errorf("a captured operator command, replayed to the reopened handle, was run again (it answered)")
 	}
 	// A command issued now runs; one without its time is refused.
-	if r := f.ask(t, op, InspectRequest{Op: InspectRemoveMember, Peer: stranger.String(), Issued: time.Now().UnixNano()}); r.Code != InspectRefused || !strings.Contains(r.Msg, "member") {
+	if r := f.ask(t, op, inspectwire.Request{Op: inspectwire.OpRemoveMember, Peer: stranger.String(), Issued: time.Now().UnixNano()}); r.Code != inspectwire.Refused || !strings.Contains(r.Msg, "member") {
 		t.Errorf("a fresh remove-member: code %d %q, want refused as no member", r.Code, r.Msg)
 	}
-	if r := f.ask(t, op, InspectRequest{Op: InspectRemoveMember, Peer: stranger.String()}); r.Code != InspectRefused || !strings.Contains(r.Msg, "issued") {
+	if r := f.ask(t, op, inspectwire.Request{Op: inspectwire.OpRemoveMember, Peer: stranger.String()}); r.Code != inspectwire.Refused || !strings.Contains(r.Msg, "issued") {
 		t.Errorf("a remove-member without its time: code %d %q, want refused", r.Code, r.Msg)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/benbjohnson/immutable"
 
+	"github.com/mosaik-go/mosaik/internal/inspectwire"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/transport"
 )
@@ -147,7 +148,7 @@ type SetReader[T comparable] struct{ setReads[T] }
 type SetWriter[T comparable] struct{ setReads[T] }
 
 func openSet[T comparable](net *transport.Network, name string, writer bool, opts []Option) (setReads[T], error) {
-	h, m, err := openWith[setCmd[T]](net, "set", name, typeName[T](), newSetMachine[T], writer, opts)
+	h, m, err := openWith[setCmd[T]](net, inspectwire.KindSet, name, typeName[T](), newSetMachine[T], writer, opts)
 	if err != nil {
 		return setReads[T]{}, err
 	}

@@ -35,6 +35,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/mosaik-go/mosaik/groups"
+	"github.com/mosaik-go/mosaik/internal/inspectwire"
 	"github.com/mosaik-go/mosaik/internal/replica"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/transport"
@@ -450,10 +451,10 @@ func TestTrustSealed(t *testing.T) {
 	t.Run("inspect without the secret", func(t *testing.T) {
 		rej := trRejected(c.nodes...)
 		rp := trRepliesOn(t, raw)
-		dump := trCBOR(t, InspectRequest{Op: InspectDump})
+		dump := trCBOR(t, inspectwire.Request{Op: inspectwire.OpDump})
 		sent := uint64(0)
 		for _, n := range c.nodes {
-			subj := InspectSubject(n.net, gid.String(), n.id())
+			subj := inspectwire.Subject(n.net, gid.String(), n.id())
 			rp.send(t, subj, trPlainFrame(rogueOpen.ID(), 0, 1, dump))
 			sent++
 			for _, s := range scopes {

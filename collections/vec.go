@@ -9,6 +9,7 @@ import (
 
 	"github.com/benbjohnson/immutable"
 
+	"github.com/mosaik-go/mosaik/internal/inspectwire"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/transport"
 )
@@ -246,7 +247,7 @@ type VecReader[T any] struct{ vecReads[T] }
 type VecWriter[T any] struct{ vecReads[T] }
 
 func openVec[T any](net *transport.Network, name string, writer bool, opts []Option) (vecReads[T], error) {
-	h, m, err := openWith[vecCmd[T]](net, "vec", name, typeName[T](), newVecMachine[T], writer, opts)
+	h, m, err := openWith[vecCmd[T]](net, inspectwire.KindVec, name, typeName[T](), newVecMachine[T], writer, opts)
 	if err != nil {
 		return vecReads[T]{}, err
 	}

@@ -5,6 +5,8 @@ import (
 	"iter"
 	"sort"
 	"sync"
+
+	"github.com/mosaik-go/mosaik/internal/inspectwire"
 )
 
 // EventKind says what a watch Event carries.
@@ -49,6 +51,23 @@ const (
 	// OpTruncate shortens a Vec to Index elements.
 	OpTruncate
 )
+
+// wire is o in the inspect protocol, whose numbering is its own.
+func (o Op) wire() inspectwire.ChangeOp {
+	switch o {
+	case OpInsert:
+		return inspectwire.ChangeInsert
+	case OpRemove:
+		return inspectwire.ChangeRemove
+	case OpClear:
+		return inspectwire.ChangeClear
+	case OpSet:
+		return inspectwire.ChangeSet
+	case OpTruncate:
+		return inspectwire.ChangeTruncate
+	}
+	return 0
+}
 
 func (o Op) String() string {
 	switch o {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/mosaik-go/mosaik/groups"
+	"github.com/mosaik-go/mosaik/internal/inspectwire"
 )
 
 // A write that committed but did not apply here says so once, in this
@@ -29,8 +30,8 @@ func TestWrapErrNotAppliedHere(t *testing.T) {
 // whichever layer noticed.
 func TestOperatorCodeClosed(t *testing.T) {
 	for _, err := range []error{ErrClosed, groups.ErrClosed, wrapErr(groups.ErrClosed)} {
-		if c := operatorCode(err); c != InspectClosed {
-			t.Errorf("operatorCode(%v) = %d, want InspectClosed", err, c)
+		if c := operatorCode(err); c != inspectwire.Closed {
+			t.Errorf("operatorCode(%v) = %d, want inspectwire.Closed", err, c)
 		}
 	}
 }

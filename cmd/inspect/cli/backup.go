@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -17,13 +16,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mosaik-go/mosaik/collections"
+	"github.com/mosaik-go/mosaik/internal/inspectwire"
 	"github.com/mosaik-go/mosaik/rsm"
 )
 
 // A backup file holds a collection's state at one version, as inspect dump
-// reads it: the magic, a header, one record per entry (an encoded
-// MapChange, VecChange or SetChange insert), an end mark, and the SHA-256
-// of everything before it. Each header and record is a 4-byte big-endian
+// reads it: the magic, a header, one record per entry (an
+// inspectwire.Change insert), an end mark, and the SHA-256 of everything
+// before it. Each header and record is a 4-byte big-endian
 // length and its CBOR; the end mark is a zero length.
 var backupMagic = [8]byte{'M', 'O', 'S', 'B', 'A', 'K', '0', '1'}
 
@@ -47,13 +47,19 @@ type backupHeader struct {
 	Saved   time.Time `cbor:"saved" json:"saved"`
 }
 
-const backupFormat = "mosaik.backup.v1"
+// backupFormat names the records' encoding: v2 records are
+// inspectwire.Change (integer keys); v1 records, written before, had Go
+// field names as keys. verify reads only the framing, so it accepts both.
+const (
+	backupFormat   = "mosaik.backup.v2"
+	backupFormatV1 = "mosaik.backup.v1"
+)
 
 func snapshotCmd(o *options) *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := parent(&cobra.Command{
 		Use:   "snapshot",
 		Short: "Save a collection's state to a file, or check such a file",
-	}
+	})
 	var page int
 	save := &cobra.Command{
 		Use:   "save NAME FILE",
@@ -61,7 +67,7 @@ func snapshotCmd(o *options) *cobra.Command {
 		Long: "Read the collection's state at one version from the member that applied the most, as dump\n" +
 			"does, and write it to FILE (mode 0600: it holds the contents) with a header and a SHA-256.\n" +
 			"FILE is written beside itself and renamed once complete. Check it with inspect snapshot verify.",
-		Args: cobra.ExactArgs(2),
+		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withCollection(cmd, o, args[0], func(src *source) error {
 				h, sum, err := src.save(cmd, args[1], page)
@@ -76,7 +82,7 @@ func snapshotCmd(o *options) *cobra.Command {
 	verify := &cobra.Command{
 		Use:   "verify FILE",
 		Short: "Check a file written by snapshot save: its checksum, framing and entry count",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := os.Open(args[0])
 			if err != nil {
@@ -143,13 +149,13 @@ func (s *source) save(cmd *cobra.Command, file string, page int) (backupHeader, 
 		return backupHeader{}, nil, err
 	}
 	bw := &backupWriter{w: bufio.NewWriter(tmp), sum: sha256.New()}
-	h := backupHeader{Format: backupFormat, ID: s.g.ID.String(), Kind: s.g.kind(), Name: s.g.name(), Types: s.g.Labels["types"],
+	h := backupHeader{Format: backupFormat, ID: s.g.ID.String(), Kind: s.g.kind(), Name: s.g.name(), Types: s.g.types(),
 		From: s.peer.String(), Saved: time.Now().UTC()}
 	n, first := 0, true
-	err = s.pages(cmd.Context(), page, cmd.ErrOrStderr(), func(r collections.InspectReply) error {
+	err = s.pages(cmd.Context(), page, cmd.ErrOrStderr(), func(r inspectwire.Reply) error {
 		if first {
 			first = false
-			h.Version, h.Entries = uint64(r.Version), r.Total
+			h.Version, h.Entries = r.Version, r.Total
 			hb, err := rsm.Marshal(h)
 			if err != nil {
 				return err
@@ -162,10 +168,14 @@ func (s *source) save(cmd *cobra.Command, file string, page int) (backupHeader, 
 			}
 		}
 		for _, it := range r.Items {
-			if len(it) > backupMaxRecord { // verify would refuse the file
-				return fmt.Errorf("node %s sent an entry of %d bytes, over the limit of %d", s.peer.Short(), len(it), backupMaxRecord)
+			b, err := inspectwire.Marshal(it)
+			if err != nil {
+				return err
 			}
-			if err := bw.record(it); err != nil {
+			if len(b) > backupMaxRecord { // verify would refuse the file
+				return fmt.Errorf("node %s sent an entry of %d bytes, over the limit of %d", s.peer.Short(), len(b), backupMaxRecord)
+			}
+			if err := bw.record(b); err != nil {
 				return err
 			}
 			n++
@@ -201,8 +211,6 @@ func (s *source) save(cmd *cobra.Command, file string, page int) (backupHeader, 
 	return h, sum, nil
 }
 
-var errBadBackup = errors.New("not a valid backup")
-
 // readBackup checks a backup: magic, header, framing within the bounds,
 // entry count, checksum.
 func readBackup(r io.Reader) (backupHeader, []byte, error) {
@@ -233,7 +241,7 @@ func readBackup(r io.Reader) (backupHeader, []byte, error) {
 	if err != nil {
 		return h, nil, err
 	}
-	if len(hb) == 0 || genericDec.Unmarshal(hb, &h) != nil || h.Format != backupFormat {
+	if len(hb) == 0 || genericDec.Unmarshal(hb, &h) != nil || (h.Format != backupFormat && h.Format != backupFormatV1) {
 		return h, nil, fmt.Errorf("%w: unreadable header", errBadBackup)
 	}
 	n := 0

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mosaik-go/mosaik/collections"
 	"github.com/mosaik-go/mosaik/groups"
+	"github.com/mosaik-go/mosaik/internal/inspectwire"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/transport"
 )
@@ -52,11 +53,11 @@ func TestBusyDump(t *testing.T) {
 	})
 	// Peers that each start as many dumps as a peer may, one page of one
 	// entry each, until the node holds all it allows.
-	req, err := rsm.Marshal(collections.InspectRequest{Op: collections.InspectDump, Limit: 1})
+	req, err := rsm.Marshal(inspectwire.Request{Op: inspectwire.OpDump, Limit: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	subj := collections.InspectSubject(hub, gid.String(), hub.ID())
+	subj := inspectwire.Subject(hub, gid.String(), hub.ID())
 	for range collections.InspectMaxDumps / collections.InspectMaxPeerDumps {
 		n, err := transport.New(ctx, transport.WithURL(hub.URL()))
 		if err != nil {
@@ -69,8 +70,8 @@ func TestBusyDump(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var r collections.InspectReply
-			if err := rsm.Unmarshal(b, &r); err != nil || r.Code != collections.InspectOK {
+			var r inspectwire.Reply
+			if err := rsm.Unmarshal(b, &r); err != nil || r.Code != inspectwire.OK {
 				t.Fatalf("a dump start: %v, code %d %q", err, r.Code, r.Msg)
 			}
 		}

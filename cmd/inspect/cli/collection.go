@@ -9,17 +9,12 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/mosaik-go/mosaik/collections"
-	"github.com/mosaik-go/mosaik/rsm"
+	"github.com/mosaik-go/mosaik/internal/inspectwire"
 	"github.com/mosaik-go/mosaik/transport"
 )
-
-func init() {
-	commandSet = append(commandSet, dumpCmd, watchCmd)
-}
 
 // source is a node holding a collection, to read it from.
 type source struct {
@@ -72,30 +67,30 @@ func withCollection(cmd *cobra.Command, o *options, ref string, f func(*source) 
 	})
 }
 
-func (s *source) ask(ctx context.Context, req collections.InspectRequest, wait time.Duration) (collections.InspectReply, error) {
-	b, err := rsm.Marshal(req)
+func (s *source) ask(ctx context.Context, req inspectwire.Request, wait time.Duration) (inspectwire.Reply, error) {
+	b, err := inspectwire.Marshal(req)
 	if err != nil {
-		return collections.InspectReply{}, err
+		return inspectwire.Reply{}, err
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.o.timeout+wait)
 	defer cancel()
-	raw, err := s.scope.Request(rctx, collections.InspectSubject(s.net, s.g.ID.String(), s.peer), s.peer, b)
+	raw, err := s.scope.Request(rctx, inspectwire.Subject(s.net, s.g.ID.String(), s.peer), s.peer, b)
 	if err != nil {
 		if s.scope.Sealed() {
-			return collections.InspectReply{}, fmt.Errorf("node %s did not answer for %s (a sealed collection answers only requests sealed with its own secret: check the secret given): %w", s.peer.Short(), s.g.name(), err)
+			return inspectwire.Reply{}, fmt.Errorf("node %s did not answer for %s (a sealed collection answers only requests sealed with its own secret: check the secret given): %w", s.peer.Short(), s.g.name(), err)
 		}
-		return collections.InspectReply{}, fmt.Errorf("node %s did not answer for %s: %w", s.peer.Short(), s.g.name(), err)
+		return inspectwire.Reply{}, fmt.Errorf("node %s did not answer for %s: %w", s.peer.Short(), s.g.name(), err)
 	}
-	var r collections.InspectReply
-	if err := rsm.Unmarshal(raw, &r); err != nil {
+	r, err := inspectwire.DecodeReply(raw)
+	if err != nil {
 		return r, fmt.Errorf("node %s sent an answer this inspect cannot read: %w", s.peer.Short(), err)
 	}
 	switch r.Code {
-	case collections.InspectOK:
+	case inspectwire.OK:
 		return r, nil
-	case collections.InspectCompacted:
+	case inspectwire.Compacted:
 		return r, fmt.Errorf("%w: the changes after version %d are no longer kept; dump the collection and watch from its version", collections.ErrCompacted, req.Since)
-	case collections.InspectBusy:
+	case inspectwire.Busy:
 		return r, fmt.Errorf("%w: %s", collections.ErrBusy, r.Msg)
 	default:
 		return r, fmt.Errorf("node %s: %s", s.peer.Short(), r.Msg)
@@ -110,33 +105,24 @@ type change struct {
 	Value any    `json:"value,omitempty"`
 }
 
-// decodeChange reads an encoded MapChange, VecChange or SetChange.
-func decodeChange(kind string, raw cbor.RawMessage) (change, error) {
-	var fields struct {
-		Op    collections.Op
-		Key   cbor.RawMessage
-		Index int
-		Value cbor.RawMessage
-	}
-	if err := genericDec.Unmarshal(raw, &fields); err != nil {
-		return change{}, fmt.Errorf("undecodable change: %w", err)
-	}
-	c := change{Op: fields.Op.String()}
+// decodeChange decodes a change's key and value without their Go types.
+func decodeChange(kind string, w inspectwire.Change) (change, error) {
+	c := change{Op: w.Op.String()}
 	var err error
-	if kind == "map" && fields.Op != collections.OpClear && len(fields.Key) > 0 {
-		if c.Key, err = decodeCBOR(fields.Key); err != nil {
+	if kind == inspectwire.KindMap && w.Op != inspectwire.ChangeClear && len(w.Key) > 0 {
+		if c.Key, err = decodeCBOR(w.Key); err != nil {
 			return c, err
 		}
 	}
-	if kind == "vec" {
-		c.Index = &fields.Index
+	if kind == inspectwire.KindVec {
+		c.Index = &w.Index
 	}
 	// Inserts and sets carry a value; a set's element is its identity, so
-	// its removes carry it too. Other changes hold a zero value.
-	hasValue := fields.Op == collections.OpInsert || fields.Op == collections.OpSet ||
-		kind == "set" && fields.Op == collections.OpRemove
-	if hasValue && len(fields.Value) > 0 {
-		if c.Value, err = decodeCBOR(fields.Value); err != nil {
+	// its removes carry it too.
+	hasValue := w.Op == inspectwire.ChangeInsert || w.Op == inspectwire.ChangeSet ||
+		kind == inspectwire.KindSet && w.Op == inspectwire.ChangeRemove
+	if hasValue && len(w.Value) > 0 {
+		if c.Value, err = decodeCBOR(w.Value); err != nil {
 			return c, err
 		}
 	}
@@ -149,8 +135,9 @@ func dumpCmd(o *options) *cobra.Command {
 		Use:   "dump NAME",
 		Short: "Print a collection's contents, read from one of its members",
 		Long: "Print a collection's contents as one consistent version, without knowing its Go types.\n" +
-			"NAME is the collection's name, kind/name when names collide, or a group id prefix.",
-		Args: cobra.ExactArgs(1),
+			"NAME is the collection's name; when names collide, kind/name, and kind/name@types or\n" +
+			"kind/name@id-prefix when those collide too (map/scores@string,int); or a group id prefix.",
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withCollection(cmd, o, args[0], func(src *source) error {
 				return src.dump(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), page)
@@ -170,13 +157,13 @@ func (s *source) dump(ctx context.Context, out, progress io.Writer, page int) er
 		first = true
 		doc   *jsonEntries
 	)
-	err := s.pages(ctx, page, progress, func(r collections.InspectReply) error {
+	err := s.pages(ctx, page, progress, func(r inspectwire.Reply) error {
 		if first {
 			if s.o.json {
 				doc = newJSONEntries(out, dumpJSON{ID: s.g.ID.String(), Kind: kind, Name: s.g.name(),
-					Types: s.g.Labels["types"], Version: uint64(r.Version), From: s.peer.String()})
+					Types: s.g.types(), Version: r.Version, From: s.peer.String()})
 			} else {
-				fmt.Fprintf(out, "%s %s [%s] at version %d, %d entries, read from %s\n\n", kind, s.g.name(), s.g.Labels["types"], r.Version, r.Total, s.peer.Short())
+				fmt.Fprintf(out, "%s %s [%s] at version %d, %d entries, read from %s\n\n", kind, s.g.name(), s.g.types(), r.Version, r.Total, s.peer.Short())
 			}
 		}
 		var rows [][]string
@@ -213,9 +200,9 @@ func (s *source) dump(ctx context.Context, out, progress io.Writer, page int) er
 
 // pages reads the collection's state page by page, all at one version, and
 // hands each page to f; progress goes to progress.
-func (s *source) pages(ctx context.Context, page int, progress io.Writer, f func(collections.InspectReply) error) error {
-	req := collections.InspectRequest{Op: collections.InspectDump, Limit: page}
-	n, total, version := 0, 0, collections.Version(0)
+func (s *source) pages(ctx context.Context, page int, progress io.Writer, f func(inspectwire.Reply) error) error {
+	req := inspectwire.Request{Op: inspectwire.OpDump, Limit: page}
+	n, total, version := 0, 0, uint64(0)
 	for {
 		r, err := s.ask(ctx, req, 0)
 		if err != nil {
@@ -261,9 +248,9 @@ type dumpJSON struct {
 
 func entryJSON(kind string, c change) any {
 	switch kind {
-	case "map":
+	case inspectwire.KindMap:
 		return map[string]any{"key": c.Key, "value": c.Value}
-	case "vec":
+	case inspectwire.KindVec:
 		return map[string]any{"index": c.Index, "value": c.Value}
 	}
 	return c.Value
@@ -271,9 +258,9 @@ func entryJSON(kind string, c change) any {
 
 func entryHeaders(kind string) []string {
 	switch kind {
-	case "map":
+	case inspectwire.KindMap:
 		return []string{"KEY", "VALUE"}
-	case "vec":
+	case inspectwire.KindVec:
 		return []string{"INDEX", "VALUE"}
 	}
 	return []string{"VALUE"}
@@ -281,9 +268,9 @@ func entryHeaders(kind string) []string {
 
 func entryRow(kind string, c change) []string {
 	switch kind {
-	case "map":
+	case inspectwire.KindMap:
 		return []string{compact(c.Key), compact(c.Value)}
-	case "vec":
+	case inspectwire.KindVec:
 		return []string{strconv.Itoa(*c.Index), compact(c.Value)}
 	}
 	return []string{compact(c.Value)}
@@ -303,7 +290,7 @@ func watchCmd(o *options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "watch NAME",
 		Short: "Follow a collection's changes until interrupted",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withCollection(cmd, o, args[0], func(src *source) error {
 				return src.watch(cmd.Context(), cmd.OutOrStdout(), from)
@@ -323,11 +310,11 @@ type recordJSON struct {
 // as they come, until ctx ends.
 func (s *source) watch(ctx context.Context, out io.Writer, from int64) error {
 	kind := s.g.kind()
-	var since collections.Version
+	var since uint64
 	if from >= 0 {
-		since = collections.Version(from)
+		since = uint64(from)
 	} else {
-		r, err := s.ask(ctx, collections.InspectRequest{Op: collections.InspectHead}, 0)
+		r, err := s.ask(ctx, inspectwire.Request{Op: inspectwire.OpHead}, 0)
 		if err != nil {
 			return err
 		}
@@ -338,7 +325,7 @@ func (s *source) watch(ctx context.Context, out io.Writer, from int64) error {
 	}
 	const poll = 10 * time.Second
 	for {
-		r, err := s.ask(ctx, collections.InspectRequest{Op: collections.InspectChanges, Since: since, Wait: poll}, poll)
+		r, err := s.ask(ctx, inspectwire.Request{Op: inspectwire.OpChanges, Since: since, Wait: poll}, poll)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil // interrupted: the normal end
@@ -349,7 +336,7 @@ func (s *source) watch(ctx context.Context, out io.Writer, from int64) error {
 			return err
 		}
 		for _, rec := range r.Records {
-			rj := recordJSON{Version: uint64(rec.Version)}
+			rj := recordJSON{Version: rec.Version}
 			for _, raw := range rec.Changes {
 				c, err := decodeChange(kind, raw)
 				if err != nil {
@@ -379,13 +366,13 @@ func describeChange(kind string, c change) string {
 	switch {
 	case c.Op == "clear":
 		return "clear"
-	case kind == "map" && c.Op == "remove":
+	case kind == inspectwire.KindMap && c.Op == "remove":
 		return "remove " + compact(c.Key)
-	case kind == "map":
+	case kind == inspectwire.KindMap:
 		return c.Op + " " + compact(c.Key) + " = " + compact(c.Value)
-	case kind == "vec" && (c.Op == "remove" || c.Op == "truncate"):
+	case kind == inspectwire.KindVec && (c.Op == "remove" || c.Op == "truncate"):
 		return c.Op + " " + strconv.Itoa(*c.Index)
-	case kind == "vec":
+	case kind == inspectwire.KindVec:
 		return c.Op + " [" + strconv.Itoa(*c.Index) + "] = " + compact(c.Value)
 	}
 	return c.Op + " " + compact(c.Value)

@@ -81,6 +81,7 @@ func FuzzReadBackup(f *testing.F) {
 	}
 	f.Add(good)
 	f.Add(valid(backupHeader{Format: backupFormat}))
+	f.Add(valid(backupHeader{Format: backupFormatV1, Entries: 1}, []byte{0xa0}))
 	f.Add(append(backupMagic[:], 0xff, 0xff, 0xff, 0xff))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -91,7 +92,7 @@ func FuzzReadBackup(f *testing.F) {
 			}
 			return
 		}
-		if h.Format != backupFormat || len(b) < sha256.Size {
+		if (h.Format != backupFormat && h.Format != backupFormatV1) || len(b) < sha256.Size {
 			t.Fatalf("accepted %x: header %+v", b, h)
 		}
 		want := sha256.Sum256(b[:len(b)-sha256.Size])

@@ -21,10 +21,6 @@ import (
 	"github.com/mosaik-go/mosaik/storage"
 )
 
-func init() {
-	commandSet = append(commandSet, func(o *options) *cobra.Command { return newLogCommand(o, vfs.Default) })
-}
-
 // logFlags are the flags of the log command.
 type logFlags struct {
 	group   string
@@ -48,7 +44,7 @@ network with the other commands.`,
 		Example: `  inspect log /var/lib/app/data
   inspect log /var/lib/app/data --group 1a2b --entries --from 100 --limit 20
   inspect log /var/lib/app/data --group 1a2b --entries --json`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !f.entries && (cmd.Flags().Changed("from") || cmd.Flags().Changed("limit")) {
 				return usageError{errors.New("--from and --limit page through --entries")}

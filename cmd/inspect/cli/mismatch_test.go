@@ -63,4 +63,18 @@ func TestLiveMismatch(t *testing.T) {
 	if !strings.Contains(out, `signature "mosaik.collections.map.v1[string,int64]" here, "mosaik.collections.map.v1[string,int]" there`) {
 		t.Error("the note does not say what differs")
 	}
+
+	// The two differ only by their types: kind/name names both, and the
+	// error lists each with the reference that names it alone.
+	for _, ref := range []string{"typed", "map/typed"} {
+		runInspectFails(t, 1, []string{"dump", ref, "--url", hub.URL()}, `"`+ref+`" is ambiguous`,
+			"map/typed@string,int (map typed[string,int], ", "map/typed@string,int64 (map typed[string,int64], ")
+	}
+	for ref, types := range map[string]string{"map/typed@string,int": "string,int", "typed@string,int64": "string,int64",
+		"typed@" + gs[0].ID[:8]: gs[0].Labels["types"], "map/typed@" + gs[1].ID[:6]: gs[1].Labels["types"]} {
+		if out := runInspectOK(t, "dump", ref, "--url", hub.URL()); !strings.Contains(out, "map typed ["+types+"] at version") {
+			t.Errorf("dump %s:\n%s", ref, out)
+		}
+	}
+	runInspectFails(t, 1, []string{"dump", "map/typed@string", "--url", hub.URL()}, `unknown group or collection "map/typed@string"`)
 }

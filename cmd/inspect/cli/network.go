@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mosaik-go/mosaik/groups"
+	"github.com/mosaik-go/mosaik/internal/inspectwire"
 	"github.com/mosaik-go/mosaik/rsm"
 	"github.com/mosaik-go/mosaik/transport"
 )
@@ -61,8 +61,9 @@ type group struct {
 	Views map[transport.PeerID]groups.Status
 }
 
-func (g *group) name() string { return g.Labels["name"] }
-func (g *group) kind() string { return g.Labels["kind"] }
+func (g *group) name() string  { return g.Labels[inspectwire.LabelName] }
+func (g *group) kind() string  { return g.Labels[inspectwire.LabelKind] }
+func (g *group) types() string { return g.Labels[inspectwire.LabelTypes] }
 
 // view returns the most authoritative view of the group: the leader's if it
 // answered, else the one with the highest term and log.
@@ -94,7 +95,7 @@ func collectGroups(nodes []node) []*group {
 				byID[st.ID] = g
 			}
 			for k, v := range st.Labels {
-				if k != "role" {
+				if k != inspectwire.LabelRole { // each member's own
 					g.Labels[k] = v
 				}
 			}
@@ -114,40 +115,99 @@ func collectGroups(nodes []node) []*group {
 	return out
 }
 
-// errUnknown is a name or id that matches no group.
-var errUnknown = errors.New("unknown")
-
-// findGroup resolves a group id (or a prefix of its hex form) or a
-// collection name, optionally "kind/name".
+// findGroup resolves ref to one group. A ref is a collection's name, or
+// kind/name, either followed by @types or @id-prefix when those collide
+// (map/scores@string,int, scores@b310ef3d); or a prefix of a group id, 4
+// hex digits or more. A name is taken as it is first, so that names holding
+// "/" or "@" still work.
 func findGroup(gs []*group, ref string) (*group, error) {
-	var matches []*group
-	kind, name, hasKind := strings.Cut(ref, "/")
-	if !hasKind {
-		name = ref
-	}
-	for _, g := range gs {
-		if g.name() == name && (!hasKind || g.kind() == kind) {
-			matches = append(matches, g)
-		}
-	}
-	if len(matches) == 0 && len(ref) >= 4 && isHex(ref) {
-		for _, g := range gs {
-			if strings.HasPrefix(g.ID.String(), strings.ToLower(ref)) {
-				matches = append(matches, g)
-			}
-		}
-	}
+	matches := matchGroups(gs, ref)
 	switch len(matches) {
 	case 0:
 		return nil, fmt.Errorf("%w group or collection %q: `inspect groups` lists what is there", errUnknown, ref)
 	case 1:
 		return matches[0], nil
 	}
-	var names []string
+	e := &ambiguousError{Ref: ref}
 	for _, g := range matches {
-		names = append(names, g.ID.Short()+" ("+describe(g)+")")
+		e.Candidates = append(e.Candidates, candidate{Ref: refFor(gs, g), ID: g.ID, What: describe(g)})
 	}
-	return nil, fmt.Errorf("%q is ambiguous: %s; use kind/name or an id", ref, strings.Join(names, ", "))
+	return nil, e
+}
+
+// matchGroups returns the groups ref names, by the first of its readings
+// that names any: the name as it is, kind/name, name@qualifier,
+// kind/name@qualifier; else as an id prefix.
+func matchGroups(gs []*group, ref string) []*group {
+	type reading struct {
+		kind, name, qual string
+		hasKind, hasQual bool
+	}
+	readings := []reading{{name: ref}}
+	kind, rest, hasKind := strings.Cut(ref, "/")
+	if hasKind {
+		readings = append(readings, reading{kind: kind, name: rest, hasKind: true})
+	}
+	if i := strings.LastIndex(ref, "@"); i >= 0 {
+		readings = append(readings, reading{name: ref[:i], qual: ref[i+1:], hasQual: true})
+	}
+	if i := strings.LastIndex(rest, "@"); hasKind && i >= 0 {
+		readings = append(readings, reading{kind: kind, name: rest[:i], qual: rest[i+1:], hasKind: true, hasQual: true})
+	}
+	for _, r := range readings {
+		var out []*group
+		for _, g := range gs {
+			if g.name() == r.name && (!r.hasKind || g.kind() == r.kind) && (!r.hasQual || qualifies(g, r.qual)) {
+				out = append(out, g)
+			}
+		}
+		if len(out) > 0 {
+			return out
+		}
+	}
+	var out []*group
+	if len(ref) >= 4 && isHex(ref) {
+		for _, g := range gs {
+			if strings.HasPrefix(g.ID.String(), strings.ToLower(ref)) {
+				out = append(out, g)
+			}
+		}
+	}
+	return out
+}
+
+// qualifies reports whether q, what follows a name's "@", names g: a
+// collection's types as inspect groups shows them (spaces aside), or a
+// prefix of its id.
+func qualifies(g *group, q string) bool {
+	q = strings.ReplaceAll(q, " ", "")
+	switch {
+	case q == "":
+		return false
+	case g.kind() != "" && q == strings.ReplaceAll(g.types(), " ", ""):
+		return true
+	}
+	return isHex(q) && strings.HasPrefix(g.ID.String(), strings.ToLower(q))
+}
+
+// refFor is the shortest of the usual references that names g alone among
+// gs: kind/name, then with @types, then with @id-prefix; else its id.
+func refFor(gs []*group, g *group) string {
+	var refs []string
+	switch {
+	case g.kind() != "":
+		kn := g.kind() + "/" + g.name()
+		refs = append(refs, kn, kn+"@"+g.types(), kn+"@"+g.ID.Short())
+	case g.name() != "":
+		refs = append(refs, g.name()+"@"+g.ID.Short())
+	}
+	refs = append(refs, g.ID.Short())
+	for _, r := range refs {
+		if m := matchGroups(gs, r); len(m) == 1 && m[0] == g {
+			return r
+		}
+	}
+	return g.ID.String()
 }
 
 // isHex reports whether s holds only hex digits, in either case.
@@ -157,7 +217,7 @@ func describe(g *group) string {
 	if g.kind() == "" {
 		return "group"
 	}
-	return g.kind() + " " + g.name() + "[" + g.Labels["types"] + "]"
+	return g.kind() + " " + g.name() + "[" + g.types() + "]"
 }
 
 func ago(t time.Time, now time.Time) string {

@@ -10,27 +10,20 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mosaik-go/mosaik/collections"
+	"github.com/mosaik-go/mosaik/internal/inspectwire"
 	"github.com/mosaik-go/mosaik/transport"
 )
-
-func init() {
-	commandSet = append(commandSet, recoverCmd, removeMemberCmd, snapshotCmd)
-}
 
 // operatorWait is how long an operator command may take on the node
 // (collections' operatorTimeout), beyond --timeout.
 const operatorWait = 30 * time.Second
 
-// errOperator is a node refusing or failing an operator command.
-var errOperator = errors.New("refused")
-
 // operate sends an operator command to src's peer and reads the answer.
 // Unlike ask, a refusal keeps its reply, which says what recovery found.
-func (s *source) operate(ctx context.Context, req collections.InspectRequest) (collections.InspectReply, error) {
+func (s *source) operate(ctx context.Context, req inspectwire.Request) (inspectwire.Reply, error) {
 	req.Issued = time.Now().UnixNano() // members drop commands issued long ago (replays)
 	r, err := s.ask(ctx, req, operatorWait)
-	if err != nil && r.Code != collections.InspectOK && r.Msg != "" {
+	if err != nil && r.Code != inspectwire.OK && r.Msg != "" {
 		return r, fmt.Errorf("%w by %s: %s", errOperator, s.peer.Short(), r.Msg)
 	}
 	if err != nil && errors.Is(err, context.DeadlineExceeded) {
@@ -77,7 +70,7 @@ func recoverCmd(o *options) *cobra.Command {
 			"By default the answering voter with the longest log (then the lowest id) is asked; --peer picks one.\n" +
 			"Prints what may have been lost. Needs the collection's secret; a collection without one takes\n" +
 			"the command only if its handles were opened with collections.WithOperatorCommands().",
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withCollection(cmd, o, args[0], func(src *source) error {
 				target, err := survivor(src.g, peer)
@@ -85,7 +78,7 @@ func recoverCmd(o *options) *cobra.Command {
 					return err
 				}
 				src.peer = target
-				r, err := src.operate(cmd.Context(), collections.InspectRequest{Op: collections.InspectRecover})
+				r, err := src.operate(cmd.Context(), inspectwire.Request{Op: inspectwire.OpRecover})
 				if r.Recovery != nil {
 					if perr := printRecovery(cmd.OutOrStdout(), o, src, r, err == nil); perr != nil {
 						return perr
@@ -121,15 +114,28 @@ func survivor(g *group, prefix string) (transport.PeerID, error) {
 	return best, nil
 }
 
-func printRecovery(w io.Writer, o *options, src *source, r collections.InspectReply, done bool) error {
+// recoveryJSON is what recover --json prints of a recovery: its keys are
+// the CLI's output, not the wire's.
+type recoveryJSON struct {
+	Previous     []string `json:"Previous"`
+	Reachable    []string `json:"Reachable"`
+	LastIndex    uint64   `json:"LastIndex"`
+	Committed    uint64   `json:"Committed"`
+	Uncommitted  uint64   `json:"Uncommitted"`
+	HighestIndex uint64   `json:"HighestIndex"`
+	HighestPeer  string   `json:"HighestPeer"`
+	MayBeLost    uint64   `json:"MayBeLost"`
+}
+
+func printRecovery(w io.Writer, o *options, src *source, r inspectwire.Reply, done bool) error {
 	rec := r.Recovery
 	if o.json {
 		return printJSON(w, struct {
-			Recovered bool                         `json:"recovered"`
-			Peer      string                       `json:"peer"`
-			Version   uint64                       `json:"version"`
-			Recovery  *collections.InspectRecovery `json:"recovery"`
-		}{done, src.peer.String(), uint64(r.Version), rec})
+			Recovered bool          `json:"recovered"`
+			Peer      string        `json:"peer"`
+			Version   uint64        `json:"version"`
+			Recovery  *recoveryJSON `json:"recovery"`
+		}{done, src.peer.String(), r.Version, (*recoveryJSON)(rec)})
 	}
 	short := func(ps []string) string {
 		out := make([]string, len(ps))
@@ -168,7 +174,7 @@ func removeMemberCmd(o *options) *cobra.Command {
 		Long: "Ask the leader of the collection's group to remove the member whose id starts with PEER.\n" +
 			"The leader refuses a member it heard within its dead-member timeout unless --force.\n" +
 			"Needs the collection's secret, as recover does.",
-		Args: cobra.ExactArgs(2),
+		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withCollection(cmd, o, args[0], func(src *source) error {
 				p, err := pickPeer(src.g, args[1])
@@ -180,12 +186,12 @@ func removeMemberCmd(o *options) *cobra.Command {
 					return fmt.Errorf("%s has no leader that answered: a group without a quorum cannot change its members (see inspect recover)", src.g.name())
 				}
 				src.peer = v.Self
-				r, err := src.operate(cmd.Context(), collections.InspectRequest{Op: collections.InspectRemoveMember, Peer: p.String(), Force: force})
+				r, err := src.operate(cmd.Context(), inspectwire.Request{Op: inspectwire.OpRemoveMember, Peer: p.String(), Force: force})
 				if err != nil {
 					return err
 				}
 				if o.json {
-					return printJSON(cmd.OutOrStdout(), map[string]any{"removed": p.String(), "leader": src.peer.String(), "version": uint64(r.Version)})
+					return printJSON(cmd.OutOrStdout(), map[string]any{"removed": p.String(), "leader": src.peer.String(), "version": r.Version})
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "removed %s from %s/%s (leader %s)\n", p.Short(), src.g.kind(), src.g.name(), src.peer.Short())
 				return nil

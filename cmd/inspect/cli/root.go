@@ -5,7 +5,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/spf13/cobra"
 )
 
@@ -43,30 +43,23 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
-	if err == nil {
-		return 0
+	if err != nil {
+		fmt.Fprintln(stderr, "inspect:", err)
 	}
-	fmt.Fprintln(stderr, "inspect:", err)
-	var u usageError
-	if errors.As(err, &u) || strings.HasPrefix(err.Error(), "unknown command") ||
-		strings.HasPrefix(err.Error(), "unknown flag") || strings.Contains(err.Error(), "arg(s)") {
-		return 2
-	}
-	return 1
+	return exitCode(err)
 }
-
-// usageError is a command used wrongly.
-type usageError struct{ error }
 
 // New returns the root command with every subcommand.
 func New() *cobra.Command {
 	o := &options{}
-	root := &cobra.Command{
+	root := parent(&cobra.Command{
 		Use:           "inspect",
 		Short:         "Look inside a mosaik network or data directory",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-	}
+	})
+	// Every command's flag errors are usage errors.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	f := root.PersistentFlags()
 	f.StringVar(&o.url, "url", "nats://127.0.0.1:4222", "NATS server of the network")
 	f.StringVar(&o.network, "network", "mosaik", "network name (subject namespace)")
@@ -74,19 +67,53 @@ func New() *cobra.Command {
 	f.DurationVar(&o.timeout, "timeout", 2*time.Second, "how long to wait for answers")
 	f.StringVar(&o.secretHex, "secret", "", "secret of a sealed collection, 64 hex digits (visible in the process list: prefer --secret-file or "+envSecret+")")
 	f.StringVar(&o.secretFile, "secret-file", "", "file holding the secret of a sealed collection, 64 hex digits")
-	root.AddCommand(commands(o)...)
+	root.AddCommand(
+		// A live network (status.go, collection.go, operator.go, backup.go).
+		peersCmd(o),
+		groupsCmd(o),
+		groupCmd(o),
+		dumpCmd(o),
+		watchCmd(o),
+		recoverCmd(o),
+		removeMemberCmd(o),
+		snapshotCmd(o),
+		// A data directory, offline (log.go).
+		newLogCommand(o, vfs.Default),
+	)
 	return root
 }
 
-// commandSet lists the subcommands; each file adds its own in init.
-var commandSet []func(*options) *cobra.Command
-
-func commands(o *options) []*cobra.Command {
-	out := make([]*cobra.Command, 0, len(commandSet))
-	for _, mk := range commandSet {
-		out = append(out, mk(o))
+// parent makes cmd, a command that groups others, refuse an unknown
+// subcommand as wrong usage, and print its help when given none. (Cobra
+// answers an unknown subcommand of a command other than the root with its
+// help and success.)
+func parent(cmd *cobra.Command) *cobra.Command {
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		err := fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			err = fmt.Errorf("%w; did you mean %s?", err, strings.Join(s, " or "))
+		}
+		return usageError{err}
 	}
-	return out
+	return cmd
+}
+
+// exactArgs and noArgs are cobra's, whose errors are usage errors.
+func exactArgs(n int) cobra.PositionalArgs { return usageArgs(cobra.ExactArgs(n)) }
+
+var noArgs = usageArgs(cobra.NoArgs)
+
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
 }
 
 // table writes rows under headers, aligned in columns.

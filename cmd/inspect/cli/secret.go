@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -56,5 +55,3 @@ func (o *options) secret() (transport.Secret, error) {
 	}
 	return s, err
 }
-
-var errNeedSecret = errors.New("it is sealed: pass its secret with --secret-file FILE, --secret HEX, or " + envSecret + " or " + envPassphrase + " in the environment")

@@ -13,10 +13,6 @@ import (
 	"github.com/mosaik-go/mosaik/transport"
 )
 
-func init() {
-	commandSet = append(commandSet, peersCmd, groupsCmd, groupCmd)
-}
-
 // withNetwork runs f with a connection to the network and the survey of it.
 func withNetwork(cmd *cobra.Command, o *options, f func(net *transport.Network, nodes []node) error) error {
 	net, err := o.connect(cmd.Context())
@@ -42,7 +38,7 @@ func peersCmd(o *options) *cobra.Command {
 	return &cobra.Command{
 		Use:   "peers",
 		Short: "List the nodes of the network",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withNetwork(cmd, o, func(_ *transport.Network, nodes []node) error {
 				out := make([]peerJSON, 0, len(nodes))
@@ -129,7 +125,7 @@ func groupsCmd(o *options) *cobra.Command {
 	return &cobra.Command{
 		Use:   "groups",
 		Short: "List the groups and collections on the network",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withNetwork(cmd, o, func(_ *transport.Network, nodes []node) error {
 				gs := collectGroups(nodes)
@@ -150,7 +146,7 @@ func groupsCmd(o *options) *cobra.Command {
 						notes = append(notes, fmt.Sprintf("! %s hears group %s under its name, with other settings (members heard: %d); they never meet: %s",
 							g.ID.Short(), m.ID[:8], m.Peers, strings.Join(m.Differs, "; ")))
 					}
-					rows = append(rows, []string{id, dash(g.kind()), dash(g.name()), dash(g.Labels["types"]),
+					rows = append(rows, []string{id, dash(g.kind()), dash(g.name()), dash(g.types()),
 						short(g.view().Leader), u64(s.Term), u64(s.Committed),
 						fmt.Sprintf("%d+%d", s.Voters, s.NonVoters), strconv.Itoa(s.Answered)})
 				}
@@ -198,7 +194,9 @@ func groupCmd(o *options) *cobra.Command {
 	return &cobra.Command{
 		Use:   "group ID-or-NAME",
 		Short: "Show a group's members, as its leader (or best informed member) sees them",
-		Args:  cobra.ExactArgs(1),
+		Long: "Show a group's members, as its leader (or best informed member) sees them.\n" +
+			"ID-or-NAME is a group id prefix or a collection's name, as dump takes it (inspect dump --help).",
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withNetwork(cmd, o, func(_ *transport.Network, nodes []node) error {
 				g, err := findGroup(collectGroups(nodes), args[0])
