@@ -3,9 +3,11 @@ package groups
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/mosaik-go/mosaik/storage"
 	"github.com/mosaik-go/mosaik/transport"
 )
 
@@ -289,4 +291,21 @@ func TestDurableLargeSnapshotToNewMember(t *testing.T) {
 	}
 	t.Logf("%d MiB snapshot: joined and caught up in %v (%.0f MB/s end to end)", list[0].Size>>20, took.Round(time.Millisecond),
 		float64(list[0].Size)/1e6/took.Seconds())
+}
+
+// Durable storage keeps its node's key; a network of another identity is
+// refused at Join with what to do, rather than never coming online.
+func TestJoinStorageOfAnotherNode(t *testing.T) {
+	c := newCluster(t)
+	db, err := storage.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cfg := testConfig()
+	cfg.Storage = db
+	_, err = c.join(cfg)
+	if err == nil || !strings.Contains(err.Error(), "WithIdentity") {
+		t.Fatalf("Join with another node's storage = %v, want a refusal naming WithIdentity", err)
+	}
 }

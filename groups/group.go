@@ -170,8 +170,12 @@ func Join[C, Q, R any](net *transport.Network, key Key, sm rsm.StateMachine[C, Q
 		return nil, ErrClosed
 	default:
 	}
+	ownLogger := cfg != nil && cfg.Logger != nil
 	rc, err := cfg.resolve(net.Logger())
 	if err != nil {
+		return nil, err
+	}
+	if err := sameNode(rc.Storage, net.ID()); err != nil {
 		return nil, err
 	}
 	id := deriveID(key, sm.Signature(), &rc)
@@ -182,7 +186,7 @@ func Join[C, Q, R any](net *transport.Network, key Key, sm rsm.StateMachine[C, Q
 		id:      id,
 		self:    net.ID(),
 		cfg:     rc,
-		log:     rc.Logger.With("group", id.Short(), "peer", net.ID().Short()),
+		log:     groupLogger(rc.Logger, ownLogger, id, net.ID()),
 		started: time.Now(),
 		futures: newFutures(),
 		nudge:   newNudger(),
@@ -225,6 +229,31 @@ func Join[C, Q, R any](net *transport.Network, key Key, sm rsm.StateMachine[C, Q
 		return nil, err
 	}
 	return g, nil
+}
+
+// sameNode refuses durable storage that keeps another node's key: the log
+// in it names that node as a member, so this one would wait for itself to
+// be added and never come online.
+func sameNode(p storage.Provider, self transport.PeerID) error {
+	keeper, ok := p.(interface{ NodeID() [32]byte })
+	if !ok {
+		return nil
+	}
+	if owner := transport.PeerID(keeper.NodeID()); owner != self {
+		return fmt.Errorf("groups: Join: the storage belongs to node %s, but this network is node %s: "+
+			"open the network with transport.WithIdentity(transport.IdentityFromSeed(db.NodeKey()))", owner.Short(), self.Short())
+	}
+	return nil
+}
+
+// groupLogger names the group in every line, and this member too unless the
+// logger is the network's, which names it already ("self"): "peer" is left
+// for the other member a line is about.
+func groupLogger(l *slog.Logger, own bool, id ID, self transport.PeerID) *slog.Logger {
+	if own {
+		return l.With("group", id.Short(), "self", self.Short())
+	}
+	return l.With("group", id.Short())
 }
 
 func (c *core) raftConfig(canSnapshot bool) *raft.Config {

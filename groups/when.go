@@ -139,7 +139,9 @@ func (w *When) IsFollower(ctx context.Context) error {
 // group, and it has applied every command the leader had committed when
 // Online first asked (a read index): a member that restarts or joins does
 // not come online showing old state. Commands and strong queries can go
-// through. Once it resolved it resolves at once, also after a leader change.
+// through. The catching up is asked for once: later calls still wait for a
+// known leader and membership, but not for a new read index, so after a
+// leader change Online resolves as soon as the new leader is known.
 // When ctx ends first, the error is a *NotOnlineError that says why, as far
 // as this member can tell, and wraps ctx's error.
 func (w *When) Online(ctx context.Context) error {

@@ -326,7 +326,7 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 		epoch:    uint64(time.Now().UnixNano()),
 		fetching: map[PeerID]bool{},
 		name:     o.network,
-		log:      o.logger.With("peer", peer.Short()),
+		log:      o.logger.With("self", peer.Short()),
 		faults:   o.faults,
 		rpcTO:    o.rpcTO,
 		calls:    make(map[uint64]*call),
