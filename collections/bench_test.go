@@ -342,8 +342,8 @@ func BenchmarkMapCatchUp1M(b *testing.B) {
 // an entry with its own value until the writer takes a snapshot.
 func settleForCatchUp(b *testing.B, ctx context.Context, w *MapWriter[string, []byte]) Version {
 	b.Helper()
-	for st := w.g.Status(); st.Snapshot == 0 || st.Applied-st.Snapshot > snapshotThreshold-3; st = w.g.Status() {
-		if st.Applied-st.Snapshot < snapshotThreshold {
+	for st := w.g.Status(); st.LogSnapshot == 0 || st.LogApplied-st.LogSnapshot > snapshotThreshold-3; st = w.g.Status() {
+		if st.LogApplied-st.LogSnapshot < snapshotThreshold {
 			if _, err := w.Insert(ctx, benchKey(0), benchValue(0)); err != nil {
 				b.Fatal(err)
 			}

@@ -623,7 +623,7 @@ func (w *When) Offline(ctx context.Context) error { return wrapErr(w.g.Offline(c
 // Reaches resolves once the handle's version is at least v: the state reads
 // see includes every write up to v.
 func (w *When) Reaches(ctx context.Context, v Version) error {
-	return wrapErr(w.g.Committed(ctx, rsm.Index(v)))
+	return wrapErr(w.g.Applied(ctx, rsm.Index(v)))
 }
 
 // Updated resolves once the handle's version moves past the one at the call.

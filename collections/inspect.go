@@ -76,8 +76,8 @@ func recoveryWire(r groups.Recovery) *inspectwire.Recovery {
 		}
 		return out
 	}
-	w := &inspectwire.Recovery{Previous: hex(r.Previous), Reachable: hex(r.Reachable), LastIndex: r.LastIndex, Committed: r.Committed,
-		Uncommitted: r.Uncommitted, HighestIndex: r.HighestIndex, MayBeLost: r.MayBeLost}
+	w := &inspectwire.Recovery{Previous: hex(r.Previous), Reachable: hex(r.Reachable), LastIndex: uint64(r.LogLast), Committed: uint64(r.LogCommitted),
+		Uncommitted: r.Uncommitted, HighestIndex: uint64(r.LogHighest), MayBeLost: r.MayBeLost}
 	if !r.HighestPeer.IsZero() {
 		w.HighestPeer = r.HighestPeer.String()
 	}

@@ -1052,15 +1052,15 @@ func TestTrustCrashChild(t *testing.T) {
 	f := c.followers(l)
 	id, ad := trAddr(f[0].id())
 	err := rt.InstallSnapshot(id, ad, &raft.InstallSnapshotRequest{RPCHeader: trHeader(me), SnapshotVersion: raft.SnapshotVersionMax,
-		Term: st.Term + 1, Leader: []byte(me.String()), LastLogIndex: st.LastIndex + 1000, LastLogTerm: st.Term + 1,
+		Term: st.Term + 1, Leader: []byte(me.String()), LastLogIndex: uint64(st.LogLast) + 1000, LastLogTerm: st.Term + 1,
 		Configuration: brokenConfiguration, Size: 64},
 		new(raft.InstallSnapshotResponse), trZeros(64))
 	t.Logf("InstallSnapshot: %v", err)
 	if attack == "non-voter" {
 		id, ad := trAddr(f[1].id())
 		err := rt.AppendEntries(id, ad, &raft.AppendEntriesRequest{RPCHeader: trHeader(me), Term: st.Term + 1,
-			Leader: []byte(me.String()), PrevLogEntry: st.LastIndex, PrevLogTerm: st.Term,
-			Entries: []*raft.Log{{Index: st.LastIndex + 1, Term: st.Term + 1, Type: raft.LogConfiguration, Data: brokenConfiguration}}},
+			Leader: []byte(me.String()), PrevLogEntry: uint64(st.LogLast), PrevLogTerm: st.Term,
+			Entries: []*raft.Log{{Index: uint64(st.LogLast) + 1, Term: st.Term + 1, Type: raft.LogConfiguration, Data: brokenConfiguration}}},
 			new(raft.AppendEntriesResponse))
 		t.Logf("AppendEntries: %v", err)
 	}

@@ -190,22 +190,22 @@ func TestTrustSealed(t *testing.T) {
 			rogue := s.sc.Network().ID()
 			for _, target := range c.nodes {
 				id, ad := trAddr(target.id())
-				entries := []*raft.Log{forgedEntry(t, st.LastIndex+1, st.Term+1, "forged-raft", s.name)}
+				entries := []*raft.Log{forgedEntry(t, uint64(st.LogLast)+1, st.Term+1, "forged-raft", s.name)}
 				rpcs := map[string]func() error{
 					"TimeoutNow": func() error {
 						return rt.TimeoutNow(id, ad, &raft.TimeoutNowRequest{RPCHeader: trHeader(l.id())}, new(raft.TimeoutNowResponse))
 					},
 					"RequestVote": func() error {
 						return rt.RequestVote(id, ad, &raft.RequestVoteRequest{RPCHeader: trHeader(rogue), Term: st.Term + 1,
-							LastLogIndex: st.LastIndex + 1000, LastLogTerm: st.Term + 1, LeadershipTransfer: true}, new(raft.RequestVoteResponse))
+							LastLogIndex: uint64(st.LogLast) + 1000, LastLogTerm: st.Term + 1, LeadershipTransfer: true}, new(raft.RequestVoteResponse))
 					},
 					"RequestVote as leader": func() error {
 						return rt.RequestVote(id, ad, &raft.RequestVoteRequest{RPCHeader: trHeader(l.id()), Term: st.Term + 1,
-							LastLogIndex: st.LastIndex + 1000, LastLogTerm: st.Term + 1, LeadershipTransfer: true}, new(raft.RequestVoteResponse))
+							LastLogIndex: uint64(st.LogLast) + 1000, LastLogTerm: st.Term + 1, LeadershipTransfer: true}, new(raft.RequestVoteResponse))
 					},
 					"RequestPreVote": func() error {
 						return rt.RequestPreVote(id, ad, &raft.RequestPreVoteRequest{RPCHeader: trHeader(rogue), Term: st.Term + 1,
-							LastLogIndex: st.LastIndex + 1000, LastLogTerm: st.Term + 1}, new(raft.RequestPreVoteResponse))
+							LastLogIndex: uint64(st.LogLast) + 1000, LastLogTerm: st.Term + 1}, new(raft.RequestPreVoteResponse))
 					},
 					"heartbeat": func() error {
 						return rt.AppendEntries(id, ad, &raft.AppendEntriesRequest{RPCHeader: trHeader(rogue), Term: st.Term + 1,
@@ -213,7 +213,7 @@ func TestTrustSealed(t *testing.T) {
 					},
 					"AppendEntries": func() error {
 						return rt.AppendEntries(id, ad, &raft.AppendEntriesRequest{RPCHeader: trHeader(l.id()), Term: st.Term + 1,
-							PrevLogEntry: st.LastIndex, PrevLogTerm: st.Term, LeaderCommitIndex: st.LastIndex + 1,
+							PrevLogEntry: uint64(st.LogLast), PrevLogTerm: st.Term, LeaderCommitIndex: uint64(st.LogLast) + 1,
 							Entries: entries}, new(raft.AppendEntriesResponse))
 					},
 				}
@@ -269,9 +269,9 @@ func TestTrustSealed(t *testing.T) {
 			req := &raft.InstallSnapshotRequest{
 				RPCHeader: trHeader(l.id()), SnapshotVersion: raft.SnapshotVersionMax,
 				Term: st.Term + 1, Leader: []byte(l.id().String()),
-				LastLogIndex: st.LastIndex + 1000, LastLogTerm: st.Term + 1,
+				LastLogIndex: uint64(st.LogLast) + 1000, LastLogTerm: st.Term + 1,
 				Configuration:      raft.EncodeConfiguration(raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rid, Address: raddr}}}),
-				ConfigurationIndex: st.LastIndex + 1000,
+				ConfigurationIndex: uint64(st.LogLast) + 1000,
 				Size:               4096,
 			}
 			go func() {
@@ -288,7 +288,7 @@ func TestTrustSealed(t *testing.T) {
 			ID      uint64
 			Request *raft.InstallSnapshotRequest
 		}{ID: 1, Request: &raft.InstallSnapshotRequest{RPCHeader: trHeader(l.id()), SnapshotVersion: raft.SnapshotVersionMax, Term: st.Term + 1,
-			LastLogIndex: st.LastIndex + 1000, LastLogTerm: st.Term + 1, Size: 16}})
+			LastLogIndex: uint64(st.LogLast) + 1000, LastLogTerm: st.Term + 1, Size: 16}})
 		chunk := append([]byte{trKindSnapChunk, 0, 0, 0, 0, 0, 0, 0, 1}, make([]byte, 16)...)
 		rp.send(t, raftOf("raft", target), trPlainFrame(l.id(), 0, 1, begin))
 		rp.send(t, raftOf("snap", target), trPlainFrame(l.id(), 0, 2, chunk))
@@ -297,9 +297,9 @@ func TestTrustSealed(t *testing.T) {
 		rp.check(t)
 		trHold(t, time.Second, "after forged snapshots", func() error {
 			now := target.w.g.Status()
-			if now.Term != st.Term || now.Snapshot != st.Snapshot || now.LastIndex < st.LastIndex || now.LastIndex > st.LastIndex+10 {
+			if now.Term != st.Term || now.LogSnapshot != st.LogSnapshot || now.LogLast < st.LogLast || now.LogLast > st.LogLast+10 {
 				return fmt.Errorf("follower went from term %d, last index %d, snapshot %d to term %d, last index %d, snapshot %d",
-					st.Term, st.LastIndex, st.Snapshot, now.Term, now.LastIndex, now.Snapshot)
+					st.Term, uint64(st.LogLast), st.LogSnapshot, now.Term, now.LogLast, now.LogSnapshot)
 			}
 			return c.stableErr(before)
 		})
@@ -427,7 +427,7 @@ func TestTrustSealed(t *testing.T) {
 			t.Fatal("the member with the wrong secret came online")
 		}
 		st := w4.g.Status()
-		if st.Online || !st.Leader.IsZero() || st.LastIndex != 0 || st.Term != 0 || len(st.Members) != 0 {
+		if st.Online || !st.Leader.IsZero() || uint64(st.LogLast) != 0 || st.Term != 0 || len(st.Members) != 0 {
 			t.Errorf("the member with the wrong secret: %+v", st)
 		}
 		if w4.Len() != 0 || w4.Version() != 0 {
@@ -541,15 +541,15 @@ func TestTrustOpen(t *testing.T) {
 			what := func(s string) string { return s + " to " + target.id().Short() }
 			notMember(what("TimeoutNow"), rt.TimeoutNow(id, ad, &raft.TimeoutNowRequest{RPCHeader: trHeader(l.id())}, new(raft.TimeoutNowResponse)))
 			notMember(what("RequestVote"), rt.RequestVote(id, ad, &raft.RequestVoteRequest{RPCHeader: trHeader(me), Term: st.Term + 1,
-				LastLogIndex: st.LastIndex + 1000, LastLogTerm: st.Term + 1, LeadershipTransfer: true}, new(raft.RequestVoteResponse)))
+				LastLogIndex: uint64(st.LogLast) + 1000, LastLogTerm: st.Term + 1, LeadershipTransfer: true}, new(raft.RequestVoteResponse)))
 			notMember(what("heartbeat"), rt.AppendEntries(id, ad, &raft.AppendEntriesRequest{RPCHeader: trHeader(l.id()), Term: st.Term + 1,
 				Leader: []byte(l.id().String())}, new(raft.AppendEntriesResponse)))
 			notMember(what("AppendEntries"), rt.AppendEntries(id, ad, &raft.AppendEntriesRequest{RPCHeader: trHeader(l.id()), Term: st.Term + 1,
-				PrevLogEntry: st.LastIndex, PrevLogTerm: st.Term, LeaderCommitIndex: st.LastIndex + 1,
-				Entries: []*raft.Log{forgedEntry(t, st.LastIndex+1, st.Term+1, "forged-raft", "open")}}, new(raft.AppendEntriesResponse)))
+				PrevLogEntry: uint64(st.LogLast), PrevLogTerm: st.Term, LeaderCommitIndex: uint64(st.LogLast) + 1,
+				Entries: []*raft.Log{forgedEntry(t, uint64(st.LogLast)+1, st.Term+1, "forged-raft", "open")}}, new(raft.AppendEntriesResponse)))
 			if target != l {
 				notMember(what("InstallSnapshot"), rt.InstallSnapshot(id, ad, &raft.InstallSnapshotRequest{RPCHeader: trHeader(l.id()),
-					SnapshotVersion: raft.SnapshotVersionMax, Term: st.Term + 1, LastLogIndex: st.LastIndex + 1000, LastLogTerm: st.Term + 1, Size: 64},
+					SnapshotVersion: raft.SnapshotVersionMax, Term: st.Term + 1, LastLogIndex: uint64(st.LogLast) + 1000, LastLogTerm: st.Term + 1, Size: 64},
 					new(raft.InstallSnapshotResponse), trZeros(64)))
 			}
 		}
@@ -729,19 +729,19 @@ func TestTrustOpenNonVoter(t *testing.T) {
 		{"RequestVote to the leader", func(l *trustNode, f []*trustNode, st groups.Status) error {
 			id, ad := trAddr(l.id())
 			return rt.RequestVote(id, ad, &raft.RequestVoteRequest{RPCHeader: trHeader(rn.ID()), Term: st.Term + 1,
-				LastLogIndex: st.LastIndex + 1000, LastLogTerm: st.Term + 1, LeadershipTransfer: true}, new(raft.RequestVoteResponse))
+				LastLogIndex: uint64(st.LogLast) + 1000, LastLogTerm: st.Term + 1, LeadershipTransfer: true}, new(raft.RequestVoteResponse))
 		}},
 		{"AppendEntries as itself", func(l *trustNode, f []*trustNode, st groups.Status) error {
 			id, ad := trAddr(f[0].id())
 			return rt.AppendEntries(id, ad, &raft.AppendEntriesRequest{RPCHeader: trHeader(rn.ID()), Term: st.Term + 1,
-				Leader: []byte(rn.ID().String()), PrevLogEntry: st.LastIndex, PrevLogTerm: st.Term, LeaderCommitIndex: st.LastIndex + 1,
-				Entries: []*raft.Log{forgedEntry(t, st.LastIndex+1, st.Term+1, "forged-as-itself", "x")}}, new(raft.AppendEntriesResponse))
+				Leader: []byte(rn.ID().String()), PrevLogEntry: uint64(st.LogLast), PrevLogTerm: st.Term, LeaderCommitIndex: uint64(st.LogLast) + 1,
+				Entries: []*raft.Log{forgedEntry(t, uint64(st.LogLast)+1, st.Term+1, "forged-as-itself", "x")}}, new(raft.AppendEntriesResponse))
 		}},
 		{"AppendEntries as the leader", func(l *trustNode, f []*trustNode, st groups.Status) error {
 			id, ad := trAddr(f[0].id())
 			return rt.AppendEntries(id, ad, &raft.AppendEntriesRequest{RPCHeader: trHeader(l.id()), Term: st.Term + 1,
-				Leader: []byte(l.id().String()), PrevLogEntry: st.LastIndex, PrevLogTerm: st.Term, LeaderCommitIndex: st.LastIndex + 1,
-				Entries: []*raft.Log{forgedEntry(t, st.LastIndex+1, st.Term+1, "forged-as-leader", "x")}}, new(raft.AppendEntriesResponse))
+				Leader: []byte(l.id().String()), PrevLogEntry: uint64(st.LogLast), PrevLogTerm: st.Term, LeaderCommitIndex: uint64(st.LogLast) + 1,
+				Entries: []*raft.Log{forgedEntry(t, uint64(st.LogLast)+1, st.Term+1, "forged-as-leader", "x")}}, new(raft.AppendEntriesResponse))
 		}},
 	} {
 		t.Run(attack.name, func(t *testing.T) {

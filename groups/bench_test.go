@@ -137,7 +137,7 @@ func BenchmarkFeed(b *testing.B) {
 		}
 		last = int64(idx)
 	}
-	if err := leader.g.When().Committed(context.Background(), 0); err != nil {
+	if err := leader.g.When().Applied(context.Background(), 0); err != nil {
 		b.Fatal(err)
 	}
 	_ = last

@@ -58,7 +58,7 @@ func TestExecuteAppliedBounded(t *testing.T) {
 		t.Fatalf("replies %+v: want the committed command's index", r.rs)
 	}
 	// Once the member applies, the index is there.
-	if err := f.g.When().Committed(ctxT(t, 15*time.Second), r.rs[0].Index); err != nil {
+	if err := f.g.When().Applied(ctxT(t, 15*time.Second), r.rs[0].Index); err != nil {
 		t.Fatal(err)
 	}
 }

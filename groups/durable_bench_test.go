@@ -61,7 +61,7 @@ func BenchmarkDurableRestart1M(b *testing.B) {
 		db.Close()
 		d := startDurable(b, c, dir, &counter{}, cfg)
 		waitFor(b, 5*time.Minute, "every entry applied", func() bool {
-			return d.g.Committed() >= entries+1 && d.g.IsLeader()
+			return d.g.Applied() >= entries+1 && d.g.IsLeader()
 		})
 		d.stop()
 	}
@@ -141,7 +141,7 @@ func BenchmarkDurableSnapshotTransfer(b *testing.B) {
 	for range b.N {
 		late := startDurable(b, c, b.TempDir(), &ledger{Pad: pad}, cfg)
 		waitFor(b, 5*time.Minute, "the new member to restore the snapshot", func() bool {
-			return late.g.fsm.Machine().(*ledger).restores.Load() > 0 && late.g.Committed() == leader.g.Committed()
+			return late.g.fsm.Machine().(*ledger).restores.Load() > 0 && late.g.Applied() == leader.g.Applied()
 		})
 		b.StopTimer()
 		// Leave decides from the member's own view of the configuration,
@@ -160,7 +160,7 @@ func BenchmarkDurableSnapshotTransfer(b *testing.B) {
 		for len(leader.g.Members()) != 1 {
 			if time.Now().After(deadline) {
 				for _, m := range leader.g.Members() {
-					b.Logf("member %s voter=%v leader=%v lastIndex=%d contact=%v", m.Peer.Short(), m.Voter, m.Leader, m.LastIndex, time.Since(m.LastContact))
+					b.Logf("member %s voter=%v leader=%v lastIndex=%d contact=%v", m.Peer.Short(), m.Voter, m.Leader, m.Applied, time.Since(m.LastContact))
 				}
 				b.Fatalf("left member %s still there", late.id().Short())
 			}

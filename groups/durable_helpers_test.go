@@ -124,9 +124,9 @@ func convergeAll[C, Q, R any](t testing.TB, d time.Duration, nodes ...*dnode[C, 
 	t.Helper()
 	var idx rsm.Index
 	waitFor(t, d, "replicas to converge", func() bool {
-		idx = nodes[0].g.Committed()
+		idx = nodes[0].g.Applied()
 		for _, nd := range nodes[1:] {
-			if nd.g.Committed() != idx {
+			if nd.g.Applied() != idx {
 				return false
 			}
 		}

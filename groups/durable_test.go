@@ -71,7 +71,7 @@ func TestDurableRestartAll(t *testing.T) {
 		if h := nd.g.fsm.Machine().(*counter).history(); !slices.Equal(h, history) {
 			t.Fatalf("%s replayed %v, want %v", nd.id().Short(), h, history)
 		}
-		if got := nd.g.Committed(); got < before {
+		if got := nd.g.Applied(); got < before {
 			t.Fatalf("%s applied up to %d after restart, had %d", nd.id().Short(), got, before)
 		}
 	}

@@ -447,8 +447,8 @@ func (c *core) Leader() (transport.PeerID, bool) {
 // IsLeader reports whether this member leads and is ready to serve.
 func (c *core) IsLeader() bool { return c.when.get().isLeader }
 
-// Committed returns the index of the last command this member applied.
-func (c *core) Committed() rsm.Index { return c.fsm.Applied() }
+// Applied returns the index of the last command this member applied.
+func (c *core) Applied() rsm.Index { return c.fsm.Applied() }
 
 // LogPosition returns the term and index of the last command this member
 // applied.
@@ -552,7 +552,7 @@ func (g *Group[C, Q, R]) ExecuteApplied(ctx context.Context, cmds []C) ([]Reply[
 		return nil, err
 	}
 	last := rs[len(rs)-1].Index
-	if err := g.when.Committed(ctx, last); err != nil {
+	if err := g.when.Applied(ctx, last); err != nil {
 		// Committed all the same, whether the wait ran out or the member
 		// closed: say so, with the indexes.
 		return rs, fmt.Errorf("%w: index %d: %w", ErrNotAppliedHere, last, err)
@@ -678,7 +678,7 @@ func (g *Group[C, Q, R]) Query(ctx context.Context, q Q, c Consistency) (QueryRe
 		if err != nil {
 			return QueryResult[R]{}, err
 		}
-		if err := g.when.Committed(ctx, idx); err != nil {
+		if err := g.when.Applied(ctx, idx); err != nil {
 			return QueryResult[R]{}, err
 		}
 	default:
@@ -695,8 +695,8 @@ type Member struct {
 	Voter      bool
 	Preference Preference
 	Leader     bool
-	// LastIndex is the last index the member reported applying.
-	LastIndex rsm.Index
+	// Applied is the last command index the member reported applying.
+	Applied rsm.Index
 	// LastContact is when this node last heard from the member.
 	LastContact time.Time
 }
@@ -720,11 +720,11 @@ func (c *core) Members() []Member {
 		m := Member{Peer: p, Voter: s.Suffrage == raft.Voter, Leader: p == leader, Preference: Normal}
 		if p == c.self {
 			m.Preference = c.cfg.Preference
-			m.LastIndex = c.fsm.Applied()
+			m.Applied = c.fsm.Applied()
 			m.LastContact = time.Now()
 		} else if ps := c.peers[p]; ps != nil {
 			m.Preference = ps.ann.preference()
-			m.LastIndex = ps.ann.Applied
+			m.Applied = ps.ann.Applied
 			m.LastContact = ps.heard
 		}
 		out = append(out, m)

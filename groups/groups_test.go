@@ -28,10 +28,10 @@ func converge(t *testing.T, nodes ...*node) rsm.Index {
 	// Equal indexes and equal histories: a batch a stopped writer gave up on
 	// may still apply after the indexes were last seen equal.
 	waitFor(t, 15*time.Second, "replicas to converge", func() bool {
-		idx = nodes[0].g.Committed()
+		idx = nodes[0].g.Applied()
 		h := nodes[0].sm.history()
 		for _, nd := range nodes[1:] {
-			if nd.g.Committed() != idx || !slices.Equal(nd.sm.history(), h) {
+			if nd.g.Applied() != idx || !slices.Equal(nd.sm.history(), h) {
 				return false
 			}
 		}
@@ -184,7 +184,7 @@ func TestLeaderIsolated(t *testing.T) {
 		wg.Add(1)
 		go w.run(ctx, &wg)
 	}
-	waitFor(t, 5*time.Second, "some writes", func() bool { return old.g.Committed() > 30 })
+	waitFor(t, 5*time.Second, "some writes", func() bool { return old.g.Applied() > 30 })
 
 	old.faults.Isolate()
 	var rest []*node
@@ -197,10 +197,10 @@ func TestLeaderIsolated(t *testing.T) {
 	if nl == old {
 		t.Fatal("isolated node still leads")
 	}
-	at := nl.g.Committed()
-	waitFor(t, 10*time.Second, "writes under the new leader", func() bool { return nl.g.Committed() > at+30 })
+	at := nl.g.Applied()
+	waitFor(t, 10*time.Second, "writes under the new leader", func() bool { return nl.g.Applied() > at+30 })
 	old.faults.Heal()
-	waitFor(t, 10*time.Second, "more writes after healing", func() bool { return nl.g.Committed() > at+60 })
+	waitFor(t, 10*time.Second, "more writes after healing", func() bool { return nl.g.Applied() > at+60 })
 	stop()
 	wg.Wait()
 

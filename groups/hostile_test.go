@@ -85,13 +85,13 @@ func TestLeaderEnforcesLimits(t *testing.T) {
 		{"batch too large", heavy},
 	}
 	for i, tc := range cases {
-		before := l.g.Committed()
+		before := l.g.Applied()
 		rs := rawForward(t, f, l, forward{Session: session, Seq: uint64(i + 1), Cmds: tc.cmds})
 		last := rs[len(rs)-1]
 		if len(rs) != 1 || last.Kind != replyError || !errors.Is(last.err(), ErrTooLarge) {
 			t.Errorf("%s: replies %+v; want one error matching ErrTooLarge", tc.name, summary(rs))
 		}
-		if got := l.g.Committed(); got != before {
+		if got := l.g.Applied(); got != before {
 			t.Errorf("%s: the leader applied up to %d (was %d)", tc.name, got, before)
 		}
 	}

@@ -375,7 +375,7 @@ func (c *core) leaderReadIndex(ctx context.Context) (rsm.Index, error) {
 		}
 		return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
 	}
-	if err := c.when.Committed(ctx, idx); err != nil {
+	if err := c.when.Applied(ctx, idx); err != nil {
 		return 0, err
 	}
 	return idx, nil

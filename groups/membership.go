@@ -147,7 +147,7 @@ func (c *core) announce() {
 		HasState:  c.hasState.Load() || c.raft.Load().LastIndex() > 0,
 		Leader:    leader,
 		Term:      c.raft.Load().CurrentTerm(),
-		LastIndex: c.raft.Load().LastIndex(),
+		LastIndex: LogIndex(c.raft.Load().LastIndex()),
 		Applied:   c.fsm.Applied(),
 		Leaving:   c.leaving.Load(),
 		Cluster:   c.fsm.Cluster(),

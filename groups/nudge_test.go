@@ -34,7 +34,7 @@ func TestExecuteAppliedOnFollower(t *testing.T) {
 		if len(rs) != 2 || rs[1].Index != rs[0].Index+1 {
 			t.Fatalf("replies %+v", rs)
 		}
-		if got := follower.g.Committed(); got < rs[1].Index {
+		if got := follower.g.Applied(); got < rs[1].Index {
 			t.Fatalf("round %d: ExecuteApplied returned at %d before the follower applied it (%d)", i, rs[1].Index, got)
 		}
 	}

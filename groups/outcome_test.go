@@ -59,7 +59,7 @@ func TestOutcomeAppliedLate(t *testing.T) {
 			}
 			want = append(want, add)
 			for _, nd := range nodes {
-				if err := nd.g.When().Committed(ctxT(t, 15*time.Second), rng.Last); err != nil {
+				if err := nd.g.When().Applied(ctxT(t, 15*time.Second), rng.Last); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -19,20 +19,20 @@ type Recovery struct {
 	// (this member included).
 	Previous  []transport.PeerID
 	Reachable []transport.PeerID
-	// LastIndex is this member's last log index, now the group's. Every
+	// LogLast is this member's last log index, now the group's. Every
 	// entry up to it counts as committed from now on, including the
 	// Uncommitted entries after the commit index this member knew, which
 	// were never acknowledged to their writers.
-	LastIndex   uint64
-	Committed   uint64
-	Uncommitted uint64
-	// HighestIndex is the highest last log index any member ever announced
+	LogLast      LogIndex
+	LogCommitted LogIndex
+	Uncommitted  uint64
+	// LogHighest is the highest last log index any member ever announced
 	// to this one (0 if it heard of none higher than its own), and
-	// HighestPeer who announced it. Entries after LastIndex up to it may
+	// HighestPeer who announced it. Entries after LogLast up to it may
 	// have been committed and are lost: MayBeLost of them.
-	HighestIndex uint64
-	HighestPeer  transport.PeerID
-	MayBeLost    uint64
+	LogHighest  LogIndex
+	HighestPeer transport.PeerID
+	MayBeLost   uint64
 }
 
 // Recover reforms a group that lost a majority of its voters for good,
@@ -110,7 +110,7 @@ func (c *core) reform() (Recovery, error) {
 		return rec, fmt.Errorf("groups: recover: %w", werr)
 	}
 	c.log.Warn("groups: recovered the group from this member alone",
-		"previous", len(rec.Previous), "last_index", rec.LastIndex, "uncommitted", rec.Uncommitted, "may_be_lost", rec.MayBeLost)
+		"previous", len(rec.Previous), "last_index", rec.LogLast, "uncommitted", rec.Uncommitted, "may_be_lost", rec.MayBeLost)
 	c.announce()
 	return rec, nil
 }
@@ -123,17 +123,17 @@ func (c *core) assessRecovery() (Recovery, error) {
 	if err := fut.Error(); err != nil {
 		return Recovery{}, fmt.Errorf("groups: recover: %w", err)
 	}
-	rec := Recovery{LastIndex: r.LastIndex(), Committed: r.CommitIndex()}
-	rec.Uncommitted = rec.LastIndex - min(rec.Committed, rec.LastIndex)
+	rec := Recovery{LogLast: LogIndex(r.LastIndex()), LogCommitted: LogIndex(r.CommitIndex())}
+	rec.Uncommitted = uint64(rec.LogLast - min(rec.LogCommitted, rec.LogLast))
 	now := time.Now()
 	peers := c.peerTable()
 	for p, ps := range peers {
-		if ps.ann.LastIndex > max(rec.LastIndex, rec.HighestIndex) {
-			rec.HighestIndex, rec.HighestPeer = ps.ann.LastIndex, p
+		if ps.ann.LastIndex > max(rec.LogLast, rec.LogHighest) {
+			rec.LogHighest, rec.HighestPeer = ps.ann.LastIndex, p
 		}
 	}
-	if rec.HighestIndex > rec.LastIndex {
-		rec.MayBeLost = rec.HighestIndex - rec.LastIndex
+	if rec.LogHighest > rec.LogLast {
+		rec.MayBeLost = uint64(rec.LogHighest - rec.LogLast)
 	}
 	selfIn := false
 	var better transport.PeerID
@@ -156,7 +156,7 @@ func (c *core) assessRecovery() (Recovery, error) {
 			continue
 		}
 		rec.Reachable = append(rec.Reachable, p)
-		if ps.ann.LastIndex > rec.LastIndex || (ps.ann.LastIndex == rec.LastIndex && p.Compare(c.self) < 0) {
+		if ps.ann.LastIndex > rec.LogLast || (ps.ann.LastIndex == rec.LogLast && p.Compare(c.self) < 0) {
 			if better.IsZero() {
 				better = p
 			}

@@ -106,7 +106,7 @@ func TestRecoverLostQuorum(t *testing.T) {
 	if len(rec.Previous) != 3 || len(rec.Reachable) != 1 || rec.Reachable[0] != survivor.net.ID() {
 		t.Fatalf("Recovery previous %v reachable %v, want 3 and the survivor alone", rec.Previous, rec.Reachable)
 	}
-	if rec.LastIndex == 0 || rec.LastIndex < rec.Committed {
+	if rec.LogLast == 0 || rec.LogLast < rec.LogCommitted {
 		t.Fatalf("Recovery indexes %+v", rec)
 	}
 	if !survivor.g.IsLeader() {

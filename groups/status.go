@@ -14,20 +14,20 @@ import (
 // Status is what a member tells about its group when the network is asked
 // (see transport.Network.Survey); the inspect tool shows it.
 type Status struct {
-	ID         ID                `cbor:"id"`
-	Labels     map[string]string `cbor:"labels,omitempty"`
-	Self       transport.PeerID  `cbor:"self"`
-	Role       string            `cbor:"role"` // leader, follower, candidate, non-voter, or stopped
-	Preference string            `cbor:"preference"`
-	Online     bool              `cbor:"online"`
-	Leader     transport.PeerID  `cbor:"leader"`
-	Term       uint64            `cbor:"term"`
-	LastIndex  uint64            `cbor:"last_index"` // last Raft log index
-	Committed  uint64            `cbor:"committed"`  // Raft commit index
-	Applied    uint64            `cbor:"applied"`    // last Raft index applied to the machine
-	Snapshot   uint64            `cbor:"snapshot"`   // last Raft index of the latest snapshot
-	Members    []MemberStatus    `cbor:"members"`
-	Sealed     bool              `cbor:"sealed,omitempty"` // the group has a secret (never the secret itself)
+	ID           ID                `cbor:"id"`
+	Labels       map[string]string `cbor:"labels,omitempty"`
+	Self         transport.PeerID  `cbor:"self"`
+	Role         string            `cbor:"role"` // leader, follower, candidate, non-voter, or stopped
+	Preference   string            `cbor:"preference"`
+	Online       bool              `cbor:"online"`
+	Leader       transport.PeerID  `cbor:"leader"`
+	Term         uint64            `cbor:"term"`
+	LogLast      LogIndex          `cbor:"last_index"` // last Raft log index
+	LogCommitted LogIndex          `cbor:"committed"`  // Raft commit index
+	LogApplied   LogIndex          `cbor:"applied"`    // last Raft index applied to the machine
+	LogSnapshot  LogIndex          `cbor:"snapshot"`   // last Raft index of the latest snapshot
+	Members      []MemberStatus    `cbor:"members"`
+	Sealed       bool              `cbor:"sealed,omitempty"` // the group has a secret (never the secret itself)
 	// Mismatches are other groups heard under this group's key: members
 	// that opened the same name with other settings.
 	Mismatches []Mismatch `cbor:"mismatches,omitempty"`
@@ -35,7 +35,7 @@ type Status struct {
 	// differs from what this member applied (after a Recover from a member
 	// that lacked it); zero if it does not. Such a member follows no
 	// further: restart it empty.
-	Diverged uint64 `cbor:"diverged,omitempty"`
+	Diverged LogIndex `cbor:"diverged,omitempty"`
 }
 
 // Mismatch is another group heard under a member's key: members that
@@ -57,13 +57,20 @@ type Mismatch struct {
 	LastHeard time.Time `cbor:"last_heard"`
 }
 
+// LogIndex is a position in a group's Raft log. Every log entry takes one:
+// batches of commands, configuration changes, Raft's own no-ops. It is not
+// comparable with an rsm.Index, which counts commands (Group.Applied,
+// When.Applied, collections' versions); Status and Recovery report log
+// positions, for operators.
+type LogIndex uint64
+
 // MemberStatus is one member of a group as the answering member sees it.
 type MemberStatus struct {
 	Peer        transport.PeerID `cbor:"peer"`
 	Voter       bool             `cbor:"voter"`
 	Leader      bool             `cbor:"leader"`
 	Preference  string           `cbor:"preference"`
-	LastIndex   uint64           `cbor:"last_index"` // last Raft log index it reported
+	LogLast     LogIndex         `cbor:"last_index"` // last Raft log index it reported
 	Lag         uint64           `cbor:"lag"`        // entries behind the highest last index known
 	LastContact time.Time        `cbor:"last_contact"`
 }
@@ -136,22 +143,22 @@ func (ng *nodeGroups) status() any {
 func (c *core) Status() Status {
 	leader, _ := c.Leader()
 	st := Status{
-		ID:         c.id,
-		Labels:     c.cfg.Labels,
-		Self:       c.self,
-		Preference: c.cfg.Preference.String(),
-		Online:     c.when.online(c.when.get()),
-		Leader:     leader,
-		Term:       c.raft.Load().CurrentTerm(),
-		LastIndex:  c.raft.Load().LastIndex(),
-		Committed:  c.raft.Load().CommitIndex(),
-		Applied:    c.fsm.AppliedRaft(),
-		Sealed:     c.scope.Sealed(),
-		Mismatches: c.Mismatches(),
-		Diverged:   c.divergedAt.Load(),
+		ID:           c.id,
+		Labels:       c.cfg.Labels,
+		Self:         c.self,
+		Preference:   c.cfg.Preference.String(),
+		Online:       c.when.online(c.when.get()),
+		Leader:       leader,
+		Term:         c.raft.Load().CurrentTerm(),
+		LogLast:      LogIndex(c.raft.Load().LastIndex()),
+		LogCommitted: LogIndex(c.raft.Load().CommitIndex()),
+		LogApplied:   LogIndex(c.fsm.AppliedRaft()),
+		Sealed:       c.scope.Sealed(),
+		Mismatches:   c.Mismatches(),
+		Diverged:     LogIndex(c.divergedAt.Load()),
 	}
 	if idx, err := strconv.ParseUint(c.raft.Load().Stats()["last_snapshot_index"], 10, 64); err == nil {
-		st.Snapshot = idx
+		st.LogSnapshot = LogIndex(idx)
 	}
 	switch c.raft.Load().State() {
 	case raft.Leader:
@@ -164,7 +171,7 @@ func (c *core) Status() Status {
 		st.Role = "follower"
 	}
 	members := c.Members()
-	var top uint64
+	var top LogIndex
 	for _, m := range members {
 		if m.Peer == c.self && !m.Voter && st.Role == "follower" {
 			st.Role = "non-voter"
@@ -173,20 +180,20 @@ func (c *core) Status() Status {
 		top = max(top, last)
 		st.Members = append(st.Members, MemberStatus{
 			Peer: m.Peer, Voter: m.Voter, Leader: m.Leader, Preference: m.Preference.String(),
-			LastIndex: last, LastContact: m.LastContact,
+			LogLast: last, LastContact: m.LastContact,
 		})
 	}
 	for i := range st.Members {
-		st.Members[i].Lag = top - st.Members[i].LastIndex
+		st.Members[i].Lag = uint64(top - st.Members[i].LogLast)
 	}
 	return st
 }
 
 // reportedLast is the last Raft log index p reported (this member's own for
 // itself).
-func (c *core) reportedLast(p transport.PeerID) uint64 {
+func (c *core) reportedLast(p transport.PeerID) LogIndex {
 	if p == c.self {
-		return c.raft.Load().LastIndex()
+		return LogIndex(c.raft.Load().LastIndex())
 	}
 	c.peersMu.Lock()
 	defer c.peersMu.Unlock()

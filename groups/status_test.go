@@ -74,7 +74,7 @@ func TestStatusAnswersWhileApplyBlocks(t *testing.T) {
 	if !ok || len(found) != 3 {
 		t.Fatalf("survey found %d member views: %v", len(found), found)
 	}
-	if sa.Applied >= sa.Committed || len(sa.Members) != 2 || sa.Term == 0 || sa.Leader.IsZero() {
+	if sa.LogApplied >= sa.LogCommitted || len(sa.Members) != 2 || sa.Term == 0 || sa.Leader.IsZero() {
 		t.Errorf("a's status while its Apply blocks: %+v", sa)
 	}
 	if so := found[a.net.ID().Short()+"/"+other.ID().Short()]; so.Labels["name"] != "other" || so.Role != "leader" {

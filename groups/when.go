@@ -167,7 +167,7 @@ func (w *When) waitOnline(ctx context.Context) error {
 		}
 		return err
 	}
-	if err := w.Committed(ctx, idx); err != nil {
+	if err := w.Applied(ctx, idx); err != nil {
 		return err
 	}
 	w.caught.Store(true)
@@ -184,8 +184,8 @@ func (w *When) Offline(ctx context.Context) error {
 	return err
 }
 
-// Committed resolves once this member has applied every command up to index.
-func (w *When) Committed(ctx context.Context, index rsm.Index) error {
+// Applied resolves once this member has applied every command up to index.
+func (w *When) Applied(ctx context.Context, index rsm.Index) error {
 	for {
 		ch := w.applied.wait()
 		if w.index() >= index {

@@ -85,7 +85,7 @@ type announcement struct {
 	HasState  bool             // bootstrapped, or added to a group
 	Leader    transport.PeerID // the leader it follows; zero if none
 	Term      uint64
-	LastIndex uint64 // last Raft log index
+	LastIndex LogIndex // last Raft log index
 	Applied   rsm.Index
 	Leaving   bool
 	Cluster   replica.ClusterID // zero until the member applied its cluster's founding entry

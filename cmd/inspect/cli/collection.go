@@ -38,8 +38,8 @@ func collectionSource(net *transport.Network, nodes []node, ref string, o *optio
 	var best transport.PeerID
 	var applied uint64
 	for p, v := range g.Views {
-		if best.IsZero() || v.Applied > applied || (v.Applied == applied && p.Compare(best) < 0) {
-			best, applied = p, v.Applied
+		if best.IsZero() || uint64(v.LogApplied) > applied || (uint64(v.LogApplied) == applied && p.Compare(best) < 0) {
+			best, applied = p, uint64(v.LogApplied)
 		}
 	}
 	secret, err := o.secret()

@@ -75,7 +75,7 @@ func (g *group) view() groups.Status {
 		case v.Role == "leader" && (best.Role != "leader" || v.Term > best.Term):
 		case best.Role == "leader":
 			continue
-		case first, v.Term > best.Term, v.Term == best.Term && v.LastIndex > best.LastIndex:
+		case first, v.Term > best.Term, v.Term == best.Term && v.LogLast > best.LogLast:
 		default:
 			continue
 		}

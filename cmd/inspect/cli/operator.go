@@ -104,8 +104,8 @@ func survivor(g *group, prefix string) (transport.PeerID, error) {
 		if v.Role == "non-voter" || v.Preference == "observer" {
 			continue
 		}
-		if best.IsZero() || v.LastIndex > last || (v.LastIndex == last && p.Compare(best) < 0) {
-			best, last = p, v.LastIndex
+		if best.IsZero() || uint64(v.LogLast) > last || (uint64(v.LogLast) == last && p.Compare(best) < 0) {
+			best, last = p, uint64(v.LogLast)
 		}
 	}
 	if best.IsZero() {

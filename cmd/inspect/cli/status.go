@@ -107,7 +107,7 @@ func (g *group) mismatches() []mismatchJSON {
 
 func summarize(g *group) groupJSON {
 	v := g.view()
-	j := groupJSON{ID: g.ID.String(), Labels: g.Labels, Term: v.Term, Committed: v.Committed, Answered: len(g.Views), Mismatches: g.mismatches()}
+	j := groupJSON{ID: g.ID.String(), Labels: g.Labels, Term: v.Term, Committed: uint64(v.LogCommitted), Answered: len(g.Views), Mismatches: g.mismatches()}
 	if !v.Leader.IsZero() {
 		j.Leader = v.Leader.String()
 	}
@@ -210,7 +210,7 @@ func groupCmd(o *options) *cobra.Command {
 					role := roleOf(m, own, answered)
 					d.Members = append(d.Members, memberJSON{
 						Peer: m.Peer.String(), Role: role, Voter: m.Voter, Preference: m.Preference,
-						LastIndex: m.LastIndex, Lag: m.Lag, LastContact: m.LastContact, Answered: answered,
+						LastIndex: uint64(m.LogLast), Lag: m.Lag, LastContact: m.LastContact, Answered: answered,
 					})
 				}
 				if o.json {
@@ -218,7 +218,7 @@ func groupCmd(o *options) *cobra.Command {
 				}
 				w := cmd.OutOrStdout()
 				fmt.Fprintf(w, "group %s (%s)\n", g.ID, describe(g))
-				fmt.Fprintf(w, "leader %s, term %d, committed %d, seen by %s\n\n", short(v.Leader), v.Term, v.Committed, short(v.Self))
+				fmt.Fprintf(w, "leader %s, term %d, committed %d, seen by %s\n\n", short(v.Leader), v.Term, v.LogCommitted, short(v.Self))
 				now := time.Now()
 				var rows [][]string
 				for _, m := range v.Members {
@@ -227,7 +227,7 @@ func groupCmd(o *options) *cobra.Command {
 					if m.Peer == v.Self {
 						contact = "self"
 					}
-					rows = append(rows, []string{m.Peer.Short(), mj.Role, yesNo(m.Voter), m.Preference, u64(m.LastIndex), u64(m.Lag), contact})
+					rows = append(rows, []string{m.Peer.Short(), mj.Role, yesNo(m.Voter), m.Preference, u64(uint64(m.LogLast)), u64(m.Lag), contact})
 				}
 				return table(w, []string{"PEER", "ROLE", "VOTER", "PREFERENCE", "LAST INDEX", "LAG", "LAST CONTACT"}, rows)
 			})

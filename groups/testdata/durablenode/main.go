@@ -137,7 +137,7 @@ func run(dir, url, secret string) error {
 			if g.IsLeader() {
 				isLeader = 1
 			}
-			say("status %d %s %d", isLeader, leader, g.Committed())
+			say("status %d %s %d", isLeader, leader, g.Applied())
 		case "dump":
 			vals := sm.Query(struct{}{})
 			s := make([]string, len(vals))
