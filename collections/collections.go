@@ -191,7 +191,7 @@ type handle[C any] struct {
 	g    *groups.Group[C, struct{}, reply]
 	m    machine
 	when *When
-	reg  regKey
+	id   string // kind/name/types, unique among the open handles of net
 	insp interface{ close() }
 
 	operator bool // serves inspect's operator commands in an open group too
@@ -200,17 +200,17 @@ type handle[C any] struct {
 	closeOnce sync.Once
 }
 
-type regKey struct {
-	net *transport.Network
-	id  string
+// openHandles are the handles open on one network, by kind/name/types, so
+// that one network never joins one group twice (it has one PeerID). The
+// network keeps them (see transport.Slot).
+type openHandles struct {
+	mu  sync.Mutex
+	ids map[string]struct{}
 }
 
-// open handles of this process, so that one network never joins one group
-// twice (it has one PeerID).
-var (
-	regMu sync.Mutex
-	reg   = map[regKey]struct{}{}
-)
+var openSlot = transport.NewSlot(func(*transport.Network) *openHandles {
+	return &openHandles{ids: map[string]struct{}{}}
+})
 
 // stateMachine is a collection's machine: replicated by a group, read by
 // its handles.
@@ -264,14 +264,15 @@ func open[C any](net *transport.Network, kind, name, types string, sm rsm.StateM
 		labels[k] = v
 	}
 	cfg.Labels = labels
-	h := &handle[C]{name: name, net: net, m: m, reg: regKey{net, id}, operator: o.operator}
-	regMu.Lock()
-	if _, dup := reg[h.reg]; dup {
-		regMu.Unlock()
+	h := &handle[C]{name: name, net: net, m: m, id: id, operator: o.operator}
+	open := openSlot.Get(net)
+	open.mu.Lock()
+	if _, dup := open.ids[id]; dup {
+		open.mu.Unlock()
 		return nil, fmt.Errorf("%w: %s %q", ErrAlreadyOpen, kind, name)
 	}
-	reg[h.reg] = struct{}{}
-	regMu.Unlock()
+	open.ids[id] = struct{}{}
+	open.mu.Unlock()
 	g, err := groups.Join(net, groups.KeyFromSecret("mosaik.collections."+kind+"/"+name), sm, &cfg)
 	if err != nil {
 		h.unregister()
@@ -294,9 +295,10 @@ func serve[C any, E wireChange](h *handle[C], hist *history[E], state func() fro
 }
 
 func (h *handle[C]) unregister() {
-	regMu.Lock()
-	delete(reg, h.reg)
-	regMu.Unlock()
+	open := openSlot.Get(h.net)
+	open.mu.Lock()
+	delete(open.ids, h.id)
+	open.mu.Unlock()
 }
 
 // Version returns the version of the state reads see now.

@@ -289,6 +289,11 @@ type Network struct {
 	started time.Time
 	status  statusSections
 
+	// Values upper layers keep per network (see Slot); dropped by Close.
+	slotMu       sync.Mutex
+	slots        map[any]any // by *Slot[T]
+	slotsDropped bool
+
 	done     chan struct{}
 	closeErr error
 	once     sync.Once
@@ -716,6 +721,7 @@ func (n *Network) Close() error {
 			n.nc.Close()
 		}
 		n.shutdownServer()
+		n.dropSlots()
 	})
 	return n.closeErr
 }
