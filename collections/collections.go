@@ -198,6 +198,7 @@ type handle[C any] struct {
 
 	closed    atomic.Bool
 	closeOnce sync.Once
+	closeErr  error // set under closeOnce
 }
 
 // openHandles are the handles open on one network, by kind/name/types, so
@@ -338,20 +339,22 @@ func (h *handle[C]) RemoveMember(ctx context.Context, p transport.PeerID, force 
 
 // Close leaves the collection. A writer closing gracefully leaves the group
 // working for the others. Reads keep answering from the last state; writes
-// and waits return ErrClosed. Close is idempotent.
+// and waits return ErrClosed. Close is idempotent; it returns what the
+// group member's Close returned (see groups.Group.Close), every call the
+// same.
 func (h *handle[C]) Close() error {
 	h.closeOnce.Do(func() {
 		h.closed.Store(true)
 		if h.insp != nil {
 			h.insp.close()
 		}
-		_ = h.g.Close()
+		h.closeErr = h.g.Close()
 		if c, ok := h.m.(interface{ closeIndex() }); ok {
 			c.closeIndex()
 		}
 		h.unregister()
 	})
-	return nil
+	return h.closeErr
 }
 
 // execute runs commands as one unbroken run and waits until this node has

@@ -153,6 +153,7 @@ type lifecycle struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+	closeErr  error // set by stop, under closeOnce: read after Do returns
 }
 
 // Join makes this node a member of the group named by key, replicating sm.
@@ -357,7 +358,9 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 				s.Close()
 			}
 		}
-		c.shutdownRaft()
+		if serr := c.shutdownRaft(); serr != nil {
+			c.log.Warn("groups: join failed, and so did stopping raft", "err", serr)
+		}
 		_ = trans.Close()
 		return fail(err)
 	}
@@ -736,7 +739,10 @@ func (c *core) Members() []Member {
 // Close stops this member. A leader first hands leadership over. A member
 // with in-memory storage also removes itself from the group, since its state
 // dies with it; a durable member stays, expected back. Close waits for
-// everything the member started and is idempotent.
+// everything the member started and is idempotent. It returns what failed
+// while stopping (Raft's shutdown, releasing the storage), joined with
+// errors.Join; every call returns what the first stop returned, also when
+// the member stopped because its network closed.
 func (c *core) Close() error {
 	c.closeOnce.Do(func() {
 		// Hand over first: a leader that removed itself would leave the
@@ -752,10 +758,11 @@ func (c *core) Close() error {
 		c.stop()
 	})
 	<-c.netWatch
-	return nil
+	return c.closeErr
 }
 
-// Leave removes this member from the group for good, then closes it.
+// Leave removes this member from the group for good, then closes it. It
+// returns why the removal failed, joined with what Close would return.
 func (c *core) Leave(ctx context.Context) error {
 	var err error
 	c.closeOnce.Do(func() {
@@ -763,7 +770,7 @@ func (c *core) Leave(ctx context.Context) error {
 		c.stop()
 	})
 	<-c.netWatch
-	return err
+	return errors.Join(err, c.closeErr)
 }
 
 // handOver makes another voter leader and waits, within the close budget,
@@ -804,14 +811,18 @@ func (c *core) stop() {
 	if !c.futures.drain(2*c.cfg.ElectionTimeout*time.Duration(c.cfg.Preference.Factor()) + time.Second) {
 		c.log.Warn("groups: raft calls still unanswered at shutdown", "n", c.futures.n.Load())
 	}
-	c.shutdownRaft()
+	var errs []error
+	if err := c.shutdownRaft(); err != nil {
+		errs = append(errs, err)
+	}
 	c.wg.Wait()
 	if c.stores.Release != nil {
 		if err := c.stores.Release(); err != nil {
-			c.log.Warn("groups: release storage", "err", err)
+			errs = append(errs, fmt.Errorf("groups: release storage: %w", err))
 		}
 	}
-	c.log.Debug("groups: closed")
+	c.closeErr = errors.Join(errs...)
+	c.log.Debug("groups: closed", "err", c.closeErr)
 }
 
 // keepOpen is the member's Raft transport as Raft sees it: Raft closes its
@@ -821,8 +832,10 @@ type keepOpen struct{ *transport.RaftTransport }
 
 func (keepOpen) Close() error { return nil }
 
-func (c *core) shutdownRaft() {
+// shutdownRaft shuts Raft down and says why that failed, if it did.
+func (c *core) shutdownRaft() error {
 	if err := c.raft.Load().Shutdown().Error(); err != nil {
-		c.log.Warn("groups: raft shutdown", "err", err)
+		return fmt.Errorf("groups: raft shutdown: %w", err)
 	}
+	return nil
 }

@@ -1,0 +1,53 @@
+package groups
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/mosaik-go/mosaik/storage"
+)
+
+var errRelease = errors.New("test: release failed")
+
+// failingRelease is in-memory storage whose Release fails.
+type failingRelease struct{ storage.Provider }
+
+func (f failingRelease) Stores(id [32]byte) (storage.Stores, error) {
+	s, err := f.Provider.Stores(id)
+	s.Release = func() error { return errRelease }
+	return s, err
+}
+
+// Close returns what failed while the member stopped (here releasing its
+// storage), and every later Close returns the same.
+func TestCloseReturnsStorageError(t *testing.T) {
+	c := newCluster(t)
+	cfg := testConfig()
+	cfg.Storage = failingRelease{storage.Memory()}
+	nd := c.add(cfg)
+	if err := nd.g.When().Online(ctxFor(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	err := nd.g.Close()
+	if !errors.Is(err, errRelease) {
+		t.Fatalf("Close = %v, want the storage's release error", err)
+	}
+	if again := nd.g.Close(); !errors.Is(again, errRelease) {
+		t.Errorf("second Close = %v, want the first one's error", again)
+	}
+}
+
+// A member stopped by its network closing keeps the error for Close.
+func TestCloseAfterNetworkReturnsStorageError(t *testing.T) {
+	c := newCluster(t)
+	cfg := testConfig()
+	cfg.Storage = failingRelease{storage.Memory()}
+	nd := c.add(cfg)
+	if err := nd.net.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := nd.g.Close(); !errors.Is(err, errRelease) {
+		t.Fatalf("Close after the network closed = %v, want the storage's release error", err)
+	}
+}
