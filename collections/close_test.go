@@ -4,26 +4,18 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/mosaik-go/mosaik/internal/storagetest"
 	"github.com/mosaik-go/mosaik/storage"
 )
 
 var errRelease = errors.New("test: release failed")
-
-// failingRelease is in-memory storage whose Release fails.
-type failingRelease struct{ storage.Provider }
-
-func (f failingRelease) Stores(id [32]byte) (storage.Stores, error) {
-	s, err := f.Provider.Stores(id)
-	s.Release = func() error { return errRelease }
-	return s, err
-}
 
 // A handle's Close returns what its group member's Close returned, and
 // every later Close the same.
 func TestHandleCloseReturnsGroupError(t *testing.T) {
 	tn := newTestNet(t)
 	cfg := testGroupConfig()
-	cfg.Storage = failingRelease{storage.Memory()}
+	cfg.Storage = storagetest.FailRelease(storage.Memory(), errRelease)
 	w, err := NewMapWriter[string, int](tn.node(), "c", WithGroupConfig(cfg))
 	if err != nil {
 		t.Fatal(err)

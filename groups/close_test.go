@@ -5,26 +5,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mosaik-go/mosaik/internal/storagetest"
 	"github.com/mosaik-go/mosaik/storage"
 )
 
 var errRelease = errors.New("test: release failed")
-
-// failingRelease is in-memory storage whose Release fails.
-type failingRelease struct{ storage.Provider }
-
-func (f failingRelease) Stores(id [32]byte) (storage.Stores, error) {
-	s, err := f.Provider.Stores(id)
-	s.Release = func() error { return errRelease }
-	return s, err
-}
 
 // Close returns what failed while the member stopped (here releasing its
 // storage), and every later Close returns the same.
 func TestCloseReturnsStorageError(t *testing.T) {
 	c := newCluster(t)
 	cfg := testConfig()
-	cfg.Storage = failingRelease{storage.Memory()}
+	cfg.Storage = storagetest.FailRelease(storage.Memory(), errRelease)
 	nd := c.add(cfg)
 	if err := nd.g.When().Online(ctxFor(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
@@ -42,7 +34,7 @@ func TestCloseReturnsStorageError(t *testing.T) {
 func TestCloseAfterNetworkReturnsStorageError(t *testing.T) {
 	c := newCluster(t)
 	cfg := testConfig()
-	cfg.Storage = failingRelease{storage.Memory()}
+	cfg.Storage = storagetest.FailRelease(storage.Memory(), errRelease)
 	nd := c.add(cfg)
 	if err := nd.net.Close(); err != nil {
 		t.Fatal(err)
