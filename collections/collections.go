@@ -363,7 +363,7 @@ func (h *handle[C]) execute(ctx context.Context, cmds ...C) ([]groups.Reply[repl
 	if h.closed.Load() {
 		return nil, ErrClosed
 	}
-	rs, err := h.g.ExecuteApplied(ctx, cmds)
+	rs, err := groups.ExecuteApplied[reply](ctx, h.g, cmds)
 	if err != nil {
 		if errors.Is(err, groups.ErrNotAppliedHere) {
 			return rs, wrapErr(err)
