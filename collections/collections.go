@@ -191,26 +191,27 @@ type handle[C any] struct {
 	g    *groups.Group[C, struct{}, reply]
 	m    machine
 	when *When
-	reg  regKey
+	id   string // kind/name/types, unique among the open handles of net
 	insp interface{ close() }
 
 	operator bool // serves inspect's operator commands in an open group too
 
 	closed    atomic.Bool
 	closeOnce sync.Once
+	closeErr  error // set under closeOnce
 }
 
-type regKey struct {
-	net *transport.Network
-	id  string
+// openHandles are the handles open on one network, by kind/name/types, so
+// that one network never joins one group twice (it has one PeerID). The
+// network keeps them (see transport.Slot).
+type openHandles struct {
+	mu  sync.Mutex
+	ids map[string]struct{}
 }
 
-// open handles of this process, so that one network never joins one group
-// twice (it has one PeerID).
-var (
-	regMu sync.Mutex
-	reg   = map[regKey]struct{}{}
-)
+var openSlot = transport.NewSlot(func(*transport.Network) *openHandles {
+	return &openHandles{ids: map[string]struct{}{}}
+})
 
 // stateMachine is a collection's machine: replicated by a group, read by
 // its handles.
@@ -264,14 +265,15 @@ func open[C any](net *transport.Network, kind, name, types string, sm rsm.StateM
 		labels[k] = v
 	}
 	cfg.Labels = labels
-	h := &handle[C]{name: name, net: net, m: m, reg: regKey{net, id}, operator: o.operator}
-	regMu.Lock()
-	if _, dup := reg[h.reg]; dup {
-		regMu.Unlock()
+	h := &handle[C]{name: name, net: net, m: m, id: id, operator: o.operator}
+	open := openSlot.Get(net)
+	open.mu.Lock()
+	if _, dup := open.ids[id]; dup {
+		open.mu.Unlock()
 		return nil, fmt.Errorf("%w: %s %q", ErrAlreadyOpen, kind, name)
 	}
-	reg[h.reg] = struct{}{}
-	regMu.Unlock()
+	open.ids[id] = struct{}{}
+	open.mu.Unlock()
 	g, err := groups.Join(net, groups.KeyFromSecret("mosaik.collections."+kind+"/"+name), sm, &cfg)
 	if err != nil {
 		h.unregister()
@@ -294,9 +296,10 @@ func serve[C any, E wireChange](h *handle[C], hist *history[E], state func() fro
 }
 
 func (h *handle[C]) unregister() {
-	regMu.Lock()
-	delete(reg, h.reg)
-	regMu.Unlock()
+	open := openSlot.Get(h.net)
+	open.mu.Lock()
+	delete(open.ids, h.id)
+	open.mu.Unlock()
 }
 
 // Version returns the version of the state reads see now.
@@ -336,20 +339,22 @@ func (h *handle[C]) RemoveMember(ctx context.Context, p transport.PeerID, force 
 
 // Close leaves the collection. A writer closing gracefully leaves the group
 // working for the others. Reads keep answering from the last state; writes
-// and waits return ErrClosed. Close is idempotent.
+// and waits return ErrClosed. Close is idempotent; it returns what the
+// group member's Close returned (see groups.Group.Close), every call the
+// same.
 func (h *handle[C]) Close() error {
 	h.closeOnce.Do(func() {
 		h.closed.Store(true)
 		if h.insp != nil {
 			h.insp.close()
 		}
-		_ = h.g.Close()
+		h.closeErr = h.g.Close()
 		if c, ok := h.m.(interface{ closeIndex() }); ok {
 			c.closeIndex()
 		}
 		h.unregister()
 	})
-	return nil
+	return h.closeErr
 }
 
 // execute runs commands as one unbroken run and waits until this node has
@@ -358,7 +363,7 @@ func (h *handle[C]) execute(ctx context.Context, cmds ...C) ([]groups.Reply[repl
 	if h.closed.Load() {
 		return nil, ErrClosed
 	}
-	rs, err := h.g.ExecuteApplied(ctx, cmds)
+	rs, err := groups.ExecuteApplied[reply](ctx, h.g, cmds)
 	if err != nil {
 		if errors.Is(err, groups.ErrNotAppliedHere) {
 			return rs, wrapErr(err)

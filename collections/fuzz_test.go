@@ -25,7 +25,7 @@ import (
 
 // fuzzMachine is what the targets need of a collection's machine.
 type fuzzMachine[C any] interface {
-	ApplyReply(C, rsm.ApplyContext) reply
+	rsm.Replier[C]
 	rsm.Publisher
 	Snapshot() (rsm.Snapshot, error)
 	Restore(io.Reader) error
@@ -70,7 +70,7 @@ func fuzzApply[C any, M fuzzMachine[C]](t *testing.T, data []byte, fresh func(hi
 		m.Publish()
 		var rs []reply
 		for _, c := range cmds {
-			rs = append(rs, m.ApplyReply(c, idx))
+			rs = append(rs, m.ApplyReply(c, idx).(reply))
 			idx++
 			if idx%7 == 0 {
 				m.Publish()

@@ -220,10 +220,10 @@ func isErr(t testing.TB, err, target error, what string) {
 // applied applies one command to a machine as a batch of its own: applies
 // it, then publishes it.
 func applied[C any](m interface {
-	ApplyReply(C, rsm.ApplyContext) reply
+	rsm.Replier[C]
 	rsm.Publisher
 }, cmd C, ctx rsm.ApplyContext) reply {
-	r := m.ApplyReply(cmd, ctx)
+	r := m.ApplyReply(cmd, ctx).(reply)
 	m.Publish()
 	return r
 }

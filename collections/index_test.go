@@ -69,7 +69,7 @@ func TestMapIndexAgreesWithModel(t *testing.T) {
 			// Commands apply in batches of random length, as Raft hands them.
 			apply := func(c mapCmd[string, int]) reply {
 				idx++
-				r := m.ApplyReply(c, fakeCtx(idx))
+				r := m.ApplyReply(c, fakeCtx(idx)).(reply)
 				if rng.IntN(16) == 0 {
 					m.Publish()
 				}

@@ -37,17 +37,19 @@ const (
 
 // inspectGate counts what the inspect servers of one node hold: dumps in
 // progress and waiting polls, per node and per peer. Every collection open
-// on one network shares its gate; the last to close removes it. The gate is
+// on one network shares its gate, which the network keeps; the last to
+// close releases it. The gate is
 // safe for concurrent use.
 type inspectGate struct {
-	net  *transport.Network
-	self string // the node's short id
-	log  *slog.Logger
-	busy *prometheus.CounterVec // nil without metrics
-	m    *prom.Readings
+	holder *gateHolder // refs is guarded by holder.mu
+	self   string      // the node's short id
+	log    *slog.Logger
+	busy   *prometheus.CounterVec // nil without metrics
+	m      *prom.Readings
+
+	refs int
 
 	mu         sync.Mutex
-	refs       int
 	dumps      int
 	polls      int
 	peerDumps  map[transport.PeerID]int
@@ -62,10 +64,15 @@ const (
 	slotPoll = "poll"
 )
 
-var (
-	gatesMu sync.Mutex
-	gates   = map[*transport.Network]*inspectGate{}
-)
+// gateHolder holds a network's gate while collections on it serve inspect,
+// kept on the network (see transport.Slot). Its mutex guards gate and the
+// gate's refs.
+type gateHolder struct {
+	mu   sync.Mutex
+	gate *inspectGate
+}
+
+var gateSlot = transport.NewSlot(func(*transport.Network) *gateHolder { return &gateHolder{} })
 
 func newInspectGate(self string, log *slog.Logger) *inspectGate {
 	return &inspectGate{self: self, log: log, peerDumps: map[transport.PeerID]int{}, peerPolls: map[transport.PeerID]int{}}
@@ -73,12 +80,13 @@ func newInspectGate(self string, log *slog.Logger) *inspectGate {
 
 // acquireGate returns net's gate, made on first use; release it once.
 func acquireGate(net *transport.Network) *inspectGate {
-	gatesMu.Lock()
-	defer gatesMu.Unlock()
-	g := gates[net]
+	h := gateSlot.Get(net)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	g := h.gate
 	if g == nil {
 		g = newInspectGate(net.ID().Short(), net.Logger())
-		g.net = net
+		g.holder = h
 		if reg := net.Metrics(); reg != nil {
 			peer := g.self
 			g.busy = prom.CounterVec(reg, "collections", "inspect_busy_total",
@@ -91,20 +99,23 @@ func acquireGate(net *transport.Network) *inspectGate {
 				prom.Reading{Name: "inspect_polls", Help: "Inspect change polls waiting on the node.", Type: prometheus.GaugeValue, Read: read(&g.polls)},
 			)
 		}
-		gates[net] = g
+		h.gate = g
 	}
 	g.refs++
 	return g
 }
 
 func (g *inspectGate) release() {
-	gatesMu.Lock()
-	defer gatesMu.Unlock()
+	h := g.holder
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	g.refs--
 	if g.refs > 0 {
 		return
 	}
-	delete(gates, g.net)
+	if h.gate == g {
+		h.gate = nil
+	}
 	g.m.Unregister()
 	if g.busy != nil {
 		g.busy.DeleteLabelValues(g.self, slotDump)

@@ -302,18 +302,18 @@ func TestInspectGateShared(t *testing.T) {
 	if ga != gb {
 		t.Error("two collections of one node have two inspect gates")
 	}
+	// Another node of this process has a gate of its own.
+	other := tn.node()
+	c := cleanup(t, must[*MapWriter[string, int]](t)(NewMapWriter[string, int](other, "a", testOpts()...)))
+	if gc := c.handle.insp.(*inspector[MapChange[string, int]]).gate; gc == ga {
+		t.Error("two nodes of one process share an inspect gate")
+	}
 	_ = a.Close()
-	gatesMu.Lock()
-	_, still := gates[n]
-	gatesMu.Unlock()
-	if !still {
+	if netGate(n) != ga {
 		t.Error("the gate went with the first collection")
 	}
 	_ = b.Close()
-	gatesMu.Lock()
-	_, still = gates[n]
-	gatesMu.Unlock()
-	if still {
+	if netGate(n) != nil {
 		t.Error("the gate outlived the node's collections")
 	}
 }
@@ -344,4 +344,12 @@ func TestInspectWireChange(t *testing.T) {
 			t.Errorf("%+v: %+v, %v; want %+v", tc.in, got, err, tc.want)
 		}
 	}
+}
+
+// netGate is the gate n holds now, nil if none.
+func netGate(n *transport.Network) *inspectGate {
+	h := gateSlot.Get(n)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.gate
 }

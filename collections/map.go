@@ -97,7 +97,7 @@ func (m *mapMachine[K, V]) Query(struct{}) reply { return reply{} }
 func (m *mapMachine[K, V]) version() Version { return m.cur.Load().v }
 
 // ApplyReply implements rsm.Replier.
-func (m *mapMachine[K, V]) ApplyReply(cmd mapCmd[K, V], ctx rsm.ApplyContext) reply {
+func (m *mapMachine[K, V]) ApplyReply(cmd mapCmd[K, V], ctx rsm.ApplyContext) any {
 	v := Version(ctx.LogPosition().Index)
 	m.ix.mu.Lock()
 	defer m.ix.mu.Unlock()

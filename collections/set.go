@@ -65,7 +65,7 @@ func (m *setMachine[T]) Query(struct{}) reply                      { return repl
 func (m *setMachine[T]) version() Version                          { return m.cur.Load().v }
 
 // ApplyReply implements rsm.Replier.
-func (m *setMachine[T]) ApplyReply(cmd setCmd[T], ctx rsm.ApplyContext) reply {
+func (m *setMachine[T]) ApplyReply(cmd setCmd[T], ctx rsm.ApplyContext) any {
 	v := Version(ctx.LogPosition().Index)
 	s := m.work
 	var changes []SetChange[T]

@@ -74,7 +74,7 @@ func (m *vecMachine[T]) Query(struct{}) reply                      { return repl
 func (m *vecMachine[T]) version() Version                          { return m.cur.Load().v }
 
 // ApplyReply implements rsm.Replier.
-func (m *vecMachine[T]) ApplyReply(cmd vecCmd[T], ctx rsm.ApplyContext) reply {
+func (m *vecMachine[T]) ApplyReply(cmd vecCmd[T], ctx rsm.ApplyContext) any {
 	v := Version(ctx.LogPosition().Index)
 	l := m.work
 	n := l.Len()

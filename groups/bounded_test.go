@@ -38,7 +38,7 @@ func TestExecuteAppliedBounded(t *testing.T) {
 	done := make(chan result, 1)
 	start := time.Now()
 	go func() {
-		rs, err := f.g.ExecuteApplied(context.Background(), []counterCmd{{Add: 1}})
+		rs, err := ExecuteApplied[int64](context.Background(), f.g, []counterCmd{{Add: 1}})
 		done <- result{rs, err}
 	}()
 	var r result

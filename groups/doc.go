@@ -16,10 +16,11 @@
 //
 // # Commands and queries
 //
-// Execute returns once a command is committed and applied on the leader;
-// ExecuteApplied once this member has applied it too; ExecuteReply returns
-// the answer of a machine that implements rsm.Replier; Feed returns once the
-// leader has assigned an index. A follower forwards commands to the leader.
+// Execute (ExecuteMany for an unbroken run) returns once a command is
+// committed and applied on the leader; ExecuteApplied once this member has
+// applied it too; Feed once the leader has assigned an index. A machine that
+// implements rsm.Replier answers each command: ExecuteReply[A] and
+// ExecuteApplied[A] decode the answer into the type A the caller names. A follower forwards commands to the leader.
 // Each command applies exactly once, and commands issued one after another
 // apply in that order. A command's error says what is known: ErrOffline and
 // ErrNotApplied mean it did not apply and may be issued again;

@@ -12,8 +12,13 @@ var (
 	// ErrOffline means no leader is reachable now; the command was not
 	// applied. Retry later. It matches ErrNotApplied.
 	ErrOffline error = &notApplied{"groups: offline"}
-	// ErrNoCommands is returned by ExecuteMany and FeedMany without commands.
+	// ErrNoCommands is returned by ExecuteMany and ExecuteApplied without
+	// commands.
 	ErrNoCommands = errors.New("groups: no commands")
+	// ErrReplyType means a command applied but its machine's answer does not
+	// decode into the type the caller asked for (see ExecuteReply): the
+	// command is not to be issued again.
+	ErrReplyType = errors.New("groups: reply of another type")
 	// ErrClosed is returned by a closed group, or one whose network closed.
 	ErrClosed = errors.New("groups: closed")
 	// ErrTooLarge is returned for a command or batch over the limits; nothing

@@ -99,15 +99,16 @@ func (d *Dispenser) Signature() string                 { return "example.dispens
 func (d *Dispenser) Apply(c Take, ac rsm.ApplyContext) { d.ApplyReply(c, ac) }
 func (d *Dispenser) Query(struct{}) int                { return d.next }
 
-// ApplyReply is called instead of Apply; its result reaches ExecuteReply.
-func (d *Dispenser) ApplyReply(Take, rsm.ApplyContext) int {
+// ApplyReply is called instead of Apply; its result reaches ExecuteReply,
+// which decodes it into the type the caller names.
+func (d *Dispenser) ApplyReply(Take, rsm.ApplyContext) any {
 	d.next++
 	return d.next
 }
 
-// ExecuteReply returns the answer of the state machine to the command, and
-// the index it applied at.
-func ExampleGroup_ExecuteReply() {
+// ExecuteReply returns the answer of the state machine to the command, in
+// the type the caller names, and the index it applied at.
+func ExampleExecuteReply() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	net, err := transport.New(ctx)
@@ -125,11 +126,11 @@ func ExampleGroup_ExecuteReply() {
 		panic(err)
 	}
 	for range 3 {
-		r, err := g.ExecuteReply(ctx, Take{})
+		ticket, _, err := groups.ExecuteReply[int](ctx, g, Take{})
 		if err != nil {
 			panic(err)
 		}
-		fmt.Println("ticket", r.Value)
+		fmt.Println("ticket", ticket)
 	}
 	// Output:
 	// ticket 1

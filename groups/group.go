@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,7 @@ import (
 const (
 	// MaxCommandSize is the largest encoded command.
 	MaxCommandSize = rsm.MaxCommandSize
-	// MaxBatchCommands is the most commands ExecuteMany or FeedMany take,
+	// MaxBatchCommands is the most commands ExecuteMany or ExecuteApplied take,
 	// and the most the group puts in one log entry.
 	MaxBatchCommands = replica.MaxEntryCommands
 	// MaxBatchSize is the largest encoded batch of commands.
@@ -153,6 +154,7 @@ type lifecycle struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+	closeErr  error // set by stop, under closeOnce: read after Do returns
 }
 
 // Join makes this node a member of the group named by key, replicating sm.
@@ -164,6 +166,9 @@ func Join[C, Q, R any](net *transport.Network, key Key, sm rsm.StateMachine[C, Q
 	}
 	if sm == nil {
 		return nil, errors.New("groups: Join: nil state machine")
+	}
+	if err := checkReplier[C](sm); err != nil {
+		return nil, err
 	}
 	select {
 	case <-net.Done():
@@ -242,6 +247,21 @@ func sameNode(p storage.Provider, self transport.PeerID) error {
 	if owner := transport.PeerID(keeper.NodeID()); owner != self {
 		return fmt.Errorf("groups: Join: the storage belongs to node %s, but this network is node %s: "+
 			"open the network with transport.WithIdentity(transport.IdentityFromSeed(db.NodeKey()))", owner.Short(), self.Short())
+	}
+	return nil
+}
+
+// checkReplier refuses a machine with an ApplyReply method that does not
+// make it an rsm.Replier (one that returns its own type rather than any):
+// the group would call Apply instead and its answers would be lost without
+// a word.
+func checkReplier[C any](sm any) error {
+	if _, ok := sm.(rsm.Replier[C]); ok {
+		return nil
+	}
+	if m, ok := reflect.TypeOf(sm).MethodByName("ApplyReply"); ok {
+		return fmt.Errorf("groups: Join: %T has ApplyReply %v, which is not rsm.Replier's func(%s, rsm.ApplyContext) any; its answers would be lost",
+			sm, m.Type, reflect.TypeFor[C]())
 	}
 	return nil
 }
@@ -357,7 +377,9 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 				s.Close()
 			}
 		}
-		c.shutdownRaft()
+		if serr := c.shutdownRaft(); serr != nil {
+			c.log.Warn("groups: join failed, and so did stopping raft", "err", serr)
+		}
 		_ = trans.Close()
 		return fail(err)
 	}
@@ -486,50 +508,40 @@ func (g *Group[C, Q, R]) Feed(ctx context.Context, cmd C) (rsm.Index, error) {
 	return res.First, nil
 }
 
-// FeedMany is Feed for a batch applied as one unbroken run.
-func (g *Group[C, Q, R]) FeedMany(ctx context.Context, cmds []C) (rsm.IndexRange, error) {
-	res, err := g.submit(ctx, cmds, true, false)
-	if err != nil {
-		return rsm.IndexRange{}, err
-	}
-	return res.Range(), nil
-}
-
-// Reply is the answer to a command of a machine that implements
-// rsm.Replier.
-type Reply[R any] struct {
-	Value R
+// Reply is the answer to one command: what the machine's ApplyReply
+// returned, decoded into A, and the command's index.
+type Reply[A any] struct {
+	Value A
 	Index rsm.Index
 }
 
 // ExecuteReply is Execute for machines that implement rsm.Replier: it
-// returns the value ApplyReply produced for cmd.
-func (g *Group[C, Q, R]) ExecuteReply(ctx context.Context, cmd C) (Reply[R], error) {
-	rs, err := g.ExecuteManyReply(ctx, []C{cmd})
+// returns what ApplyReply answered for cmd, decoded into A, and the
+// command's index. A is the caller's choice, so each kind of command may
+// answer with its own type. If the answer does not decode into A, the
+// command applied all the same: ExecuteReply returns its index with an
+// error matching ErrReplyType. For other machines it fails before sending
+// anything.
+func ExecuteReply[A, C, Q, R any](ctx context.Context, g *Group[C, Q, R], cmd C) (A, rsm.Index, error) {
+	var zero A
+	if _, ok := any(g.fsm.Machine()).(rsm.Replier[C]); !ok {
+		return zero, 0, fmt.Errorf("groups: ExecuteReply: %T does not implement rsm.Replier", g.fsm.Machine())
+	}
+	res, err := g.submit(ctx, []C{cmd}, false, false)
 	if err != nil {
-		return Reply[R]{}, err
+		return zero, 0, err
 	}
-	return rs[0], nil
-}
-
-// ExecuteManyReply is ExecuteMany for machines that implement rsm.Replier:
-// it returns one reply per command, in order.
-func (g *Group[C, Q, R]) ExecuteManyReply(ctx context.Context, cmds []C) ([]Reply[R], error) {
-	if _, ok := any(g.fsm.Machine()).(rsm.Replier[C, R]); !ok {
-		return nil, fmt.Errorf("groups: ExecuteReply: %T does not implement rsm.Replier", g.fsm.Machine())
-	}
-	res, err := g.submit(ctx, cmds, false, false)
-	if err != nil {
-		return nil, err
-	}
-	return replies[R](res, len(cmds))
+	rs, err := replies[A](res, 1)
+	return rs[0].Value, rs[0].Index, err
 }
 
 // ExecuteApplied is ExecuteMany that returns only once this member has
 // applied the commands too, so that its own reads see them; on a follower
 // the leader makes the commit known to it at once rather than with its next
-// entry. For machines that implement rsm.Replier the replies carry what
-// ApplyReply returned; for others only their indexes.
+// entry. It returns one Reply per command, in order: for machines that
+// implement rsm.Replier, what ApplyReply answered, decoded into A (see
+// ExecuteReply; an answer that does not decode leaves A's zero value and
+// the error matches ErrReplyType); for other machines only the indexes.
 //
 // Without a deadline in ctx it waits at most 3 × ForwardTimeout in all. If
 // the commands committed but this member has not applied them when ctx
@@ -537,7 +549,7 @@ func (g *Group[C, Q, R]) ExecuteManyReply(ctx context.Context, cmds []C) ([]Repl
 // with an error matching ErrNotAppliedHere (and ErrClosed if the member
 // closed meanwhile): they did apply, at those indexes, and this member
 // will apply them once it catches up.
-func (g *Group[C, Q, R]) ExecuteApplied(ctx context.Context, cmds []C) ([]Reply[R], error) {
+func ExecuteApplied[A, C, Q, R any](ctx context.Context, g *Group[C, Q, R], cmds []C) ([]Reply[A], error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 3*g.cfg.ForwardTimeout)
@@ -547,17 +559,14 @@ func (g *Group[C, Q, R]) ExecuteApplied(ctx context.Context, cmds []C) ([]Reply[
 	if err != nil {
 		return nil, err
 	}
-	rs, err := replies[R](res, len(cmds))
-	if err != nil {
-		return nil, err
-	}
+	rs, decodeErr := replies[A](res, len(cmds))
 	last := rs[len(rs)-1].Index
 	if err := g.when.Applied(ctx, last); err != nil {
 		// Committed all the same, whether the wait ran out or the member
 		// closed: say so, with the indexes.
-		return rs, fmt.Errorf("%w: index %d: %w", ErrNotAppliedHere, last, err)
+		return rs, errors.Join(fmt.Errorf("%w: index %d: %w", ErrNotAppliedHere, last, err), decodeErr)
 	}
-	return rs, nil
+	return rs, decodeErr
 }
 
 // Outcome tells what became of a write that returned an
@@ -592,18 +601,21 @@ func (c *core) Outcome(ctx context.Context, id WriteID) (rsm.IndexRange, bool, e
 	return c.sub.outcome(ctx, id)
 }
 
-// replies decodes the replies of n commands.
-func replies[R any](res replica.Outcome, n int) ([]Reply[R], error) {
-	out := make([]Reply[R], n)
+// replies decodes the replies of n commands into A. Every reply gets its
+// index; one that does not decode keeps A's zero value, and the error
+// (matching ErrReplyType) names the first.
+func replies[A any](res replica.Outcome, n int) ([]Reply[A], error) {
+	out := make([]Reply[A], n)
+	var err error
 	for i := range out {
 		out[i].Index = res.First + rsm.Index(i)
 		if i < len(res.Replies) && res.Replies[i] != nil {
-			if err := rsm.Unmarshal(res.Replies[i], &out[i].Value); err != nil {
-				return nil, err
+			if derr := rsm.Unmarshal(res.Replies[i], &out[i].Value); derr != nil && err == nil {
+				err = fmt.Errorf("%w: applied at index %d, but its reply does not decode into %T: %v", ErrReplyType, out[i].Index, out[i].Value, derr)
 			}
 		}
 	}
-	return out, nil
+	return out, err
 }
 
 func (g *Group[C, Q, R]) submit(ctx context.Context, cmds []C, feed, local bool) (replica.Outcome, error) {
@@ -736,7 +748,10 @@ func (c *core) Members() []Member {
 // Close stops this member. A leader first hands leadership over. A member
 // with in-memory storage also removes itself from the group, since its state
 // dies with it; a durable member stays, expected back. Close waits for
-// everything the member started and is idempotent.
+// everything the member started and is idempotent. It returns what failed
+// while stopping (Raft's shutdown, releasing the storage), joined with
+// errors.Join; every call returns what the first stop returned, also when
+// the member stopped because its network closed.
 func (c *core) Close() error {
 	c.closeOnce.Do(func() {
 		// Hand over first: a leader that removed itself would leave the
@@ -752,10 +767,11 @@ func (c *core) Close() error {
 		c.stop()
 	})
 	<-c.netWatch
-	return nil
+	return c.closeErr
 }
 
-// Leave removes this member from the group for good, then closes it.
+// Leave removes this member from the group for good, then closes it. It
+// returns why the removal failed, joined with what Close would return.
 func (c *core) Leave(ctx context.Context) error {
 	var err error
 	c.closeOnce.Do(func() {
@@ -763,7 +779,7 @@ func (c *core) Leave(ctx context.Context) error {
 		c.stop()
 	})
 	<-c.netWatch
-	return err
+	return errors.Join(err, c.closeErr)
 }
 
 // handOver makes another voter leader and waits, within the close budget,
@@ -804,14 +820,18 @@ func (c *core) stop() {
 	if !c.futures.drain(2*c.cfg.ElectionTimeout*time.Duration(c.cfg.Preference.Factor()) + time.Second) {
 		c.log.Warn("groups: raft calls still unanswered at shutdown", "n", c.futures.n.Load())
 	}
-	c.shutdownRaft()
+	var errs []error
+	if err := c.shutdownRaft(); err != nil {
+		errs = append(errs, err)
+	}
 	c.wg.Wait()
 	if c.stores.Release != nil {
 		if err := c.stores.Release(); err != nil {
-			c.log.Warn("groups: release storage", "err", err)
+			errs = append(errs, fmt.Errorf("groups: release storage: %w", err))
 		}
 	}
-	c.log.Debug("groups: closed")
+	c.closeErr = errors.Join(errs...)
+	c.log.Debug("groups: closed", "err", c.closeErr)
 }
 
 // keepOpen is the member's Raft transport as Raft sees it: Raft closes its
@@ -821,8 +841,10 @@ type keepOpen struct{ *transport.RaftTransport }
 
 func (keepOpen) Close() error { return nil }
 
-func (c *core) shutdownRaft() {
+// shutdownRaft shuts Raft down and says why that failed, if it did.
+func (c *core) shutdownRaft() error {
 	if err := c.raft.Load().Shutdown().Error(); err != nil {
-		c.log.Warn("groups: raft shutdown", "err", err)
+		return fmt.Errorf("groups: raft shutdown: %w", err)
 	}
+	return nil
 }

@@ -27,7 +27,7 @@ func TestExecuteAppliedOnFollower(t *testing.T) {
 	}
 	before = leader.g.nudge.applies.Load()
 	for i := range 20 {
-		rs, err := follower.g.ExecuteApplied(ctxFor(t, 10*time.Second), []counterCmd{{Add: 1}, {Add: 2}})
+		rs, err := ExecuteApplied[int64](ctxFor(t, 10*time.Second), follower.g, []counterCmd{{Add: 1}, {Add: 2}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -191,7 +191,7 @@ func TestUnknownOutcomeBounded(t *testing.T) {
 	}{
 		{"Execute", func() error { _, err := f.g.Execute(context.Background(), counterCmd{Add: 1}); return err }},
 		{"ExecuteApplied", func() error {
-			_, err := f.g.ExecuteApplied(context.Background(), []counterCmd{{Add: 1}})
+			_, err := ExecuteApplied[int64](context.Background(), f.g, []counterCmd{{Add: 1}})
 			return err
 		}},
 	} {

@@ -79,45 +79,38 @@ type MemberStatus struct {
 // groups, as a []Status.
 const StatusSection = "groups"
 
-// nodeGroups are the group members running on one network.
+// nodeGroups are the group members running on one network, kept on the
+// network (see transport.Slot). Its mutex guards cores and whether the
+// status section is set.
 type nodeGroups struct {
 	mu    sync.Mutex
 	cores map[*core]struct{}
 }
 
-var (
-	registryMu sync.Mutex
-	registry   = map[*transport.Network]*nodeGroups{}
-)
+var nodeGroupsSlot = transport.NewSlot(func(*transport.Network) *nodeGroups {
+	return &nodeGroups{cores: map[*core]struct{}{}}
+})
 
 // register makes c part of its node's status answers.
 func (c *core) register() {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	ng := registry[c.net]
-	if ng == nil {
-		ng = &nodeGroups{cores: map[*core]struct{}{}}
-		registry[c.net] = ng
+	ng := nodeGroupsSlot.Get(c.net)
+	ng.mu.Lock()
+	defer ng.mu.Unlock()
+	if len(ng.cores) == 0 {
 		c.net.SetStatus(StatusSection, ng.status)
 	}
-	ng.mu.Lock()
 	ng.cores[c] = struct{}{}
-	ng.mu.Unlock()
 }
 
 func (c *core) unregister() {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	ng := registry[c.net]
-	if ng == nil {
+	ng := nodeGroupsSlot.Get(c.net)
+	ng.mu.Lock()
+	defer ng.mu.Unlock()
+	if _, ok := ng.cores[c]; !ok {
 		return
 	}
-	ng.mu.Lock()
 	delete(ng.cores, c)
-	empty := len(ng.cores) == 0
-	ng.mu.Unlock()
-	if empty {
-		delete(registry, c.net)
+	if len(ng.cores) == 0 {
 		c.net.SetStatus(StatusSection, nil)
 	}
 }

@@ -91,3 +91,37 @@ func TestStatusAnswersWhileApplyBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Each network answers for its own groups only (the network keeps them,
+// see transport.Slot), and drops the section when its last group closes.
+func TestStatusSectionPerNetwork(t *testing.T) {
+	c := newCluster(t)
+	a, b := c.add(nil), c.add(nil)
+	c.leader(a, b)
+	groupsOf := func(n *transport.Network) []Status {
+		raw, ok := n.Status().Sections[StatusSection]
+		if !ok {
+			return nil
+		}
+		var sts []Status
+		if err := rsm.Unmarshal(raw, &sts); err != nil {
+			t.Fatal(err)
+		}
+		return sts
+	}
+	for _, nd := range []*node{a, b} {
+		sts := groupsOf(nd.net)
+		if len(sts) != 1 || sts[0].Self != nd.net.ID() {
+			t.Fatalf("%s lists %+v, want its own member only", nd.net.ID().Short(), sts)
+		}
+	}
+	if err := a.g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if sts := groupsOf(a.net); sts != nil {
+		t.Errorf("a's network lists %d groups after its only one closed", len(sts))
+	}
+	if sts := groupsOf(b.net); len(sts) != 1 {
+		t.Errorf("b's network lists %d groups after a's closed, want 1", len(sts))
+	}
+}

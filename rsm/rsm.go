@@ -70,9 +70,16 @@ type BatchApplier[C any] interface {
 // Replier is implemented by machines whose commands answer whoever issued
 // them: whether a compare-and-swap applied, the value a pop removed. When
 // implemented, ApplyReply is called instead of Apply and BatchApplier is not
-// used; its result reaches the caller of groups.Group.ExecuteReply.
-type Replier[C, R any] interface {
-	ApplyReply(cmd C, ctx ApplyContext) R
+// used.
+//
+// The answer travels as CBOR, so it must encode faithfully; the caller
+// names the type to decode it into at the call (groups.ExecuteReply[A],
+// groups.ExecuteApplied[A]), so each kind of command may answer with its
+// own type, unrelated to the query result type. An answer that does not
+// encode reaches the caller as no answer (A's zero value) and is counted
+// as malformed. A nil answer is no answer too.
+type Replier[C any] interface {
+	ApplyReply(cmd C, ctx ApplyContext) any
 }
 
 // Publisher is implemented by machines that gather the changes of applied

@@ -289,9 +289,13 @@ type Network struct {
 	started time.Time
 	status  statusSections
 
-	done     chan struct{}
-	closeErr error
-	once     sync.Once
+	// Values upper layers keep per network (see Slot); dropped by Close.
+	slotMu       sync.Mutex
+	slots        map[any]any // by *Slot[T]
+	slotsDropped bool
+
+	done chan struct{}
+	once sync.Once
 }
 
 // New joins a network. With no options it starts an embedded NATS server on
@@ -686,8 +690,10 @@ func (n *Network) pendingDropped() uint64 {
 }
 
 // Close closes every subscription, fails pending requests with ErrClosed,
-// disconnects, and stops the embedded server. It is idempotent and returns
-// once everything the network started has stopped.
+// disconnects, stops the embedded server, and drops the values kept in
+// slots. It is idempotent and returns once everything the network started
+// has stopped. Nothing in it can fail: it always returns nil, and returns
+// an error only to be an io.Closer beside a node's other closers.
 func (n *Network) Close() error {
 	n.once.Do(func() {
 		n.mu.Lock()
@@ -716,8 +722,9 @@ func (n *Network) Close() error {
 			n.nc.Close()
 		}
 		n.shutdownServer()
+		n.dropSlots()
 	})
-	return n.closeErr
+	return nil
 }
 
 func (n *Network) shutdownServer() {

@@ -47,8 +47,13 @@ type RaftTransport struct {
 	snaps          map[PeerID]*snapRecv // open transfers, one per sender
 	snapBytes      int64                // their declared sizes
 	snapBytesLimit int64
-	snapDir        string         // for spooled snapshots; empty: the system's
-	wg             sync.WaitGroup // installs waiting on Raft
+	snapDir        string // for spooled snapshots; empty: the system's
+
+	// wg counts the goroutines the transport starts: pipelines, installs
+	// waiting on Raft, snapshot timers that fired. Each is added under
+	// snapMu while ctx is live (see track), so none is added once Close
+	// waits for them.
+	wg sync.WaitGroup
 
 	metrics *raftMetrics // nil without a registry
 
@@ -216,8 +221,10 @@ func (t *RaftTransport) SetHeartbeatHandler(fn func(raft.RPC)) {
 	t.hbMu.Unlock()
 }
 
-// Close stops listening and unblocks every handler waiting on Raft. It is
-// idempotent.
+// Close stops listening, unblocks every handler waiting on Raft, and waits
+// for the goroutines the transport started (pipelines, snapshot installs
+// and timers) to end, at most closeWait. It is idempotent and returns nil:
+// it is raft.WithClose.
 func (t *RaftTransport) Close() error {
 	t.once.Do(func() {
 		close(t.shutdown)
@@ -237,10 +244,41 @@ func (t *RaftTransport) Close() error {
 		t.rpcSub.Close()
 		t.hbSub.Close()
 		t.snapSub.Close()
-		t.wg.Wait()
+		t.waitGoroutines()
 		t.metrics.close()
 	})
 	return nil
+}
+
+// closeWait bounds how long Close waits for the transport's goroutines.
+// Each ends at once when Close cancels the transport; past the bound one is
+// stuck, and Close says so rather than hang its caller.
+const closeWait = 10 * time.Second
+
+func (t *RaftTransport) waitGoroutines() {
+	done := make(chan struct{})
+	go func() {
+		t.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+		t.net.log.Error("transport: raft transport closed with goroutines still running", "scope", t.scope[:16], "waited", closeWait)
+	}
+}
+
+// track counts a goroutine about to start in wg, unless Close began: then
+// it returns false and the goroutine must not start. Call wg.Done when it
+// ends.
+func (t *RaftTransport) track() bool {
+	t.snapMu.Lock()
+	defer t.snapMu.Unlock()
+	if t.ctx.Err() != nil {
+		return false
+	}
+	t.wg.Add(1)
+	return true
 }
 
 func isHeartbeat(a *raft.AppendEntriesRequest) bool {
@@ -824,6 +862,10 @@ func (t *RaftTransport) onSnapBegin(m *Msg, body []byte) {
 	}
 	// Armed once s is in the map, so that it finds s there.
 	s.timer = time.AfterFunc(t.snapshotIdle(), func() {
+		if !t.track() {
+			return // Close dropped the transfer
+		}
+		defer t.wg.Done()
 		t.dropSnap(from, s, errors.New("transport: snapshot sender went quiet"))
 	})
 	s.mu.Unlock()
@@ -898,7 +940,13 @@ func (t *RaftTransport) AppendEntriesPipeline(_ raft.ServerID, target raft.Serve
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	go pl.run()
+	if !t.track() {
+		return nil, ErrClosed
+	}
+	go func() {
+		defer t.wg.Done()
+		pl.run()
+	}()
 	return pl, nil
 }
 

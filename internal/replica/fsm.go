@@ -56,7 +56,7 @@ type machine interface {
 type Machine[C, Q, R any] struct {
 	*FSM
 	sm      rsm.StateMachine[C, Q, R]
-	replier rsm.Replier[C, R]
+	replier rsm.Replier[C]
 	batcher rsm.BatchApplier[C]
 	pub     rsm.Publisher
 	snapper rsm.Snapshotter
@@ -66,7 +66,7 @@ type Machine[C, Q, R any] struct {
 // log entries, without locks held.
 func New[C, Q, R any](sm rsm.StateMachine[C, Q, R], notify func()) *Machine[C, Q, R] {
 	m := &Machine[C, Q, R]{sm: sm}
-	m.replier, _ = sm.(rsm.Replier[C, R])
+	m.replier, _ = sm.(rsm.Replier[C])
 	m.batcher, _ = sm.(rsm.BatchApplier[C])
 	m.pub, _ = sm.(rsm.Publisher)
 	m.snapper, _ = sm.(rsm.Snapshotter)

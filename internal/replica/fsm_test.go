@@ -23,7 +23,7 @@ func (a *adder) Signature() string { return "test.adder" }
 func (a *adder) Apply(c int64, ctx rsm.ApplyContext) {
 	a.ApplyReply(c, ctx)
 }
-func (a *adder) ApplyReply(c int64, ctx rsm.ApplyContext) int64 {
+func (a *adder) ApplyReply(c int64, ctx rsm.ApplyContext) any {
 	a.sum += c
 	a.ctxs = append(a.ctxs, ctx.LogPosition())
 	return a.sum

@@ -25,7 +25,7 @@ type richMachine struct{ n int }
 func (m *richMachine) Signature() string                { return "test.rich" }
 func (m *richMachine) Apply(c rich, _ rsm.ApplyContext) { m.n += len(c.Items) + 1 }
 func (m *richMachine) Query(struct{}) int               { return m.n }
-func (m *richMachine) ApplyReply(c rich, _ rsm.ApplyContext) rich {
+func (m *richMachine) ApplyReply(c rich, _ rsm.ApplyContext) any {
 	m.n++
 	return rich{Name: c.Name}
 }
