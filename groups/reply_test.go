@@ -126,7 +126,7 @@ func TestExecuteReply(t *testing.T) {
 	if !errors.Is(err, ErrReplyType) || s != "" || idx3 == 0 {
 		t.Fatalf("ExecuteReply[string](add 1) = %q at %d, %v; want ErrReplyType with the index", s, idx3, err)
 	}
-	if err := l.g.When().Committed(ctxFor(t, 10*time.Second), idx3); err != nil {
+	if err := l.g.When().Applied(ctxFor(t, 10*time.Second), idx3); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := l.sm.applied(idx3); got.Add != 1 {
@@ -139,12 +139,12 @@ func TestExecuteReplyNotReplier(t *testing.T) {
 	c := newCluster(t)
 	a := c.add(nil)
 	c.leader(a)
-	before := a.g.Committed()
+	before := a.g.Applied()
 	_, _, err := ExecuteReply[int64](ctxFor(t, 10*time.Second), a.g, counterCmd{Add: 1})
 	if err == nil || !strings.Contains(err.Error(), "does not implement rsm.Replier") {
 		t.Fatalf("ExecuteReply on a counter = %v", err)
 	}
-	if a.g.Committed() != before || len(a.sm.history()) != 0 {
+	if a.g.Applied() != before || len(a.sm.history()) != 0 {
 		t.Error("ExecuteReply on a machine without Replier applied the command")
 	}
 }
@@ -211,7 +211,7 @@ func TestSubmitIndexes(t *testing.T) {
 	if fed <= r.Last {
 		t.Fatalf("Feed = %d after ExecuteMany's %+v", fed, r)
 	}
-	if err := l.g.When().Committed(ctx, fed); err != nil {
+	if err := l.g.When().Applied(ctx, fed); err != nil {
 		t.Fatal(err)
 	}
 	for i, want := range map[rsm.Index]int64{idx: 10, r.First: 11, r.Last: 12, fed: 13} {
