@@ -4,8 +4,8 @@
 // of the machine, exactly once per command, is the group's own business.
 //
 // A machine is a plain deterministic value: Apply never does I/O, reads no
-// clock and starts no goroutine. The group calls Apply and Query; the adapter
-// guarantees Query never runs concurrently with Apply.
+// clock and starts no goroutine. The group calls Apply and Query, and
+// never runs Query concurrently with Apply.
 package rsm
 
 import "io"

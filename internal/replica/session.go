@@ -52,6 +52,7 @@ const (
 // batch up to base is known applied, when the last batch seen of that
 // session is last (known: the session was seen at all). The leader judges
 // by what it appended, the machine by what applied; both by this rule.
+// Batch 0 is never admitted: it is no session's, even when base+1 wraps.
 func Judge(last uint64, known bool, seq, base uint64) Verdict {
 	if known && seq <= last {
 		return Repeat
@@ -60,7 +61,7 @@ func Judge(last uint64, known bool, seq, base uint64) Verdict {
 	if known {
 		next = last + 1
 	}
-	if seq != next {
+	if seq != next || seq == 0 {
 		return Gap
 	}
 	return Admit
