@@ -244,10 +244,10 @@ func BenchmarkMapHeap1M(b *testing.B) {
 func reportHeap(b *testing.B, m *mapMachine[string, []byte], before uint64) {
 	defer m.closeIndex()
 	n := float64(m.cur.Load().m.Len())
-	m.ix.wg.Wait()
+	m.builds.Wait()
 	unread := heapAlloc()
 	waitIndexed(b, m)
-	m.ix.wg.Wait()
+	m.builds.Wait()
 	read := heapAlloc()
 	runtime.KeepAlive(m)
 	b.ReportMetric(float64(unread-before)/n, "unread-bytes/entry")
@@ -355,7 +355,7 @@ func settleForCatchUp(b *testing.B, ctx context.Context, w *MapWriter[string, []
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	w.m.ix.wg.Wait()
+	w.m.builds.Wait()
 	runtime.GC()
 	return w.Version()
 }

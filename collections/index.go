@@ -3,7 +3,6 @@ package collections
 import (
 	"hash/maphash"
 	"reflect"
-	"sync"
 	"sync/atomic"
 
 	"github.com/benbjohnson/immutable"
@@ -98,22 +97,23 @@ func (ix *mapIndex[K, V]) get(k K, hasher keyHasher[K]) (V, bool) {
 }
 
 // indexer keeps the working index: Apply records every change in it, and
-// Publish freezes it with the state. Its lock is held by Apply, Publish and
-// Restore, and by a finished build to install its base; readers never take
-// it.
+// Publish freezes it with the state. It has no lock and starts nothing: its
+// owner (the Map machine) calls it under its own lock, runs the builds it
+// prepares (buildJob.run, without the lock) and installs what they return.
+// Only read is touched without the lock, by every Get.
 type indexer[K comparable, V any] struct {
-	// Read by every Get: kept apart from mu, which every Apply takes.
+	// Read by every Get: kept apart from the owner's lock, which every
+	// Apply takes.
 	on     bool
 	hasher keyHasher[K]
 	cmp    immutable.Comparer[K]
 	// read says a Get came since the last build began. A due rebuild of an
 	// index nobody read is skipped and the index dropped, so a replica that
 	// is only written pays nothing for it; a Get that finds no index on a
-	// large map wakes a goroutine that builds one.
+	// large map asks its owner to build one.
 	read atomic.Bool
 	_    [64]byte
 
-	mu     sync.Mutex
 	gen    uint64           // a clear or restore starts a new generation
 	base   *hashTable[K, V] // nil: no index yet
 	delta  *btreeEditor[K, slot[V]]
@@ -122,15 +122,6 @@ type indexer[K comparable, V any] struct {
 	building bool
 	since    *btreeEditor[K, slot[V]] // changes after the version being built
 	sinceF   *bitFilter
-
-	onRead  func() // builds on the waker's behalf; set by the machine
-	wake    chan struct{}
-	started sync.Once // starts the waker, at most once
-	done    chan struct{}
-	waker   sync.WaitGroup
-
-	closed atomic.Bool
-	wg     sync.WaitGroup // builds in progress
 }
 
 func newIndexer[K comparable, V any](cmp immutable.Comparer[K]) *indexer[K, V] {
@@ -138,43 +129,10 @@ func newIndexer[K comparable, V any](cmp immutable.Comparer[K]) *indexer[K, V] {
 		on:     indexable[K](),
 		cmp:    cmp,
 		hasher: keyHasher[K]{seed: maphash.MakeSeed(), str: reflect.TypeFor[K]().Kind() == reflect.String},
-		wake:   make(chan struct{}, 1),
-		done:   make(chan struct{}),
 	}
 }
 
-// noteRead records a Get and wakes the waker, which builds an index if one
-// is missing or due. It wakes it whether or not this Get found an index: the
-// index may have been dropped since, with no write to come and build it.
-// Lock-free; a Get calls it only when read is not set.
-func (x *indexer[K, V]) noteRead() {
-	if !x.on || !x.read.CompareAndSwap(false, true) {
-		return
-	}
-	x.started.Do(func() {
-		if x.closed.Load() {
-			return
-		}
-		x.waker.Add(1)
-		go func() {
-			defer x.waker.Done()
-			for {
-				select {
-				case <-x.done:
-					return
-				case <-x.wake:
-					x.onRead()
-				}
-			}
-		}()
-	})
-	select {
-	case x.wake <- struct{}{}:
-	default: // a wake-up is pending already
-	}
-}
-
-// change records a change of key k. Under x.mu.
+// change records a change of key k.
 func (x *indexer[K, V]) change(k K, s slot[V]) {
 	if !x.on || (x.base == nil && !x.building) {
 		return
@@ -190,7 +148,7 @@ func (x *indexer[K, V]) change(k K, s slot[V]) {
 	}
 }
 
-// frozen returns the index of the working state, or nil. Under x.mu.
+// frozen returns the index of the working state, or nil.
 func (x *indexer[K, V]) frozen() *mapIndex[K, V] {
 	if x.base == nil {
 		return nil
@@ -198,7 +156,7 @@ func (x *indexer[K, V]) frozen() *mapIndex[K, V] {
 	return &mapIndex[K, V]{base: x.base, delta: x.delta.Freeze(), filter: x.filter}
 }
 
-// reset drops the index: the state was cleared or replaced. Under x.mu.
+// reset drops the index: the state was cleared or replaced.
 func (x *indexer[K, V]) reset() {
 	x.gen++
 	x.base, x.delta, x.filter = nil, nil, nil
@@ -206,54 +164,60 @@ func (x *indexer[K, V]) reset() {
 	x.since, x.sinceF = nil, nil
 }
 
-// maybeBuild starts a build if the index is missing or its delta has grown.
-// st is the state just published, the same as the working state. When done,
-// the build installs its base with the changes made meanwhile as the delta,
-// and calls republish, under x.mu. Under x.mu.
-func (x *indexer[K, V]) maybeBuild(st *mapState[K, V], republish func()) {
-	if !x.on || x.building || x.closed.Load() {
-		return
+// buildJob builds the base table of one published state.
+type buildJob[K comparable, V any] struct {
+	x    *indexer[K, V]
+	gen  uint64
+	st   *mapState[K, V]
+	from *mapIndex[K, V] // the state's own index, if it has one
+}
+
+// startBuild prepares a build if the index is missing or its delta has
+// grown; st is the state just published, the same as the working state.
+// From now on changes are recorded for the build too (since), to become
+// the new delta when it is installed.
+func (x *indexer[K, V]) startBuild(st *mapState[K, V]) (*buildJob[K, V], bool) {
+	if !x.on || x.building {
+		return nil, false
 	}
 	n := st.m.Len()
 	switch {
 	case x.base == nil && n < indexMinEntries:
-		return
+		return nil, false
 	case x.base != nil && x.delta.Len() <= max(indexMinDelta, x.base.len()/indexDeltaShare):
-		return
+		return nil, false
 	case !x.read.Load():
 		// Not read since the last build: drop the index rather than
 		// rebuild it. The published states keep theirs; a Get asks anew.
 		x.base, x.delta, x.filter = nil, nil, nil
-		return
+		return nil, false
 	}
 	x.read.Store(false)
 	x.building = true
 	x.since = newBTree[K, slot[V]](x.cmp).Edit()
 	x.sinceF = newBitFilter(max(indexMinDelta, n/indexDeltaShare))
-	gen, from := x.gen, st.idx
-	x.wg.Add(1)
-	go func() {
-		defer x.wg.Done()
-		base := x.build(st, from)
-		if base == nil {
-			return // closed
-		}
-		x.mu.Lock()
-		defer x.mu.Unlock()
-		if gen != x.gen || !x.building {
-			return // cleared or replaced meanwhile
-		}
-		x.base, x.delta, x.filter = base, x.since, x.sinceF
-		x.building = false
-		x.since, x.sinceF = nil, nil
-		republish()
-	}()
+	return &buildJob[K, V]{x: x, gen: x.gen, st: st, from: st.idx}, true
 }
 
-// build makes the base table of st: a copy of the previous base with its
-// delta applied, or, without one, every entry of the tree.
-func (x *indexer[K, V]) build(st *mapState[K, V], from *mapIndex[K, V]) *hashTable[K, V] {
-	if from != nil {
+// install makes a finished build's table the index, with the changes made
+// meanwhile as its delta, unless the state was cleared or replaced since.
+func (x *indexer[K, V]) install(j *buildJob[K, V], base *hashTable[K, V]) bool {
+	if j.gen != x.gen || !x.building {
+		return false
+	}
+	x.base, x.delta, x.filter = base, x.since, x.sinceF
+	x.building = false
+	x.since, x.sinceF = nil, nil
+	return true
+}
+
+// run makes the base table: a copy of the previous base with its delta
+// applied, or, without one, every entry of the tree. It reads only
+// immutable states, so it runs without the owner's lock; it gives up (nil)
+// once stop says so.
+func (j *buildJob[K, V]) run(stop func() bool) *hashTable[K, V] {
+	x := j.x
+	if from := j.from; from != nil {
 		adds := 0 // at most: some may replace a value
 		for _, s := range from.delta.All() {
 			if s.ok {
@@ -270,24 +234,14 @@ func (x *indexer[K, V]) build(st *mapState[K, V], from *mapIndex[K, V]) *hashTab
 		}
 		return base
 	}
-	base := newHashTable[K, V](st.m.Len(), x.hasher.str)
+	base := newHashTable[K, V](j.st.m.Len(), x.hasher.str)
 	i := 0
-	for k, v := range st.m.All() {
-		if i%4096 == 0 && x.closed.Load() {
+	for k, v := range j.st.m.All() {
+		if i%4096 == 0 && stop() {
 			return nil
 		}
 		base.set(k, x.hasher.sum(k), v)
 		i++
 	}
 	return base
-}
-
-// close stops a build in progress and the waker, and waits for them.
-func (x *indexer[K, V]) close() {
-	if !x.closed.Swap(true) {
-		x.started.Do(func() {}) // a waker not started by now never starts
-		close(x.done)
-	}
-	x.waker.Wait()
-	x.wg.Wait()
 }

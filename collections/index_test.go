@@ -178,7 +178,7 @@ func TestMapIndexOnlyWhenRead(t *testing.T) {
 	defer m.closeIndex()
 	write := newKeysWriter(m)
 	write(4 * indexMinEntries)
-	m.ix.wg.Wait()
+	m.builds.Wait()
 	if m.cur.Load().idx != nil || m.ix.base != nil {
 		t.Fatal("an index was built for a map nobody read")
 	}
@@ -189,10 +189,10 @@ func TestMapIndexOnlyWhenRead(t *testing.T) {
 	// Enough writes, with no Get, for a rebuild to fall due: the index goes.
 	m.ix.read.Store(false)
 	write(2 * indexMinEntries)
-	m.ix.wg.Wait()
-	m.ix.mu.Lock()
+	m.builds.Wait()
+	m.mu.Lock()
 	dropped := m.ix.base == nil
-	m.ix.mu.Unlock()
+	m.mu.Unlock()
 	if !dropped || m.cur.Load().idx != nil {
 		t.Fatal("an index nobody read was rebuilt")
 	}
@@ -218,9 +218,9 @@ func TestMapIndexReadNotedLate(t *testing.T) {
 	// Writes until the index is dropped; the current state still has one.
 	for {
 		write(64)
-		m.ix.mu.Lock()
+		m.mu.Lock()
 		dropped := m.ix.base == nil && !m.ix.building
-		m.ix.mu.Unlock()
+		m.mu.Unlock()
 		if dropped {
 			break
 		}
@@ -237,7 +237,7 @@ func TestMapIndexReadNotedLate(t *testing.T) {
 	}
 	// ... and the Get goes on as get does with st.
 	if st.idx != nil && !m.ix.read.Load() {
-		m.ix.noteRead()
+		m.noteRead()
 	}
 	// The map is now quiet and read.
 	deadline := time.Now().Add(5 * time.Second)

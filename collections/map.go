@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"iter"
+	"sync"
 	"sync/atomic"
 
 	"github.com/benbjohnson/immutable"
@@ -45,10 +46,15 @@ type mapState[K comparable, V any] struct {
 }
 
 // mapMachine is the Map's state machine: a deterministic core over a
-// persistent sorted tree, with no goroutines and no I/O (but for the hash
-// index's builds). Apply edits a working copy of the tree in place where it
-// owns the nodes; Publish freezes it after every batch, and readers load the
-// frozen state atomically.
+// persistent sorted tree, with no I/O. Apply edits a working copy of the
+// tree in place where it owns the nodes; Publish freezes it after every
+// batch, and readers load the frozen state atomically.
+//
+// It owns mu, which guards the working state and the index's working part,
+// and the goroutines that build the hash index: a build started by Publish
+// when the index has grown stale, and a waker, started by the first Get
+// that wants an index, which starts one for a map nobody writes. The
+// indexer only keeps data; it never calls back.
 type mapMachine[K comparable, V any] struct {
 	sig  string
 	cmp  immutable.Comparer[K]
@@ -56,9 +62,16 @@ type mapMachine[K comparable, V any] struct {
 	hist *history[MapChange[K, V]]
 	ix   *indexer[K, V]
 
-	// Apply's working state, published once per batch. Under ix.mu.
-	work  *btreeEditor[K, V]
+	mu    sync.Mutex
+	work  *btreeEditor[K, V] // Apply's working state, published once per batch
 	stage stage[MapChange[K, V]]
+
+	wake    chan struct{}
+	started sync.Once // starts the waker, at most once
+	done    chan struct{}
+	closed  atomic.Bool
+	waker   sync.WaitGroup
+	builds  sync.WaitGroup // builds in progress
 }
 
 func newMapMachine[K comparable, V any](history int) *mapMachine[K, V] {
@@ -69,20 +82,87 @@ func newMapMachine[K comparable, V any](history int) *mapMachine[K, V] {
 		hist: newHistory[MapChange[K, V]](history),
 		ix:   newIndexer[K, V](cmp),
 		work: newBTree[K, V](cmp).Edit(),
+		wake: make(chan struct{}, 1),
+		done: make(chan struct{}),
 	}
 	m.cur.Store(&mapState[K, V]{m: m.work.Freeze()})
-	m.ix.onRead = m.buildOnRead
 	return m
+}
+
+// build starts a build of the index of st, the state just published, if
+// one is due. Under m.mu.
+func (m *mapMachine[K, V]) build(st *mapState[K, V]) {
+	if m.closed.Load() {
+		return
+	}
+	job, ok := m.ix.startBuild(st)
+	if !ok {
+		return
+	}
+	m.builds.Add(1)
+	go func() {
+		defer m.builds.Done()
+		base := job.run(m.closed.Load)
+		if base == nil {
+			return // closed
+		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.ix.install(job, base) {
+			m.republish()
+		}
+	}()
+}
+
+// noteRead records a Get and wakes the waker, which builds an index if one
+// is missing or due. It wakes it whether or not this Get found an index: the
+// index may have been dropped since, with no write to come and build it.
+// Lock-free; a Get calls it only when read is not set.
+func (m *mapMachine[K, V]) noteRead() {
+	if !m.ix.on || !m.ix.read.CompareAndSwap(false, true) {
+		return
+	}
+	m.started.Do(func() {
+		if m.closed.Load() {
+			return
+		}
+		m.waker.Add(1)
+		go func() {
+			defer m.waker.Done()
+			for {
+				select {
+				case <-m.done:
+					return
+				case <-m.wake:
+					m.buildOnRead()
+				}
+			}
+		}()
+	})
+	select {
+	case m.wake <- struct{}{}:
+	default: // a wake-up is pending already
+	}
 }
 
 // buildOnRead builds the index a Get asked for, unless commands wait to be
 // published: the next Publish builds it then.
 func (m *mapMachine[K, V]) buildOnRead() {
-	m.ix.mu.Lock()
-	defer m.ix.mu.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if !m.stage.pending() {
-		m.ix.maybeBuild(m.cur.Load(), m.republish)
+		m.build(m.cur.Load())
 	}
+}
+
+// closeIndex stops the waker and a build in progress, and waits for them.
+func (m *mapMachine[K, V]) closeIndex() {
+	if !m.closed.Swap(true) {
+		m.started.Do(func() {}) // a waker not started by now never starts
+		close(m.done)
+	}
+	m.waker.Wait()
+	m.builds.Wait()
 }
 
 // Signature implements rsm.StateMachine.
@@ -99,8 +179,8 @@ func (m *mapMachine[K, V]) version() Version { return m.cur.Load().v }
 // ApplyReply implements rsm.Replier.
 func (m *mapMachine[K, V]) ApplyReply(cmd mapCmd[K, V], ctx rsm.ApplyContext) any {
 	v := Version(ctx.LogPosition().Index)
-	m.ix.mu.Lock()
-	defer m.ix.mu.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	st := m.work
 	var changes []MapChange[K, V]
 	set := func(k K, val V) {
@@ -151,20 +231,20 @@ func (m *mapMachine[K, V]) ApplyReply(cmd mapCmd[K, V], ctx rsm.ApplyContext) an
 
 // Publish implements rsm.Publisher.
 func (m *mapMachine[K, V]) Publish() {
-	m.ix.mu.Lock()
-	defer m.ix.mu.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if !m.stage.pending() {
 		return
 	}
 	ns := &mapState[K, V]{v: m.stage.v, m: m.work.Freeze(), idx: m.ix.frozen()}
 	m.cur.Store(ns)
 	m.stage.flush(m.hist)
-	m.ix.maybeBuild(ns, m.republish)
+	m.build(ns)
 }
 
 // republish publishes the state again with the index just built, unless
 // commands applied since the last Publish: the next one publishes it then.
-// Under m.ix.mu.
+// Under m.mu.
 func (m *mapMachine[K, V]) republish() {
 	if m.stage.pending() {
 		return
@@ -179,18 +259,15 @@ func (m *mapMachine[K, V]) get(key K) (V, bool) {
 	st := m.cur.Load()
 	if st.idx != nil {
 		if !m.ix.read.Load() {
-			m.ix.noteRead()
+			m.noteRead()
 		}
 		return st.idx.get(key, m.ix.hasher)
 	}
 	if st.m.Len() >= indexMinEntries && !m.ix.read.Load() {
-		m.ix.noteRead()
+		m.noteRead()
 	}
 	return st.m.Get(key)
 }
-
-// closeIndex stops a background index build.
-func (m *mapMachine[K, V]) closeIndex() { m.ix.close() }
 
 // Snapshot implements rsm.Snapshotter: it captures the immutable state.
 func (m *mapMachine[K, V]) Snapshot() (rsm.Snapshot, error) {
@@ -231,14 +308,14 @@ func (m *mapMachine[K, V]) Restore(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	m.ix.mu.Lock()
-	defer m.ix.mu.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.ix.reset()
 	m.work = b.edit()
 	ns := &mapState[K, V]{v: v, m: m.work.Freeze()}
 	m.cur.Store(ns)
 	m.hist.reset(v)
-	m.ix.maybeBuild(ns, m.republish)
+	m.build(ns)
 	return nil
 }
 
