@@ -133,7 +133,7 @@ func TestSessionForgottenMidway(t *testing.T) {
 	for i := range replica.MaxSessions {
 		var s replica.SessionID
 		s[0], s[1], s[15] = byte(i>>8), byte(i), 0xee
-		sub := submission{req: forward{Session: s, Seq: 1, Cmds: [][]byte{{0xa0}}}, reply: func(r forwardReply) {
+		sub := submission{req: forward{Session: s, Seq: 1, Cmds: [][]byte{{0xa0}}}, from: a.net.ID(), reply: func(r forwardReply) {
 			if r.Kind != replyAppended {
 				done <- r
 			}

@@ -28,6 +28,41 @@ type leadership struct {
 	// barrierForProof: a barrier was appended this term so that a member
 	// caught up by snapshot holds an entry to prove (see proven).
 	barrierForProof bool
+	opens           sessionOpens // owned by the appender goroutine
+}
+
+// sessionOpens limits how many sessions each member may open at this
+// leader. A member needs a new one only when it starts or when the group
+// forgot its last one, while every session opened can push another
+// member's out of the group's table (replica.MaxSessions): without a limit
+// one member could make the group forget everyone else's. The count is the
+// leader's own, per window; a new leader starts afresh.
+type sessionOpens struct {
+	window time.Time
+	count  map[transport.PeerID]int
+}
+
+const (
+	maxSessionOpens    = 8           // per member and window
+	sessionOpensWindow = time.Minute //
+	maxSessionOpeners  = 4096        // members counted per window; past it, newcomers wait for the next
+)
+
+// allow counts a new session of from, or reports that it opened too many.
+func (o *sessionOpens) allow(from transport.PeerID, now time.Time) bool {
+	if o.count == nil || now.Sub(o.window) >= sessionOpensWindow {
+		o.window = now
+		if o.count == nil {
+			o.count = map[transport.PeerID]int{}
+		}
+		clear(o.count)
+	}
+	n, seen := o.count[from]
+	if n >= maxSessionOpens || (!seen && len(o.count) >= maxSessionOpeners) {
+		return false
+	}
+	o.count[from] = n + 1
+	return true
 }
 
 // submission is a batch handed to the leader's appender, from this member
@@ -185,6 +220,12 @@ func (c *core) appendOne(s submission) {
 		return
 	case replica.Gap:
 		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyOutcome, Outcome: replica.Outcome{Status: replica.StatusGap}})
+		return
+	}
+	if !known && s.from != c.self && !l.opens.allow(s.from, time.Now()) {
+		c.refused.sessions.Add(1)
+		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyError, Code: codeBusy,
+			Msg: fmt.Sprintf("this member opened %d sessions within %v; try later", maxSessionOpens, sessionOpensWindow)})
 		return
 	}
 	e := replica.Entry{Session: session, Seq: req.Seq, Base: req.Base, First: rsm.Index(l.next.Load()), Cmds: req.Cmds}

@@ -82,6 +82,7 @@ func (m *groupMetrics) start() {
 		counter("refused_entries_total", "Log entries and commands the member's machine refused: undecodable or over the limits.", m.c.refusedEntries),
 		counter("dropped_peers_total", "Announced peers forgotten because the peer table was full.", m.c.refused.peers.Load),
 		counter("busy_read_index_total", "Read-index requests refused because too many were in flight.", m.c.refused.readIndex.Load),
+		counter("refused_sessions_total", "New sessions refused by this leader because their member opened too many.", m.c.refused.sessions.Load),
 		gauge("voters", "Voters in the group's configuration as the member knows it.", func() float64 { return float64(m.count(raft.Voter)) }),
 		gauge("nonvoters", "Non-voters in the group's configuration as the member knows it.", func() float64 { return float64(m.count(raft.Nonvoter)) }),
 	)

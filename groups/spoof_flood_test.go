@@ -2,34 +2,25 @@ package groups
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/mosaik-go/mosaik/internal/replica"
 )
 
-// TestSessionFloodVictim: a member may open sessions without end (a batch
-// of no commands opens one) and so make the machine forget every other
-// member's session (replica.MaxSessions), choosing session ids that sort
-// last among equally recent ones. Binding sessions to senders does not stop
-// that; what must hold is that the victim's writes are never lost
-// silently: its next write, sent once under a forgotten session, goes
-// again under a new one and applies, exactly once.
+// TestSessionFloodVictim: when the machine forgets a member's session
+// because others opened more than replica.MaxSessions (here the leader's
+// own appender opens them, which the per-member limit spares, with session
+// ids that sort last among equally recent ones), the victim's writes are
+// never lost silently: its next write, sent once under a forgotten session,
+// goes again under a new one and applies, exactly once.
 func TestSessionFloodVictim(t *testing.T) {
 	c := newCluster(t)
 	nodes := []*node{c.add(nil), c.add(nil), c.add(nil)}
 	online(t, nodes...)
 	leader := c.leader(nodes...)
-	var victim, flooder *node
-	for _, nd := range nodes {
-		switch {
-		case nd == leader:
-		case victim == nil:
-			victim = nd
-		default:
-			flooder = nd
-		}
-	}
+	victim := nodes[slices.IndexFunc(nodes, func(nd *node) bool { return nd != leader })]
 	if _, err := victim.g.Execute(ctxT(t, 10*time.Second), counterCmd{Add: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +41,8 @@ func TestSessionFloodVictim(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := floodOne(t, flooder, c.leader(nodes...), forward{Session: id, Seq: 1, Attempt: 1})
+		l := c.leader(nodes...)
+		r := floodOne(t, l, l, forward{Session: id, Seq: 1, Attempt: 1})
 		if r.Kind == replyOutcome && r.Outcome.Status == replica.StatusApplied {
 			opened++
 		}
@@ -99,5 +91,64 @@ func floodOne(t *testing.T, from, leader *node, fwd forward) forwardReply {
 		case <-time.After(30 * time.Second):
 			t.Fatal("no final reply from the appender")
 		}
+	}
+}
+
+// TestSessionFloodLimited: a member that is not the leader opens sessions
+// (a batch of no commands opens one) to make the group forget the others'.
+// The leader opens at most maxSessionOpens per member and window, refuses
+// the rest as busy, and the victim's session stays remembered.
+func TestSessionFloodLimited(t *testing.T) {
+	c := newCluster(t)
+	nodes := []*node{c.add(nil), c.add(nil), c.add(nil)}
+	online(t, nodes...)
+	leader := c.leader(nodes...)
+	others := slices.DeleteFunc(slices.Clone(nodes), func(nd *node) bool { return nd == leader })
+	victim, flooder := others[0], others[1]
+	if _, err := victim.g.Execute(ctxT(t, 10*time.Second), counterCmd{Add: 1}); err != nil {
+		t.Fatal(err)
+	}
+	bound := victim.g.sub.session // written before Execute returned
+	opened, busy := 0, 0
+	leaders := map[*node]bool{}
+	for range maxSessionOpens + 40 {
+		l := c.leader(nodes...)
+		if l == flooder {
+			continue // its own sessions are not counted; a rare leader change
+		}
+		leaders[l] = true
+		id, err := replica.NewSessionID(math.MaxUint64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := floodOne(t, flooder, l, forward{Session: id, Seq: 1, Attempt: 1})
+		switch {
+		case r.Kind == replyOutcome && r.Outcome.Status == replica.StatusApplied:
+			opened++
+		case r.Kind == replyError && r.Code == codeBusy:
+			busy++
+		case r.Kind == replyError && r.Code == codeNotLeader:
+		default:
+			t.Fatalf("flood reply %+v", r)
+		}
+	}
+	t.Logf("opened %d, refused %d, leaders %d", opened, busy, len(leaders))
+	// Each leader counts afresh; a leader change is rare here.
+	if opened > maxSessionOpens*len(leaders) || busy == 0 {
+		t.Fatalf("%d leaders opened %d sessions of one member and refused %d; want at most %d each", len(leaders), opened, busy, maxSessionOpens)
+	}
+	var counted uint64
+	for l := range leaders {
+		counted += l.g.refused.sessions.Load()
+	}
+	if counted != uint64(busy) {
+		t.Fatalf("refused sessions counted %d, want %d", counted, busy)
+	}
+	converge(t, nodes...)
+	if _, ok := victim.g.fsm.SessionLast(bound); !ok {
+		t.Fatal("the victim's session was forgotten")
+	}
+	if _, err := victim.g.Execute(ctxT(t, 10*time.Second), counterCmd{Add: 7}); err != nil {
+		t.Fatal(err)
 	}
 }
