@@ -261,7 +261,8 @@ func fillMap(t testing.TB, w *MapWriter[string, string], n int) {
 }
 
 // A late reader catches up a map of 100,000 entries: online and at the
-// writer's version within 5 seconds of opening, holding every entry.
+// writer's version, holding every entry. How fast is BenchmarkMapCatchUp1M's
+// business; the deadline here only bounds a hang, so a busy machine passes.
 func TestMapLateReaderCatchesUp(t *testing.T) {
 	const n = 100_000
 	tn := newTestNet(t)
@@ -272,7 +273,7 @@ func TestMapLateReaderCatchesUp(t *testing.T) {
 	rn := tn.node()
 	start := time.Now()
 	r := openMapR[string, string](t, rn, "big", snapshotOpts()...)
-	ctx := ctxT(t, 5*time.Second)
+	ctx := ctxT(t, 60*time.Second)
 	if err := r.When().Online(ctx); err != nil {
 		t.Fatalf("online after %v: %v", time.Since(start), err)
 	}

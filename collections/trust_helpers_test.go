@@ -306,7 +306,7 @@ func trRejected(nodes ...*trustNode) uint64 {
 // trWaitRejected waits until the nodes' rejected frames reach at least want.
 func trWaitRejected(t testing.TB, what string, want uint64, nodes ...*trustNode) {
 	t.Helper()
-	trWait(t, 10*time.Second, fmt.Sprintf("%s: %d frames rejected", what, want), func() bool {
+	trWait(t, 60*time.Second, fmt.Sprintf("%s: %d frames rejected", what, want), func() bool {
 		return trRejected(nodes...) >= want
 	})
 }
