@@ -13,6 +13,7 @@ import (
 	"github.com/mosaik-go/mosaik/groups"
 	"github.com/mosaik-go/mosaik/internal/inspectwire"
 	"github.com/mosaik-go/mosaik/rsm"
+	"github.com/mosaik-go/mosaik/storage"
 	"github.com/mosaik-go/mosaik/transport"
 )
 
@@ -88,6 +89,7 @@ type Option func(*options) error
 type options struct {
 	group    groups.Config
 	secret   transport.Secret
+	storage  storage.Provider
 	history  int
 	operator bool
 }
@@ -128,6 +130,21 @@ func WithSecret(s transport.Secret) Option {
 			return errors.New("collections: WithSecret: zero secret")
 		}
 		o.secret = s
+		return nil
+	}
+}
+
+// WithStorage keeps the collection's log and snapshots in p, for example a
+// storage.DB, so that it survives a restart of its node. A durable node must
+// open its network with the directory's identity
+// (transport.WithIdentity(transport.IdentityFromSeed(db.NodeKey()))). It
+// overrides the Storage of WithGroupConfig; the default is in memory.
+func WithStorage(p storage.Provider) Option {
+	return func(o *options) error {
+		if p == nil {
+			return errors.New("collections: WithStorage(nil)")
+		}
+		o.storage = p
 		return nil
 	}
 }
@@ -247,6 +264,9 @@ func open[C any](net *transport.Network, kind, name, types string, sm rsm.StateM
 		return nil, errors.New("collections: empty name")
 	}
 	cfg := o.group
+	if o.storage != nil {
+		cfg.Storage = o.storage
+	}
 	if !o.secret.IsZero() {
 		cfg.Secret = o.secret
 	}

@@ -245,7 +245,7 @@ func Example_durable() {
 			panic(err)
 		}
 		defer net.Close()
-		m, err := collections.NewMapWriter[string, string](net, "config", fast(&groups.Config{Storage: db}))
+		m, err := collections.NewMapWriter[string, string](net, "config", fast(nil), collections.WithStorage(db))
 		if err != nil {
 			panic(err)
 		}

@@ -42,7 +42,6 @@ import (
 	"time"
 
 	"github.com/mosaik-go/mosaik/collections"
-	"github.com/mosaik-go/mosaik/groups"
 	"github.com/mosaik-go/mosaik/storage"
 	"github.com/mosaik-go/mosaik/transport"
 )
@@ -121,7 +120,7 @@ func run(ctx context.Context, c config, logger *slog.Logger) error {
 	}
 	defer nw.Close()
 
-	mopts := []collections.Option{collections.WithGroupConfig(&groups.Config{Storage: db})}
+	mopts := []collections.Option{collections.WithStorage(db)}
 	if c.secretFile != "" {
 		b, err := os.ReadFile(c.secretFile)
 		if err != nil {
