@@ -53,6 +53,16 @@ func raftLogger(l *slog.Logger) hclog.Logger {
 	return &raftLog{l: l, name: "raft", limit: &raftLogLimit{last: map[string]time.Time{}}}
 }
 
+// raftRoutine are warnings Raft logs in normal operation here, which go
+// to Debug: before the group is founded a member's election timer finds no
+// configuration; a member being added or catching up lacks the entries the
+// leader probes with, and the leader steps back.
+var raftRoutine = map[string]bool{
+	"no known peers, aborting election":          true,
+	"failed to get previous log":                 true,
+	"appendEntries rejected, sending older logs": true,
+}
+
 func slogLevel(level hclog.Level) slog.Level {
 	switch level {
 	case hclog.Trace:
@@ -71,6 +81,9 @@ func (r *raftLog) Log(level hclog.Level, msg string, args ...any) {
 		return
 	}
 	lv := slogLevel(level)
+	if lv >= slog.LevelWarn && raftRoutine[msg] {
+		lv = slog.LevelDebug
+	}
 	if !r.l.Enabled(context.Background(), lv) {
 		return
 	}

@@ -33,6 +33,8 @@ func TestRaftLogLevels(t *testing.T) {
 	l.Info("entering follower state", "term", 3)
 	l.Warn("heartbeat timeout reached, starting election", "last-leader-id", "abc")
 	l.Warn("heartbeat timeout reached, starting election", "last-leader-id", "abc")
+	l.Warn("no known peers, aborting election") // routine before founding: Debug
+	l.Warn("failed to get previous log", "previous-index", 7)
 	l.Error("failed to heartbeat to", "peer", "p2")
 	if len(h.got) != 2 {
 		t.Fatalf("got %d raftRecords, want the warning once and the error", len(h.got))
