@@ -2,8 +2,12 @@ package rsm
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"strings"
 	"testing"
+
+	"github.com/fxamacker/cbor/v2"
 )
 
 // Equal values encode to equal bytes, whatever the order maps were built in.
@@ -31,9 +35,18 @@ func TestMarshalDeterministic(t *testing.T) {
 // of MaxCommandSize bytes could hold.
 func TestUnmarshalBounded(t *testing.T) {
 	var v any
-	// An array header claiming 2^32 elements, with none following.
-	if err := Unmarshal([]byte{0x9b, 0, 0, 0, 1, 0, 0, 0, 0}, &v); err == nil {
-		t.Fatal("an array claiming 2^32 elements decoded")
+	// An array header claiming 2^32 elements, with none following: refused
+	// for its claim, before anything is read or allocated.
+	var tooMany *cbor.MaxArrayElementsError
+	if err := Unmarshal([]byte{0x9b, 0, 0, 0, 1, 0, 0, 0, 0}, &v); !errors.As(err, &tooMany) {
+		t.Fatalf("an array claiming 2^32 elements: %v, want a MaxArrayElementsError", err)
+	}
+	// As many elements as a command of MaxCommandSize bytes can hold decode.
+	full := append([]byte{0x9a, 0, 0, 0, 0}, make([]byte, maxElements)...)
+	binary.BigEndian.PutUint32(full[1:], maxElements)
+	var many []uint8
+	if err := Unmarshal(full, &many); err != nil || len(many) != maxElements {
+		t.Fatalf("an array of %d elements: %d decoded, %v", maxElements, len(many), err)
 	}
 	deep := append(bytes.Repeat([]byte{0x81}, maxNesting+1), 0x00)
 	if err := Unmarshal(deep, &v); err == nil {
