@@ -157,7 +157,10 @@ func (m *mapMachine[K, V]) buildOnRead() {
 
 // closeIndex stops the waker and a build in progress, and waits for them.
 func (m *mapMachine[K, V]) closeIndex() {
-	if !m.closed.Swap(true) {
+	m.mu.Lock() // a build starts under it: after this, none does
+	first := !m.closed.Swap(true)
+	m.mu.Unlock()
+	if first {
 		m.started.Do(func() {}) // a waker not started by now never starts
 		close(m.done)
 	}

@@ -51,11 +51,7 @@ const (
 // allow counts a new session of from, or reports that it opened too many.
 func (o *sessionOpens) allow(from transport.PeerID, now time.Time) bool {
 	if o.count == nil || now.Sub(o.window) >= sessionOpensWindow {
-		o.window = now
-		if o.count == nil {
-			o.count = map[transport.PeerID]int{}
-		}
-		clear(o.count)
+		o.window, o.count = now, map[transport.PeerID]int{}
 	}
 	n, seen := o.count[from]
 	if n >= maxSessionOpens || (!seen && len(o.count) >= maxSessionOpeners) {
