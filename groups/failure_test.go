@@ -95,16 +95,16 @@ func TestReluctantLosesToNormal(t *testing.T) {
 	online(t, all...)
 	waitFor(t, 20*time.Second, "the normal node to lead", func() bool { return c.agreed() == normal })
 	for round := range 5 {
+		before := normal.g.raft.Load().CurrentTerm()
+		// A transfer that succeeds has handed leadership to another node
+		// in a later term. The reluctant leader may hand it back before a
+		// poll could see it gone, so the test counts terms instead: the
+		// normal node leads again, at least two terms on.
 		if err := normal.g.raft.Load().LeadershipTransfer().Error(); err != nil {
 			t.Fatalf("round %d: transfer: %v", round, err)
 		}
-		waitFor(t, 5*time.Second, "leadership to leave the normal node", func() bool {
-			l, _ := normal.g.Leader()
-			return l != normal.net.ID()
-		})
-		// The reluctant leader hands leadership back.
 		waitFor(t, 20*time.Second, "the normal node to lead again", func() bool {
-			return c.agreed() == normal
+			return c.agreed() == normal && normal.g.raft.Load().CurrentTerm() >= before+2
 		})
 	}
 	// An election after the leader disappears: the normal node wins it.
