@@ -21,8 +21,12 @@
 //
 // # Lower level
 //
-// Subscribe, Publish, Request and Call exchange sealed messages on subjects
-// the caller names, Survey asks every node for its status, Faults injects
+// A Scope (Network.Scope) is the one way to send messages of your own: its
+// Subscribe, Publish, Request and Call exchange messages sealed for the
+// parties that share the scope's id and secret, each with its sender proven.
+// The network's own plain messages (status, introductions) are not open to
+// callers, since their sender is not proven. Survey asks every node for its
+// status and SetStatus adds a section to this node's answer, Faults injects
 // drops, delays and partitions for tests, and RaftTransport carries
-// hashicorp/raft over all of it. The package knows nothing of groups.
+// hashicorp/raft over a Scope. The package knows nothing of groups.
 package transport

@@ -44,7 +44,7 @@ func TestDuplicateIdentityRefused(t *testing.T) {
 	other := join(t, hub)
 	echo(t, a, a.Subject("echo"), "")
 	flush(t, a)
-	if _, err := other.Request(ctx, a.Subject("echo"), a.ID(), []byte("x")); err != nil {
+	if _, err := other.requestPlain(ctx, a.Subject("echo"), a.ID(), []byte("x")); err != nil {
 		t.Fatalf("request to the running node: %v", err)
 	}
 

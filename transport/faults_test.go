@@ -22,21 +22,21 @@ func requestOK(t *testing.T, from *Network, to *Network, subject string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	if _, err := from.Request(ctx, from.Subject(subject), to.ID(), []byte("ping")); err != nil {
+	if _, err := from.requestPlain(ctx, from.Subject(subject), to.ID(), []byte("ping")); err != nil {
 		t.Fatalf("request %s -> %s: %v", from.ID().Short(), to.ID().Short(), err)
 	}
 }
 
 func requestLost(t *testing.T, from *Network, to *Network, subject string) {
 	t.Helper()
-	if _, err := from.Request(shortCtx(t), from.Subject(subject), to.ID(), []byte("ping")); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := from.requestPlain(shortCtx(t), from.Subject(subject), to.ID(), []byte("ping")); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("request %s -> %s: %v, want it lost", from.ID().Short(), to.ID().Short(), err)
 	}
 }
 
 func publish(t *testing.T, n *Network, subject string, to PeerID, data string) {
 	t.Helper()
-	if err := n.Publish(n.Subject(subject), to, []byte(data)); err != nil {
+	if err := n.publishPlain(n.Subject(subject), to, []byte(data)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -202,7 +202,7 @@ func TestDelay(t *testing.T) {
 			data = append(data, make([]byte, 10_000)...) // three fragments
 		}
 		sent[i] = time.Now()
-		if err := a.Publish(a.Subject("d"), b.ID(), data); err != nil {
+		if err := a.publishPlain(a.Subject("d"), b.ID(), data); err != nil {
 			t.Fatal(err)
 		}
 	}

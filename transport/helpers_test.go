@@ -57,7 +57,7 @@ func flush(t testing.TB, nets ...*Network) {
 // the test ends and flushes so other nodes' messages reach it.
 func subscribe(t testing.TB, n *Network, subject string, h Handler) *Subscription {
 	t.Helper()
-	return subscribeWith(t, n, n.Subscribe, subject, h)
+	return subscribeWith(t, n, n.subscribePlain, subject, h)
 }
 
 // subscribeIn is subscribe in scope sc: h gets the frames that open in it.

@@ -16,7 +16,7 @@ func BenchmarkRequest(b *testing.B) {
 	ctx := context.Background()
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := a.Request(ctx, "echo", c.ID(), data); err != nil {
+		if _, err := a.requestPlain(ctx, "echo", c.ID(), data); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -39,7 +39,7 @@ func TestEmbeddedServerJoinsInProcess(t *testing.T) {
 		t.Fatalf("joined node's URL %q, want %q", c.URL(), url)
 	}
 	subscribe(t, c, "echo", func(m *Msg) { _ = m.Respond(m.Data) })
-	if r, err := a.Request(t.Context(), "echo", c.ID(), []byte("hi")); err != nil || string(r) != "hi" {
+	if r, err := a.requestPlain(t.Context(), "echo", c.ID(), []byte("hi")); err != nil || string(r) != "hi" {
 		t.Fatalf("request: %q %v", r, err)
 	}
 	if err := a.Close(); err != nil {

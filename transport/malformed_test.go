@@ -121,7 +121,7 @@ func TestIncompleteFragmentsExpire(t *testing.T) {
 
 	// The next fragmented message collects the expired ones.
 	data := pattern(20_000, 1)
-	if err := a.Publish(a.Subject("in"), b.ID(), data); err != nil {
+	if err := a.publishPlain(a.Subject("in"), b.ID(), data); err != nil {
 		t.Fatal(err)
 	}
 	if m := next(t, in); !bytes.Equal(m.Data, data) {
@@ -153,7 +153,7 @@ func TestMalformedReplies(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 		defer cancel()
-		d, err := a.Request(ctx, a.Subject("q"), b.ID(), []byte("q"))
+		d, err := a.requestPlain(ctx, a.Subject("q"), b.ID(), []byte("q"))
 		res <- result{d, err}
 	}()
 	m := <-held

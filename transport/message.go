@@ -112,13 +112,13 @@ const (
 	pendingBytesLimit = 2 * maxMessageSize
 )
 
-// Subscribe delivers every plain message published on subject to h.
+// subscribePlain delivers every plain message published on subject to h.
 // Malformed frames are dropped and counted. A handler that falls behind by
 // more than pendingMsgsLimit frames or pendingBytesLimit bytes loses
 // frames: the overflow is logged and counted (Stats.SlowConsumer and
-// Stats.PendingDropped), never silent. Subscribe in a Scope to take sealed
+// Stats.PendingDropped), never silent. subscribePlain in a Scope to take sealed
 // messages.
-func (n *Network) Subscribe(subject string, h Handler) (*Subscription, error) {
+func (n *Network) subscribePlain(subject string, h Handler) (*Subscription, error) {
 	return n.subscribe(subject, nil, h)
 }
 
@@ -426,9 +426,9 @@ func (w *replayWindow) accept(epoch, ctr uint64) bool {
 	return true
 }
 
-// Publish sends a plain message on subject. to names the receiving peer
+// publishPlain sends a plain message on subject. to names the receiving peer
 // for fault injection; the zero PeerID means a broadcast.
-func (n *Network) Publish(subject string, to PeerID, data []byte) error {
+func (n *Network) publishPlain(subject string, to PeerID, data []byte) error {
 	return n.sendFrame(context.Background(), nil, subject, "", to, 0, 0, data, false)
 }
 
@@ -986,14 +986,8 @@ func (n *Network) onReply(m *Msg) {
 	c.fn(m.Data, nil)
 }
 
-// Call sends a plain request to peer to on subject and passes every reply to fn,
-// on the goroutine that reads the node's inbox, until the returned cancel is
-// called. fn must not block. If the network closes first, fn gets ErrClosed
-// once, possibly while a last reply is still being handed to it: fn must be
-// safe for that. If this node's connection to NATS, or to's, drops and comes
-// back while the call waits, fn gets ErrConnectionLost once and no reply
-// after: the request or its replies may have been lost with a server.
-func (n *Network) Call(subject string, to PeerID, data []byte, fn func(reply []byte, err error)) (cancel func(), err error) {
+// callPlain is Scope.Call for a plain request (unsealed, sender not proven).
+func (n *Network) callPlain(subject string, to PeerID, data []byte, fn func(reply []byte, err error)) (cancel func(), err error) {
 	return n.call(context.Background(), nil, subject, to, data, false, fn)
 }
 
@@ -1023,10 +1017,9 @@ func (n *Network) call(ctx context.Context, scope *Scope, subject string, to Pee
 	return cancel, nil
 }
 
-// Request sends plain data to peer to on subject and waits for the first
-// reply. It waits at most until ctx ends or, if ctx has no deadline, the RPC
-// timeout.
-func (n *Network) Request(ctx context.Context, subject string, to PeerID, data []byte) ([]byte, error) {
+// requestPlain is Scope.Request for a plain request (unsealed, sender not
+// proven).
+func (n *Network) requestPlain(ctx context.Context, subject string, to PeerID, data []byte) ([]byte, error) {
 	return n.request(ctx, nil, subject, to, data, false)
 }
 

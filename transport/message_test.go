@@ -76,7 +76,7 @@ func TestPublishSubscribeAcrossNetworks(t *testing.T) {
 	b := join(t, a)
 	got := collect(t, b, b.Subject("x"))
 	for i := range 10 {
-		if err := a.Publish(a.Subject("x"), PeerID{}, []byte{byte(i)}); err != nil {
+		if err := a.publishPlain(a.Subject("x"), PeerID{}, []byte{byte(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -121,18 +121,18 @@ func TestRequestRespond(t *testing.T) {
 	echo(t, b, b.Subject("echo"), "re:")
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	got, err := a.Request(ctx, a.Subject("echo"), b.ID(), []byte("ping"))
+	got, err := a.requestPlain(ctx, a.Subject("echo"), b.ID(), []byte("ping"))
 	if err != nil || string(got) != "re:ping" {
 		t.Fatalf("Request = %q, %v", got, err)
 	}
 	// The zero peer accepts a reply from anyone.
-	got, err = a.Request(ctx, a.Subject("echo"), PeerID{}, []byte("anyone"))
+	got, err = a.requestPlain(ctx, a.Subject("echo"), PeerID{}, []byte("anyone"))
 	if err != nil || string(got) != "re:anyone" {
 		t.Fatalf("Request to zero peer = %q, %v", got, err)
 	}
 	// A node may ask itself.
 	echo(t, a, a.Subject("self"), "me:")
-	got, err = a.Request(ctx, a.Subject("self"), a.ID(), []byte("x"))
+	got, err = a.requestPlain(ctx, a.Subject("self"), a.ID(), []byte("x"))
 	if err != nil || string(got) != "me:x" {
 		t.Fatalf("Request to self = %q, %v", got, err)
 	}
@@ -155,7 +155,7 @@ func TestRequestConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for i := range 25 {
 				want := fmt.Sprintf("%d/%d", g, i)
-				got, err := a.Request(ctx, a.Subject("echo"), b.ID(), []byte(want))
+				got, err := a.requestPlain(ctx, a.Subject("echo"), b.ID(), []byte(want))
 				if err != nil || string(got) != want {
 					t.Errorf("Request %s = %q, %v", want, got, err)
 					return
@@ -182,7 +182,7 @@ func TestCallStreamsReplies(t *testing.T) {
 		err  error
 	}
 	ch := make(chan reply, 2*replies)
-	cancel, err := a.Call(a.Subject("stream"), b.ID(), []byte("r"), func(b []byte, err error) {
+	cancel, err := a.callPlain(a.Subject("stream"), b.ID(), []byte("r"), func(b []byte, err error) {
 		ch <- reply{string(b), err}
 	})
 	if err != nil {
@@ -221,14 +221,14 @@ func TestCallIgnoresOtherPeersAndCancelled(t *testing.T) {
 		}
 	})
 	got1 := make(chan string, 4)
-	cancel1, err := a.Call(a.Subject("q"), b.ID(), []byte("1"), func(b []byte, err error) { got1 <- fmt.Sprintf("%s %v", b, err) })
+	cancel1, err := a.callPlain(a.Subject("q"), b.ID(), []byte("1"), func(b []byte, err error) { got1 <- fmt.Sprintf("%s %v", b, err) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	// c answered call 1 (it subscribes to q too) before it answers this.
-	if r, err := a.Request(ctx, a.Subject("barrier"), c.ID(), nil); err != nil || string(r) != "barrier" {
+	if r, err := a.requestPlain(ctx, a.Subject("barrier"), c.ID(), nil); err != nil || string(r) != "barrier" {
 		t.Fatalf("barrier: %q, %v", r, err)
 	}
 	if len(got1) != 0 {
@@ -252,7 +252,7 @@ func TestCallIgnoresOtherPeersAndCancelled(t *testing.T) {
 		t.Fatal(err)
 	}
 	subscribe(t, b, b.Subject("barrier2"), func(m *Msg) { _ = m.Respond(nil) })
-	if _, err := a.Request(ctx, a.Subject("barrier2"), b.ID(), nil); err != nil {
+	if _, err := a.requestPlain(ctx, a.Subject("barrier2"), b.ID(), nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(got1) != 0 {
@@ -283,7 +283,7 @@ func TestRequestHonoursDeadline(t *testing.T) {
 			start := time.Now() // before the deadline is set, which counts from then
 			ctx, cancel := tc.ctx()
 			defer cancel()
-			_, err := a.Request(ctx, a.Subject(tc.subject), b.ID(), []byte("?"))
+			_, err := a.requestPlain(ctx, a.Subject(tc.subject), b.ID(), []byte("?"))
 			took := time.Since(start)
 			if !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("err = %v, want DeadlineExceeded", err)
@@ -296,7 +296,7 @@ func TestRequestHonoursDeadline(t *testing.T) {
 	// Nobody listens: the server says so, and the request fails at once.
 	ctx0, cancel0 := context.WithTimeout(context.Background(), 5*time.Second)
 	start := time.Now()
-	if _, err := a.Request(ctx0, a.Subject("nobody"), b.ID(), []byte("?")); !errors.Is(err, ErrUnreachable) {
+	if _, err := a.requestPlain(ctx0, a.Subject("nobody"), b.ID(), []byte("?")); !errors.Is(err, ErrUnreachable) {
 		t.Errorf("request to nobody: %v, want ErrUnreachable", err)
 	}
 	if took := time.Since(start); took > time.Second {
@@ -310,7 +310,7 @@ func TestRequestHonoursDeadline(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() {
-		_, err := a.Request(ctx, a.Subject("mute"), b.ID(), nil)
+		_, err := a.requestPlain(ctx, a.Subject("mute"), b.ID(), nil)
 		errc <- err
 	}()
 	eventually(t, "request registered", func() bool {
@@ -337,7 +337,7 @@ func TestClosedNetwork(t *testing.T) {
 	// A request in flight fails with ErrClosed when its network closes.
 	errc := make(chan error, 1)
 	go func() {
-		_, err := b.Request(context.Background(), b.Subject("mute"), b.ID(), nil)
+		_, err := b.requestPlain(context.Background(), b.Subject("mute"), b.ID(), nil)
 		errc <- err
 	}()
 	eventually(t, "request registered", func() bool {
@@ -364,16 +364,16 @@ func TestClosedNetwork(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 
-	if _, err := b.Request(context.Background(), b.Subject("x"), a.ID(), nil); !errors.Is(err, ErrClosed) {
+	if _, err := b.requestPlain(context.Background(), b.Subject("x"), a.ID(), nil); !errors.Is(err, ErrClosed) {
 		t.Errorf("Request: %v", err)
 	}
-	if err := b.Publish(b.Subject("x"), PeerID{}, nil); !errors.Is(err, ErrClosed) {
+	if err := b.publishPlain(b.Subject("x"), PeerID{}, nil); !errors.Is(err, ErrClosed) {
 		t.Errorf("Publish: %v", err)
 	}
-	if _, err := b.Subscribe(b.Subject("x"), func(*Msg) {}); !errors.Is(err, ErrClosed) {
+	if _, err := b.subscribePlain(b.Subject("x"), func(*Msg) {}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Subscribe: %v", err)
 	}
-	if _, err := b.Call(b.Subject("x"), a.ID(), nil, func([]byte, error) {}); !errors.Is(err, ErrClosed) {
+	if _, err := b.callPlain(b.Subject("x"), a.ID(), nil, func([]byte, error) {}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Call: %v", err)
 	}
 	if _, err := NewRaftTransport(sealedScope(b, "s"), 0); !errors.Is(err, ErrClosed) {
@@ -391,7 +391,7 @@ func TestClosedNetwork(t *testing.T) {
 	}
 	// The closing node's peers are unaffected.
 	got := collect(t, a, a.Subject("still"))
-	if err := a.Publish(a.Subject("still"), PeerID{}, []byte("up")); err != nil {
+	if err := a.publishPlain(a.Subject("still"), PeerID{}, []byte("up")); err != nil {
 		t.Fatal(err)
 	}
 	next(t, got)
@@ -402,7 +402,7 @@ func TestCallGetsErrClosedOnce(t *testing.T) {
 	subscribe(t, a, a.Subject("mute"), func(*Msg) {})
 	var mu sync.Mutex
 	var errs []error
-	_, err := a.Call(a.Subject("mute"), a.ID(), nil, func(b []byte, err error) {
+	_, err := a.callPlain(a.Subject("mute"), a.ID(), nil, func(b []byte, err error) {
 		mu.Lock()
 		errs = append(errs, err)
 		mu.Unlock()
@@ -429,7 +429,7 @@ func TestSubscriptionClose(t *testing.T) {
 		<-release
 		finished = true
 	})
-	if err := a.Publish(a.Subject("slow"), PeerID{}, nil); err != nil {
+	if err := a.publishPlain(a.Subject("slow"), PeerID{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	<-entered
@@ -466,7 +466,7 @@ func TestSubscribeReadyOnReturn(t *testing.T) {
 	for i := range tries {
 		subject := b.Subject("ready", strconv.Itoa(i))
 		got := make(chan string, 2)
-		s, err := b.Subscribe(subject, func(m *Msg) { got <- string(m.Data) })
+		s, err := b.subscribePlain(subject, func(m *Msg) { got <- string(m.Data) })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -509,12 +509,12 @@ func TestNamespaces(t *testing.T) {
 	}
 	gotA := collect(t, a2, a2.Subject("x"))
 	gotB := collect(t, b2, b2.Subject("x"))
-	if err := a1.Publish(a1.Subject("x"), p2, []byte("alpha")); err != nil {
+	if err := a1.publishPlain(a1.Subject("x"), p2, []byte("alpha")); err != nil {
 		t.Fatal(err)
 	}
 	// Sent after "alpha" on the same connection: if beta could hear alpha's
 	// subject, "alpha" would reach b2 before this.
-	if err := a1.Publish(b2.Subject("x"), p2, []byte("barrier")); err != nil {
+	if err := a1.publishPlain(b2.Subject("x"), p2, []byte("barrier")); err != nil {
 		t.Fatal(err)
 	}
 	if m := next(t, gotA); string(m.Data) != "alpha" {
@@ -535,7 +535,7 @@ func TestNamespaces(t *testing.T) {
 		want string
 	}{{a1, "alpha:?"}, {b1, "beta:?"}} {
 		for range 5 {
-			got, err := tc.n.Request(ctx, tc.n.Subject("who"), p2, []byte("?"))
+			got, err := tc.n.requestPlain(ctx, tc.n.Subject("who"), p2, []byte("?"))
 			if err != nil || string(got) != tc.want {
 				t.Fatalf("%s: Request = %q, %v", tc.n.Name(), got, err)
 			}
@@ -580,7 +580,7 @@ func TestFragmentation(t *testing.T) {
 	for i, size := range sizes {
 		before := a.Stats().MsgsOut
 		data := pattern(size, byte(i))
-		if err := a.Publish(a.Subject("big"), b.ID(), data); err != nil {
+		if err := a.publishPlain(a.Subject("big"), b.ID(), data); err != nil {
 			t.Fatalf("size %d: %v", size, err)
 		}
 		frames := a.Stats().MsgsOut - before
@@ -624,7 +624,7 @@ func TestFragmentationConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range senders {
 		wg.Go(func() {
-			if err := a.Publish(a.Subject("big"), b.ID(), pattern(200<<10+i, byte(i))); err != nil {
+			if err := a.publishPlain(a.Subject("big"), b.ID(), pattern(200<<10+i, byte(i))); err != nil {
 				t.Error(err)
 			}
 		})
@@ -650,7 +650,7 @@ func TestFragmentationConcurrent(t *testing.T) {
 	})
 	req := pattern(300<<10, 7)
 	replies := make(chan []byte, 3)
-	cancel, err := a.Call(a.Subject("rev"), b.ID(), req, func(r []byte, err error) {
+	cancel, err := a.callPlain(a.Subject("rev"), b.ID(), req, func(r []byte, err error) {
 		if err != nil {
 			t.Errorf("reply: %v", err)
 		}
@@ -740,7 +740,7 @@ func TestMaxMessageSize(t *testing.T) {
 	b := join(t, a)
 	got := collect(t, b, b.Subject("huge"))
 	data := pattern(maxMessageSize, 9)
-	if err := a.Publish(a.Subject("huge"), b.ID(), data); err != nil {
+	if err := a.publishPlain(a.Subject("huge"), b.ID(), data); err != nil {
 		t.Fatal(err)
 	}
 	// 64 MiB take several seconds to cross the server under the race
@@ -756,12 +756,12 @@ func TestMaxMessageSize(t *testing.T) {
 
 	over := make([]byte, maxMessageSize+1)
 	before := a.Stats()
-	if err := a.Publish(a.Subject("huge"), b.ID(), over); !errors.Is(err, ErrTooLarge) {
+	if err := a.publishPlain(a.Subject("huge"), b.ID(), over); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("Publish: %v, want ErrTooLarge", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	if _, err := a.Request(ctx, a.Subject("huge"), b.ID(), over); !errors.Is(err, ErrTooLarge) {
+	if _, err := a.requestPlain(ctx, a.Subject("huge"), b.ID(), over); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("Request: %v, want ErrTooLarge", err)
 	}
 	if after := a.Stats(); after.MsgsOut != before.MsgsOut || after.BytesOut != before.BytesOut {
@@ -776,7 +776,7 @@ func TestMaxMessageSize(t *testing.T) {
 	// A reply over the limit fails in Respond.
 	errc := make(chan error, 1)
 	subscribe(t, b, b.Subject("ask"), func(m *Msg) { errc <- m.Respond(over) })
-	stop, err := a.Call(a.Subject("ask"), b.ID(), nil, func([]byte, error) { t.Error("got an oversized reply") })
+	stop, err := a.callPlain(a.Subject("ask"), b.ID(), nil, func([]byte, error) { t.Error("got an oversized reply") })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -398,7 +398,7 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 	// listens on then fails at once, as the server answers "no responders"
 	// to that subject.
 	n.inbox = n.Subject("in", n.id.String())
-	sub, err := n.Subscribe(n.inbox+".*", n.onReply)
+	sub, err := n.subscribePlain(n.inbox+".*", n.onReply)
 	if err != nil {
 		n.Close()
 		return nil, err
@@ -407,12 +407,12 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 	n.inboxSub = sub
 	// Every node answers status requests, whatever it runs, and shows its
 	// card to whoever asks.
-	if _, err := n.Subscribe(n.Subject("status"), n.onStatus); err != nil {
+	if _, err := n.subscribePlain(n.Subject("status"), n.onStatus); err != nil {
 		n.Close()
 		return nil, err
 	}
 	// Peers that reconnected say so here (see reconnect.go).
-	if _, err := n.Subscribe(n.noticeSubject(), n.onNotice); err != nil {
+	if _, err := n.subscribePlain(n.noticeSubject(), n.onNotice); err != nil {
 		n.Close()
 		return nil, err
 	}
@@ -421,7 +421,7 @@ func New(ctx context.Context, opts ...Option) (*Network, error) {
 		n.Close()
 		return nil, err
 	}
-	if _, err := n.Subscribe(n.cardSubject(n.id), n.onCardRequest); err != nil {
+	if _, err := n.subscribePlain(n.cardSubject(n.id), n.onCardRequest); err != nil {
 		n.Close()
 		return nil, err
 	}

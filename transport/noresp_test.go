@@ -18,7 +18,7 @@ func TestRequestToNobodyFailsFast(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	_, err = a.Request(ctx, a.Subject("nobody"), NewPeerID(), []byte("x"))
+	_, err = a.requestPlain(ctx, a.Subject("nobody"), NewPeerID(), []byte("x"))
 	if !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("request to nobody: %v, want ErrUnreachable", err)
 	}

@@ -26,7 +26,7 @@ func TestReconnectNoticeOfEarlierRun(t *testing.T) {
 	if err := spy.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if err := first.Publish(first.noticeSubject(), PeerID{}, first.notice(1)); err != nil {
+	if err := first.publishPlain(first.noticeSubject(), PeerID{}, first.notice(1)); err != nil {
 		t.Fatal(err)
 	}
 	old, err := notices.NextMsg(waitTimeout)

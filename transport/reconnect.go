@@ -103,7 +103,7 @@ func (n *Network) onReconnect(nc *nats.Conn) {
 	if !n.live.Load() {
 		return // New is not done: nobody waits on this node yet
 	}
-	if err := n.Publish(n.noticeSubject(), PeerID{}, n.notice(seq)); err != nil {
+	if err := n.publishPlain(n.noticeSubject(), PeerID{}, n.notice(seq)); err != nil {
 		n.log.Debug("transport: reconnect notice not sent", "err", err)
 	}
 }

@@ -63,7 +63,7 @@ func TestStatusRedactsCredentials(t *testing.T) {
 	if want := "nats://" + host; sts[0].URL != want {
 		t.Fatalf("surveyed URL %q, want %q", sts[0].URL, want)
 	}
-	raw, err := a.Request(t.Context(), a.Subject("status"), b.ID(), nil)
+	raw, err := a.requestPlain(t.Context(), a.Subject("status"), b.ID(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -141,12 +141,20 @@ func (s *Scope) Publish(subject string, to PeerID, data []byte) error {
 	return s.net.sendFrame(context.Background(), s, subject, "", to, 0, 0, data, false)
 }
 
-// Call is Network.Call in this scope; to must name a peer.
+// Call sends a request to peer to (which must not be zero) on subject and
+// passes every reply to fn, on the goroutine that reads the node's inbox,
+// until the returned cancel is called. fn must not block. If the network closes first, fn gets ErrClosed
+// once, possibly while a last reply is still being handed to it: fn must be
+// safe for that. If this node's connection to NATS, or to's, drops and comes
+// back while the call waits, fn gets ErrConnectionLost once and no reply
+// after: the request or its replies may have been lost with a server.
 func (s *Scope) Call(subject string, to PeerID, data []byte, fn func(reply []byte, err error)) (cancel func(), err error) {
 	return s.net.call(context.Background(), s, subject, to, data, false, fn)
 }
 
-// Request is Network.Request in this scope; to must name a peer.
+// Request sends data to peer to on subject and waits for the first reply.
+// It waits at most until ctx ends or, if ctx has no deadline, the network's
+// RPC timeout.
 func (s *Scope) Request(ctx context.Context, subject string, to PeerID, data []byte) ([]byte, error) {
 	return s.net.request(ctx, s, subject, to, data, false)
 }

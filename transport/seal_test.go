@@ -321,7 +321,7 @@ func TestScopeRefusesOutsiders(t *testing.T) {
 			if err := sc.Publish(o.Subject("in"), PeerID{}, []byte("broadcast")); err != nil {
 				t.Fatal(err)
 			}
-			if err := o.Publish(o.Subject("in"), b.ID(), []byte("plain")); err != nil {
+			if err := o.publishPlain(o.Subject("in"), b.ID(), []byte("plain")); err != nil {
 				t.Fatal(err)
 			}
 			short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
@@ -585,15 +585,15 @@ func TestPlainAndSealedDoNotMix(t *testing.T) {
 
 	before := b.Stats()
 	// Plain into the scope.
-	if err := a.Publish(b.Subject("sealed"), b.ID(), []byte("plain, pairwise")); err != nil {
+	if err := a.publishPlain(b.Subject("sealed"), b.ID(), []byte("plain, pairwise")); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Publish(b.Subject("sealed"), PeerID{}, []byte("plain, to all")); err != nil {
+	if err := a.publishPlain(b.Subject("sealed"), PeerID{}, []byte("plain, to all")); err != nil {
 		t.Fatal(err)
 	}
 	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	if _, err := a.Request(short, b.Subject("ask"), b.ID(), nil); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := a.requestPlain(short, b.Subject("ask"), b.ID(), nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("plain request to a scope's subscription: %v, want no answer", err)
 	}
 	// Sealed onto a plain subscription.
@@ -607,7 +607,7 @@ func TestPlainAndSealedDoNotMix(t *testing.T) {
 	if err := scA.Publish(b.Subject("sealed"), b.ID(), []byte("sealed")); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Publish(b.Subject("plain"), b.ID(), []byte("plain")); err != nil {
+	if err := a.publishPlain(b.Subject("plain"), b.ID(), []byte("plain")); err != nil {
 		t.Fatal(err)
 	}
 	expect(t, sealedIn, "sealed")

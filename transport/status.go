@@ -94,7 +94,7 @@ func (n *Network) Survey(ctx context.Context) ([]NodeStatus, error) {
 		out     = map[PeerID]NodeStatus{}
 		arrived = make(chan struct{}, 1)
 	)
-	stop, err := n.Call(n.Subject("status"), PeerID{}, nil, func(b []byte, err error) {
+	stop, err := n.callPlain(n.Subject("status"), PeerID{}, nil, func(b []byte, err error) {
 		if err != nil {
 			return
 		}

@@ -130,7 +130,7 @@ func TestTLSEmbeddedServerWithPassword(t *testing.T) {
 	}
 
 	subscribe(t, a, "echo", func(m *Msg) { _ = m.Respond(append([]byte("re: "), m.Data...)) })
-	r, err := b.Request(t.Context(), "echo", a.ID(), []byte("over tls"))
+	r, err := b.requestPlain(t.Context(), "echo", a.ID(), []byte("over tls"))
 	if err != nil || string(r) != "re: over tls" {
 		t.Fatalf("request: %q %v", r, err)
 	}
