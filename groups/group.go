@@ -57,7 +57,6 @@ type core struct {
 	fsm     *replica.FSM // the machine's adapter; safe for concurrent use
 	when    *When
 	futures *futures
-	nudge   *nudger
 	started time.Time
 	metrics *groupMetrics // nil without a registry
 	refused refusals      // what hostile or broken input cost; counted, logged once per interval
@@ -194,7 +193,6 @@ func Join[C, Q, R any](net *transport.Network, key Key, sm rsm.StateMachine[C, Q
 		log:     groupLogger(rc.Logger, ownLogger, id, net.ID()),
 		started: time.Now(),
 		futures: newFutures(),
-		nudge:   newNudger(),
 		raftLife: raftLife{
 			notifyCh: make(chan bool, 64),
 			obsCh:    make(chan raft.Observation, 256),
@@ -392,7 +390,6 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 	c.goFunc(c.runMembership)
 	c.goFunc(c.runAppender)
 	c.goFunc(c.runCompleter)
-	c.goFunc(c.runNudger)
 	c.goFunc(c.sub.run)
 	// A member whose network closes stops as if closed. The watcher is not
 	// in wg: it may itself run the stop, which waits for wg.

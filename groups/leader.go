@@ -89,6 +89,7 @@ type completion struct {
 	seq     uint64
 	attempt uint32
 	local   bool // from a remote member that waits to apply it
+	from    transport.PeerID
 	reply   func(forwardReply)
 }
 
@@ -243,7 +244,6 @@ func (c *core) appendOne(s submission) {
 	}
 	l.appended[session] = req.Seq
 	fut, err := raftCall(c, func() raft.ApplyFuture { return c.raft.Load().Apply(data, 0) })
-	c.nudge.appended()
 	if err != nil {
 		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyError, Code: codeClosed, Msg: err.Error()})
 		return
@@ -251,7 +251,7 @@ func (c *core) appendOne(s submission) {
 	c.metrics.appendedCommands(len(req.Cmds))
 	s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyAppended, First: e.First})
 	c.complete(completion{future: fut, session: session, seq: req.Seq, attempt: req.Attempt,
-		local: req.Local && s.remote, reply: s.reply})
+		local: req.Local && s.remote, from: s.from, reply: s.reply})
 }
 
 func (c *core) complete(x completion) {
@@ -270,9 +270,21 @@ func (c *core) runCompleter() {
 		case x := <-c.completeCh:
 			x.reply(c.finish(x))
 			if x.local {
-				c.nudge.want() // its writer waits for its own node to apply
+				c.tellCommit(x.from)
 			}
 		}
+	}
+}
+
+// tellCommit tells member p at once how far the log is committed: its
+// writer waits for its own node to apply what it wrote, and Raft would tell
+// it only with the next entry or after its commit timeout. What this member
+// applied is committed; the transport sends it as an empty AppendEntries
+// (transport.RaftTransport.NotifyCommit), so no entry is appended for it.
+func (c *core) tellCommit(p transport.PeerID) {
+	r := c.raft.Load()
+	if c.trans != nil && r != nil {
+		c.trans.NotifyCommit(p, r.CurrentTerm(), r.AppliedIndex())
 	}
 }
 

@@ -59,8 +59,13 @@ type RaftTransport struct {
 
 	allow atomic.Pointer[func(PeerID) bool] // nil: every sender
 
+	// Lock order: noticeMu, then matchMu.
 	matchMu sync.Mutex
-	matched map[PeerID]Progress
+	matched map[PeerID]matchState
+
+	noticeMu     sync.Mutex
+	notices      map[PeerID]*noticeState // see NotifyCommit
+	noticesTaken atomic.Uint64           // commit notices a follower took
 
 	shutdown chan struct{}
 	ctx      context.Context // cancelled by Close, so RPCs in flight end at once
@@ -91,7 +96,8 @@ func NewRaftTransport(sc *Scope, timeout time.Duration) (*RaftTransport, error) 
 		timeout:  timeout,
 		consumer: make(chan raft.RPC),
 		snaps:    make(map[PeerID]*snapRecv),
-		matched:  make(map[PeerID]Progress),
+		matched:  make(map[PeerID]matchState),
+		notices:  make(map[PeerID]*noticeState),
 		shutdown: make(chan struct{}),
 
 		snapBytesLimit: defaultSnapBytesLimit,
@@ -158,13 +164,14 @@ type Progress struct {
 func (t *RaftTransport) Matched(p PeerID) Progress {
 	t.matchMu.Lock()
 	defer t.matchMu.Unlock()
-	return t.matched[p]
+	return t.matched[p].Progress
 }
 
 // RetainMatched forgets the progress of every peer keep refuses, e.g. those
 // no longer in the configuration, so the table does not grow with every
 // peer the node ever replicated to.
 func (t *RaftTransport) RetainMatched(keep func(PeerID) bool) {
+	t.forgetNotices(keep)
 	t.matchMu.Lock()
 	defer t.matchMu.Unlock()
 	for p := range t.matched {
@@ -174,22 +181,33 @@ func (t *RaftTransport) RetainMatched(keep func(PeerID) bool) {
 	}
 }
 
-func (t *RaftTransport) match(target raft.ServerAddress, term, index uint64) {
-	p, err := ParsePeerID(string(target))
-	if err != nil || index == 0 {
+// match records that p acknowledged the log up to index, whose entry has
+// log term logTerm, in an AppendEntries of term (header is the one Raft sent).
+func (t *RaftTransport) match(p PeerID, term, index, logTerm uint64, header raft.RPCHeader) {
+	if index == 0 {
 		return
 	}
 	t.matchMu.Lock()
 	defer t.matchMu.Unlock()
 	if cur := t.matched[p]; term > cur.Term || (term == cur.Term && index > cur.Index) {
-		t.matched[p] = Progress{Term: term, Index: index}
+		t.matched[p] = matchState{Progress: Progress{Term: term, Index: index}, logTerm: logTerm, header: header}
 	}
 }
 
 func (t *RaftTransport) appended(target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) {
-	if resp.Success && resp.Term == args.Term {
-		t.match(target, args.Term, args.PrevLogEntry+uint64(len(args.Entries)))
+	if !resp.Success || resp.Term != args.Term {
+		return
 	}
+	p, err := ParsePeerID(string(target))
+	if err != nil {
+		return
+	}
+	index, logTerm := args.PrevLogEntry, args.PrevLogTerm
+	if n := len(args.Entries); n > 0 {
+		index, logTerm = args.Entries[n-1].Index, args.Entries[n-1].Term
+	}
+	t.match(p, args.Term, index, logTerm, args.RPCHeader)
+	t.noticeAcked(p, args)
 }
 
 // SetHeartbeatTimeout bounds a heartbeat's wait for its answer, below the
@@ -512,8 +530,8 @@ func (t *RaftTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddre
 	if err := decMode.Unmarshal(b, resp); err != nil {
 		return err
 	}
-	if resp.Success && resp.Term == args.Term {
-		t.match(target, args.Term, args.LastLogIndex)
+	if p, err := ParsePeerID(string(target)); err == nil && resp.Success && resp.Term == args.Term {
+		t.match(p, args.Term, args.LastLogIndex, args.LastLogTerm, args.RPCHeader)
 	}
 	return nil
 }

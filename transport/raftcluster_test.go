@@ -79,6 +79,12 @@ func startRaft(t *testing.T, n *Network, bootstrap []raft.Server) *raftNode {
 // startRaftTimeout is startRaft with the transport's RPC timeout.
 func startRaftTimeout(t *testing.T, n *Network, bootstrap []raft.Server, timeout time.Duration) *raftNode {
 	t.Helper()
+	return startRaftWith(t, n, bootstrap, timeout, nil)
+}
+
+// startRaftWith is startRaftTimeout with tune applied to Raft's config.
+func startRaftWith(t *testing.T, n *Network, bootstrap []raft.Server, timeout time.Duration, tune func(*raft.Config)) *raftNode {
+	t.Helper()
 	tr := newRaftTransport(t, sealedScope(n, "cluster"), timeout)
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(n.ID().String())
@@ -91,6 +97,9 @@ func startRaftTimeout(t *testing.T, n *Network, bootstrap []raft.Server, timeout
 	conf.TrailingLogs = 5
 	conf.SnapshotThreshold = 1 << 30 // snapshots only when the test asks
 	conf.Logger = hclog.New(&hclog.LoggerOptions{Name: n.ID().Short(), Level: hclog.Warn, Output: testWriter{t}})
+	if tune != nil {
+		tune(conf)
+	}
 	logs, snaps := raft.NewInmemStore(), raft.NewInmemSnapshotStore()
 	if bootstrap != nil {
 		if err := raft.BootstrapCluster(conf, logs, logs, snaps, tr, raft.Configuration{Servers: bootstrap}); err != nil {

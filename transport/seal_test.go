@@ -777,6 +777,8 @@ func TestCardFetchedWhenUnknown(t *testing.T) {
 		t.Fatal("a introduced itself to a node it believes knows it")
 	}
 	eventually(t, "b2 learns a's card", func() bool { return b2.cards.get(a.ID()) != nil })
+	// The refusal is counted after the fetch it starts, which may finish first.
+	eventually(t, "b2 counts the frame it refused", func() bool { return b2.Stats().Rejected >= 1 })
 	if b2.Stats().Rejected != 1 {
 		t.Errorf("b2 rejected %d frames, want 1", b2.Stats().Rejected)
 	}
