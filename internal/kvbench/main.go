@@ -54,10 +54,10 @@ func main() {
 	wls := flag.String("workloads", strings.Join(workloadNames(), ","), "workloads, comma separated")
 	flag.BoolVar(&cfg.nats, "nats", true, "also measure NATS JetStream KV with 3 replicas")
 	flag.IntVar(&cfg.joinKeys, "join", 100_000, "keys a new member catches up")
-	short := flag.Bool("short", false, "everything briefly: -d 300ms -warmup 100ms -join 10000")
+	short := flag.Bool("short", false, "everything briefly: -d 150ms -warmup 50ms -join 10000")
 	flag.Parse()
 	if *short {
-		cfg.duration, cfg.warmup, cfg.joinKeys = 300*time.Millisecond, 100*time.Millisecond, 10_000
+		cfg.duration, cfg.warmup, cfg.joinKeys = 150*time.Millisecond, 50*time.Millisecond, 10_000
 	}
 	cfg.modes = strings.Split(*modes, ",")
 	cfg.workloads = strings.Split(*wls, ",")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/mosaik-go/mosaik/collections"
@@ -75,13 +76,15 @@ func newNode(ctx context.Context, c *cluster, i int, dir string, durable bool) (
 }
 
 // mosaikSys is a Map[string, []byte] opened by a writer on each of three
-// nodes. It owns the nodes and handles.
+// nodes, and the map the join workload fills when it runs. It owns the
+// nodes and handles.
 type mosaikSys struct {
 	nodes []*node
 	maps  []*collections.MapWriter[string, []byte]
+	joins []*collections.MapWriter[string, []byte] // nil without the join workload
 }
 
-func startMosaik(ctx context.Context, c *cluster, dir string, durable bool) (*mosaikSys, error) {
+func startMosaik(ctx context.Context, c *cluster, dir string, durable, join bool) (*mosaikSys, error) {
 	s := &mosaikSys{}
 	for i := range 3 {
 		n, err := newNode(ctx, c, i, dir, durable)
@@ -91,12 +94,17 @@ func startMosaik(ctx context.Context, c *cluster, dir string, durable bool) (*mo
 		}
 		s.nodes = append(s.nodes, n)
 	}
-	maps, err := openAll(ctx, s.nodes, "bench")
-	if err != nil {
+	var wg sync.WaitGroup
+	var err, jerr error
+	wg.Go(func() { s.maps, err = openAll(ctx, s.nodes, "bench") })
+	if join {
+		wg.Go(func() { s.joins, jerr = openAll(ctx, s.nodes, "join") })
+	}
+	wg.Wait()
+	if err := errors.Join(err, jerr); err != nil {
 		s.close()
 		return nil, err
 	}
-	s.maps = maps
 	return s, nil
 }
 
@@ -152,7 +160,7 @@ func agreed(ms []*collections.MapWriter[string, []byte], id transport.PeerID) bo
 }
 
 func (s *mosaikSys) close() {
-	for _, m := range s.maps {
+	for _, m := range append(s.maps, s.joins...) {
 		m.Close()
 	}
 	for _, n := range s.nodes {
@@ -224,18 +232,10 @@ func (s *mosaikSys) read(ctx context.Context, m *collections.MapWriter[string, [
 	}, nil
 }
 
-// join writes n keys into a map of its own, then times a reader opened on
+// join writes n keys into the map join, then times a reader opened on
 // a new node on server srv until it holds them all.
 func (s *mosaikSys) join(ctx context.Context, c *cluster, srv int, dir string, durable bool, n int) (time.Duration, error) {
-	ms, err := openAll(ctx, s.nodes, "join")
-	if err != nil {
-		return 0, fmt.Errorf("mosaik join: opening: %w", err)
-	}
-	defer func() {
-		for _, m := range ms {
-			m.Close()
-		}
-	}()
+	ms := s.joins
 	l, err := leaderOf(ctx, s.nodes, ms)
 	if err != nil {
 		return 0, err

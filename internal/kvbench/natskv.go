@@ -20,7 +20,7 @@ type natsSys struct {
 	js      []jetstream.JetStream
 }
 
-func startNATS(ctx context.Context, c *cluster, fsync bool) (*natsSys, error) {
+func startNATS(ctx context.Context, c *cluster, fsync, join bool) (*natsSys, error) {
 	s := &natsSys{c: c, storage: jetstream.MemoryStorage}
 	if fsync {
 		s.storage = jetstream.FileStorage
@@ -31,9 +31,15 @@ func startNATS(ctx context.Context, c *cluster, fsync bool) (*natsSys, error) {
 			return nil, err
 		}
 	}
-	if _, err := s.bucket(ctx, "bench"); err != nil {
-		s.close()
-		return nil, err
+	buckets := []string{"bench"}
+	if join {
+		buckets = append(buckets, "join")
+	}
+	for _, b := range buckets {
+		if _, err := s.bucket(ctx, b); err != nil {
+			s.close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -144,13 +150,10 @@ func (s *natsSys) cas(ctx context.Context, kv jetstream.KeyValue) (op, error) {
 	}, nil
 }
 
-// join writes n keys into a bucket of its own, then times a client on
+// join writes n keys into the bucket join, then times a client on
 // server srv (a new server without JetStream) that watches every key
 // until it has received them all.
 func (s *natsSys) join(ctx context.Context, srv int, n int) (time.Duration, error) {
-	if _, err := s.bucket(ctx, "join"); err != nil {
-		return 0, err
-	}
 	if err := s.fill(ctx, n); err != nil {
 		return 0, fmt.Errorf("nats join: writing: %w", err)
 	}
