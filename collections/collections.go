@@ -325,6 +325,24 @@ func (h *handle[C]) unregister() {
 // Version returns the version of the state reads see now.
 func (h *handle[C]) Version() Version { return h.m.version() }
 
+// Sync returns once this handle's replica has applied every write committed
+// before the call, anywhere in the cluster, and the version its reads see
+// then: a Get, All or Len after Sync is linearizable. It costs one round trip
+// to the leader, which confirms it still leads with a heartbeat round; it
+// writes nothing. Use it where a read must not miss a write another node
+// acknowledged (a handle always sees its own writes without it). Without a
+// deadline in ctx it waits at most 5 s (groups.Config.QueryTimeout); with no
+// leader it fails with ErrOffline.
+func (h *handle[C]) Sync(ctx context.Context) (Version, error) {
+	if h.closed.Load() {
+		return 0, ErrClosed
+	}
+	if _, err := h.g.Sync(ctx); err != nil {
+		return 0, wrapErr(err)
+	}
+	return h.Version(), nil
+}
+
 // When returns the handle's status waiter.
 func (h *handle[C]) When() *When { return h.when }
 

@@ -111,7 +111,8 @@ type Config struct {
 	// ForwardTimeout bounds how long a command waits for a leader, and each
 	// attempt to hand it to one. Default 5s.
 	ForwardTimeout time.Duration
-	// QueryTimeout bounds a Strong query's wait for the leader. Default 5s.
+	// QueryTimeout bounds the wait of Sync and of a Strong query when ctx has
+	// no deadline. Default 5s.
 	QueryTimeout time.Duration
 	// Preference is this node's leadership preference. Default Normal.
 	Preference Preference

@@ -681,16 +681,7 @@ func (g *Group[C, Q, R]) Query(ctx context.Context, q Q, c Consistency) (QueryRe
 	switch c {
 	case Weak:
 	case Strong:
-		if _, ok := ctx.Deadline(); !ok {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, g.cfg.QueryTimeout)
-			defer cancel()
-		}
-		idx, err := g.readIndex(ctx)
-		if err != nil {
-			return QueryResult[R]{}, err
-		}
-		if err := g.when.Applied(ctx, idx); err != nil {
+		if _, err := g.Sync(ctx); err != nil {
 			return QueryResult[R]{}, err
 		}
 	default:
@@ -699,6 +690,31 @@ func (g *Group[C, Q, R]) Query(ctx context.Context, q Q, c Consistency) (QueryRe
 	// Position first: the state read is at least this far.
 	pos := g.fsm.Applied()
 	return QueryResult[R]{Value: g.fsm.Query(q), Position: pos}, nil
+}
+
+// Sync returns once this member has applied every command committed before
+// the call, and the index it has applied then: a read of the member's state
+// after Sync is linearizable. It asks the leader for its read index (the
+// leader confirms with a heartbeat round that it still leads) and appends
+// nothing to the log. Without a deadline in ctx it waits at most
+// Config.QueryTimeout; without a leader it fails with ErrOffline.
+func (c *core) Sync(ctx context.Context) (rsm.Index, error) {
+	if c.isClosing() {
+		return 0, ErrClosed
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.QueryTimeout)
+		defer cancel()
+	}
+	idx, err := c.readIndex(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := c.when.Applied(ctx, idx); err != nil {
+		return 0, err
+	}
+	return c.fsm.Applied(), nil
 }
 
 // Member is one member of the group as this node sees it.
