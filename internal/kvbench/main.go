@@ -21,9 +21,11 @@
 //	cas           8 workers on 16 hot keys: read locally, CompareExchange,
 //	              again when it did not apply (NATS: Get, Update at the
 //	              revision read)
-//	read          a linearizable read at a follower, concurrency 1: a
-//	              no-op write (Remove of a missing key) then a local Get,
-//	              as the library has no read index yet
+//	read          a linearizable read at a follower, concurrency 1: Sync,
+//	              then a local Get (NATS KV has none: its gets may be
+//	              served by any replica)
+//	readw         the same by a no-op write (Remove of a missing key)
+//	              instead of Sync, the only way before Sync
 //	join          a map of -join keys is written, then a fourth server is
 //	              routed in and a reader opened on a new node there; the
 //	              time until its Len() is -join (NATS: a client on that

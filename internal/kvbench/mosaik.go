@@ -213,16 +213,31 @@ func (s *mosaikSys) cas(ctx context.Context, m *collections.MapWriter[string, []
 	}, nil
 }
 
-// read is the linearizable read this branch has: a write that changes
-// nothing (removing a missing key) goes through the log, so once it
-// returns this replica holds everything committed before it; then a local
-// Get.
+// read is a linearizable read: Sync, then a local Get.
 func (s *mosaikSys) read(ctx context.Context, m *collections.MapWriter[string, []byte]) (op, error) {
+	return s.readAfter(ctx, m, func(ctx context.Context) error {
+		_, err := m.Sync(ctx)
+		return err
+	})
+}
+
+// readWrite is the linearizable read there was before Sync: a write that
+// changes nothing (removing a missing key) goes through the log, so once
+// it returns this replica holds everything committed before it; then a
+// local Get.
+func (s *mosaikSys) readWrite(ctx context.Context, m *collections.MapWriter[string, []byte]) (op, error) {
+	return s.readAfter(ctx, m, func(ctx context.Context) error {
+		_, err := m.Remove(ctx, "read-absent")
+		return err
+	})
+}
+
+func (s *mosaikSys) readAfter(ctx context.Context, m *collections.MapWriter[string, []byte], barrier func(context.Context) error) (op, error) {
 	if _, err := m.Insert(ctx, "read-key", value(0)); err != nil {
 		return nil, err
 	}
 	return func(ctx context.Context, w, i int) (int, error) {
-		if _, err := m.Remove(ctx, "read-absent"); err != nil {
+		if err := barrier(ctx); err != nil {
 			return 0, err
 		}
 		if _, ok := m.Get("read-key"); !ok {
