@@ -13,14 +13,17 @@
 //
 // Each workload runs for -warmup, then is measured for -d; a row gives
 // the operations per second that started in the window and their p50 and
-// p99 latencies:
+// p99 latencies, and says so when the leader moved during the run (the
+// leader is found before each workload: the node all three writers agree
+// on; for NATS, the bucket's stream leader in StreamInfo):
 //
 //	put1f put64f  Insert at concurrency 1 and 64 from a follower (NATS: Put
 //	              through a server that does not lead the bucket's stream)
 //	put1l put64l  the same at the leader
 //	cas           8 workers on 16 hot keys: read locally, CompareExchange,
 //	              again when it did not apply (NATS: Get, Update at the
-//	              revision read)
+//	              revision read); a row counts the updates that applied,
+//	              and their latency includes the attempts before
 //	read          a linearizable read at a follower, concurrency 1: Sync,
 //	              then a local Get (NATS KV has none: its gets may be
 //	              served by any replica)

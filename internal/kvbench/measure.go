@@ -16,6 +16,7 @@ type stat struct {
 	window   time.Duration
 	p50, p99 time.Duration
 	retries  int64 // compare-and-swap attempts that did not apply
+	moved    bool  // the leader was another node after the run
 }
 
 func (s stat) rate() float64 {

@@ -168,17 +168,20 @@ func (s *mosaikSys) close() {
 	}
 }
 
-// client returns the writer at the leader or at a follower.
-func (s *mosaikSys) client(ctx context.Context, atLeader bool) (*collections.MapWriter[string, []byte], error) {
-	l, err := leaderOf(ctx, s.nodes, s.maps)
+// client returns the writer at the leader or at a follower, and the
+// leader's index.
+func (s *mosaikSys) client(ctx context.Context, atLeader bool) (*collections.MapWriter[string, []byte], int, error) {
+	l, err := s.leader(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if atLeader {
-		return s.maps[l], nil
+		return s.maps[l], l, nil
 	}
-	return s.maps[(l+1)%3], nil
+	return s.maps[(l+1)%3], l, nil
 }
+
+func (s *mosaikSys) leader(ctx context.Context) (int, error) { return leaderOf(ctx, s.nodes, s.maps) }
 
 func (s *mosaikSys) put(m *collections.MapWriter[string, []byte], prefix string) op {
 	val := value(0)

@@ -103,17 +103,18 @@ func (s *natsSys) leader(ctx context.Context, bucket string) (int, error) {
 }
 
 // client returns the bucket as seen from the leader's server or from
-// another one.
-func (s *natsSys) client(ctx context.Context, atLeader bool) (jetstream.KeyValue, error) {
+// another one, and the leader's index.
+func (s *natsSys) client(ctx context.Context, atLeader bool) (jetstream.KeyValue, int, error) {
 	l, err := s.leader(ctx, "bench")
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	i := l
 	if !atLeader {
 		i = (l + 1) % 3
 	}
-	return s.js[i].KeyValue(ctx, "bench")
+	kv, err := s.js[i].KeyValue(ctx, "bench")
+	return kv, l, err
 }
 
 func (s *natsSys) put(kv jetstream.KeyValue, prefix string) op {

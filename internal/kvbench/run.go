@@ -154,7 +154,7 @@ func runWorkload(ctx context.Context, cfg config, c *cluster, dir string, fsync 
 		}
 		return nil
 	}
-	m, err := ms.client(ctx, w.atLeader)
+	m, l, err := ms.client(ctx, w.atLeader)
 	if err != nil {
 		return err
 	}
@@ -173,10 +173,13 @@ func runWorkload(ctx context.Context, cfg config, c *cluster, dir string, fsync 
 		return err
 	}
 	r.ours = measure(ctx, w.conc, cfg.warmup, cfg.duration, f)
+	if now, err := ms.leader(ctx); err != nil || now != l {
+		r.ours.moved = true
+	}
 	if ns == nil || strings.HasPrefix(w.name, "read") { // NATS KV has no linearizable read
 		return nil
 	}
-	kv, err := ns.client(ctx, w.atLeader)
+	kv, l, err := ns.client(ctx, w.atLeader)
 	if err != nil {
 		return err
 	}
@@ -189,6 +192,9 @@ func runWorkload(ctx context.Context, cfg config, c *cluster, dir string, fsync 
 		}
 	}
 	s := measure(ctx, w.conc, cfg.warmup, cfg.duration, f)
+	if now, err := ns.leader(ctx, "bench"); err != nil || now != l {
+		s.moved = true
+	}
 	r.theirs = &s
 	return nil
 }
@@ -259,6 +265,9 @@ func cell(s stat) string {
 	}
 	if s.errs > 0 {
 		c += fmt.Sprintf(", %d errors: %v", s.errs, s.firstErr)
+	}
+	if s.moved {
+		c += ", the leader moved during the run"
 	}
 	return c + ")"
 }
