@@ -20,7 +20,7 @@ import (
 // as three nats-server processes would run. The transport does not know
 // them as embedded servers, so every node reaches its server over TCP.
 // A fourth server, routed but without JetStream, is added for the join
-// workload. The cluster owns its servers; shutdown stops them.
+// workload. The cluster owns its servers; Shutdown stops them.
 type cluster struct {
 	natstest.Cluster            // Servers, URLs(i), Shutdown
 	routes           []*url.URL // the route addresses of the three JetStream servers

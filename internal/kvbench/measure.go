@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,31 +32,40 @@ func (s stat) rate() float64 {
 type op func(ctx context.Context, w, i int) (retries int, err error)
 
 // measure runs conc workers calling f back to back for warm and then dur,
-// and counts what started after warm. Each worker owns its own slice of
-// latencies until they are merged after all have ended.
+// and counts what started after warm. Until one operation started after
+// warm, they go on past dur (an operation slower than the whole window,
+// on a loaded machine), and the window extends to the last start. Each
+// worker owns its own slice of latencies until they are merged after all
+// have ended.
 func measure(ctx context.Context, conc int, warm, dur time.Duration, f op) stat {
 	start := time.Now()
 	from, end := start.Add(warm), start.Add(warm+dur)
 	type result struct {
-		lat      []time.Duration
-		errs     int
-		firstErr error
-		retries  int64
+		lat       []time.Duration
+		errs      int
+		firstErr  error
+		retries   int64
+		lastStart time.Time
 	}
 	res := make([]result, conc)
+	var started atomic.Int64 // operations started after warm
 	var wg sync.WaitGroup
 	for w := range conc {
 		wg.Go(func() {
 			r := &res[w]
 			for i := 0; ctx.Err() == nil; i++ {
 				t0 := time.Now()
-				if !t0.Before(end) {
+				if !t0.Before(end) && started.Load() > 0 {
 					return
+				}
+				if !t0.Before(from) {
+					started.Add(1)
 				}
 				n, err := f(ctx, w, i)
 				if t0.Before(from) {
 					continue
 				}
+				r.lastStart = t0
 				if err != nil {
 					r.errs++
 					if r.firstErr == nil {
@@ -72,6 +82,7 @@ func measure(ctx context.Context, conc int, warm, dur time.Duration, f op) stat 
 	s := stat{window: dur}
 	var all []time.Duration
 	for _, r := range res {
+		s.window = max(s.window, r.lastStart.Sub(from))
 		all = append(all, r.lat...)
 		s.errs += r.errs
 		s.retries += r.retries

@@ -75,7 +75,7 @@ func run(ctx context.Context, cfg config) ([]result, error) {
 	return out, nil
 }
 
-func runMode(ctx context.Context, cfg config, mode string) (_ []result, err error) {
+func runMode(ctx context.Context, cfg config, mode string) ([]result, error) {
 	began := time.Now()
 	fsync := mode == "fsync"
 	dir, err := os.MkdirTemp("", "kvbench-")
