@@ -29,6 +29,8 @@
 //	              served by any replica)
 //	readw         the same by a no-op write (Remove of a missing key)
 //	              instead of Sync, the only way before Sync
+//	get           a local Get at a follower, concurrency 1, of 1,000 keys
+//	              (NATS: Get, a direct get any replica may answer)
 //	join          a map of -join keys is written, then a fourth server is
 //	              routed in and a reader opened on a new node there; the
 //	              time until its Len() is -join (NATS: a client on that

@@ -216,6 +216,25 @@ func (s *mosaikSys) cas(ctx context.Context, m *collections.MapWriter[string, []
 	}, nil
 }
 
+// get reads one of getKeys keys locally, with no barrier.
+func (s *mosaikSys) get(ctx context.Context, m *collections.MapWriter[string, []byte]) (op, error) {
+	if _, err := m.Extend(ctx, func(yield func(string, []byte) bool) {
+		for k := range getKeys {
+			if !yield(getKey(k), value(uint64(k))) {
+				return
+			}
+		}
+	}); err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, w, i int) (int, error) {
+		if _, ok := m.Get(getKey(i % getKeys)); !ok {
+			return 0, errors.New("get: key missing")
+		}
+		return 0, nil
+	}, nil
+}
+
 // read is a linearizable read: Sync, then a local Get.
 func (s *mosaikSys) read(ctx context.Context, m *collections.MapWriter[string, []byte]) (op, error) {
 	return s.readAfter(ctx, m, func(ctx context.Context) error {
@@ -292,6 +311,10 @@ func (s *mosaikSys) join(ctx context.Context, c *cluster, srv int, dir string, d
 }
 
 const hotKeys = 16
+
+const getKeys = 1000
+
+func getKey(k int) string { return fmt.Sprintf("get-%04d", k) }
 
 func hotKey(k int) string { return fmt.Sprintf("hot-%02d", k) }
 

@@ -125,6 +125,20 @@ func (s *natsSys) put(kv jetstream.KeyValue, prefix string) op {
 	}
 }
 
+// get reads one of getKeys keys (a direct get, which any replica may
+// answer).
+func (s *natsSys) get(ctx context.Context, kv jetstream.KeyValue) (op, error) {
+	for k := range getKeys {
+		if _, err := kv.Put(ctx, getKey(k), value(uint64(k))); err != nil {
+			return nil, err
+		}
+	}
+	return func(ctx context.Context, w, i int) (int, error) {
+		_, err := kv.Get(ctx, getKey(i%getKeys))
+		return 0, err
+	}, nil
+}
+
 // cas reads a hot key and updates it at the revision read, again until
 // one applies.
 func (s *natsSys) cas(ctx context.Context, kv jetstream.KeyValue) (op, error) {

@@ -38,6 +38,7 @@ var workloads = []workload{
 	{"cas", "compare-and-swap, 8 workers on 16 hot keys, at a follower", 8, false},
 	{"read", "linearizable read (Sync, then Get), concurrency 1, at a follower", 1, false},
 	{"readw", "linearizable read by a no-op write (Remove of a missing key, then Get), concurrency 1, at a follower", 1, false},
+	{"get", "local read (Get, no barrier), concurrency 1, at a follower", 1, false},
 	{"join", "a new member holds %s keys", 0, false},
 }
 
@@ -168,6 +169,8 @@ func runWorkload(ctx context.Context, cfg config, c *cluster, dir string, fsync 
 		f, err = ms.read(ctx, m)
 	case w.name == "readw":
 		f, err = ms.readWrite(ctx, m)
+	case w.name == "get":
+		f, err = ms.get(ctx, m)
 	}
 	if err != nil {
 		return err
@@ -187,9 +190,12 @@ func runWorkload(ctx context.Context, cfg config, c *cluster, dir string, fsync 
 	case strings.HasPrefix(w.name, "put"):
 		f = ns.put(kv, w.name)
 	case w.name == "cas":
-		if f, err = ns.cas(ctx, kv); err != nil {
-			return err
-		}
+		f, err = ns.cas(ctx, kv)
+	case w.name == "get":
+		f, err = ns.get(ctx, kv)
+	}
+	if err != nil {
+		return err
 	}
 	s := measure(ctx, w.conc, cfg.warmup, cfg.duration, f)
 	if now, err := ns.leader(ctx, "bench"); err != nil || now != l {
@@ -236,7 +242,7 @@ func table(out io.Writer, rs []result, nats bool) {
 			theirs, ratio = "—", "—"
 			if r.joinNATS > 0 {
 				theirs = fmt.Sprintf("%.2f s (a new client watching every key)", r.joinNATS.Seconds())
-				ratio = fmt.Sprintf("%.2f×", r.joinNATS.Seconds()/r.join.Seconds())
+				ratio = ratioText(r.joinNATS.Seconds() / r.join.Seconds())
 			}
 		} else {
 			ours = cell(r.ours)
@@ -244,7 +250,7 @@ func table(out io.Writer, rs []result, nats bool) {
 			if r.theirs != nil {
 				theirs = cell(*r.theirs)
 				if t := r.theirs.rate(); t > 0 {
-					ratio = fmt.Sprintf("%.2f×", r.ours.rate()/t)
+					ratio = ratioText(r.ours.rate() / t)
 				}
 			}
 		}
@@ -272,8 +278,18 @@ func cell(s stat) string {
 	return c + ")"
 }
 
+// ratioText is 0.37× or, from 10 on, 164×.
+func ratioText(x float64) string {
+	if x >= 10 {
+		return commas(x) + "×"
+	}
+	return fmt.Sprintf("%.2f×", x)
+}
+
 func lat(d time.Duration) string {
 	switch {
+	case d < time.Microsecond:
+		return fmt.Sprintf("%d ns", d.Nanoseconds())
 	case d < time.Millisecond:
 		return fmt.Sprintf("%d µs", d.Microseconds())
 	case d < 10*time.Millisecond:
