@@ -36,8 +36,8 @@
 //	              time until its Len() is -join (NATS: a client on that
 //	              server watching every key until it has received them all)
 //
-//	go run ./internal/kvbench              # everything, about 3 minutes
-//	go run ./internal/kvbench -short       # everything briefly, to try it
+//	go run ./internal/kvbench              # everything, about 4 minutes
+//	go run ./internal/kvbench -short       # everything briefly (20-25 s), to try it
 //	go run ./internal/kvbench -modes memory -workloads put1f,put64f -d 10s
 package main
 
