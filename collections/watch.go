@@ -122,23 +122,42 @@ type record[C any] struct {
 // machine appends under a short lock; watchers copy out under a read lock,
 // so a slow watcher never holds up Apply: it falls behind, and past the
 // history's length it gets ErrCompacted.
+//
+// The ring starts small and doubles as commands arrive, up to limit: a
+// collection that is rarely written holds little, however long its limit.
 type history[C any] struct {
 	mu    sync.RWMutex
 	recs  []record[C] // ring
 	start int
 	n     int
+	limit int     // the most records kept
 	floor Version // every change after floor is kept
 	wake  chan struct{}
 }
 
+// historyStart is the ring's first size.
+const historyStart = 16
+
 func newHistory[C any](limit int) *history[C] {
-	return &history[C]{recs: make([]record[C], limit), wake: make(chan struct{})}
+	return &history[C]{recs: make([]record[C], min(limit, historyStart)), limit: limit, wake: make(chan struct{})}
+}
+
+// grow doubles the ring, up to limit, keeping its records in order.
+func (h *history[C]) grow() {
+	recs := make([]record[C], min(2*len(h.recs), h.limit))
+	for i := range h.n {
+		recs[i] = h.recs[(h.start+i)%len(h.recs)]
+	}
+	h.recs, h.start = recs, 0
 }
 
 // add appends the records of a published batch and wakes the watchers.
 func (h *history[C]) add(recs []record[C]) {
 	h.mu.Lock()
 	for _, r := range recs {
+		if h.n == len(h.recs) && len(h.recs) < h.limit {
+			h.grow()
+		}
 		if h.n == len(h.recs) {
 			h.floor = h.recs[h.start].v
 			h.recs[h.start] = record[C]{}
@@ -178,7 +197,7 @@ func (s *stage[C]) flush(h *history[C]) {
 // reset forgets everything: the state was replaced at version v.
 func (h *history[C]) reset(v Version) {
 	h.mu.Lock()
-	clear(h.recs)
+	h.recs = make([]record[C], min(h.limit, historyStart))
 	h.start, h.n, h.floor = 0, 0, v
 	wake := h.wake
 	h.wake = make(chan struct{})
