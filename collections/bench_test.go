@@ -295,15 +295,7 @@ func BenchmarkMapCatchUp1M(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	start := time.Now()
-	if _, err := w.Extend(ctx, func(yield func(string, []byte) bool) {
-		for i := range n {
-			if !yield(benchKey(i), benchValue(i)) {
-				return
-			}
-		}
-	}); err != nil {
-		b.Fatal(err)
-	}
+	fillBench(b, ctx, w, n)
 	b.Logf("writing %d entries took %v (%.0f inserts/s through Extend)", n, time.Since(start), n/time.Since(start).Seconds())
 	v := w.Version()
 	b.ResetTimer()
@@ -332,6 +324,19 @@ func BenchmarkMapCatchUp1M(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)*n/total.Seconds(), "keys/s")
 	b.ReportMetric(total.Seconds()/float64(b.N), "s/catch-up")
+}
+
+// fillBench writes the n entries benchKey(i): benchValue(i) with Extend.
+func fillBench(b *testing.B, ctx context.Context, w *MapWriter[string, []byte], n int) {
+	if _, err := w.Extend(ctx, func(yield func(string, []byte) bool) {
+		for i := range n {
+			if !yield(benchKey(i), benchValue(i)) {
+				return
+			}
+		}
+	}); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // settleForCatchUp brings the writer to rest before a reader is timed, and

@@ -230,6 +230,13 @@ func (c *Config) announceInterval() time.Duration {
 	return max(5*c.HeartbeatInterval, 20*time.Millisecond)
 }
 
+// reactInterval is the least time between two passes of a leader's
+// membership loop: a newcomer's announcement wakes it at once, but a flood
+// of them gets at most one pass per reactInterval.
+func (c *Config) reactInterval() time.Duration {
+	return max(c.HeartbeatInterval/4, 5*time.Millisecond)
+}
+
 // liveWindow is how recently a member must have been heard to count as
 // present for bootstrap decisions.
 func (c *Config) liveWindow() time.Duration { return 4 * c.announceInterval() }

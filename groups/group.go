@@ -107,9 +107,12 @@ type membership struct {
 	peers   map[transport.PeerID]*peerState
 
 	announceNow chan struct{}
-	announceMu  sync.Mutex
-	hasState    atomic.Bool
-	foreignAt   atomic.Int64 // when announcements that did not open last came, in Unix nanoseconds
+	// reconcileNow wakes a leader's runMembership when a newcomer
+	// announces (at most one pass per Config.reactInterval).
+	reconcileNow chan struct{}
+	announceMu   sync.Mutex
+	hasState     atomic.Bool
+	foreignAt    atomic.Int64 // when announcements that did not open last came, in Unix nanoseconds
 
 	// Owned by the membership goroutine (runMembership).
 	foreignSeen  uint64    // announcement frames that did not open, as last counted
@@ -198,12 +201,13 @@ func Join[C, Q, R any](net *transport.Network, key Key, sm rsm.StateMachine[C, Q
 			obsCh:    make(chan raft.Observation, 256),
 		},
 		membership: membership{
-			annSubj:     net.Subject("ann", id.String()),
-			ident:       newIdentity(id, sm.Signature(), &rc),
-			identScope:  net.Scope(identScope, rc.Secret),
-			identSubj:   net.Subject("ident", hex.EncodeToString(identScope[:])),
-			peers:       map[transport.PeerID]*peerState{},
-			announceNow: make(chan struct{}, 1),
+			annSubj:      net.Subject("ann", id.String()),
+			ident:        newIdentity(id, sm.Signature(), &rc),
+			identScope:   net.Scope(identScope, rc.Secret),
+			identSubj:    net.Subject("ident", hex.EncodeToString(identScope[:])),
+			peers:        map[transport.PeerID]*peerState{},
+			announceNow:  make(chan struct{}, 1),
+			reconcileNow: make(chan struct{}, 1),
 		},
 		leading: leading{
 			appendCh:   make(chan submission, 1024),

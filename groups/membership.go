@@ -30,6 +30,12 @@ const promoteLag = 1024
 // way the drop is counted (refusals.peers).
 const maxPeers = 1024
 
+// maxReactPasses bounds the passes a leader's membership loop makes between
+// two rounds on being woken by newcomers, so that a flood of them (new
+// identities cost nothing in a group without a secret or tickets) adds at
+// most maxReactPasses+1 members per round.
+const maxReactPasses = 4
+
 func (c *core) onAnnouncement(m *transport.Msg) {
 	if m.From == c.self {
 		return
@@ -77,6 +83,10 @@ func (c *core) onAnnouncement(m *transport.Msg) {
 			return
 		}
 	}
+	now := time.Now()
+	// A member is new to the leader's decisions when it was not in the
+	// table, was not live in it, or now says it leaves.
+	news := ps == nil || now.Sub(ps.heard) > c.cfg.liveWindow() || (a.Leaving && !ps.ann.Leaving)
 	if ps == nil {
 		ps = &peerState{}
 		c.peers[m.From] = ps
@@ -87,8 +97,20 @@ func (c *core) onAnnouncement(m *transport.Msg) {
 		default:
 		}
 	}
-	ps.ann, ps.heard, ps.expires = a, time.Now(), expires
+	ps.ann, ps.heard, ps.expires = a, now, expires
 	c.peersMu.Unlock()
+	if news && c.raft.Load().State() == raft.Leader {
+		c.wakeReconcile()
+	}
+}
+
+// wakeReconcile asks the membership loop for a pass now rather than at its
+// next round; wake-ups coalesce.
+func (c *core) wakeReconcile() {
+	select {
+	case c.reconcileNow <- struct{}{}:
+	default:
+	}
 }
 
 // configured returns the ids in the configuration, nil before Raft runs.
@@ -178,15 +200,43 @@ func (c *core) runAnnounce() {
 
 // runMembership founds the group when nobody has, and, on the leader, keeps
 // the configuration in line with who is alive.
+//
+// A leader also reconciles as soon as a newcomer announces (wakeReconcile),
+// so that it is added without waiting for a round: another such pass
+// follows one that changed the configuration, for the next newcomer, until
+// nothing is left to change. However many announcements come, these
+// passes are reactInterval apart and at most maxReactPasses per round.
 func (c *core) runMembership() {
 	t := time.NewTicker(c.cfg.announceInterval())
 	defer t.Stop()
+	var (
+		last    time.Time // when reconcile last ran
+		reacted int       // passes woken since the last round
+	)
 	for {
 		select {
 		case <-c.closing:
 			return
 		case <-t.C:
+		case <-c.reconcileNow:
+			if reacted >= maxReactPasses {
+				continue // the next round sees to the rest
+			}
+			reacted++
+			if wait := c.cfg.reactInterval() - time.Since(last); wait > 0 {
+				select {
+				case <-c.closing:
+					return
+				case <-time.After(wait):
+				}
+			}
+			last = time.Now()
+			if l := c.currentLead(); l != nil && c.raft.Load().State() == raft.Leader && c.reconcile(l) {
+				c.wakeReconcile()
+			}
+			continue
 		}
+		reacted = 0
 		c.noteForeign()
 		c.identifyRound(time.Now())
 		c.noteRefusals()
@@ -199,6 +249,7 @@ func (c *core) runMembership() {
 			}
 		}
 		if l := c.currentLead(); l != nil && c.raft.Load().State() == raft.Leader {
+			last = time.Now()
 			c.reconcile(l)
 		}
 		c.detectSplit()
@@ -344,11 +395,12 @@ func (c *core) server(p transport.PeerID, s raft.ServerSuffrage) raft.Server {
 // urgency: drop members that left, drop dead members (never a voter unless
 // a majority of voters stays alive), add newcomers as non-voters, promote
 // caught-up non-voters that may vote, and hand leadership from a reluctant
-// leader to a caught-up normal voter.
-func (c *core) reconcile(l *leadership) {
+// leader to a caught-up normal voter. It reports whether it changed the
+// configuration.
+func (c *core) reconcile(l *leadership) bool {
 	fut := c.raft.Load().GetConfiguration()
 	if fut.Error() != nil {
-		return
+		return false
 	}
 	servers := fut.Configuration().Servers
 	now := time.Now()
@@ -381,12 +433,13 @@ func (c *core) reconcile(l *leadership) {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx(), c.cfg.ForwardTimeout)
 	defer cancel()
-	change := func(what string, p transport.PeerID, start func() raft.IndexFuture) {
+	change := func(what string, p transport.PeerID, start func() raft.IndexFuture) bool {
 		if _, err := call(ctx, c, start); err != nil {
 			c.log.Debug("groups: membership change failed", "change", what, "peer", p.Short(), "err", err)
-			return
+			return false
 		}
 		c.log.Info("groups: membership changed", "change", what, "peer", p.Short())
+		return true
 	}
 
 	for p, s := range inConfig {
@@ -395,24 +448,20 @@ func (c *core) reconcile(l *leadership) {
 		}
 		ps, known := peers[p]
 		if known && ps.ann.Leaving {
-			change("remove leaving", p, func() raft.IndexFuture { return c.raft.Load().RemoveServer(s.ID, 0, 0) })
-			return
+			return change("remove leaving", p, func() raft.IndexFuture { return c.raft.Load().RemoveServer(s.ID, 0, 0) })
 		}
 		if known && c.cfg.Tickets != nil && !now.Before(ps.expires) {
-			change("remove, ticket expired", p, func() raft.IndexFuture { return c.raft.Load().RemoveServer(s.ID, 0, 0) })
-			return
+			return change("remove, ticket expired", p, func() raft.IndexFuture { return c.raft.Load().RemoveServer(s.ID, 0, 0) })
 		}
 		if alive(p) {
 			continue
 		}
 		if s.Suffrage != raft.Voter {
-			change("remove dead non-voter", p, func() raft.IndexFuture { return c.raft.Load().RemoveServer(s.ID, 0, 0) })
-			return
+			return change("remove dead non-voter", p, func() raft.IndexFuture { return c.raft.Load().RemoveServer(s.ID, 0, 0) })
 		}
 		// Removing a dead voter keeps the live ones a majority of what is left.
 		if 2*liveVoters > voters {
-			change("remove dead voter", p, func() raft.IndexFuture { return c.raft.Load().RemoveServer(s.ID, 0, 0) })
-			return
+			return change("remove dead voter", p, func() raft.IndexFuture { return c.raft.Load().RemoveServer(s.ID, 0, 0) })
 		}
 	}
 	cluster := c.fsm.Cluster()
@@ -428,10 +477,9 @@ func (c *core) reconcile(l *leadership) {
 		if ps.ann.Cluster != cluster && (ps.ann.Cluster != replica.ClusterID{} || ps.ann.HasState) {
 			continue
 		}
-		change("add non-voter", p, func() raft.IndexFuture {
+		return change("add non-voter", p, func() raft.IndexFuture {
 			return c.raft.Load().AddNonvoter(raft.ServerID(p.String()), raft.ServerAddress(p.String()), 0, 0)
 		})
-		return
 	}
 	c.trans.RetainMatched(func(p transport.PeerID) bool { _, ok := inConfig[p]; return ok })
 	last := c.raft.Load().LastIndex()
@@ -448,8 +496,7 @@ func (c *core) reconcile(l *leadership) {
 			continue
 		}
 		if caughtUp(p) && c.proven(ctx, l, p, c.trans.Matched(p).Index) {
-			change("promote to voter", p, func() raft.IndexFuture { return c.raft.Load().AddVoter(s.ID, s.Address, 0, 0) })
-			return
+			return change("promote to voter", p, func() raft.IndexFuture { return c.raft.Load().AddVoter(s.ID, s.Address, 0, 0) })
 		}
 	}
 	if c.cfg.Preference.IsReluctant() && now.Sub(l.lastHandoff) > 10*c.cfg.ElectionTimeout {
@@ -462,9 +509,10 @@ func (c *core) reconcile(l *leadership) {
 			l.lastHandoff = now
 			c.log.Info("groups: reluctant leader hands over", "to", p.Short())
 			_ = c.raft.Load().LeadershipTransferToServer(s.ID, s.Address)
-			return
+			return false
 		}
 	}
+	return false
 }
 
 // runStatus keeps When up to date with Raft.

@@ -1,0 +1,94 @@
+package groups
+
+import (
+	"crypto/rand"
+	"testing"
+	"time"
+
+	"github.com/mosaik-go/mosaik/rsm"
+	"github.com/mosaik-go/mosaik/transport"
+)
+
+// inConfig reports whether p is in nd's view of the configuration.
+func inConfig(nd *node, p *node) bool {
+	for _, m := range nd.g.Members() {
+		if m.Peer == p.net.ID() {
+			return true
+		}
+	}
+	return false
+}
+
+// slowRounds is testConfig with membership rounds 2 s apart.
+func slowRounds() *Config {
+	c := testConfig()
+	c.HeartbeatInterval = 400 * time.Millisecond
+	c.ElectionTimeout = time.Second
+	c.DeadMemberTimeout = 10 * time.Second
+	return c
+}
+
+// slowLeader founds a group of one member with slowRounds and returns it
+// with the interval of its rounds.
+func slowLeader(t *testing.T) (*cluster, *node, time.Duration) {
+	if testing.Short() {
+		t.Skip("waits for a slow founding")
+	}
+	c := newCluster(t)
+	a := c.add(slowRounds())
+	c.leader(a)
+	return c, a, slowRounds().announceInterval()
+}
+
+// A newcomer is added as soon as the leader hears it announce, not at the
+// leader's next periodic membership round. Rounds here are 2 s apart; the
+// second of two newcomers joins right after the round that added the
+// first (under the old behaviour every addition happened at a round), so
+// waiting for a round would take it about 2 s.
+func TestNewcomerAddedAtOnce(t *testing.T) {
+	c, a, round := slowLeader(t)
+	b := c.add(slowRounds())
+	waitFor(t, 4*round, "the first newcomer added", func() bool { return inConfig(a, b) })
+	start := time.Now()
+	d := c.add(slowRounds())
+	waitFor(t, 4*round, "the second newcomer added", func() bool { return inConfig(a, d) })
+	took := time.Since(start)
+	t.Logf("the second newcomer was added %v after it joined (rounds every %v)", took, round)
+	if took > round/2 {
+		t.Fatalf("the second newcomer was added %v after it joined: the leader waited for its periodic round (every %v)", took, round)
+	}
+}
+
+// A flood of newcomers (new identities cost nothing in a group without a
+// secret or tickets) wakes the leader's membership loop at most
+// maxReactPasses times between two rounds, so within less than a round it
+// adds at most maxReactPasses+1 of them (the last at a round), however
+// many announce.
+func TestNewcomerFloodBounded(t *testing.T) {
+	_, a, round := slowLeader(t)
+	data, err := rsm.Marshal(announcement{Pref: uint8(prefObserver)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := len(a.g.Members())
+	for range 200 {
+		var p transport.PeerID
+		if _, err := rand.Read(p[:]); err != nil {
+			t.Fatal(err)
+		}
+		a.g.onAnnouncement(&transport.Msg{From: p, Data: data})
+	}
+	// The bound is on what happens within a window, so the test watches one
+	// (shorter than a round, so at most one round falls in it).
+	time.Sleep(round * 3 / 4)
+	added := len(a.g.Members()) - before
+	t.Logf("%d of 200 newcomers added within %v (rounds every %v)", added, round*3/4, round)
+	// 8: however maxReactPasses is tuned, a flood stays far below the one
+	// pass per reactInterval (15 within the window) it could otherwise get.
+	if added > min(maxReactPasses+1, 8) {
+		t.Fatalf("%d newcomers added within %v: more than %d passes between rounds", added, round*3/4, maxReactPasses+1)
+	}
+	if added == 0 {
+		t.Fatal("no newcomer added: the leader did not react")
+	}
+}
