@@ -27,19 +27,19 @@ func btreeAscend[K, V any](cmp immutable.Comparer[K], n *bnode[K, V], b keyBound
 		return true
 	}
 	if n.leaf() {
-		i := 0
+		i, end := 0, len(n.keys)
 		if b.hasLo {
 			i, _ = btreeSearch(cmp, n.keys, b.lo)
 		}
-		for ; i < len(n.keys); i++ {
-			if b.hasHi && cmp.Compare(n.keys[i], b.hi) >= 0 {
-				return false
-			}
+		if b.hasHi { // one search per leaf, not a comparison per key
+			end, _ = btreeSearch(cmp, n.keys, b.hi)
+		}
+		for ; i < end; i++ {
 			if !yield(n.keys[i], n.vals[i]) {
 				return false
 			}
 		}
-		return true
+		return end == len(n.keys)
 	}
 	i := 0
 	if b.hasLo {
@@ -64,19 +64,19 @@ func btreeDescend[K, V any](cmp immutable.Comparer[K], n *bnode[K, V], b keyBoun
 		return true
 	}
 	if n.leaf() {
-		i := len(n.keys)
+		start, i := 0, len(n.keys)
 		if b.hasHi {
 			i, _ = btreeSearch(cmp, n.keys, b.hi) // the first key not below hi
 		}
-		for i--; i >= 0; i-- {
-			if b.hasLo && cmp.Compare(n.keys[i], b.lo) < 0 {
-				return false
-			}
+		if b.hasLo {
+			start, _ = btreeSearch(cmp, n.keys, b.lo)
+		}
+		for i--; i >= start; i-- {
 			if !yield(n.keys[i], n.vals[i]) {
 				return false
 			}
 		}
-		return true
+		return start == 0
 	}
 	i := len(n.kids) - 1
 	if b.hasHi {
