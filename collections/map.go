@@ -417,9 +417,10 @@ func (r mapReads[K, V]) Values() iter.Seq[V] {
 
 // Watch streams the map's changes in version order, every change of one
 // command in one event, until ctx ends or the handle closes (the sequence
-// then yields the error and stops). See FromVersion and WithInitial.
+// then yields the error and stops). See FromVersion, WithInitial and
+// WatchRange.
 func (r mapReads[K, V]) Watch(ctx context.Context, opts ...WatchOption) iter.Seq2[Event[MapChange[K, V]], error] {
-	return watch(ctx, r.g.Done(), r.m.hist, r.m.version, r.m.state, opts)
+	return r.watchKeys(ctx, opts)
 }
 
 // checkKV checks a key and value against the limits and returns their

@@ -99,6 +99,7 @@ type watchOptions struct {
 	from    Version
 	resume  bool
 	initial bool
+	keys    any // a WatchRange's KeyRange; only a Map watch takes one
 }
 
 // FromVersion resumes a watch after version v: the first event is the first
@@ -241,6 +242,10 @@ func watch[C any](ctx context.Context, closed <-chan struct{}, hist *history[C],
 		opt(&o)
 	}
 	return func(yield func(Event[C], error) bool) {
+		if o.keys != nil {
+			yield(Event[C]{}, ErrKeyRange)
+			return
+		}
 		after := now()
 		if o.resume {
 			after = o.from
