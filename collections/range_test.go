@@ -248,6 +248,7 @@ func TestMapRangeAllocs(t *testing.T) {
 	}
 	m.Publish()
 	r := mapReads[string, int]{m: m}
+	first := -1.0 // allocations of the shortest range
 	for _, span := range []int{1, 100, 10_000} {
 		lo, hi := fmt.Sprintf("k%07d", 5000), fmt.Sprintf("k%07d", 5000+span)
 		kr := Between(lo, hi)
@@ -264,8 +265,17 @@ func TestMapRangeAllocs(t *testing.T) {
 		if got != 2*span {
 			t.Fatalf("range of %d keys yields %d entries forwards and backwards", span, got)
 		}
-		if allocs > 2 {
-			t.Fatalf("Range and Backward over %d of %d keys: %.1f allocations, want at most 2", span, n, allocs)
+		// Under the race detector the iterators' closures allocate too, but
+		// never more for a longer range.
+		limit := 2.0
+		if raceEnabled {
+			if first < 0 {
+				first = allocs
+			}
+			limit = first
+		}
+		if allocs > limit {
+			t.Fatalf("Range and Backward over %d of %d keys: %.1f allocations, want at most %.0f", span, n, allocs, limit)
 		}
 	}
 
