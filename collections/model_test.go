@@ -210,7 +210,8 @@ func TestMapModel(t *testing.T) {
 		if after != nil && !empty {
 			after(v)
 		}
-		if _, ver, _ := w.GetWithVersion(k); ver != vers[k] {
+		// As for the value: after an empty Extend the writer may trail.
+		if _, ver, _ := w.GetWithVersion(k); !empty && ver != vers[k] {
 			t.Fatalf("op %d %s: the writer reads %q at version %d; model %d", op, what, k, ver, vers[k])
 		}
 		if op%modelCheck == modelCheck-1 || op == modelOps-1 {
