@@ -16,8 +16,10 @@ const (
 )
 
 // btreeOwner identifies one generation of one editor. It has a size so that
-// every allocation gets a distinct address.
-type btreeOwner struct{ _ byte }
+// every allocation gets a distinct address. vers says the leaves it makes
+// keep a version per entry (a Map's); it is the same for every generation
+// of one tree.
+type btreeOwner struct{ vers bool }
 
 // bnode is a leaf (kids == nil) or a branch of a B+ tree. A branch with n
 // children has n-1 separators: every key under kids[i] is < keys[i], and
@@ -31,6 +33,7 @@ type bnode[K, V any] struct {
 	owner *btreeOwner
 	keys  []K
 	vals  []V            // leaves only, parallel to keys
+	vers  []Version      // leaves of a versioned tree only (else nil), parallel to keys
 	kids  []*bnode[K, V] // branches only
 }
 
@@ -82,6 +85,9 @@ type (
 
 // newBLeaf returns an empty leaf with room for at least c entries.
 func newBLeaf[K, V any](o *btreeOwner, c int) *bnode[K, V] {
+	if o.vers {
+		return newBVLeaf[K, V](o, c)
+	}
 	var n *bnode[K, V]
 	switch {
 	case c <= btreeLeafCap/4:
@@ -155,6 +161,7 @@ type btree[K, V any] struct {
 	cmp  immutable.Comparer[K]
 	root *bnode[K, V] // nil when empty
 	len  int
+	vers bool // keeps a version per entry: see newVersionedBTree
 }
 
 // newBTree returns an empty tree ordered by cmp.
@@ -181,7 +188,7 @@ func (t *btree[K, V]) After(k K) iter.Seq2[K, V] {
 
 // Edit returns a new editor whose contents start as t's. t never changes.
 func (t *btree[K, V]) Edit() *btreeEditor[K, V] {
-	return &btreeEditor[K, V]{cmp: t.cmp, root: t.root, len: t.len, owner: new(btreeOwner)}
+	return &btreeEditor[K, V]{cmp: t.cmp, root: t.root, len: t.len, owner: &btreeOwner{vers: t.vers}}
 }
 
 // btreeBuilder builds a tree from entries in ascending key order, as a
@@ -201,7 +208,10 @@ func newBTreeBuilder[K, V any](cmp immutable.Comparer[K]) *btreeBuilder[K, V] {
 
 // Add appends an entry and reports true, or adds nothing and reports false
 // if k is not above every key added so far.
-func (b *btreeBuilder[K, V]) Add(k K, v V) bool {
+func (b *btreeBuilder[K, V]) Add(k K, v V) bool { return b.AddAt(k, v, 0) }
+
+// AddAt is Add with the entry's version, which a versioned tree keeps.
+func (b *btreeBuilder[K, V]) AddAt(k K, v V, ver Version) bool {
 	if len(b.path) == 0 {
 		b.path = append(b.path, newBLeaf[K, V](b.owner, btreeLeafCap))
 	}
@@ -217,6 +227,9 @@ func (b *btreeBuilder[K, V]) Add(k K, v V) bool {
 	}
 	leaf.keys = append(leaf.keys, k)
 	leaf.vals = append(leaf.vals, v)
+	if leaf.vers != nil {
+		leaf.vers = append(leaf.vers, ver)
+	}
 	b.len++
 	return true
 }
@@ -262,14 +275,16 @@ func newTreeLoader[K, V any](cmp immutable.Comparer[K]) *treeLoader[K, V] {
 	return &treeLoader[K, V]{b: newBTreeBuilder[K, V](cmp)}
 }
 
-func (l *treeLoader[K, V]) set(k K, v V) {
+func (l *treeLoader[K, V]) set(k K, v V) { l.setAt(k, v, 0) }
+
+func (l *treeLoader[K, V]) setAt(k K, v V, ver Version) {
 	if l.e == nil {
-		if l.b.Add(k, v) {
+		if l.b.AddAt(k, v, ver) {
 			return
 		}
 		l.e = l.b.Edit()
 	}
-	l.e.Set(k, v)
+	l.e.SetAt(k, v, ver)
 }
 
 func (l *treeLoader[K, V]) edit() *btreeEditor[K, V] {
@@ -306,8 +321,8 @@ func (e *btreeEditor[K, V]) Clear() {
 // stays usable: it takes a new token, so every node it has so far counts
 // as shared and is copied before a later change.
 func (e *btreeEditor[K, V]) Freeze() *btree[K, V] {
-	t := &btree[K, V]{cmp: e.cmp, root: e.root, len: e.len}
-	e.owner = new(btreeOwner)
+	t := &btree[K, V]{cmp: e.cmp, root: e.root, len: e.len, vers: e.owner.vers}
+	e.owner = &btreeOwner{vers: e.owner.vers}
 	return t
 }
 
@@ -323,6 +338,7 @@ func (e *btreeEditor[K, V]) mut(n *bnode[K, V], extra int) *bnode[K, V] {
 		m := newBLeaf[K, V](e.owner, need)
 		m.keys = append(m.keys, n.keys...)
 		m.vals = append(m.vals, n.vals...)
+		m.vers = append(m.vers, n.vers...)
 		return m
 	}
 	m := newBBranch[K, V](e.owner, need)
@@ -332,15 +348,17 @@ func (e *btreeEditor[K, V]) mut(n *bnode[K, V], extra int) *bnode[K, V] {
 }
 
 // Set stores v under k, replacing any value there.
-func (e *btreeEditor[K, V]) Set(k K, v V) {
+func (e *btreeEditor[K, V]) Set(k K, v V) { e.SetAt(k, v, 0) }
+
+// SetAt is Set with the entry's version, which a versioned tree keeps.
+func (e *btreeEditor[K, V]) SetAt(k K, v V, ver Version) {
 	if e.root == nil {
 		r := newBLeaf[K, V](e.owner, 1)
-		r.keys = append(r.keys, k)
-		r.vals = append(r.vals, v)
+		r.leafInsert(0, k, v, ver)
 		e.root, e.len = r, 1
 		return
 	}
-	root, right, sep, added := e.set(e.root, k, v, true)
+	root, right, sep, added := e.set(e.root, k, v, ver, true)
 	if right != nil {
 		r := newBBranch[K, V](e.owner, 2)
 		r.keys = append(r.keys, sep)
@@ -357,38 +375,40 @@ func (e *btreeEditor[K, V]) Set(k K, v V) {
 // itself, or an owned copy. If n had to split, right is its new right
 // sibling and sep the separator between them. rightmost says n is on the
 // tree's right edge.
-func (e *btreeEditor[K, V]) set(n *bnode[K, V], k K, v V, rightmost bool) (m, right *bnode[K, V], sep K, added bool) {
+func (e *btreeEditor[K, V]) set(n *bnode[K, V], k K, v V, ver Version, rightmost bool) (m, right *bnode[K, V], sep K, added bool) {
 	if n.leaf() {
 		i, found := btreeSearch(e.cmp, n.keys, k)
 		switch {
 		case found:
 			m = e.mut(n, 0)
 			m.vals[i] = v
+			if m.vers != nil {
+				m.vers[i] = ver
+			}
 			return m, nil, sep, false
 		case len(n.keys) < btreeLeafCap:
 			m = e.mut(n, 1)
-			m.keys, m.vals = btInsert(m.keys, i, k), btInsert(m.vals, i, v)
+			m.leafInsert(i, k, v, ver)
 			return m, nil, sep, true
 		case rightmost && i == len(n.keys):
 			// Appending, as a restore does: n stays full, and the new leaf
 			// has room for what comes next.
 			right = newBLeaf[K, V](e.owner, btreeLeafCap)
-			right.keys = append(right.keys, k)
-			right.vals = append(right.vals, v)
+			right.leafInsert(0, k, v, ver)
 			return n, right, k, true
 		}
 		m, right = e.splitLeaf(n, i)
 		if h := len(m.keys); i <= h {
-			m.keys, m.vals = btInsert(m.keys, i, k), btInsert(m.vals, i, v)
+			m.leafInsert(i, k, v, ver)
 		} else {
-			right.keys, right.vals = btInsert(right.keys, i-h, k), btInsert(right.vals, i-h, v)
+			right.leafInsert(i-h, k, v, ver)
 		}
 		return m, right, right.keys[0], true
 	}
 
 	i := btreeChild(e.cmp, n.keys, k)
 	last := i == len(n.kids)-1
-	kid, kr, ks, added := e.set(n.kids[i], k, v, rightmost && last)
+	kid, kr, ks, added := e.set(n.kids[i], k, v, ver, rightmost && last)
 	switch {
 	case kr == nil:
 		m = e.mut(n, 0)
@@ -432,6 +452,10 @@ func (e *btreeEditor[K, V]) splitLeaf(n *bnode[K, V], i int) (left, right *bnode
 	right = newBLeaf[K, V](e.owner, len(n.keys)-h+er)
 	right.keys = append(right.keys, n.keys[h:]...)
 	right.vals = append(right.vals, n.vals[h:]...)
+	if n.vers != nil {
+		left.vers = append(left.vers, n.vers[:h]...)
+		right.vers = append(right.vers, n.vers[h:]...)
+	}
 	return left, right
 }
 
@@ -486,6 +510,9 @@ func (e *btreeEditor[K, V]) del(n *bnode[K, V], k K) (m *bnode[K, V], v V, ok bo
 		m = e.mut(n, 0)
 		v = m.vals[i]
 		m.keys, m.vals = btRemove(m.keys, i), btRemove(m.vals, i)
+		if m.vers != nil {
+			m.vers = btRemove(m.vers, i)
+		}
 		return m, v, true
 	}
 	i := btreeChild(e.cmp, n.keys, k)
@@ -542,6 +569,7 @@ func mergeBNodes[K, V any](left, right *bnode[K, V], sep K) {
 	if left.leaf() {
 		left.keys = append(left.keys, right.keys...)
 		left.vals = append(left.vals, right.vals...)
+		left.vers = append(left.vers, right.vers...)
 		return
 	}
 	left.keys = append(append(left.keys, sep), right.keys...)
@@ -553,15 +581,24 @@ func mergeBNodes[K, V any](left, right *bnode[K, V], sep K) {
 func shiftBNodes[K, V any](left, right *bnode[K, V], sep K, want int) K {
 	ls := left.size()
 	if left.leaf() {
+		vers := left.vers != nil
 		if ls > want {
 			right.keys = btPrepend(right.keys, left.keys[want:])
 			right.vals = btPrepend(right.vals, left.vals[want:])
 			left.keys, left.vals = btTruncate(left.keys, want), btTruncate(left.vals, want)
+			if vers {
+				right.vers = btPrepend(right.vers, left.vers[want:])
+				left.vers = btTruncate(left.vers, want)
+			}
 		} else {
 			d := want - ls
 			left.keys = append(left.keys, right.keys[:d]...)
 			left.vals = append(left.vals, right.vals[:d]...)
 			right.keys, right.vals = btDropFront(right.keys, d), btDropFront(right.vals, d)
+			if vers {
+				left.vers = append(left.vers, right.vers[:d]...)
+				right.vers = btDropFront(right.vers, d)
+			}
 		}
 		return right.keys[0]
 	}

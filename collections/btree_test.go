@@ -113,6 +113,12 @@ func (ck *btreeChecker[K, V]) node(n *bnode[K, V], depth int, lo, hi *K, root, r
 		if err := btreeCleared(n.keys); err != nil {
 			return err
 		}
+		if n.vers != nil && (len(n.vers) != len(n.keys) || cap(n.vers) != cap(n.keys)) {
+			return fmt.Errorf("leaf versions: %d/%d for %d/%d keys", len(n.vers), cap(n.vers), len(n.keys), cap(n.keys))
+		}
+		if err := btreeCleared(n.vers); err != nil {
+			return err
+		}
 		return btreeCleared(n.vals)
 	}
 

@@ -125,6 +125,16 @@ func fuzzRestore[C any, M fuzzMachine[C]](t *testing.T, data []byte, fresh func(
 
 func ptr[T any](v T) *T { return &v }
 
+// mapSnapshotV2 is a Map snapshot in the format before per-key versions,
+// as that code wrote it.
+func mapSnapshotV2(t *testing.T) []byte {
+	b, err := os.ReadFile(filepath.Join("testdata", "map-v2.snapshot"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 var (
 	fuzzMapSeed = []mapCmd[string, string]{
 		{Op: mapInsert, Key: "a", Value: ptr("1")}, {Op: mapInsert, Key: "b", Value: ptr("2")},
@@ -290,12 +300,14 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	change := wire(MapChange[string, string]{Op: OpInsert, Key: "k", Value: "v"})
 	seeds := map[string][][]byte{
 		"FuzzMapApply": {enc(fuzzMapSeed), enc([]mapCmd[string, string]{{Op: mapCAS, Key: "a", Value: ptr("9"), Expected: ptr("1")},
-			{Op: mapCAS, Key: "z", Expected: ptr("1")}, {Op: mapClear}, {Op: 99, Key: "q"}})},
+			{Op: mapCAS, Key: "z", Expected: ptr("1")}, {Op: mapClear}, {Op: 99, Key: "q"}}),
+			enc([]mapCmd[string, string]{{Op: mapCASVersion, Key: "a", Version: 1, Value: ptr("x")}, {Op: mapCASVersion, Key: "z", Value: ptr("y")},
+				{Op: mapCASVersion, Key: "c", Version: 3}, {Op: mapCASVersion, Key: "z", Version: 1 << 40}})},
 		"FuzzVecApply": {enc(fuzzVecSeed), enc([]vecCmd[string]{{Op: vecPushBack}, {Op: 99, I: -1, J: 1 << 40}, {Op: vecSwap, I: 0, J: 2}, {Op: vecSwap, I: -1, J: 9}}),
 			enc([]vecCmd[string]{{Op: vecInsert, I: 5, Value: ptr("o")}, {Op: vecRemove, I: -1}, {Op: vecTruncate, I: -3},
 				{Op: vecPopBack}, {Op: vecPopFront}, {Op: vecClear}, {Op: vecPopBack}})},
 		"FuzzSetApply":   {enc(fuzzSetSeed), enc([]setCmd[string]{{Op: setRemove, Value: "p"}, {Op: setClear}, {Op: 77}})},
-		"FuzzMapRestore": {snap(mm), snap(newMapMachine[string, string](8))},
+		"FuzzMapRestore": {snap(mm), snap(newMapMachine[string, string](8)), mapSnapshotV2(t)},
 		"FuzzVecRestore": {snap(vm)},
 		"FuzzSetRestore": {snap(sm)},
 		"FuzzInspectRequest": {enc(inspectwire.Request{Op: inspectwire.OpDump, Limit: 1}), enc(inspectwire.Request{Op: inspectwire.OpDump, Session: 1, Page: 1, Limit: 2}),

@@ -17,9 +17,10 @@ import (
 
 // MapChange is one change to a Map, as Watch reports it.
 type MapChange[K comparable, V any] struct {
-	Op    Op // OpInsert, OpRemove or OpClear
-	Key   K
-	Value V // the new value, for OpInsert
+	Op      Op // OpInsert, OpRemove or OpClear
+	Key     K
+	Value   V       // the new value, for OpInsert
+	Version Version // the key's version (see GetWithVersion), for OpInsert
 }
 
 const (
@@ -27,6 +28,7 @@ const (
 	mapRemove
 	mapClear
 	mapCAS
+	mapCASVersion
 )
 
 // mapCmd is a Map command as it travels in the log.
@@ -36,6 +38,9 @@ type mapCmd[K comparable, V any] struct {
 	Key      K
 	Value    *V // insert: the value; compare-exchange: the replacement, nil for absent
 	Expected *V // compare-exchange: the expected value, nil for absent
+	// Version is the expected version of a version compare-exchange, 0
+	// for absent. Only that command carries it (see MarshalCBOR).
+	Version Version `cbor:"-"`
 }
 
 // mapState is the published state: immutable, shared by every reader.
@@ -81,7 +86,7 @@ func newMapMachine[K comparable, V any](history int) *mapMachine[K, V] {
 		cmp:  cmp,
 		hist: newHistory[MapChange[K, V]](history),
 		ix:   newIndexer[K, V](cmp),
-		work: newBTree[K, V](cmp).Edit(),
+		work: newVersionedBTree[K, V](cmp).Edit(),
 		wake: make(chan struct{}, 1),
 		done: make(chan struct{}),
 	}
@@ -187,9 +192,9 @@ func (m *mapMachine[K, V]) ApplyReply(cmd mapCmd[K, V], ctx rsm.ApplyContext) an
 	st := m.work
 	var changes []MapChange[K, V]
 	set := func(k K, val V) {
-		st.Set(k, val)
+		st.SetAt(k, val, v)
 		m.ix.change(k, slot[V]{v: val, ok: true})
-		changes = append(changes, MapChange[K, V]{Op: OpInsert, Key: k, Value: val})
+		changes = append(changes, MapChange[K, V]{Op: OpInsert, Key: k, Value: val, Version: v})
 	}
 	del := func(k K) {
 		st.Delete(k)
@@ -212,9 +217,11 @@ func (m *mapMachine[K, V]) ApplyReply(cmd mapCmd[K, V], ctx rsm.ApplyContext) an
 			m.ix.reset()
 			changes = append(changes, MapChange[K, V]{Op: OpClear})
 		}
-	case mapCAS:
-		cur, present := st.Get(cmd.Key)
+	case mapCAS, mapCASVersion:
+		cur, ver, present := st.GetVersioned(cmd.Key)
 		switch {
+		case cmd.Op == mapCASVersion:
+			r.Applied = versionMatches(ver, present, cmd.Version)
 		case cmd.Expected == nil:
 			r.Applied = !present
 		default:
@@ -275,39 +282,12 @@ func (m *mapMachine[K, V]) get(key K) (V, bool) {
 // Snapshot implements rsm.Snapshotter: it captures the immutable state.
 func (m *mapMachine[K, V]) Snapshot() (rsm.Snapshot, error) {
 	st := m.cur.Load()
-	return snapshotFunc(func(w io.Writer) error {
-		return writeSnapshot(w, st.v, st.m.Len(), func(sw *snapshotWriter) error {
-			for k, v := range st.m.All() {
-				if err := writeField(sw, k); err != nil {
-					return err
-				}
-				if err := writeField(sw, v); err != nil {
-					return err
-				}
-				sw.records++
-			}
-			return nil
-		})
-	}), nil
+	return snapshotFunc(func(w io.Writer) error { return writeMapSnapshot(w, st) }), nil
 }
 
 // Restore implements rsm.Snapshotter.
 func (m *mapMachine[K, V]) Restore(r io.Reader) error {
-	b := newTreeLoader[K, V](m.cmp)
-	v, err := readSnapshot(r, func(sr *snapshotReader) error {
-		var (
-			k K
-			v V
-		)
-		if err := readField(sr, &k); err != nil {
-			return err
-		}
-		if err := readField(sr, &v); err != nil {
-			return err
-		}
-		b.set(k, v)
-		return nil
-	})
+	b, v, err := readMapSnapshot[K, V](r, m.cmp)
 	if err != nil {
 		return err
 	}
@@ -493,11 +473,9 @@ func (w *MapWriter[K, V]) CompareExchange(ctx context.Context, key K, expected, 
 func (m *mapMachine[K, V]) state() (Version, iter.Seq[MapChange[K, V]]) {
 	st := m.cur.Load()
 	return st.v, func(yield func(MapChange[K, V]) bool) {
-		for k, v := range st.m.All() {
-			if !yield(MapChange[K, V]{Op: OpInsert, Key: k, Value: v}) {
-				return
-			}
-		}
+		st.m.AllVersioned(func(k K, v V, ver Version) bool {
+			return yield(MapChange[K, V]{Op: OpInsert, Key: k, Value: v, Version: ver})
+		})
 	}
 }
 

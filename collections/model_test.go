@@ -63,6 +63,22 @@ func TestMapModel(t *testing.T) {
 	r := openMapR[string, int](t, tn.node(), "m")
 	online(t, w1, w2, r)
 	model := map[string]int{}
+	// vers models per-key versions: the version of the write that last set
+	// each key. old holds every version a key ever had, for stale
+	// compare-exchanges.
+	vers, old := map[string]Version{}, map[string][]Version{}
+	setVer := func(k string, v Version) { vers[k] = v; old[k] = append(old[k], v) }
+	// casApplied updates the models for a compare-exchange that applies,
+	// and returns what sets the key's version.
+	casApplied := func(k string, rep *int) func(Version) {
+		if rep == nil {
+			delete(model, k)
+			delete(vers, k)
+			return nil
+		}
+		model[k] = *rep
+		return func(v Version) { setVer(k, v) }
+	}
 	var last Version
 	for op := range modelOps {
 		w := []*MapWriter[string, int]{w1, w2}[rng.IntN(2)]
@@ -72,17 +88,20 @@ func TestMapModel(t *testing.T) {
 		var v Version
 		var err error
 		var what string
-		empty := false // an empty Extend returns this writer's version, which may trail the other's
+		var after func(Version) // updates vers once the write's version is known
+		empty := false          // an empty Extend returns this writer's version, which may trail the other's
 		switch p := rng.IntN(100); {
-		case p < 30:
+		case p < 25:
 			what = fmt.Sprintf("Insert(%q, %d)", k, val)
 			v, err = w.Insert(ctx, k, val)
 			model[k] = val
-		case p < 45:
+			after = func(v Version) { setVer(k, v) }
+		case p < 37:
 			what = fmt.Sprintf("Remove(%q)", k)
 			v, err = w.Remove(ctx, k)
 			delete(model, k)
-		case p < 75:
+			delete(vers, k)
+		case p < 57:
 			var exp, rep *int
 			cur, present := model[k]
 			switch rng.IntN(3) {
@@ -107,11 +126,37 @@ func TestMapModel(t *testing.T) {
 				t.Fatalf("op %d %s: applied %v, model says %v", op, what, applied, want)
 			}
 			if want {
-				if rep != nil {
-					model[k] = *rep
-				} else {
-					delete(model, k)
+				after = casApplied(k, rep)
+			}
+		case p < 77:
+			// A compare-exchange on the key's version: the current one, one
+			// it had before (perhaps with the same value), 0, or any.
+			var exp Version
+			cur, present := vers[k]
+			switch rng.IntN(4) {
+			case 0:
+				exp = cur
+			case 1:
+				if hs := old[k]; len(hs) > 0 {
+					exp = hs[rng.IntN(len(hs))]
 				}
+			case 2:
+			default:
+				exp = Version(rng.IntN(int(last) + 2))
+			}
+			var rep *int
+			if rng.IntN(4) > 0 {
+				rep = &val
+			}
+			want := (exp == 0 && !present) || (exp != 0 && present && exp == cur)
+			what = fmt.Sprintf("CompareVersionExchange(%q, %d, %v) on version %d", k, exp, fmtPtr(rep), cur)
+			var applied bool
+			v, applied, err = w.CompareVersionExchange(ctx, k, exp, rep)
+			if err == nil && applied != want {
+				t.Fatalf("op %d %s: applied %v, model says %v", op, what, applied, want)
+			}
+			if want {
+				after = casApplied(k, rep)
 			}
 		case p < 97:
 			var es []kv[string, int]
@@ -130,10 +175,17 @@ func TestMapModel(t *testing.T) {
 				model[e.K] = e.V
 			}
 			empty = len(es) == 0
+			// The entries are one contiguous run of commands ending at v.
+			after = func(v Version) {
+				for i, e := range es {
+					setVer(e.K, v-Version(len(es)-1-i))
+				}
+			}
 		default:
 			what = "Clear()"
 			v, err = w.Clear(ctx)
 			clear(model)
+			clear(vers)
 		}
 		if err != nil {
 			t.Fatalf("op %d %s: %v", op, what, err)
@@ -155,10 +207,18 @@ func TestMapModel(t *testing.T) {
 		if want, wpresent := model[k]; present != wpresent || got != want {
 			t.Fatalf("op %d %s: the writer reads %q = %d, %v; model %d, %v", op, what, k, got, present, want, wpresent)
 		}
+		if after != nil && !empty {
+			after(v)
+		}
+		// As for the value: after an empty Extend the writer may trail.
+		if _, ver, _ := w.GetWithVersion(k); !empty && ver != vers[k] {
+			t.Fatalf("op %d %s: the writer reads %q at version %d; model %d", op, what, k, ver, vers[k])
+		}
 		if op%modelCheck == modelCheck-1 || op == modelOps-1 {
 			reach(t, last, w1, w2, r)
 			for i, h := range []mapReadsOf[string, int]{w1, w2, r} {
 				wantMap(t, fmt.Sprintf("op %d: replica %d", op, i), h, model)
+				wantVersions(t, fmt.Sprintf("op %d: replica %d", op, i), h.(mapVersionReads), vers)
 			}
 		}
 	}

@@ -51,8 +51,13 @@ type snapshotWriter struct {
 
 // writeSnapshot writes the header and then has records write count records.
 func writeSnapshot(w io.Writer, v Version, count int, records func(*snapshotWriter) error) error {
+	return writeSnapshotAs(w, snapshotMagic, v, count, records)
+}
+
+// writeSnapshotAs is writeSnapshot for a format with its own magic.
+func writeSnapshotAs(w io.Writer, magic string, v Version, count int, records func(*snapshotWriter) error) error {
 	sw := &snapshotWriter{bw: bufio.NewWriterSize(w, 256<<10)}
-	if err := writeField(sw, snapshotHeader{Magic: snapshotMagic, Version: v, Count: count}); err != nil {
+	if err := writeField(sw, snapshotHeader{Magic: magic, Version: v, Count: count}); err != nil {
 		return err
 	}
 	if err := records(sw); err != nil {
@@ -126,12 +131,25 @@ type snapshotReader struct {
 // readSnapshot reads the header and has record read each record, and
 // returns the snapshot's version.
 func readSnapshot(r io.Reader, record func(*snapshotReader) error) (Version, error) {
+	return readSnapshotOf(r, func(h snapshotHeader) func(*snapshotReader) error {
+		if h.Magic != snapshotMagic {
+			return nil
+		}
+		return record
+	})
+}
+
+// readSnapshotOf is readSnapshot for a machine that reads more than one
+// format: format returns the record reader for a header, or nil if it
+// reads no such snapshot.
+func readSnapshotOf(r io.Reader, format func(snapshotHeader) func(*snapshotReader) error) (Version, error) {
 	sr := &snapshotReader{br: bufio.NewReaderSize(r, 256<<10)}
 	var h snapshotHeader
 	if err := readField(sr, &h); err != nil {
 		return 0, fmt.Errorf("collections: snapshot header: %w", err)
 	}
-	if h.Magic != snapshotMagic {
+	record := format(h)
+	if record == nil {
 		return 0, errors.New("collections: not a collection snapshot of this version")
 	}
 	if h.Count < 0 {

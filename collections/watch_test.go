@@ -258,7 +258,7 @@ func TestWatchChangesOfOneCommand(t *testing.T) {
 	}
 	ok[Version](t)(mw.Clear(tctx(t))) // changes nothing
 	v = ok[Version](t)(mw.Insert(tctx(t), "x", 1))
-	if e := mwatch.event(); e.Version != v || !slices.Equal(e.Changes, []MapChange[string, int]{{Op: OpInsert, Key: "x", Value: 1}}) {
+	if e := mwatch.event(); e.Version != v || !slices.Equal(e.Changes, []MapChange[string, int]{{Op: OpInsert, Key: "x", Value: 1, Version: v}}) {
 		t.Fatalf("Insert yields %+v", e)
 	}
 	v, applied, err := mw.CompareExchange(tctx(t), "x", new(1), nil)
