@@ -281,10 +281,17 @@ func (c *core) runCompleter() {
 // it only with the next entry or after its commit timeout. What this member
 // applied is committed; the transport sends it as an empty AppendEntries
 // (transport.RaftTransport.NotifyCommit), so no entry is appended for it.
+//
+// The applied index is read before the term, in that order: the notice
+// names an entry of term, and its commit index must be committed no later
+// than term. Read after the term, it could include entries another leader
+// committed in a later term over this node's uncommitted tail, which a
+// follower still in term holds differently.
 func (c *core) tellCommit(p transport.PeerID) {
 	r := c.raft.Load()
 	if c.trans != nil && r != nil {
-		c.trans.NotifyCommit(p, r.CurrentTerm(), r.AppliedIndex())
+		applied := r.AppliedIndex()
+		c.trans.NotifyCommit(p, r.CurrentTerm(), applied)
 	}
 }
 

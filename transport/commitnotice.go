@@ -34,7 +34,8 @@ type matchState struct {
 }
 
 // NotifyCommit asks the transport to tell peer p at once that the log is
-// committed up to index, which committed while this node led in term. The
+// committed up to index, which was committed no later than term, while this
+// node led in it (e.g. read from the applied index before the term). The
 // notice goes once p has acknowledged entries of that term (at once if it
 // has); a later call or a regular AppendEntries that carried the commit
 // makes an earlier one moot. At most one notice per peer is in flight.
