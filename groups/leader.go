@@ -431,6 +431,12 @@ func (c *core) leaderReadIndex(ctx context.Context) (rsm.Index, error) {
 		}
 		return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
 	}
+	if t := c.raft.Load().CurrentTerm(); t != l.term {
+		// It lost and won again since readyLead: VerifyLeader confirmed
+		// the new term, and idx, from l's, may miss what another leader
+		// committed between them.
+		return 0, fmt.Errorf("%w: term %d ended during the read (now %d)", ErrNotLeader, l.term, t)
+	}
 	if err := c.when.Applied(ctx, idx); err != nil {
 		return 0, err
 	}
