@@ -1,8 +1,6 @@
 package transport
 
 import (
-	"context"
-
 	"github.com/hashicorp/raft"
 )
 
@@ -95,16 +93,13 @@ func (t *RaftTransport) sendNotice(p PeerID, s *noticeState, req *raft.AppendEnt
 	defer t.wg.Done()
 	ok := false
 	if data, err := encodeAppend(req); err == nil {
-		ctx, cancel := context.WithTimeout(t.ctx, t.timeout)
-		t.metrics.sent(len(data))
+		// request bounds the wait by t.timeout and counts the RPC.
 		var b []byte
-		b, err = t.request(ctx, "raft", raft.ServerAddress(p.String()), data)
-		t.metrics.received(b, err)
+		b, err = t.request(t.ctx, "raft", raft.ServerAddress(p.String()), data)
 		if err == nil {
 			var resp raft.AppendEntriesResponse
 			ok = decodeAppendResp(b, &resp) == nil && resp.Success && resp.Term == req.Term
 		}
-		cancel()
 	}
 	if ok {
 		t.noticesTaken.Add(1)

@@ -1,11 +1,15 @@
 package transport
 
 import (
+	"encoding/hex"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mosaik-go/mosaik/internal/promtest"
 )
 
 // With a commit timeout far longer than the test waits, a follower learns
@@ -58,5 +62,46 @@ func TestCommitNotice(t *testing.T) {
 	}
 	if leader.tr.noticesTaken.Load() == 0 {
 		t.Fatal("no notice was taken")
+	}
+}
+
+// A notice is one RPC: the metrics count it once, sent and answered, as
+// for any other.
+func TestCommitNoticeCountedOnce(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	na := newNet(t, WithMetrics(reg))
+	nb := join(t, na, WithMetrics(reg))
+	id := scopeID("notice-metrics")
+	a, b := newRaftTransport(t, na.Scope(id, testSecret), suiteTimeout), newRaftTransport(t, nb.Scope(id, testSecret), suiteTimeout)
+	serve(t, b, func(rpc raft.RPC) {
+		cmd := rpc.Command.(*raft.AppendEntriesRequest)
+		rpc.Respond(&raft.AppendEntriesResponse{Term: cmd.Term, Success: true}, nil)
+	})
+	labels := []string{"group", hex.EncodeToString(id[:4]), "peer", na.ID().Short()}
+	args := appendN(1)
+	args.LeaderCommitIndex = 0 // b matched entry 1 and does not know it committed
+	var resp raft.AppendEntriesResponse
+	if err := a.AppendEntries("b", b.LocalAddr(), args, &resp); err != nil || !resp.Success {
+		t.Fatalf("append: %v %+v", err, resp)
+	}
+	sent := promtest.Sum(t, reg, "mosaik_transport_group_sent_messages_total", labels...)
+	recv := promtest.Sum(t, reg, "mosaik_transport_group_received_messages_total", labels...)
+	pb, err := ParsePeerID(string(b.LocalAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.NotifyCommit(pb, 5, 1)
+	deadline := time.Now().Add(10 * time.Second)
+	for a.noticesTaken.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the notice was not taken")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := promtest.Sum(t, reg, "mosaik_transport_group_sent_messages_total", labels...) - sent; got != 1 {
+		t.Errorf("one notice counted as %v messages sent", got)
+	}
+	if got := promtest.Sum(t, reg, "mosaik_transport_group_received_messages_total", labels...) - recv; got != 1 {
+		t.Errorf("one notice's answer counted as %v messages received", got)
 	}
 }
