@@ -713,7 +713,7 @@ func (c *core) Sync(ctx context.Context) (rsm.Index, error) {
 		return 0, err
 	}
 	if err := c.when.Applied(ctx, idx); err != nil {
-		return 0, err
+		return 0, fmt.Errorf("groups: sync: this member applied %d of the leader's read index %d: %w", c.fsm.Applied(), idx, err)
 	}
 	return c.fsm.Applied(), nil
 }
