@@ -207,7 +207,9 @@ func (t *RaftTransport) appended(target raft.ServerAddress, args *raft.AppendEnt
 		index, logTerm = args.Entries[n-1].Index, args.Entries[n-1].Term
 	}
 	t.match(p, args.Term, index, logTerm, args.RPCHeader)
-	t.noticeAcked(p, args)
+	if !isHeartbeat(args) {
+		t.noticeAcked(p, args) // a heartbeat acknowledges no entry: no new reason to send
+	}
 }
 
 // SetHeartbeatTimeout bounds a heartbeat's wait for its answer, below the
