@@ -61,9 +61,10 @@ func TestNewcomerAddedAtOnce(t *testing.T) {
 
 // A flood of newcomers (new identities cost nothing in a group without a
 // secret or tickets) wakes the leader's membership loop at most
-// maxReactPasses times between two rounds, so within less than a round it
-// adds at most maxReactPasses+1 of them (the last at a round), however
-// many announce.
+// maxReactPasses times within a round's length from the first wake-up, so
+// within less than a round it adds at most maxReactPasses+1 of them (one
+// at a round), however many announce, even when a round falls amid the
+// woken passes.
 func TestNewcomerFloodBounded(t *testing.T) {
 	_, a, round := slowLeader(t)
 	data, err := rsm.Marshal(announcement{Pref: uint8(prefObserver)})

@@ -30,10 +30,13 @@ const promoteLag = 1024
 // way the drop is counted (refusals.peers).
 const maxPeers = 1024
 
-// maxReactPasses bounds the passes a leader's membership loop makes between
-// two rounds on being woken by newcomers, so that a flood of them (new
-// identities cost nothing in a group without a secret or tickets) adds at
-// most maxReactPasses+1 members per round.
+// maxReactPasses bounds the passes a leader's membership loop makes on being
+// woken by newcomers within an announce interval counted from the first of
+// them, so that a flood of them (new identities cost nothing in a group
+// without a secret or tickets) adds at most maxReactPasses members per such
+// interval besides those its rounds add. A round does not renew the budget:
+// a chain of woken passes that a round interrupts would otherwise go on for
+// another maxReactPasses.
 const maxReactPasses = 4
 
 func (c *core) onAnnouncement(m *transport.Msg) {
@@ -205,13 +208,15 @@ func (c *core) runAnnounce() {
 // so that it is added without waiting for a round: another such pass
 // follows one that changed the configuration, for the next newcomer, until
 // nothing is left to change. However many announcements come, these
-// passes are reactInterval apart and at most maxReactPasses per round.
+// passes are reactInterval apart and at most maxReactPasses per
+// announceInterval, counted from the first of them.
 func (c *core) runMembership() {
 	t := time.NewTicker(c.cfg.announceInterval())
 	defer t.Stop()
 	var (
-		last    time.Time // when reconcile last ran
-		reacted int       // passes woken since the last round
+		last     time.Time // when reconcile last ran
+		budgetAt time.Time // when the woken passes' current budget began
+		reacted  int       // passes woken since budgetAt
 	)
 	for {
 		select {
@@ -219,8 +224,11 @@ func (c *core) runMembership() {
 			return
 		case <-t.C:
 		case <-c.reconcileNow:
+			if time.Since(budgetAt) >= c.cfg.announceInterval() {
+				budgetAt, reacted = time.Now(), 0
+			}
 			if reacted >= maxReactPasses {
-				continue // the next round sees to the rest
+				continue // the rounds see to the rest
 			}
 			reacted++
 			if wait := c.cfg.reactInterval() - time.Since(last); wait > 0 {
@@ -236,7 +244,6 @@ func (c *core) runMembership() {
 			}
 			continue
 		}
-		reacted = 0
 		c.noteForeign()
 		c.identifyRound(time.Now())
 		c.noteRefusals()
