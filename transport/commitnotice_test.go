@@ -91,13 +91,7 @@ func TestCommitNoticeCountedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.NotifyCommit(pb, 5, 1)
-	deadline := time.Now().Add(10 * time.Second)
-	for a.noticesTaken.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the notice was not taken")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, "the notice to be taken", func() bool { return a.noticesTaken.Load() > 0 })
 	if got := promtest.Sum(t, reg, "mosaik_transport_group_sent_messages_total", labels...) - sent; got != 1 {
 		t.Errorf("one notice counted as %v messages sent", got)
 	}
