@@ -127,7 +127,10 @@ func (r mapReads[K, V]) watchKeys(ctx context.Context, opts []WatchOption) iter.
 				return
 			}
 			btreeAscend(cmp, st.m.root, kr.b, func(k K, v V) bool {
-				return yield(MapChange[K, V]{Op: OpInsert, Key: k, Value: v})
+				// The version, as an unfiltered watch's Initial events
+				// carry it: one more search per entry, once per watch.
+				_, ver, _ := st.m.GetVersioned(k)
+				return yield(MapChange[K, V]{Op: OpInsert, Key: k, Value: v, Version: ver})
 			})
 		}
 	}

@@ -71,6 +71,11 @@ func TestMapWatchRange(t *testing.T) {
 			if e.Version != from {
 				t.Fatalf("%s: Initial event at %d, state at %d", name, e.Version, from)
 			}
+			for _, c := range e.Changes {
+				if _, ver, _ := r.GetWithVersion(c.Key); c.Version != ver || ver == 0 {
+					t.Fatalf("%s: Initial change to %q at version %d, the key's is %d", name, c.Key, c.Version, ver)
+				}
+			}
 			replayMap(wd.state, []Event[MapChange[string, int]]{e})
 		}
 		if e.Kind != CaughtUp || e.Version != from {
