@@ -205,17 +205,44 @@ type machine interface {
 type handle[C any] struct {
 	name string
 	net  *transport.Network
-	g    *groups.Group[C, struct{}, reply]
+	g    member
+	exec func(ctx context.Context, cmds []C) ([]groups.Reply[reply], error)
 	m    machine
 	when *When
 	id   string // kind/name/types, unique among the open handles of net
 	insp interface{ close() }
+
+	// cmdExtra is what the group's command adds to each of the handle's
+	// (a space's map name), for cutting runs within the batch limits.
+	cmdExtra int
+	// shared is set for a map of a space: its machine and its
+	// registration belong to the space.
+	shared bool
 
 	operator bool // serves inspect's operator commands in an open group too
 
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error // set under closeOnce
+}
+
+// member is what a handle uses of its group: its own group, or for a map
+// of a space the space's, seen through a spaceMember.
+type member interface {
+	Sync(ctx context.Context) (rsm.Index, error)
+	When() *groups.When
+	Members() []groups.Member
+	Leader() (transport.PeerID, bool)
+	Recover(ctx context.Context) (groups.Recovery, error)
+	RemoveMember(ctx context.Context, p transport.PeerID, force bool) error
+	Outcome(ctx context.Context, id WriteID) (rsm.IndexRange, bool, error)
+	Scope() *transport.Scope
+	ID() groups.ID
+	Self() transport.PeerID
+	IsLeader() bool
+	Status() groups.Status
+	Done() <-chan struct{}
+	Close() error
 }
 
 // openHandles are the handles open on one network, by kind/name/types, so
@@ -300,6 +327,9 @@ func open[C any](net *transport.Network, kind, name, types string, sm rsm.StateM
 		return nil, wrapErr(err)
 	}
 	h.g = g
+	h.exec = func(ctx context.Context, cmds []C) ([]groups.Reply[reply], error) {
+		return groups.ExecuteApplied[reply](ctx, g, cmds)
+	}
 	h.when = &When{g: g.When(), version: m.version, what: describe(kind, types) + " " + strconv.Quote(name)}
 	return h, nil
 }
@@ -387,6 +417,9 @@ func (h *handle[C]) Close() error {
 			h.insp.close()
 		}
 		h.closeErr = h.g.Close()
+		if h.shared {
+			return
+		}
 		if c, ok := h.m.(interface{ closeIndex() }); ok {
 			c.closeIndex()
 		}
@@ -401,7 +434,7 @@ func (h *handle[C]) execute(ctx context.Context, cmds ...C) ([]groups.Reply[repl
 	if h.closed.Load() {
 		return nil, ErrClosed
 	}
-	rs, err := groups.ExecuteApplied[reply](ctx, h.g, cmds)
+	rs, err := h.exec(ctx, cmds)
 	if err != nil {
 		if errors.Is(err, groups.ErrNotAppliedHere) {
 			return rs, wrapErr(err)
@@ -436,7 +469,7 @@ func (h *handle[C]) extend(ctx context.Context, cmds checkedCmds[C]) (Version, e
 			failed = err
 			return false
 		}
-		n += cmdOverhead
+		n += cmdOverhead + h.cmdExtra
 		if len(run) == groups.MaxBatchCommands || size+n > groups.MaxBatchSize {
 			runs, run, size = append(runs, run), nil, 0
 		}
@@ -576,6 +609,42 @@ type When struct {
 	g       *groups.When
 	version func() Version
 	what    string // the collection, for people: Map[string,int] "prices"
+
+	// For a map of a space, whose group is the space's: done is closed when
+	// the map's handle closes, and changed returns a channel closed when
+	// the map changes (its history's).
+	done    <-chan struct{}
+	changed func() <-chan struct{}
+}
+
+// guard returns ctx, ended with ErrClosed as its cause when the handle of
+// a map of a space closes; the group's waits see only the space close.
+func (w *When) guard(ctx context.Context) (context.Context, context.CancelFunc) {
+	if w.done == nil {
+		return ctx, func() {}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := make(chan struct{})
+	go func() {
+		select {
+		case <-w.done:
+			cancel(ErrClosed)
+		case <-stop:
+		}
+	}()
+	return ctx, func() {
+		close(stop)
+		cancel(nil)
+	}
+}
+
+// closedErr returns ErrClosed if ctx ended because the map's handle
+// closed, else err.
+func closedErr(ctx context.Context, err error) error {
+	if err != nil && errors.Is(context.Cause(ctx), ErrClosed) {
+		return ErrClosed
+	}
+	return err
 }
 
 // Online resolves once a leader is known, this handle follows it, and it
@@ -588,7 +657,9 @@ type When struct {
 // it matches ctx's error with errors.Is, and errors.As finds the
 // *groups.NotOnlineError with the details.
 func (w *When) Online(ctx context.Context) error {
-	err := w.g.Online(ctx)
+	ctx, stop := w.guard(ctx)
+	defer stop()
+	err := closedErr(ctx, w.g.Online(ctx))
 	var no *groups.NotOnlineError
 	if errors.As(err, &no) {
 		return &notOnlineError{msg: "collections: " + w.what + " is not online: " + w.explain(no), err: no}
@@ -661,15 +732,38 @@ func sigDescribe(sig string) (string, bool) {
 }
 
 // Offline resolves once no leader is known.
-func (w *When) Offline(ctx context.Context) error { return wrapErr(w.g.Offline(ctx)) }
+func (w *When) Offline(ctx context.Context) error {
+	ctx, stop := w.guard(ctx)
+	defer stop()
+	return wrapErr(closedErr(ctx, w.g.Offline(ctx)))
+}
 
 // Reaches resolves once the handle's version is at least v: the state reads
 // see includes every write up to v.
 func (w *When) Reaches(ctx context.Context, v Version) error {
-	return wrapErr(w.g.Applied(ctx, rsm.Index(v)))
+	ctx, stop := w.guard(ctx)
+	defer stop()
+	return wrapErr(closedErr(ctx, w.g.Applied(ctx, rsm.Index(v))))
 }
 
 // Updated resolves once the handle's version moves past the one at the call.
 func (w *When) Updated(ctx context.Context) error {
-	return w.Reaches(ctx, w.version()+1)
+	if w.changed == nil {
+		return w.Reaches(ctx, w.version()+1)
+	}
+	// A map of a space: its version moves with its own changes only.
+	v := w.version()
+	for {
+		changed := w.changed()
+		if w.version() > v {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-w.done:
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }

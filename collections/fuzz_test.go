@@ -34,7 +34,7 @@ type fuzzMachine[C any] interface {
 // fuzzMaxCmds bounds the commands of one input, so that an input is fast.
 const fuzzMaxCmds = 64
 
-func snapshotBytes(t *testing.T, m interface{ Snapshot() (rsm.Snapshot, error) }) []byte {
+func snapshotBytes(t testing.TB, m interface{ Snapshot() (rsm.Snapshot, error) }) []byte {
 	t.Helper()
 	s, err := m.Snapshot()
 	if err != nil {
@@ -329,4 +329,35 @@ func TestWriteFuzzSeeds(t *testing.T) {
 			}
 		}
 	}
+}
+
+var fuzzSpaceSeed = []spaceCmd[string, string]{
+	{Map: "a", Cmd: fuzzMapSeed[0]}, {Map: "b", Cmd: fuzzMapSeed[1]},
+	{Map: "a", Cmd: fuzzMapSeed[2]}, {Map: "b", Cmd: mapCmd[string, string]{Op: mapClear}},
+}
+
+func FuzzSpaceApply(f *testing.F) {
+	for _, c := range fuzzSpaceSeed {
+		b, err := rsm.Marshal([]spaceCmd[string, string]{c, {Map: "c", Cmd: fuzzMapSeed[3]}})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fuzzApply(t, data, newSpaceMachine[string, string], fuzzSpaceSeed)
+	})
+}
+
+func FuzzSpaceRestore(f *testing.F) {
+	m := newSpaceMachine[string, string](8)
+	for i, c := range fuzzSpaceSeed {
+		m.ApplyReply(c, fakeCtx(i+1))
+	}
+	m.ApplyReply(spaceCmd[string, string]{Map: "b", Cmd: fuzzMapSeed[0]}, fakeCtx(len(fuzzSpaceSeed)+1))
+	m.Publish()
+	f.Add(snapshotBytes(f, m))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fuzzRestore(t, data, newSpaceMachine[string, string], fuzzSpaceSeed)
+	})
 }

@@ -291,6 +291,12 @@ func (m *mapMachine[K, V]) Restore(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	m.install(b, v)
+	return nil
+}
+
+// install replaces the state with the tree b loaded, at version v.
+func (m *mapMachine[K, V]) install(b *treeLoader[K, V], v Version) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.ix.reset()
@@ -299,7 +305,6 @@ func (m *mapMachine[K, V]) Restore(r io.Reader) error {
 	m.cur.Store(ns)
 	m.hist.reset(v)
 	m.build(ns)
-	return nil
 }
 
 // mapReads are the read methods shared by MapReader and MapWriter.
