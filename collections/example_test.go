@@ -270,3 +270,54 @@ func Example_durable() {
 	// first run wrote mode=blue
 	// second run reads mode=blue
 }
+
+// A space of maps, one per tenant, in one Raft group: opening a tenant's
+// map costs no group join, and a node holds every tenant's map whether or
+// not it opened it.
+func ExampleNewMapSpace() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n1, err := transport.New(ctx)
+	if err != nil {
+		panic(err)
+	}
+	defer n1.Close()
+	n2, err := transport.New(ctx, transport.WithURL(n1.URL()))
+	if err != nil {
+		panic(err)
+	}
+	defer n2.Close()
+
+	tenants, err := collections.NewMapSpace[string, int](n1, "tenants", fast(nil))
+	if err != nil {
+		panic(err)
+	}
+	defer tenants.Close()
+	follower, err := collections.NewMapSpaceReader[string, int](n2, "tenants", fast(nil))
+	if err != nil {
+		panic(err)
+	}
+	defer follower.Close()
+	if err := tenants.When().Online(ctx); err != nil {
+		panic(err)
+	}
+	for _, name := range []string{"acme", "globex"} {
+		m, err := tenants.Writer(name)
+		if err != nil {
+			panic(err)
+		}
+		if _, err := m.Insert(ctx, "seats", len(name)); err != nil {
+			panic(err)
+		}
+	}
+	if err := follower.When().Reaches(ctx, tenants.Version()); err != nil {
+		panic(err)
+	}
+	acme, err := follower.Reader("acme")
+	if err != nil {
+		panic(err)
+	}
+	seats, _ := acme.Get("seats")
+	fmt.Println(follower.Maps(), seats)
+	// Output: [acme globex] 4
+}
