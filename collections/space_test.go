@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mosaik-go/mosaik/storage"
 	"github.com/mosaik-go/mosaik/transport"
 )
 
@@ -376,4 +377,63 @@ func TestMapSpaceLeaderLost(t *testing.T) {
 		}
 	}
 	faults[leader].Heal()
+}
+
+// A durable space restarts with every map it held: from its snapshot and
+// the log after it.
+func TestMapSpaceDurableRestart(t *testing.T) {
+	dir := t.TempDir()
+	tn := newTestNet(t)
+	life := func(do func(s *MapSpace[string, int])) {
+		db, err := storage.Open(dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		id, err := transport.IdentityFromSeed(db.NodeKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := transport.New(context.Background(), transport.WithURL(tn.hub.URL()), transport.WithIdentity(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer n.Close()
+		s, err := NewMapSpace[string, int](n, "durable", append(snapshotOpts(), WithStorage(db))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeOf(t, s)
+		online(t, s)
+		do(s)
+	}
+	want := map[string]map[string]int{}
+	life(func(s *MapSpace[string, int]) {
+		for m := range 5 {
+			name := fmt.Sprint("m", m)
+			w := ok[*MapWriter[string, int]](t)(s.Writer(name))
+			want[name] = map[string]int{}
+			for k := range 6 { // 30 writes: past the snapshot threshold
+				ok[Version](t)(w.Insert(tctx(t), fmt.Sprint("k", k), m*10+k))
+				want[name][fmt.Sprint("k", k)] = m*10 + k
+			}
+		}
+		eventually(t, "a snapshot", func() bool { return s.g.Status().LogSnapshot > 0 })
+	})
+	life(func(s *MapSpace[string, int]) {
+		if got := s.Maps(); len(got) != len(want) {
+			t.Fatalf("after the restart the space holds maps %v", got)
+		}
+		for name, kvs := range want {
+			r := ok[*MapReader[string, int]](t)(s.Reader(name))
+			if r.Len() != len(kvs) {
+				t.Fatalf("map %s holds %d entries after the restart, want %d", name, r.Len(), len(kvs))
+			}
+			for k, v := range kvs {
+				if got, _ := r.Get(k); got != v {
+					t.Fatalf("map %s: %s = %d after the restart, want %d", name, k, got, v)
+				}
+			}
+		}
+	})
 }
