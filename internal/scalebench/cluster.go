@@ -8,12 +8,14 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/mosaik-go/mosaik/collections"
 	"github.com/mosaik-go/mosaik/transport"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
 
 // cluster is three nodes in this process on one NATS server, which the
@@ -168,4 +170,57 @@ func parallel(n, conc int, f func(i int)) {
 		})
 	}
 	wg.Wait()
+}
+
+// bySubject counts for d the messages published on the server by the
+// kind of their subject, the token after the network's name ("hb": Raft
+// heartbeats, "raft": other Raft RPCs, "in": replies, "ann": members'
+// announcements, ...), and returns them per second. Its subscription to
+// every subject makes the server deliver each message once more: the
+// other columns must not be measured meanwhile.
+func (c *cluster) bySubject(ctx context.Context, d time.Duration) (map[string]float64, error) {
+	nc, err := nats.Connect(c.nets[0].URL())
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	prefix := c.nets[0].Name() + "."
+	counts := map[string]int{} // owned by the subscription's handler until Unsubscribe
+	var mu sync.Mutex
+	sub, err := nc.Subscribe(">", func(m *nats.Msg) {
+		kind, ok := strings.CutPrefix(m.Subject, prefix)
+		if !ok {
+			kind = "(other)"
+		} else {
+			kind, _, _ = strings.Cut(kind, ".")
+		}
+		mu.Lock()
+		counts[kind]++
+		mu.Unlock()
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		return nil, err
+	}
+	if err := nc.Flush(); err != nil {
+		return nil, err
+	}
+	began := time.Now()
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+	if err := sub.Unsubscribe(); err != nil {
+		return nil, err
+	}
+	secs := time.Since(began).Seconds()
+	mu.Lock()
+	defer mu.Unlock()
+	rates := map[string]float64{}
+	for k, n := range counts {
+		rates[k] = float64(n) / secs
+	}
+	return rates, nil
 }

@@ -25,7 +25,7 @@
 //
 //	go run ./internal/scalebench                     # N = 10, 100, 1000; idle 15 s; write 5 s
 //	go run ./internal/scalebench -n 10,100 -idle 5s -d 2s
-//	go run ./internal/scalebench -n 100 -cpuprofile idle.pprof -goroutines g.txt -write=false
+//	go run ./internal/scalebench -n 100 -cpuprofile idle.pprof -goroutines g.txt -subjects -write=false
 package main
 
 import (
@@ -55,6 +55,7 @@ func main() {
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the idle window of the row -profilen to this file")
 	flag.StringVar(&cfg.goroutineProfile, "goroutines", "", "write the goroutines (grouped by stack) at the end of the idle window of the row -profilen to this file")
 	flag.IntVar(&cfg.profileN, "profilen", 100, "the row the profiles are of")
+	flag.BoolVar(&cfg.subjects, "subjects", false, "after the idle window of the row -profilen, count its messages by subject for up to 5 s")
 	flag.Parse()
 	for _, s := range strings.Split(*ns, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +35,7 @@ type config struct {
 	profileN         int    // the row the profiles are of
 	cpuProfile       string // file for the CPU profile of that row's idle window, or ""
 	goroutineProfile string // file for its goroutines, grouped by stack, or ""
+	subjects         bool   // after that row's idle window, count its messages by subject
 
 	progress io.Writer // a line per step as it ends; may be nil
 }
@@ -47,17 +51,18 @@ type results struct {
 // idleRow is one N of the idle table.
 type idleRow struct {
 	n        int
-	online   int           // handles online, of 3n
-	toOnline time.Duration // from the first open to the last handle online (or to the timeout)
-	written  int           // handles that wrote their key
-	window   time.Duration // the idle window as measured
-	cpu      float64       // % of one core over the window; <0 when unknown
-	heap     uint64        // HeapAlloc after a GC at the end of the window
-	gs       int           // goroutines then
-	in, out  float64       // server messages per second over the window
-	closed   time.Duration // time to close every handle
-	leftover int           // goroutines above the bare nodes' a minute after close
-	err      error         // what stopped the row early, if anything
+	online   int                // handles online, of 3n
+	toOnline time.Duration      // from the first open to the last handle online (or to the timeout)
+	written  int                // handles that wrote their key
+	window   time.Duration      // the idle window as measured
+	cpu      float64            // % of one core over the window; <0 when unknown
+	heap     uint64             // HeapAlloc after a GC at the end of the window
+	gs       int                // goroutines then
+	in, out  float64            // server messages per second over the window
+	closed   time.Duration      // time to close every handle
+	leftover int                // goroutines above the bare nodes' a minute after close
+	subjects map[string]float64 // messages per second by kind of subject, when counted
+	err      error              // what stopped the row early, if anything
 }
 
 func (r idleRow) complete() bool { return r.online == 3*r.n }
@@ -194,6 +199,11 @@ func idleMeasure(ctx context.Context, cfg config, c *cluster, n, base int) (r id
 		return r
 	}
 	r.measureIdle(ctx, cfg, c)
+	if cfg.subjects && n == cfg.profileN {
+		if r.subjects, err = c.bySubject(ctx, min(cfg.idle, 5*time.Second)); err != nil {
+			r.err = errors.Join(r.err, fmt.Errorf("by subject: %w", err))
+		}
+	}
 	return r
 }
 
@@ -294,5 +304,17 @@ func idleTable(out io.Writer, rs []idleRow) {
 		}
 		fmt.Fprintf(out, "| %d | %s | %s | %.0f MB | %d | %.0f / %.0f | %s |\n",
 			r.n, online, cpu, mb(r.heap), r.gs, r.in, r.out, closed)
+	}
+	for _, r := range rs {
+		if r.subjects == nil {
+			continue
+		}
+		kinds := slices.Collect(maps.Keys(r.subjects))
+		slices.SortFunc(kinds, func(a, b string) int { return cmp.Compare(r.subjects[b], r.subjects[a]) })
+		fmt.Fprintf(out, "\nN=%d, messages/s published while idle, by subject:", r.n)
+		for _, k := range kinds {
+			fmt.Fprintf(out, " %s %.0f;", k, r.subjects[k])
+		}
+		fmt.Fprintln(out)
 	}
 }

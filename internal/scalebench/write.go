@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/mosaik-go/mosaik/collections"
+	"github.com/mosaik-go/mosaik/internal/loadgen"
 )
 
 // writeResult is the write phase: the same writers spread over n
@@ -22,21 +22,13 @@ type writeResult struct {
 	one     stat
 }
 
-// stat is the Inserts that started within a measured window and ended.
-type stat struct {
-	ops      int
-	errs     int
-	firstErr error
-	window   time.Duration
-	p50, p99 time.Duration
-}
-
-func (s stat) rate() float64 { return float64(s.ops) / s.window.Seconds() }
+// stat is what one write workload measured.
+type stat struct{ loadgen.Stat }
 
 func (s stat) String() string {
-	t := fmt.Sprintf("%.0f/s (p50 %v, p99 %v)", s.rate(), s.p50.Round(time.Microsecond), s.p99.Round(time.Microsecond))
-	if s.errs > 0 {
-		t += fmt.Sprintf(", %d errors: %v", s.errs, s.firstErr)
+	t := fmt.Sprintf("%.0f/s (p50 %v, p99 %v)", s.Rate(), s.P50.Round(time.Microsecond), s.P99.Round(time.Microsecond))
+	if s.Errs > 0 {
+		t += fmt.Sprintf(", %d errors: %v", s.Errs, s.FirstErr)
 	}
 	return t
 }
@@ -71,11 +63,11 @@ func writePhase(ctx context.Context, cfg config, c *cluster) (writeResult, error
 		res.leaders[l]++
 	}
 	cfg.logf("write: %d collections online; leaders per node %v", n, res.leaders)
-	res.spread = measure(ctx, cfg.writers, cfg.warmup, cfg.duration, func(ctx context.Context, w, i int) error {
+	res.spread = insert(ctx, cfg, func(ctx context.Context, w, i int) error {
 		_, err := at[(w+i)%n].Insert(ctx, fmt.Sprintf("s%d-%d", w, i), i)
 		return err
 	})
-	res.one = measure(ctx, cfg.writers, cfg.warmup, cfg.duration, func(ctx context.Context, w, i int) error {
+	res.one = insert(ctx, cfg, func(ctx context.Context, w, i int) error {
 		_, err := at[0].Insert(ctx, fmt.Sprintf("o%d-%d", w, i), i)
 		return err
 	})
@@ -107,58 +99,11 @@ func agreedLeader(ctx context.Context, c *cluster, hs [][]*collections.MapWriter
 	}
 }
 
-// measure runs conc writers calling f back to back for warm and then dur,
-// and counts the calls that started after warm and before the end. Each
-// writer owns its latencies until all have ended.
-func measure(ctx context.Context, conc int, warm, dur time.Duration, f func(ctx context.Context, w, i int) error) stat {
-	from := time.Now().Add(warm)
-	end := from.Add(dur)
-	type part struct {
-		lat      []time.Duration
-		errs     int
-		firstErr error
-	}
-	parts := make([]part, conc)
-	var wg sync.WaitGroup
-	for w := range conc {
-		wg.Go(func() {
-			p := &parts[w]
-			for i := 0; ctx.Err() == nil; i++ {
-				t0 := time.Now()
-				if !t0.Before(end) {
-					return
-				}
-				err := f(ctx, w, i)
-				switch {
-				case t0.Before(from):
-				case err != nil:
-					p.errs++
-					if p.firstErr == nil {
-						p.firstErr = err
-					}
-				default:
-					p.lat = append(p.lat, time.Since(t0))
-				}
-			}
-		})
-	}
-	wg.Wait()
-	s := stat{window: dur}
-	var all []time.Duration
-	for _, p := range parts {
-		all = append(all, p.lat...)
-		s.errs += p.errs
-		if s.firstErr == nil {
-			s.firstErr = p.firstErr
-		}
-	}
-	s.ops = len(all)
-	if len(all) > 0 {
-		slices.Sort(all)
-		s.p50 = all[len(all)/2]
-		s.p99 = all[min(len(all)-1, len(all)*99/100)]
-	}
-	return s
+// insert measures cfg.writers writers calling f.
+func insert(ctx context.Context, cfg config, f func(ctx context.Context, w, i int) error) stat {
+	return stat{loadgen.Measure(ctx, cfg.writers, cfg.warmup, cfg.duration, func(ctx context.Context, w, i int) (int, error) {
+		return 0, f(ctx, w, i)
+	})}
 }
 
 // writeTable writes the write phase as a markdown table and the ratio.
@@ -168,8 +113,8 @@ func writeTable(out io.Writer, w writeResult) {
 	fmt.Fprintf(out, "| %d writers over %d collections | %s |\n", w.writers, w.n, w.spread)
 	fmt.Fprintf(out, "| %d writers on one collection (the others open) | %s |\n", w.writers, w.one)
 	ratio := "?"
-	if w.one.rate() > 0 {
-		ratio = fmt.Sprintf("%.2f×", w.spread.rate()/w.one.rate())
+	if w.one.Rate() > 0 {
+		ratio = fmt.Sprintf("%.2f×", w.spread.Rate()/w.one.Rate())
 	}
 	fmt.Fprintf(out, "\nspread / one: %s; collections led by node 0, 1, 2: %d, %d, %d\n",
 		ratio, w.leaders[0], w.leaders[1], w.leaders[2])
