@@ -52,6 +52,7 @@ type results struct {
 type idleRow struct {
 	n        int
 	online   int                // handles online, of 3n
+	failed   int                // opens that returned an error
 	toOnline time.Duration      // from the first open to the last handle online (or to the timeout)
 	written  int                // handles that wrote their key
 	window   time.Duration      // the idle window as measured
@@ -111,10 +112,10 @@ func run(ctx context.Context, cfg config) (results, error) {
 // openAll opens name(0..n-1) on every node, cfg.openConc at a time per
 // node, then waits until each handle is online or ctx ends. hs[node][i]
 // is nil where the open failed; up[node][i] says whether it came online.
-// The opener owns the handles.
-func openAll(ctx context.Context, cfg config, op opener, n int) (hs [][]*collections.MapWriter[string, int], up [][]bool, err error) {
+// failed counts the opens that failed, and first is the first of their
+// errors. The opener owns the handles.
+func openAll(ctx context.Context, cfg config, op opener, n int) (hs [][]*collections.MapWriter[string, int], up [][]bool, failed int, first error) {
 	var mu sync.Mutex
-	var errs []error
 	hs = make([][]*collections.MapWriter[string, int], 3)
 	up = make([][]bool, 3)
 	var wg sync.WaitGroup
@@ -126,7 +127,9 @@ func openAll(ctx context.Context, cfg config, op opener, n int) (hs [][]*collect
 				w, err := op.open(node, name(i))
 				if err != nil {
 					mu.Lock()
-					errs = append(errs, fmt.Errorf("node %d %s: %w", node, name(i), err))
+					if failed++; first == nil {
+						first = fmt.Errorf("node %d %s: %w", node, name(i), err)
+					}
 					mu.Unlock()
 					return
 				}
@@ -145,7 +148,7 @@ func openAll(ctx context.Context, cfg config, op opener, n int) (hs [][]*collect
 		})
 	}
 	wg.Wait()
-	return hs, up, errors.Join(errs...)
+	return hs, up, failed, first
 }
 
 func name(i int) string { return fmt.Sprintf("c%d", i) }
@@ -165,10 +168,12 @@ func idleMeasure(ctx context.Context, cfg config, c *cluster, n, base int) (r id
 	}()
 	began := time.Now()
 	octx, cancel := context.WithTimeout(ctx, cfg.timeout)
-	hs, up, err := openAll(octx, cfg, op, n)
+	hs, up, failed, err := openAll(octx, cfg, op, n)
 	cancel()
 	r.toOnline = time.Since(began)
-	r.err = err
+	if r.failed = failed; err != nil {
+		r.err = fmt.Errorf("%d opens failed, the first: %w", failed, err)
+	}
 	for node := range 3 {
 		for i := range n {
 			if up[node][i] {
@@ -176,7 +181,7 @@ func idleMeasure(ctx context.Context, cfg config, c *cluster, n, base int) (r id
 			}
 		}
 	}
-	cfg.logf("N=%d: %d of %d handles online after %v", n, r.online, 3*n, r.toOnline.Round(time.Millisecond))
+	cfg.logf("N=%d: %d of %d handles online after %v, %d opens failed", n, r.online, 3*n, r.toOnline.Round(time.Millisecond), failed)
 	// One key into each collection from each node that holds it online.
 	var written atomic.Int64
 	wctx, cancel := context.WithTimeout(ctx, cfg.timeout)
@@ -290,6 +295,9 @@ func idleTable(out io.Writer, rs []idleRow) {
 		online := fmt.Sprintf("all %d in %.1f s", 3*r.n, r.toOnline.Seconds())
 		if !r.complete() {
 			online = fmt.Sprintf("%d of %d after %.0f s", r.online, 3*r.n, r.toOnline.Seconds())
+			if r.failed > 0 {
+				online += fmt.Sprintf(" (%d opens failed)", r.failed)
+			}
 		}
 		cpu := "?"
 		if r.cpu >= 0 {
@@ -299,11 +307,13 @@ func idleTable(out io.Writer, rs []idleRow) {
 		if r.leftover > 0 {
 			closed += fmt.Sprintf(", %d goroutines left", r.leftover)
 		}
-		if r.err != nil {
-			closed += fmt.Sprintf(" (error: %v)", r.err)
-		}
 		fmt.Fprintf(out, "| %d | %s | %s | %.0f MB | %d | %.0f / %.0f | %s |\n",
 			r.n, online, cpu, mb(r.heap), r.gs, r.in, r.out, closed)
+	}
+	for _, r := range rs {
+		if r.err != nil {
+			fmt.Fprintf(out, "\nN=%d: %v\n", r.n, r.err)
+		}
 	}
 	for _, r := range rs {
 		if r.subjects == nil {

@@ -43,9 +43,9 @@ func writePhase(ctx context.Context, cfg config, c *cluster) (writeResult, error
 	defer op.close()
 	octx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
-	hs, up, err := openAll(octx, cfg, op, n)
+	hs, up, failed, err := openAll(octx, cfg, op, n)
 	if err != nil {
-		return res, err
+		return res, fmt.Errorf("%d opens failed, the first: %w", failed, err)
 	}
 	for node := range 3 {
 		if i := slices.Index(up[node], false); i >= 0 {
