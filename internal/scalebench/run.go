@@ -52,6 +52,7 @@ type results struct {
 type idleRow struct {
 	n        int
 	online   int                // handles online, of 3n
+	opened   int                // handles opened (the others failed or were not tried in time)
 	failed   int                // opens that returned an error
 	toOnline time.Duration      // from the first open to the last handle online (or to the timeout)
 	written  int                // handles that wrote their key
@@ -110,8 +111,9 @@ func run(ctx context.Context, cfg config) (results, error) {
 }
 
 // openAll opens name(0..n-1) on every node, cfg.openConc at a time per
-// node, then waits until each handle is online or ctx ends. hs[node][i]
-// is nil where the open failed; up[node][i] says whether it came online.
+// node, then waits until each handle is online or ctx ends; it opens no
+// more once ctx ended. hs[node][i] is nil where the open failed or was
+// not tried; up[node][i] says whether it came online.
 // failed counts the opens that failed, and first is the first of their
 // errors. The opener owns the handles.
 func openAll(ctx context.Context, cfg config, op opener, n int) (hs [][]*collections.MapWriter[string, int], up [][]bool, failed int, first error) {
@@ -124,6 +126,9 @@ func openAll(ctx context.Context, cfg config, op opener, n int) (hs [][]*collect
 		up[node] = make([]bool, n)
 		wg.Go(func() {
 			parallel(n, cfg.openConc, func(i int) {
+				if ctx.Err() != nil {
+					return // out of time: not opened, not failed
+				}
 				w, err := op.open(node, name(i))
 				if err != nil {
 					mu.Lock()
@@ -176,12 +181,15 @@ func idleMeasure(ctx context.Context, cfg config, c *cluster, n, base int) (r id
 	}
 	for node := range 3 {
 		for i := range n {
+			if hs[node][i] != nil {
+				r.opened++
+			}
 			if up[node][i] {
 				r.online++
 			}
 		}
 	}
-	cfg.logf("N=%d: %d of %d handles online after %v, %d opens failed", n, r.online, 3*n, r.toOnline.Round(time.Millisecond), failed)
+	cfg.logf("N=%d: %d of %d handles online after %v, %d opened, %d opens failed", n, r.online, 3*n, r.toOnline.Round(time.Millisecond), r.opened, failed)
 	// One key into each collection from each node that holds it online.
 	var written atomic.Int64
 	wctx, cancel := context.WithTimeout(ctx, cfg.timeout)
@@ -294,10 +302,8 @@ func idleTable(out io.Writer, rs []idleRow) {
 	for _, r := range rs {
 		online := fmt.Sprintf("all %d in %.1f s", 3*r.n, r.toOnline.Seconds())
 		if !r.complete() {
-			online = fmt.Sprintf("%d of %d after %.0f s", r.online, 3*r.n, r.toOnline.Seconds())
-			if r.failed > 0 {
-				online += fmt.Sprintf(" (%d opens failed)", r.failed)
-			}
+			online = fmt.Sprintf("%d of %d after %.0f s (%d opened, %d opens failed)",
+				r.online, 3*r.n, r.toOnline.Seconds(), r.opened, r.failed)
 		}
 		cpu := "?"
 		if r.cpu >= 0 {
