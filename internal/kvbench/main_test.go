@@ -36,11 +36,11 @@ func TestRunBrief(t *testing.T) {
 		t.Fatalf("%d results, want %d", len(rs), want)
 	}
 	check := func(what string, s stat) {
-		if s.ops == 0 || s.errs > 0 {
-			t.Errorf("%s: %d ops, %d errors (%v)", what, s.ops, s.errs, s.firstErr)
+		if s.Ops == 0 || s.Errs > 0 {
+			t.Errorf("%s: %d ops, %d errors (%v)", what, s.Ops, s.Errs, s.FirstErr)
 		}
-		if s.p50 <= 0 || s.p99 < s.p50 {
-			t.Errorf("%s: p50 %v, p99 %v", what, s.p50, s.p99)
+		if s.P50 <= 0 || s.P99 < s.P50 {
+			t.Errorf("%s: p50 %v, p99 %v", what, s.P50, s.P99)
 		}
 	}
 	for _, r := range rs {

@@ -249,8 +249,8 @@ func table(out io.Writer, rs []result, nats bool) {
 			theirs, ratio = "—", "—"
 			if r.theirs != nil {
 				theirs = cell(*r.theirs)
-				if t := r.theirs.rate(); t > 0 {
-					ratio = ratioText(r.ours.rate() / t)
+				if t := r.theirs.Rate(); t > 0 {
+					ratio = ratioText(r.ours.Rate() / t)
 				}
 			}
 		}
@@ -265,12 +265,12 @@ func table(out io.Writer, rs []result, nats bool) {
 // cell is "1,450/s (p50 590 µs, p99 2.1 ms)", with the retries of a
 // compare-and-swap and the errors when there were any.
 func cell(s stat) string {
-	c := fmt.Sprintf("%s/s (p50 %s, p99 %s", commas(s.rate()), lat(s.p50), lat(s.p99))
-	if s.retries > 0 {
-		c += fmt.Sprintf(", %.2f retries per op", float64(s.retries)/float64(max(s.ops, 1)))
+	c := fmt.Sprintf("%s/s (p50 %s, p99 %s", commas(s.Rate()), lat(s.P50), lat(s.P99))
+	if s.Retries > 0 {
+		c += fmt.Sprintf(", %.2f retries per op", float64(s.Retries)/float64(max(s.Ops, 1)))
 	}
-	if s.errs > 0 {
-		c += fmt.Sprintf(", %d errors: %v", s.errs, s.firstErr)
+	if s.Errs > 0 {
+		c += fmt.Sprintf(", %d errors: %v", s.Errs, s.FirstErr)
 	}
 	if s.moved {
 		c += ", the leader moved during the run"
