@@ -99,12 +99,11 @@ type opener interface {
 	close() error
 }
 
-// modes are the ways to open a collection. A space mode would go here:
-// per node one collections.NewMapSpace[string, int](net, "scalebench"),
-// open returning its Writer(name), close closing the writers, then the
-// spaces.
+// modes are the ways to open a collection: a group each, or every map in
+// one space per node.
 var modes = map[string]func(c *cluster) opener{
 	"group": func(c *cluster) opener { return &groupOpener{c: c} },
+	"space": func(c *cluster) opener { return &spaceOpener{c: c, spaces: make([]*spaceOf, len(c.nets))} },
 }
 
 func modeNames() []string {
@@ -223,4 +222,47 @@ func (c *cluster) bySubject(ctx context.Context, d time.Duration) (map[string]fl
 		rates[k] = float64(n) / secs
 	}
 	return rates, nil
+}
+
+// spaceOpener opens every map in one collections.MapSpace per node, with
+// the default group settings. Closing a space closes its maps' handles.
+type spaceOpener struct {
+	c      *cluster
+	mu     sync.Mutex
+	spaces []*spaceOf // by node, opened by the first open on the node
+}
+
+type spaceOf struct {
+	once sync.Once
+	s    *collections.MapSpace[string, int]
+	err  error
+}
+
+func (o *spaceOpener) open(node int, name string) (*collections.MapWriter[string, int], error) {
+	o.mu.Lock()
+	sp := o.spaces[node]
+	if sp == nil {
+		sp = &spaceOf{}
+		o.spaces[node] = sp
+	}
+	o.mu.Unlock()
+	sp.once.Do(func() { sp.s, sp.err = collections.NewMapSpace[string, int](o.c.nets[node], "scalebench") })
+	if sp.err != nil {
+		return nil, sp.err
+	}
+	return sp.s.Writer(name)
+}
+
+func (o *spaceOpener) close() error {
+	o.mu.Lock()
+	spaces := o.spaces
+	o.spaces = make([]*spaceOf, len(spaces))
+	o.mu.Unlock()
+	errs := make([]error, len(spaces))
+	parallel(len(spaces), len(spaces), func(i int) {
+		if sp := spaces[i]; sp != nil && sp.s != nil {
+			errs[i] = sp.s.Close()
+		}
+	})
+	return errors.Join(errs...)
 }

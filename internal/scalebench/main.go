@@ -21,7 +21,8 @@
 //	       stay open and idle; the ratio of the two is printed.
 //
 // How collections are opened is a mode (see opener): -mode group, the
-// default, opens each map as its own Raft group.
+// default, opens each map as its own Raft group; -mode space opens them
+// all in one collections.MapSpace per node.
 //
 //	go run ./internal/scalebench                     # N = 10, 100, 1000; idle 15 s; write 5 s
 //	go run ./internal/scalebench -n 10,100 -idle 5s -d 2s
