@@ -1,6 +1,10 @@
 package transport
 
 import (
+	"context"
+	"sync"
+	"time"
+
 	"github.com/hashicorp/raft"
 )
 
@@ -84,7 +88,14 @@ func (t *RaftTransport) sendNoticeLocked(p PeerID, s *noticeState) {
 		PrevLogTerm:       m.logTerm,
 		LeaderCommitIndex: commit,
 	}
-	go t.sendNotice(p, s, req)
+	if t.net.cards.get(p) == nil {
+		// Sealing for p waits for its card: not under noticeMu.
+		go t.sendNotice(p, s, req)
+		return
+	}
+	// Sent from here, not from a new goroutine: one the caller's own work
+	// would hold back, on the path of the write p waits for.
+	t.startNotice(p, s, req)
 }
 
 // sendNotice sends one notice and, once it is answered, the next if one is
@@ -96,20 +107,87 @@ func (t *RaftTransport) sendNotice(p PeerID, s *noticeState, req *raft.AppendEnt
 		// request bounds the wait by t.timeout and counts the RPC.
 		var b []byte
 		b, err = t.request(t.ctx, "raft", raft.ServerAddress(p.String()), data)
-		if err == nil {
-			var resp raft.AppendEntriesResponse
-			ok = decodeAppendResp(b, &resp) == nil && resp.Success && resp.Term == req.Term
-		}
-	}
-	if ok {
-		t.noticesTaken.Add(1)
+		ok = err == nil && noticeTaken(req, b)
 	}
 	t.noticeMu.Lock()
 	defer t.noticeMu.Unlock()
+	t.endNoticeLocked(p, s, req, ok)
+}
+
+// startNotice sends a notice to p, whose card is known, without waiting,
+// and ends it once it is answered, fails, times out or the transport
+// closes, on whichever goroutine sees that first. Under noticeMu.
+func (t *RaftTransport) startNotice(p PeerID, s *noticeState, req *raft.AppendEntriesRequest) {
+	data, err := encodeAppend(req)
+	var (
+		mu            sync.Mutex
+		ended         bool
+		cancel        func()
+		stopT, stopCx func() bool
+	)
+	end := func(ok bool) {
+		mu.Lock()
+		if ended {
+			mu.Unlock()
+			return
+		}
+		ended = true
+		c, st, sc := cancel, stopT, stopCx
+		mu.Unlock()
+		if c != nil { // else startNotice stops them once they are set
+			c()
+			st()
+			sc()
+		}
+		t.noticeMu.Lock()
+		t.endNoticeLocked(p, s, req, ok)
+		t.noticeMu.Unlock()
+		t.wg.Done()
+	}
+	var c func()
+	if err == nil {
+		t.metrics.sent(len(data))
+		c, err = t.sc.Call(t.subject("raft", p), p, data, func(b []byte, err error) {
+			t.metrics.received(b, err)
+			end(err == nil && noticeTaken(req, b))
+		})
+	}
+	if err != nil {
+		t.endNoticeLocked(p, s, req, false)
+		t.wg.Done()
+		return
+	}
+	tm := time.AfterFunc(t.timeout, func() { end(false) })
+	sc := context.AfterFunc(t.ctx, func() { end(false) })
+	mu.Lock()
+	cancel, stopT, stopCx = c, tm.Stop, sc
+	done := ended
+	mu.Unlock()
+	if done { // answered before the fields above were set
+		c()
+		tm.Stop()
+		sc()
+	}
+}
+
+// noticeTaken reports whether reply b says p took notice req.
+func noticeTaken(req *raft.AppendEntriesRequest, b []byte) bool {
+	b, err := parseReply(b)
+	if err != nil {
+		return false
+	}
+	var resp raft.AppendEntriesResponse
+	return decodeAppendResp(b, &resp) == nil && resp.Success && resp.Term == req.Term
+}
+
+// endNoticeLocked ends a notice to p: it records what p learned and sends
+// the next notice if one is due by then.
+func (t *RaftTransport) endNoticeLocked(p PeerID, s *noticeState, req *raft.AppendEntriesRequest, ok bool) {
 	s.busy = false
 	if !ok {
 		return // not again until p acknowledges an append: no spinning on a refusal
 	}
+	t.noticesTaken.Add(1)
 	s.told = max(s.told, req.LeaderCommitIndex)
 	if t.notices[p] == s {
 		t.sendNoticeLocked(p, s)

@@ -3,6 +3,7 @@ package transport
 import (
 	"encoding/hex"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -97,5 +98,97 @@ func TestCommitNoticeCountedOnce(t *testing.T) {
 	}
 	if got := promtest.Sum(t, reg, "mosaik_transport_group_received_messages_total", labels...) - recv; got != 1 {
 		t.Errorf("one notice's answer counted as %v messages received", got)
+	}
+}
+
+// noticePair is a leader-side transport a and a follower-side b that
+// matched entry 1 without learning that it committed; answer plays b's
+// Raft for every append after that one.
+func noticePair(t *testing.T, timeout time.Duration, answer func(raft.RPC)) (na *Network, a *RaftTransport, pb PeerID) {
+	t.Helper()
+	na = newNet(t)
+	nb := join(t, na)
+	id := scopeID("notice-inline")
+	a, b := newRaftTransport(t, na.Scope(id, testSecret), timeout), newRaftTransport(t, nb.Scope(id, testSecret), timeout)
+	var first sync.Once
+	serve(t, b, func(rpc raft.RPC) {
+		handled := false
+		first.Do(func() {
+			cmd := rpc.Command.(*raft.AppendEntriesRequest)
+			rpc.Respond(&raft.AppendEntriesResponse{Term: cmd.Term, Success: true}, nil)
+			handled = true
+		})
+		if !handled {
+			answer(rpc)
+		}
+	})
+	args := appendN(1)
+	args.LeaderCommitIndex = 0
+	var resp raft.AppendEntriesResponse
+	if err := a.AppendEntries("b", b.LocalAddr(), args, &resp); err != nil || !resp.Success {
+		t.Fatalf("append: %v %+v", err, resp)
+	}
+	pb, err := ParsePeerID(string(b.LocalAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return na, a, pb
+}
+
+// A notice to a follower whose card is known goes out before NotifyCommit
+// returns: a goroutine started for it would wait behind the caller's own
+// work (the leader's answer to the write), on the path of the write the
+// follower waits for.
+func TestCommitNoticeSentInline(t *testing.T) {
+	na, a, pb := noticePair(t, suiteTimeout, func(rpc raft.RPC) {
+		cmd := rpc.Command.(*raft.AppendEntriesRequest)
+		rpc.Respond(&raft.AppendEntriesResponse{Term: cmd.Term, Success: true}, nil)
+	})
+	before := na.Stats().MsgsOut
+	a.NotifyCommit(pb, 5, 1)
+	if got := na.Stats().MsgsOut - before; got != 1 {
+		t.Fatalf("NotifyCommit returned having sent %d messages, want the notice", got)
+	}
+	eventually(t, "the notice to be taken", func() bool { return a.noticesTaken.Load() == 1 })
+}
+
+// A notice nobody answers ends with the timeout, not counted as taken;
+// closing the transport does not wait for one in flight (goleak checks
+// that nothing is left).
+func TestCommitNoticeUnanswered(t *testing.T) {
+	var mu sync.Mutex
+	var held []raft.RPC // never answered
+	na, a, pb := noticePair(t, 300*time.Millisecond, func(rpc raft.RPC) {
+		mu.Lock()
+		held = append(held, rpc)
+		mu.Unlock()
+	})
+	before := na.Stats().MsgsOut
+	a.NotifyCommit(pb, 5, 1)
+	eventually(t, "the unanswered notice to end", func() bool {
+		a.noticeMu.Lock()
+		defer a.noticeMu.Unlock()
+		return !a.notices[pb].busy
+	})
+	if got := na.Stats().MsgsOut - before; got != 1 {
+		t.Fatalf("%d messages sent, want one notice", got)
+	}
+	if a.noticesTaken.Load() != 0 {
+		t.Fatal("an unanswered notice counted as taken")
+	}
+	// Another call sends it again; closing the transport ends it at once.
+	a.NotifyCommit(pb, 5, 1)
+	a.noticeMu.Lock()
+	busy := a.notices[pb].busy
+	a.noticeMu.Unlock()
+	if !busy {
+		t.Fatal("NotifyCommit did not send the notice again")
+	}
+	start := time.Now()
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Errorf("Close waited %v for a notice in flight", d)
 	}
 }
