@@ -348,7 +348,7 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 	// follower's election timeout (Raft's HeartbeatTimeout).
 	trans.SetHeartbeatTimeout(c.cfg.ElectionTimeout * time.Duration(c.cfg.Preference.Factor()) / 4)
 	c.metrics = newGroupMetrics(c)
-	c.raftFSM = probeFSM{c.metrics.wrap(fsm), c.self}
+	c.raftFSM = c.metrics.wrap(fsm)
 	c.raftTrans = keepOpen{trans}
 	r, err := raft.NewRaft(c.raftConfig(c.fsm.CanSnapshot()), c.raftFSM, stores.Log, stores.Stable, stores.Snapshots, c.raftTrans)
 	if err != nil {
@@ -557,13 +557,11 @@ func ExecuteApplied[A, C, Q, R any](ctx context.Context, g *Group[C, Q, R], cmds
 		defer cancel()
 	}
 	res, err := g.submit(ctx, cmds, false, true)
-	mark(stSubmitRet, g.self)
 	if err != nil {
 		return nil, err
 	}
 	rs, decodeErr := replies[A](res, len(cmds))
 	last := rs[len(rs)-1].Index
-	defer mark(stAppliedRet, g.self)
 	if err := g.when.Applied(ctx, last); err != nil {
 		// Committed all the same, whether the wait ran out or the member
 		// closed: say so, with the indexes.

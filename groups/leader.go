@@ -195,7 +195,6 @@ func (c *core) runAppender() {
 // batch is a repeat (answered once the original applied) or arrives before
 // an earlier batch of its session (refused; the sender sends again in order).
 func (c *core) appendOne(s submission) {
-	mark(stAppendOne, c.self)
 	req := s.req
 	session := bindSession(s.from, req.Session)
 	if _, err := checkBatch(req.Cmds); err != nil {
@@ -249,7 +248,6 @@ func (c *core) appendOne(s submission) {
 		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyError, Code: codeClosed, Msg: err.Error()})
 		return
 	}
-	mark(stApplyRet, c.self)
 	c.metrics.appendedCommands(len(req.Cmds))
 	if !req.Local || !s.remote {
 		// A remote sender that waits to apply the batch needs only its
@@ -277,15 +275,12 @@ func (c *core) runCompleter() {
 			return
 		case x := <-c.completeCh:
 			r := c.finish(x)
-			mark(stFinish, c.self)
 			// The notice first: the sender applies after it, which takes
 			// longer than reading the answer, and waits for both.
 			if x.local {
 				c.tellCommit(x.from)
-				mark(stTellCommit, c.self)
 			}
 			x.reply(r)
-			mark(stReplySent, c.self)
 		}
 	}
 }
@@ -355,7 +350,6 @@ func (c *core) onControl(m *transport.Msg) {
 	}
 	switch m.Data[0] {
 	case ctlForward:
-		mark(stCtlFwd, c.self)
 		var f forward
 		if err := decodeCtl(m.Data, &f); err != nil || f.Seq == 0 {
 			code := codeMalformed

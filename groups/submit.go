@@ -161,7 +161,6 @@ func (s *submitter) submit(ctx context.Context, cmds [][]byte, size int, feed, l
 		defer cancel()
 	}
 	p := &pending{ctx: ctx, cmds: cmds, size: size, feed: feed, local: local, enqueued: time.Now(), done: make(chan pendingResult, 1)}
-	mark(stSubmit, s.c.self)
 	select {
 	case s.in <- p:
 	case <-ctx.Done():
@@ -328,7 +327,6 @@ func (s *submitter) run() {
 		case <-s.c.closing:
 			return
 		case p := <-s.in:
-			mark(stRunGot, s.c.self)
 			s.queue = append(s.queue, p)
 			s.drainIn()
 		case <-s.repSig:
@@ -464,14 +462,12 @@ func (s *submitter) send(b *batch) {
 	}
 	req := forward{Session: s.chosen, Seq: b.seq, Base: s.base, Attempt: b.attempt, Cmds: b.cmds, Local: b.local}
 	if s.leader == s.c.self {
-		mark(stAppendCh, s.c.self)
 		select {
 		case s.c.appendCh <- submission{req: req, from: s.c.self, reply: s.pushReply}:
 		case <-s.c.closing:
 		}
 		return
 	}
-	mark(stFwdEncode, s.c.self)
 	data, err := encodeCtl(ctlForward, req)
 	if err != nil {
 		s.resolve(b, replica.Outcome{}, fmt.Errorf("groups: encode forward: %w", err))
@@ -486,11 +482,6 @@ func (s *submitter) send(b *batch) {
 		if err != nil {
 			r = forwardReply{Seq: seq, Attempt: attempt, Kind: replyError, Code: codeInternal, Msg: err.Error()}
 		}
-		if r.Kind == replyAppended {
-			mark(stRepAppended, s.c.self)
-		} else {
-			mark(stRepOutcome, s.c.self)
-		}
 		s.pushReply(r)
 	})
 	if err != nil {
@@ -499,7 +490,6 @@ func (s *submitter) send(b *batch) {
 		return
 	}
 	b.cancel = cancel
-	mark(stFwdSent, s.c.self)
 	s.c.metrics.forwardedCommands(len(b.cmds))
 }
 
@@ -513,7 +503,6 @@ func (s *submitter) find(seq uint64) *batch {
 }
 
 func (s *submitter) handleReplies() {
-	mark(stHandleRep, s.c.self)
 	s.repMu.Lock()
 	reps := s.reps
 	s.reps = nil
@@ -539,7 +528,6 @@ func (s *submitter) handleReplies() {
 			switch r.Outcome.Status {
 			case replica.StatusApplied:
 				s.resolve(b, r.Outcome, nil)
-				mark(stResolved, s.c.self)
 			case replica.StatusStale:
 				// Applied once, too long ago to recall: only a member
 				// that skipped its own window could meet this.

@@ -2,7 +2,6 @@ package transport
 
 import (
 	"context"
-	"github.com/mosaik-go/mosaik/internal/lat"
 	"sync"
 	"time"
 
@@ -104,9 +103,6 @@ func (t *RaftTransport) sendNoticeLocked(p PeerID, s *noticeState) {
 func (t *RaftTransport) sendNotice(p PeerID, s *noticeState, req *raft.AppendEntriesRequest) {
 	defer t.wg.Done()
 	ok := false
-	if lat.On() {
-		lat.MarkID(stNoticeSend, p.String())
-	}
 	if data, err := encodeAppend(req); err == nil {
 		// request bounds the wait by t.timeout and counts the RPC.
 		var b []byte
@@ -122,9 +118,6 @@ func (t *RaftTransport) sendNotice(p PeerID, s *noticeState, req *raft.AppendEnt
 // and ends it once it is answered, fails, times out or the transport
 // closes, on whichever goroutine sees that first. Under noticeMu.
 func (t *RaftTransport) startNotice(p PeerID, s *noticeState, req *raft.AppendEntriesRequest) {
-	if lat.On() {
-		lat.MarkID(stNoticeSend, p.String())
-	}
 	data, err := encodeAppend(req)
 	var (
 		mu            sync.Mutex

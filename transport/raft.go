@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/mosaik-go/mosaik/internal/lat"
 	"io"
 	"os"
 	"sync"
@@ -598,25 +597,11 @@ func (t *RaftTransport) onRPC(m *Msg) {
 		return
 	}
 	respCh := make(chan raft.RPCResponse, 1)
-	stRecv, stResp := -1, -1
-	if ae, ok := cmd.(*raft.AppendEntriesRequest); ok && lat.On() {
-		if len(ae.Entries) > 0 {
-			stRecv, stResp = stAERecv, stAEResponded
-		} else if lat.Seen(stAERecv, lat.RoleOf(string(t.local))) {
-			stRecv, stResp = stNoticeRecv, stNoticeResp
-		}
-	}
-	if stRecv >= 0 {
-		lat.MarkID(stRecv, string(t.local))
-	}
 	if !t.dispatch(raft.RPC{Command: cmd, RespChan: respCh}) {
 		return
 	}
 	if r, ok := t.await(respCh); ok {
 		t.respond(m, r)
-		if stResp >= 0 {
-			lat.MarkID(stResp, string(t.local))
-		}
 	}
 }
 
@@ -1016,10 +1001,6 @@ func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.App
 	default:
 	}
 	p.sent++
-	if len(args.Entries) > 0 && lat.On() {
-		lat.MarkID(stAESend, p.target.String())
-		defer lat.MarkID(stAESent, p.target.String())
-	}
 	f := &appendFuture{seq: p.sent, start: time.Now(), args: args, resp: resp, parts: 1, done: make(chan struct{})}
 	var err error
 	if parts := splitAppend(args, p.t.appendBudget); parts == nil {
@@ -1065,9 +1046,6 @@ func (p *pipeline) send(args *raft.AppendEntriesRequest, data []byte, f *appendF
 	p.t.metrics.sent(len(data))
 	return p.t.sc.Call(p.subject, p.target, data, func(b []byte, err error) {
 		p.t.metrics.received(b, err)
-		if len(args.Entries) > 0 && lat.On() {
-			lat.MarkID(stAERespRecv, p.target.String())
-		}
 		if err == nil {
 			p.answer(f.seq)
 		}

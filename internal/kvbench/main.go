@@ -74,7 +74,6 @@ func main() {
 	cpuprof := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	traceOut := flag.String("trace", "", "write an execution trace of the whole run to this file")
 	floorOnly := flag.Bool("floor", false, "measure only request/reply round trips (NATS and the transport) on the cluster")
-	flag.BoolVar(&latOn, "lat", false, "print a latency breakdown of concurrency-1 workloads (temporary probes)")
 	flag.Parse()
 	if *cpuprof != "" {
 		record(*cpuprof, pprof.StartCPUProfile)

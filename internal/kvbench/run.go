@@ -10,12 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	latp "github.com/mosaik-go/mosaik/internal/lat"
 )
-
-// latOn turns on the latency probes (temporary, issue 15 profiling).
-var latOn bool
 
 // config selects what a run measures.
 type config struct {
@@ -180,24 +175,7 @@ func runWorkload(ctx context.Context, cfg config, c *cluster, dir string, fsync 
 	if err != nil {
 		return err
 	}
-	if latOn && w.conc == 1 {
-		wi := (l + 1) % 3
-		if w.atLeader {
-			wi = l
-		}
-		latp.SetRoles(ms.nodes[l].net.ID().String(), ms.nodes[wi].net.ID().String())
-		inner := f
-		f = func(ctx context.Context, w, i int) (int, error) {
-			latp.Begin()
-			defer latp.End()
-			return inner(ctx, w, i)
-		}
-	}
 	r.ours = measure(ctx, w.conc, cfg.warmup, cfg.duration, f)
-	if latOn && w.conc == 1 {
-		fmt.Fprintf(os.Stderr, "latency probes, %s:\n", w.name)
-		latp.Report(os.Stderr)
-	}
 	if now, err := ms.leader(ctx); err != nil || now != l {
 		r.ours.moved = true
 	}
