@@ -12,12 +12,14 @@ import (
 // leader's next AppendEntries, which Raft sends with the next entry or after
 // its commit timeout. A member that forwarded a write waits for its own
 // replica to apply it, so the leader tells it at once: an AppendEntries with
-// no entries whose previous entry is the last one the follower acknowledged
-// in this term, carrying the commit index up to that entry. It is an
-// ordinary Raft RPC (the follower checks the term and the previous entry as
-// for any other, and takes a commit index no higher than what it matched),
-// sent on the same ordered subject as the leader's appends, so it costs the
-// follower no log write and the group no log entry.
+// no entries whose previous entry is the last one sent to the follower in
+// this term (acknowledged or not), carrying the commit index up to that
+// entry. It is an ordinary Raft RPC (the follower checks the term and the
+// previous entry as for any other, and takes a commit index no higher than
+// what it matched), sent on the same ordered subject as the leader's
+// appends, after them: a follower that did not store the entry refuses it,
+// and learns of the commit from Raft's next append. It costs the follower
+// no log write and the group no log entry.
 
 // noticeState is what the leader's transport knows of one follower's commit
 // index. All of it is guarded by RaftTransport.noticeMu.
@@ -27,8 +29,9 @@ type noticeState struct {
 	busy           bool   // a notice to it is in flight (its sender owns the rest)
 }
 
-// matchState is a follower's matched position with what a notice needs to
-// name it: the log term of the entry at Index and the header Raft sent it.
+// matchState is a follower's matched (or sent) position with what a notice
+// needs to name it: the log term of the entry at Index and the header Raft
+// sent it.
 type matchState struct {
 	Progress
 	logTerm uint64
@@ -38,8 +41,8 @@ type matchState struct {
 // NotifyCommit asks the transport to tell peer p at once that the log is
 // committed up to index, which was committed no later than term, while this
 // node led in it (e.g. read from the applied index before the term). The
-// notice goes once p has acknowledged entries of that term (at once if it
-// has); a later call or a regular AppendEntries that carried the commit
+// notice goes once entries of that term were sent to p (at once if they
+// were); a later call or a regular AppendEntries that carried the commit
 // makes an earlier one moot. At most one notice per peer is in flight.
 func (t *RaftTransport) NotifyCommit(p PeerID, term, index uint64) {
 	t.noticeMu.Lock()
@@ -69,9 +72,14 @@ func (t *RaftTransport) sendNoticeLocked(p PeerID, s *noticeState) {
 	}
 	t.matchMu.Lock()
 	m := t.matched[p]
+	if x := t.sent[p]; x.Term == s.wantTerm && (m.Term != x.Term || x.Index > m.Index) {
+		// Sent, not yet acknowledged: the notice follows the append on
+		// the same subject, and p takes it only if it holds the entry.
+		m = x
+	}
 	t.matchMu.Unlock()
 	if m.Term != s.wantTerm || m.logTerm == 0 {
-		return // p has acknowledged nothing of this term yet: its ack calls again
+		return // nothing of this term went to p yet: its ack calls again
 	}
 	commit := min(s.want, m.Index)
 	if commit <= s.told {

@@ -192,3 +192,67 @@ func TestCommitNoticeUnanswered(t *testing.T) {
 		t.Errorf("Close waited %v for a notice in flight", d)
 	}
 }
+
+// A notice goes as soon as the leader has sent the follower the entry it
+// names, without waiting for the follower's acknowledgement: it travels on
+// the same ordered subject after the append, and the follower takes it
+// only if its log holds that entry. Waiting for the acknowledgement held
+// the notice of a write committed by another follower's answer back by a
+// round trip.
+func TestCommitNoticeAfterSend(t *testing.T) {
+	na := newNet(t)
+	nb := join(t, na)
+	id := scopeID("notice-sent")
+	a, b := newRaftTransport(t, na.Scope(id, testSecret), suiteTimeout), newRaftTransport(t, nb.Scope(id, testSecret), suiteTimeout)
+	held := make(chan raft.RPC, 1)
+	notices := make(chan *raft.AppendEntriesRequest, 4)
+	serve(t, b, func(rpc raft.RPC) {
+		cmd := rpc.Command.(*raft.AppendEntriesRequest)
+		if len(cmd.Entries) > 0 {
+			held <- rpc // answered by the test
+			return
+		}
+		notices <- cmd
+		rpc.Respond(&raft.AppendEntriesResponse{Term: cmd.Term, Success: true}, nil)
+	})
+	pl, err := a.AppendEntriesPipeline("b", b.LocalAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pl.Close()
+	args := appendN(1)
+	args.LeaderCommitIndex = 0
+	if _, err := pl.AppendEntries(args, &raft.AppendEntriesResponse{}); err != nil {
+		t.Fatal(err)
+	}
+	pb, err := ParsePeerID(string(b.LocalAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := na.Stats().MsgsOut
+	a.NotifyCommit(pb, 5, 1)
+	if got := na.Stats().MsgsOut - before; got != 1 {
+		t.Fatalf("NotifyCommit sent %d messages before the follower acknowledged the entry, want the notice", got)
+	}
+	var rpc raft.RPC
+	select {
+	case rpc = <-held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the append did not arrive")
+	}
+	select {
+	case n := <-notices:
+		t.Fatalf("the notice %+v arrived before the append was answered: the follower handles its RPCs in order", n)
+	default:
+	}
+	rpc.Respond(&raft.AppendEntriesResponse{Term: 5, Success: true}, nil)
+	select {
+	case n := <-notices:
+		if n.PrevLogEntry != 1 || n.PrevLogTerm != 5 || n.LeaderCommitIndex != 1 || n.Term != 5 {
+			t.Fatalf("notice %+v: want previous entry 1 of term 5, commit 1, term 5", n)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no notice")
+	}
+	eventually(t, "the notice to be taken", func() bool { return a.noticesTaken.Load() == 1 })
+}
