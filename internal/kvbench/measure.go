@@ -18,6 +18,12 @@ type stat struct {
 	p50, p99 time.Duration
 	retries  int64 // compare-and-swap attempts that did not apply
 	moved    bool  // the leader was another node after the run
+
+	// Per operation, warm-up included (mosaik only: NATS KV's servers
+	// share the process): the messages the nodes sent, and the CPU time
+	// of the whole process, servers included.
+	msgsPerOp  float64
+	cpuPerOpUs float64
 }
 
 func (s stat) rate() float64 {
