@@ -1,8 +1,13 @@
 package groups
 
 import (
+	"slices"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/mosaik-go/mosaik/internal/replica"
+	"github.com/mosaik-go/mosaik/rsm"
 )
 
 // ExecuteApplied on a follower returns once the follower itself has applied
@@ -33,5 +38,57 @@ func TestExecuteAppliedOnFollower(t *testing.T) {
 	// Each call is one batch, one entry.
 	if got := leader.g.raft.Load().LastIndex() - before; got != 20 {
 		t.Errorf("20 ExecuteApplied calls from a follower made the leader append %d entries, want 20", got)
+	}
+}
+
+// TestLocalForwardNoAppendedReply: a batch whose sender waits to apply it
+// (ExecuteApplied at a follower) is answered once, with its outcome: an
+// "appended" answer would be one more message on the way, and nothing
+// waits for it. Other batches still get both answers.
+func TestLocalForwardNoAppendedReply(t *testing.T) {
+	c := newCluster(t)
+	a, b, d := c.add(nil), c.add(nil), c.add(nil)
+	leader := c.leader(a, b, d)
+	follower := a
+	if follower == leader {
+		follower = b
+	}
+	cmd, err := rsm.Marshal(counterCmd{Add: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := func(local bool) []uint8 {
+		t.Helper()
+		id, err := replica.NewSessionID(leader.g.Applied())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		var got []uint8
+		done := make(chan struct{})
+		reply := func(r forwardReply) {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, r.Kind)
+			if r.Kind != replyAppended {
+				close(done)
+			}
+		}
+		leader.g.appendCh <- submission{req: forward{Session: id, Seq: 1, Attempt: 1, Cmds: [][]byte{cmd}, Local: local},
+			from: follower.net.ID(), reply: reply, remote: true}
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatal("no outcome within 20 s")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
+	if got := kinds(false); !slices.Equal(got, []uint8{replyAppended, replyOutcome}) {
+		t.Errorf("a batch nobody waits to apply: answers %v, want appended then outcome", got)
+	}
+	if got := kinds(true); !slices.Equal(got, []uint8{replyOutcome}) {
+		t.Errorf("a batch its sender waits to apply: answers %v, want the outcome alone", got)
 	}
 }

@@ -249,7 +249,13 @@ func (c *core) appendOne(s submission) {
 		return
 	}
 	c.metrics.appendedCommands(len(req.Cmds))
-	s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyAppended, First: e.First})
+	if !req.Local || !s.remote {
+		// A remote sender that waits to apply the batch needs only its
+		// outcome: the "appended" answer would be one more message in
+		// flight beside the appends to followers, on the write's path
+		// (a Feed batched with it is answered with the outcome).
+		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyAppended, First: e.First})
+	}
 	c.complete(completion{future: fut, session: session, seq: req.Seq, attempt: req.Attempt,
 		local: req.Local && s.remote, from: s.from, reply: s.reply})
 }
@@ -268,10 +274,13 @@ func (c *core) runCompleter() {
 		case <-c.closing:
 			return
 		case x := <-c.completeCh:
-			x.reply(c.finish(x))
+			r := c.finish(x)
+			// The notice first: the sender applies after it, which takes
+			// longer than reading the answer, and waits for both.
 			if x.local {
 				c.tellCommit(x.from)
 			}
+			x.reply(r)
 		}
 	}
 }

@@ -1,6 +1,10 @@
 package transport
 
 import (
+	"context"
+	"sync"
+	"time"
+
 	"github.com/hashicorp/raft"
 )
 
@@ -8,12 +12,14 @@ import (
 // leader's next AppendEntries, which Raft sends with the next entry or after
 // its commit timeout. A member that forwarded a write waits for its own
 // replica to apply it, so the leader tells it at once: an AppendEntries with
-// no entries whose previous entry is the last one the follower acknowledged
-// in this term, carrying the commit index up to that entry. It is an
-// ordinary Raft RPC (the follower checks the term and the previous entry as
-// for any other, and takes a commit index no higher than what it matched),
-// sent on the same ordered subject as the leader's appends, so it costs the
-// follower no log write and the group no log entry.
+// no entries whose previous entry is the last one sent to the follower in
+// this term (acknowledged or not), carrying the commit index up to that
+// entry. It is an ordinary Raft RPC (the follower checks the term and the
+// previous entry as for any other, and takes a commit index no higher than
+// what it matched), sent on the same ordered subject as the leader's
+// appends, after them: a follower that did not store the entry refuses it,
+// and learns of the commit from Raft's next append. It costs the follower
+// no log write and the group no log entry.
 
 // noticeState is what the leader's transport knows of one follower's commit
 // index. All of it is guarded by RaftTransport.noticeMu.
@@ -23,8 +29,9 @@ type noticeState struct {
 	busy           bool   // a notice to it is in flight (its sender owns the rest)
 }
 
-// matchState is a follower's matched position with what a notice needs to
-// name it: the log term of the entry at Index and the header Raft sent it.
+// matchState is a follower's matched (or sent) position with what a notice
+// needs to name it: the log term of the entry at Index and the header Raft
+// sent it.
 type matchState struct {
 	Progress
 	logTerm uint64
@@ -34,8 +41,8 @@ type matchState struct {
 // NotifyCommit asks the transport to tell peer p at once that the log is
 // committed up to index, which was committed no later than term, while this
 // node led in it (e.g. read from the applied index before the term). The
-// notice goes once p has acknowledged entries of that term (at once if it
-// has); a later call or a regular AppendEntries that carried the commit
+// notice goes once entries of that term were sent to p (at once if they
+// were); a later call or a regular AppendEntries that carried the commit
 // makes an earlier one moot. At most one notice per peer is in flight.
 func (t *RaftTransport) NotifyCommit(p PeerID, term, index uint64) {
 	t.noticeMu.Lock()
@@ -65,9 +72,14 @@ func (t *RaftTransport) sendNoticeLocked(p PeerID, s *noticeState) {
 	}
 	t.matchMu.Lock()
 	m := t.matched[p]
+	if x := t.sent[p]; x.Term == s.wantTerm && (m.Term != x.Term || x.Index > m.Index) {
+		// Sent, not yet acknowledged: the notice follows the append on
+		// the same subject, and p takes it only if it holds the entry.
+		m = x
+	}
 	t.matchMu.Unlock()
 	if m.Term != s.wantTerm || m.logTerm == 0 {
-		return // p has acknowledged nothing of this term yet: its ack calls again
+		return // nothing of this term went to p yet: its ack calls again
 	}
 	commit := min(s.want, m.Index)
 	if commit <= s.told {
@@ -84,7 +96,14 @@ func (t *RaftTransport) sendNoticeLocked(p PeerID, s *noticeState) {
 		PrevLogTerm:       m.logTerm,
 		LeaderCommitIndex: commit,
 	}
-	go t.sendNotice(p, s, req)
+	if t.net.cards.get(p) == nil {
+		// Sealing for p waits for its card: not under noticeMu.
+		go t.sendNotice(p, s, req)
+		return
+	}
+	// Sent from here, not from a new goroutine: one the caller's own work
+	// would hold back, on the path of the write p waits for.
+	t.startNotice(p, s, req)
 }
 
 // sendNotice sends one notice and, once it is answered, the next if one is
@@ -96,20 +115,87 @@ func (t *RaftTransport) sendNotice(p PeerID, s *noticeState, req *raft.AppendEnt
 		// request bounds the wait by t.timeout and counts the RPC.
 		var b []byte
 		b, err = t.request(t.ctx, "raft", raft.ServerAddress(p.String()), data)
-		if err == nil {
-			var resp raft.AppendEntriesResponse
-			ok = decodeAppendResp(b, &resp) == nil && resp.Success && resp.Term == req.Term
-		}
-	}
-	if ok {
-		t.noticesTaken.Add(1)
+		ok = err == nil && noticeTaken(req, b)
 	}
 	t.noticeMu.Lock()
 	defer t.noticeMu.Unlock()
+	t.endNoticeLocked(p, s, req, ok)
+}
+
+// startNotice sends a notice to p, whose card is known, without waiting,
+// and ends it once it is answered, fails, times out or the transport
+// closes, on whichever goroutine sees that first. Under noticeMu.
+func (t *RaftTransport) startNotice(p PeerID, s *noticeState, req *raft.AppendEntriesRequest) {
+	data, err := encodeAppend(req)
+	var (
+		mu            sync.Mutex
+		ended         bool
+		cancel        func()
+		stopT, stopCx func() bool
+	)
+	end := func(ok bool) {
+		mu.Lock()
+		if ended {
+			mu.Unlock()
+			return
+		}
+		ended = true
+		c, st, sc := cancel, stopT, stopCx
+		mu.Unlock()
+		if c != nil { // else startNotice stops them once they are set
+			c()
+			st()
+			sc()
+		}
+		t.noticeMu.Lock()
+		t.endNoticeLocked(p, s, req, ok)
+		t.noticeMu.Unlock()
+		t.wg.Done()
+	}
+	var c func()
+	if err == nil {
+		t.metrics.sent(len(data))
+		c, err = t.sc.Call(t.subject("raft", p), p, data, func(b []byte, err error) {
+			t.metrics.received(b, err)
+			end(err == nil && noticeTaken(req, b))
+		})
+	}
+	if err != nil {
+		t.endNoticeLocked(p, s, req, false)
+		t.wg.Done()
+		return
+	}
+	tm := time.AfterFunc(t.timeout, func() { end(false) })
+	sc := context.AfterFunc(t.ctx, func() { end(false) })
+	mu.Lock()
+	cancel, stopT, stopCx = c, tm.Stop, sc
+	done := ended
+	mu.Unlock()
+	if done { // answered before the fields above were set
+		c()
+		tm.Stop()
+		sc()
+	}
+}
+
+// noticeTaken reports whether reply b says p took notice req.
+func noticeTaken(req *raft.AppendEntriesRequest, b []byte) bool {
+	b, err := parseReply(b)
+	if err != nil {
+		return false
+	}
+	var resp raft.AppendEntriesResponse
+	return decodeAppendResp(b, &resp) == nil && resp.Success && resp.Term == req.Term
+}
+
+// endNoticeLocked ends a notice to p: it records what p learned and sends
+// the next notice if one is due by then.
+func (t *RaftTransport) endNoticeLocked(p PeerID, s *noticeState, req *raft.AppendEntriesRequest, ok bool) {
 	s.busy = false
 	if !ok {
 		return // not again until p acknowledges an append: no spinning on a refusal
 	}
+	t.noticesTaken.Add(1)
 	s.told = max(s.told, req.LeaderCommitIndex)
 	if t.notices[p] == s {
 		t.sendNoticeLocked(p, s)

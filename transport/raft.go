@@ -62,6 +62,7 @@ type RaftTransport struct {
 	// Lock order: noticeMu, then matchMu.
 	matchMu sync.Mutex
 	matched map[PeerID]matchState
+	sent    map[PeerID]matchState // the last entry sent to each peer, as matched names it (see NotifyCommit)
 
 	noticeMu     sync.Mutex
 	notices      map[PeerID]*noticeState // see NotifyCommit
@@ -97,6 +98,7 @@ func NewRaftTransport(sc *Scope, timeout time.Duration) (*RaftTransport, error) 
 		consumer: make(chan raft.RPC),
 		snaps:    make(map[PeerID]*snapRecv),
 		matched:  make(map[PeerID]matchState),
+		sent:     make(map[PeerID]matchState),
 		notices:  make(map[PeerID]*noticeState),
 		shutdown: make(chan struct{}),
 
@@ -179,6 +181,11 @@ func (t *RaftTransport) RetainMatched(keep func(PeerID) bool) {
 			delete(t.matched, p)
 		}
 	}
+	for p := range t.sent {
+		if !keep(p) {
+			delete(t.sent, p)
+		}
+	}
 }
 
 // match records that p acknowledged the log up to index, whose entry has
@@ -189,9 +196,24 @@ func (t *RaftTransport) match(p PeerID, term, index, logTerm uint64, header raft
 	}
 	t.matchMu.Lock()
 	defer t.matchMu.Unlock()
-	if cur := t.matched[p]; term > cur.Term || (term == cur.Term && index > cur.Index) {
-		t.matched[p] = matchState{Progress: Progress{Term: term, Index: index}, logTerm: logTerm, header: header}
+	raise(t.matched, p, term, index, logTerm, header)
+}
+
+// raise records in table that p is at index, of log term logTerm, in term,
+// unless it is known further. Under matchMu.
+func raise(table map[PeerID]matchState, p PeerID, term, index, logTerm uint64, header raft.RPCHeader) {
+	if cur := table[p]; term > cur.Term || (term == cur.Term && index > cur.Index) {
+		table[p] = matchState{Progress: Progress{Term: term, Index: index}, logTerm: logTerm, header: header}
 	}
+}
+
+// sentTo records that args, with entries, went to p, so a notice can
+// follow it on the same subject before p answers (see NotifyCommit).
+func (t *RaftTransport) sentTo(p PeerID, args *raft.AppendEntriesRequest) {
+	last := args.Entries[len(args.Entries)-1]
+	t.matchMu.Lock()
+	defer t.matchMu.Unlock()
+	raise(t.sent, p, args.Term, last.Index, last.Term, args.RPCHeader)
 }
 
 func (t *RaftTransport) appended(target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) {
@@ -1016,6 +1038,9 @@ func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.App
 	}
 	if err != nil {
 		return nil, err
+	}
+	if len(args.Entries) > 0 {
+		p.t.sentTo(p.target, args)
 	}
 	select {
 	case p.inflight <- f:

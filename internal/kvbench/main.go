@@ -39,15 +39,24 @@
 //	go run ./internal/kvbench              # everything, about 4 minutes
 //	go run ./internal/kvbench -short       # everything briefly (20-25 s), to try it
 //	go run ./internal/kvbench -modes memory -workloads put1f,put64f -d 10s
+//
+// -cpuprofile and -trace record the whole run (use -nats=false and one
+// workload to see mosaik alone); -floor measures only request/reply round
+// trips at concurrency 1 on the same cluster, plain NATS clients on one
+// server and across a route and the transport's sealed Scope, the floor
+// under every message a write waits for.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"time"
@@ -62,7 +71,18 @@ func main() {
 	flag.BoolVar(&cfg.nats, "nats", true, "also measure NATS JetStream KV with 3 replicas")
 	flag.IntVar(&cfg.joinKeys, "join", 100_000, "keys a new member catches up")
 	short := flag.Bool("short", false, "everything briefly: -d 150ms -warmup 50ms -join 10000")
+	cpuprof := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	traceOut := flag.String("trace", "", "write an execution trace of the whole run to this file")
+	floorOnly := flag.Bool("floor", false, "measure only request/reply round trips (NATS and the transport) on the cluster")
 	flag.Parse()
+	if *cpuprof != "" {
+		record(*cpuprof, pprof.StartCPUProfile)
+		defer pprof.StopCPUProfile()
+	}
+	if *traceOut != "" {
+		record(*traceOut, trace.Start)
+		defer trace.Stop()
+	}
 	if *short {
 		cfg.duration, cfg.warmup, cfg.joinKeys = 150*time.Millisecond, 50*time.Millisecond, 10_000
 	}
@@ -86,10 +106,31 @@ func main() {
 	fmt.Printf("kvbench %s: GOMAXPROCS %d, %v measured after %v warm-up per workload, load average %s\n\n",
 		time.Now().UTC().Format(time.DateTime), runtime.GOMAXPROCS(0), cfg.duration, cfg.warmup,
 		strings.Join(strings.Fields(string(load))[:min(3, len(strings.Fields(string(load))))], " "))
+	if *floorOnly {
+		if err := floor(ctx, os.Stdout, cfg.duration); err != nil {
+			fmt.Fprintln(os.Stderr, "kvbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	rs, err := run(ctx, cfg)
 	table(os.Stdout, rs, cfg.nats)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kvbench:", err)
+		pprof.StopCPUProfile()
+		trace.Stop()
 		os.Exit(1)
+	}
+}
+
+// record starts a profile or trace into a new file at path, or exits.
+func record(path string, start func(io.Writer) error) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = start(f)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kvbench:", err)
+		os.Exit(2)
 	}
 }

@@ -11,6 +11,12 @@ import (
 type stat struct {
 	loadgen.Stat
 	moved bool // the leader was another node after the run
+
+	// Per operation, warm-up included (mosaik only: NATS KV's servers
+	// share the process): the messages the nodes sent, and the CPU time
+	// of the whole process, servers included.
+	msgsPerOp  float64
+	cpuPerOpUs float64
 }
 
 // op is one operation of worker w, its i-th (see loadgen.Op).

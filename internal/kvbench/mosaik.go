@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mosaik-go/mosaik/collections"
@@ -166,6 +168,36 @@ func (s *mosaikSys) close() {
 	for _, n := range s.nodes {
 		n.close()
 	}
+}
+
+// costed measures f with m and adds to its stat the messages the nodes
+// sent and the process's CPU time, per call of f.
+func (s *mosaikSys) costed(f op, m func(op) stat) stat {
+	var calls atomic.Int64
+	counted := func(ctx context.Context, w, i int) (int, error) {
+		calls.Add(1)
+		return f(ctx, w, i)
+	}
+	msgs := func() (n uint64) {
+		for _, nd := range s.nodes {
+			n += nd.net.Stats().MsgsOut
+		}
+		return n
+	}
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+			return 0
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	m0, c0 := msgs(), cpu()
+	st := m(counted)
+	if n := calls.Load(); n > 0 {
+		st.msgsPerOp = float64(msgs()-m0) / float64(n)
+		st.cpuPerOpUs = float64((cpu() - c0).Microseconds()) / float64(n)
+	}
+	return st
 }
 
 // client returns the writer at the leader or at a follower, and the

@@ -175,7 +175,7 @@ func runWorkload(ctx context.Context, cfg config, c *cluster, dir string, fsync 
 	if err != nil {
 		return err
 	}
-	r.ours = measure(ctx, w.conc, cfg.warmup, cfg.duration, f)
+	r.ours = ms.costed(f, func(f op) stat { return measure(ctx, w.conc, cfg.warmup, cfg.duration, f) })
 	if now, err := ms.leader(ctx); err != nil || now != l {
 		r.ours.moved = true
 	}
@@ -213,7 +213,7 @@ func progressLine(r result) string {
 		}
 		return s
 	}
-	s := fmt.Sprintf("%-7s %-6s mosaik %s", r.mode, r.w.name, cell(r.ours))
+	s := fmt.Sprintf("%-7s %-6s mosaik %s, %.1f messages and %.0f µs CPU per op", r.mode, r.w.name, cell(r.ours), r.ours.msgsPerOp, r.ours.cpuPerOpUs)
 	if r.theirs != nil {
 		s += "  nats " + cell(*r.theirs)
 	}
