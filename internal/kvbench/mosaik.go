@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mosaik-go/mosaik/internal/loadgen"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/mosaik-go/mosaik/collections"
@@ -185,11 +185,8 @@ func (s *mosaikSys) costed(f op, m func(op) stat) stat {
 		return n
 	}
 	cpu := func() time.Duration {
-		var ru syscall.Rusage
-		if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-			return 0
-		}
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		d, _ := loadgen.CPUTime()
+		return d
 	}
 	m0, c0 := msgs(), cpu()
 	st := m(counted)

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/mosaik-go/mosaik/collections"
+
+	"github.com/mosaik-go/mosaik/internal/loadgen"
 )
 
 // config selects what a run measures.
@@ -236,14 +238,14 @@ func (r *idleRow) measureIdle(ctx context.Context, cfg config, c *cluster) {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	cpu0, cpuOK := cpuTime()
+	cpu0, cpuOK := loadgen.CPUTime()
 	m0, err0 := c.messages()
 	t0 := time.Now()
 	select {
 	case <-ctx.Done():
 	case <-time.After(cfg.idle):
 	}
-	cpu1, _ := cpuTime()
+	cpu1, _ := loadgen.CPUTime()
 	m1, err1 := c.messages()
 	r.window = time.Since(t0)
 	if cpuOK {

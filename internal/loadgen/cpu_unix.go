@@ -1,14 +1,14 @@
 //go:build unix
 
-package main
+package loadgen
 
 import (
 	"syscall"
 	"time"
 )
 
-// cpuTime is the CPU this process used so far, user and system.
-func cpuTime() (time.Duration, bool) {
+// CPUTime is the CPU this process used so far, user and system.
+func CPUTime() (time.Duration, bool) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0, false
