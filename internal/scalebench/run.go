@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/mosaik-go/mosaik/collections"
-
 	"github.com/mosaik-go/mosaik/internal/loadgen"
 )
 
