@@ -24,9 +24,10 @@ import (
 // server's own message counts. The cluster owns the three networks;
 // close ends them, the server last.
 type cluster struct {
-	nets []*transport.Network
-	varz string // http://127.0.0.1:port/varz
-	http *http.Client
+	nets   []*transport.Network
+	faults []*transport.Faults // by node, healed unless a failover runs
+	varz   string              // http://127.0.0.1:port/varz
+	http   *http.Client
 }
 
 func startCluster(ctx context.Context) (*cluster, error) {
@@ -38,20 +39,22 @@ func startCluster(ctx context.Context) (*cluster, error) {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	hub, err := transport.New(ctx, transport.WithServerOptions(func(o *server.Options) {
+	faults := []*transport.Faults{transport.NewFaults(), transport.NewFaults(), transport.NewFaults()}
+	hub, err := transport.New(ctx, transport.WithFaults(faults[0]), transport.WithServerOptions(func(o *server.Options) {
 		o.HTTPHost, o.HTTPPort = "127.0.0.1", port
 	}))
 	if err != nil {
 		return nil, err
 	}
 	c := &cluster{
-		nets: []*transport.Network{hub},
-		varz: "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) + "/varz",
+		nets:   []*transport.Network{hub},
+		faults: faults,
+		varz:   "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) + "/varz",
 		// No keep-alive: no connection goroutine outlives a request.
 		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
 	}
-	for range 2 {
-		n, err := transport.New(ctx, transport.WithURL(hub.URL()))
+	for i := range 2 {
+		n, err := transport.New(ctx, transport.WithURL(hub.URL()), transport.WithFaults(faults[i+1]))
 		if err != nil {
 			c.close()
 			return nil, err

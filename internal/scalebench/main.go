@@ -19,6 +19,10 @@
 //	       (w+i) mod wn, at the node that leads it), then 64 writers
 //	       Insert into one of them (c0, at its leader) while the others
 //	       stay open and idle; the ratio of the two is printed.
+//	failover  with one collection open on every node, then with
+//	       -failover, the node leading c0 is cut off (transport.Faults
+//	       Isolate) and the time until a write to c0 applies at another
+//	       node is measured.
 //
 // How collections are opened is a mode (see opener): -mode group, the
 // default, opens each map as its own Raft group; -mode space opens them
@@ -53,6 +57,7 @@ func main() {
 	flag.IntVar(&cfg.writers, "writers", 64, "writers of the write phase")
 	flag.DurationVar(&cfg.duration, "d", 5*time.Second, "measured duration of each write workload")
 	flag.DurationVar(&cfg.warmup, "warmup", time.Second, "warm-up before each write workload, not counted")
+	flag.IntVar(&cfg.failN, "failover", 100, "time a failover with one collection open and with this many (0: none)")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the idle window of the row -profilen to this file")
 	flag.StringVar(&cfg.goroutineProfile, "goroutines", "", "write the goroutines (grouped by stack) at the end of the idle window of the row -profilen to this file")
 	flag.IntVar(&cfg.profileN, "profilen", 100, "the row the profiles are of")
@@ -79,6 +84,10 @@ func main() {
 	if res.write != nil {
 		fmt.Println()
 		writeTable(os.Stdout, *res.write)
+	}
+	if len(res.failover) > 0 {
+		fmt.Println()
+		failoverTable(os.Stdout, res.failover)
 	}
 	fmt.Printf("\nload average after: %s\n", loadAverage())
 	if err != nil {

@@ -27,7 +27,7 @@ func TestRunBrief(t *testing.T) {
 	cfg := config{
 		ns: []int{10}, idle: 2 * time.Second, timeout: time.Minute, openConc: 32, mode: "group",
 		write: true, writeN: 10, writers: 64, duration: time.Second, warmup: 200 * time.Millisecond,
-		progress: &progress,
+		failN: 3, progress: &progress,
 	}
 	res, err := run(ctx, cfg)
 	t.Log("\n" + progress.String())
@@ -64,6 +64,14 @@ func TestRunBrief(t *testing.T) {
 	}
 	if got := w.leaders[0] + w.leaders[1] + w.leaders[2]; got != cfg.writeN {
 		t.Errorf("leaders of %d collections found, want %d", got, cfg.writeN)
+	}
+	if len(res.failover) != 2 {
+		t.Fatalf("%d failover rows, want 2", len(res.failover))
+	}
+	for _, f := range res.failover {
+		if f.err != nil || f.took <= 0 || f.led < 1 {
+			t.Errorf("failover with %d collections: took %v, the node cut off led %d: %v", f.n, f.took, f.led, f.err)
+		}
 	}
 	var tb strings.Builder
 	idleTable(&tb, res.idle)

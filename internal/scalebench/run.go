@@ -33,6 +33,8 @@ type config struct {
 	duration time.Duration // measured window of each write workload
 	warmup   time.Duration // before the window, not counted
 
+	failN int // with this many collections, and with one, cut off the leader of c0 and time its failover; 0: none
+
 	profileN         int    // the row the profiles are of
 	cpuProfile       string // file for the CPU profile of that row's idle window, or ""
 	goroutineProfile string // file for its goroutines, grouped by stack, or ""
@@ -44,9 +46,10 @@ type config struct {
 // results is what a run measured. base is the goroutines of the three
 // bare nodes, before any collection opened.
 type results struct {
-	base  int
-	idle  []idleRow
-	write *writeResult
+	base     int
+	idle     []idleRow
+	write    *writeResult
+	failover []failoverRow
 }
 
 // idleRow is one N of the idle table.
@@ -107,6 +110,9 @@ func run(ctx context.Context, cfg config) (results, error) {
 		}
 		res.write = &w
 		cfg.logf("write: %d collections %s; one %s", w.n, w.spread, w.one)
+	}
+	if cfg.failN > 0 {
+		res.failover = failoverPhase(ctx, cfg, c)
 	}
 	return res, nil
 }
