@@ -437,3 +437,28 @@ func TestMapSpaceDurableRestart(t *testing.T) {
 		}
 	})
 }
+
+// A closed map handle's waits fail with ErrClosed, as a closed Map's do,
+// though its space is still online.
+func TestMapSpaceClosedMapWhen(t *testing.T) {
+	tn := newTestNet(t)
+	s := openSpaceW[string, int](t, tn.node(), "s")
+	online(t, s)
+	a := ok[*MapWriter[string, int]](t)(s.Writer("a"))
+	v := ok[Version](t)(a.Insert(tctx(t), "k", 1))
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.When().Online(tctx(t)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Online on a closed map: %v, want ErrClosed", err)
+	}
+	if err := a.When().Offline(tctx(t)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Offline on a closed map: %v, want ErrClosed", err)
+	}
+	if err := a.When().Reaches(tctx(t), v+1000); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Reaches on a closed map: %v, want ErrClosed", err)
+	}
+	if err := a.When().Updated(tctx(t)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Updated on a closed map: %v, want ErrClosed", err)
+	}
+}
