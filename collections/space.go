@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/mosaik-go/mosaik/groups"
 	"github.com/mosaik-go/mosaik/internal/inspectwire"
@@ -195,13 +196,17 @@ func (m *spaceMember) Close() error {
 	return nil
 }
 
-// checkMapName checks the name of a map of a space.
+// checkMapName checks the name of a map of a space. A name must be UTF-8:
+// the log's decoder refuses a command whose text is not, so its writes
+// would commit and never apply.
 func checkMapName(name string) error {
 	switch {
 	case name == "":
 		return errors.New("collections: empty map name")
 	case len(name) > MaxMapNameSize:
 		return fmt.Errorf("%w: map name of %d bytes, limit %d", ErrTooLarge, len(name), MaxMapNameSize)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("collections: map name %q is not UTF-8", name)
 	}
 	return nil
 }

@@ -462,3 +462,20 @@ func TestMapSpaceClosedMapWhen(t *testing.T) {
 		t.Fatalf("Updated on a closed map: %v, want ErrClosed", err)
 	}
 }
+
+// A map name that is not UTF-8 cannot travel in a command (the log's
+// decoder refuses it): opening such a map fails, rather than its writes
+// being acknowledged and dropped.
+func TestMapSpaceNameNotUTF8(t *testing.T) {
+	tn := newTestNet(t)
+	s := openSpaceW[string, int](t, tn.node(), "s")
+	online(t, s)
+	w, err := s.Writer("\xff")
+	if err == nil {
+		v, err := w.Insert(tctx(t), "k", 1)
+		t.Fatalf("a map named %q opened; its insert returned version %d, %v, and it holds %d entries", "\xff", v, err, w.Len())
+	}
+	if _, err := s.Reader("a\xc0"); err == nil {
+		t.Fatal("a reader of a map whose name is not UTF-8 opened")
+	}
+}
