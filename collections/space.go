@@ -227,6 +227,10 @@ type spaceMachine[K comparable, V any] struct {
 	mu      sync.Mutex
 	maps    map[string]*mapMachine[K, V]
 	touched map[string]*mapMachine[K, V] // applied to since the last Publish
+	// floor is the version of the last snapshot restored: a map it did not
+	// hold may have changed before it, so a map made since starts there,
+	// its history empty, as the maps restored do.
+	floor Version
 }
 
 func newSpaceMachine[K comparable, V any](history int) *spaceMachine[K, V] {
@@ -249,6 +253,9 @@ func (s *spaceMachine[K, V]) mapLocked(name string) *mapMachine[K, V] {
 	m, ok := s.maps[name]
 	if !ok {
 		m = newMapMachine[K, V](s.history)
+		if s.floor > 0 {
+			m.install(newVersionedTreeLoader[K, V](m.cmp), s.floor)
+		}
 		s.maps[name] = m
 	}
 	return m
@@ -419,11 +426,14 @@ func (s *spaceMachine[K, V]) Restore(r io.Reader) error {
 		s.mapLocked(l.name).install(l.b, l.v)
 		in[l.name] = true
 	}
+	// The maps the snapshot does not hold are empty, and their changes
+	// before it unknown here, whether or not this member held them.
 	for name, m := range s.maps {
-		if !in[name] && m.version() > 0 { // written here, but empty in the state restored
+		if !in[name] {
 			m.install(newVersionedTreeLoader[K, V](cmp), v)
 		}
 	}
+	s.floor = v
 	clear(s.touched)
 	s.last = v
 	s.applied.Store(uint64(v))

@@ -479,3 +479,60 @@ func TestMapSpaceNameNotUTF8(t *testing.T) {
 		t.Fatal("a reader of a map whose name is not UTF-8 opened")
 	}
 }
+
+// A map that the snapshot a member restores does not hold (it was emptied
+// before the snapshot) has lost its changes before the snapshot on that
+// member: a watch resuming from before it yields ErrCompacted, as for a
+// map restored from a snapshot, whether the map's handle opened before
+// the restore or after.
+func TestMapSpaceWatchAcrossRestoreOfAbsentMap(t *testing.T) {
+	src := newSpaceMachine[string, int](16)
+	one := 1
+	cmds := []spaceCmd[string, int]{
+		{Map: "e", Cmd: mapCmd[string, int]{Op: mapInsert, Key: "k", Value: &one}},
+		{Map: "e", Cmd: mapCmd[string, int]{Op: mapClear}},
+		{Map: "x", Cmd: mapCmd[string, int]{Op: mapInsert, Key: "k", Value: &one}},
+	}
+	for i, c := range cmds {
+		src.ApplyReply(c, fakeCtx(i+1))
+		src.Publish()
+	}
+	snap := snapshotBytes(t, src)
+
+	gone, cancel := context.WithCancel(context.Background())
+	cancel() // a watch that is not compacted waits, and ends with this
+	resume := func(m *mapMachine[string, int], from Version) error {
+		for _, err := range watch(gone, nil, m.hist, m.version, m.state, []WatchOption{FromVersion(from)}) {
+			return err
+		}
+		return nil
+	}
+	for _, early := range []bool{false, true} {
+		dst := newSpaceMachine[string, int](16)
+		var e *mapMachine[string, int]
+		if early { // a handle opened e before the member caught up
+			e = dst.mapNamed("e")
+		}
+		if err := dst.Restore(bytes.NewReader(snap)); err != nil {
+			t.Fatal(err)
+		}
+		if !early {
+			e = dst.mapNamed("e")
+		}
+		for _, from := range []Version{0, 1} {
+			if err := resume(e, from); !errors.Is(err, ErrCompacted) {
+				t.Fatalf("opened before the restore %v: a watch of e from %d: %v, want ErrCompacted (the insert at 1 and the clear at 2 are not kept)", early, from, err)
+			}
+		}
+		// A watch from now waits for e's next change, which it sees.
+		if err := resume(e, e.version()); !errors.Is(err, context.Canceled) {
+			t.Fatalf("a watch of e from its version %d: %v, want it to wait", e.version(), err)
+		}
+		dst.ApplyReply(spaceCmd[string, int]{Map: "e", Cmd: mapCmd[string, int]{Op: mapInsert, Key: "j", Value: &one}}, fakeCtx(4))
+		dst.Publish()
+		recs, _, err := e.hist.since(3, 10)
+		if err != nil || len(recs) != 1 || recs[0].v != 4 {
+			t.Fatalf("e's history after a write at 4: %v, %v", recs, err)
+		}
+	}
+}
