@@ -366,9 +366,8 @@ func (s *spaceMachine[K, V]) Snapshot() (rsm.Snapshot, error) {
 				if err := writeField(sw, m.name); err != nil {
 					return err
 				}
-				// The map's snapshot shares the writer's buffer (see
-				// bufio.NewWriterSize), so it flushes nothing early.
-				if err := writeMapSnapshot(sw.bw, m.st); err != nil {
+				// The map's snapshot goes into the space's buffer.
+				if err := writeSection(sw.bw, mapSnapshotMagic, m.st.v, m.st.m.Len(), mapRecords(m.st)); err != nil {
 					return err
 				}
 				sw.records++

@@ -536,3 +536,30 @@ func TestMapSpaceWatchAcrossRestoreOfAbsentMap(t *testing.T) {
 		}
 	}
 }
+
+type countingWriter struct{ writes int }
+
+func (c *countingWriter) Write(b []byte) (int, error) { c.writes++; return len(b), nil }
+
+// A space's snapshot goes to its sink in buffers, not in a write per map:
+// a small one in one write.
+func TestMapSpaceSnapshotWrites(t *testing.T) {
+	m := newSpaceMachine[string, string](8)
+	defer m.closeIndexes()
+	v := "v"
+	for i := range 100 {
+		m.ApplyReply(spaceCmd[string, string]{Map: fmt.Sprint("m", i), Cmd: mapCmd[string, string]{Op: mapInsert, Key: "k", Value: &v}}, fakeCtx(i+1))
+	}
+	m.Publish()
+	s, err := m.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c countingWriter
+	if err := s.Persist(&c); err != nil {
+		t.Fatal(err)
+	}
+	if c.writes != 1 {
+		t.Fatalf("a snapshot of 100 small maps took %d writes, want 1", c.writes)
+	}
+}
