@@ -638,6 +638,18 @@ func (w *When) guard(ctx context.Context) (context.Context, context.CancelFunc) 
 	}
 }
 
+// ended reports whether the handle of a map of a space has closed. A wait
+// whose condition holds in the space's group still fails then, as it does
+// on a closed collection's.
+func (w *When) ended() bool {
+	select {
+	case <-w.done: // nil, never ready, for a collection's own group
+		return true
+	default:
+		return false
+	}
+}
+
 // closedErr returns ErrClosed if ctx ended because the map's handle
 // closed, else err.
 func closedErr(ctx context.Context, err error) error {
@@ -657,6 +669,9 @@ func closedErr(ctx context.Context, err error) error {
 // it matches ctx's error with errors.Is, and errors.As finds the
 // *groups.NotOnlineError with the details.
 func (w *When) Online(ctx context.Context) error {
+	if w.ended() {
+		return ErrClosed
+	}
 	ctx, stop := w.guard(ctx)
 	defer stop()
 	err := closedErr(ctx, w.g.Online(ctx))
@@ -733,6 +748,9 @@ func sigDescribe(sig string) (string, bool) {
 
 // Offline resolves once no leader is known.
 func (w *When) Offline(ctx context.Context) error {
+	if w.ended() {
+		return ErrClosed
+	}
 	ctx, stop := w.guard(ctx)
 	defer stop()
 	return wrapErr(closedErr(ctx, w.g.Offline(ctx)))

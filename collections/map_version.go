@@ -100,7 +100,12 @@ const mapSnapshotMagic = "mosaik.map.v3"
 
 // writeMapSnapshot writes st with per-key versions.
 func writeMapSnapshot[K comparable, V any](w io.Writer, st *mapState[K, V]) error {
-	return writeSnapshotAs(w, mapSnapshotMagic, st.v, st.m.Len(), func(sw *snapshotWriter) error {
+	return writeSnapshotAs(w, mapSnapshotMagic, st.v, st.m.Len(), mapRecords(st))
+}
+
+// mapRecords writes st's entries, each with its version.
+func mapRecords[K comparable, V any](st *mapState[K, V]) func(*snapshotWriter) error {
+	return func(sw *snapshotWriter) error {
 		var err error
 		st.m.AllVersioned(func(k K, v V, ver Version) bool {
 			if err = writeField(sw, k); err != nil {
@@ -116,7 +121,7 @@ func writeMapSnapshot[K comparable, V any](w io.Writer, st *mapState[K, V]) erro
 			return true
 		})
 		return err
-	})
+	}
 }
 
 // readMapSnapshot reads a Map snapshot of either format into a tree that

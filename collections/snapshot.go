@@ -56,7 +56,17 @@ func writeSnapshot(w io.Writer, v Version, count int, records func(*snapshotWrit
 
 // writeSnapshotAs is writeSnapshot for a format with its own magic.
 func writeSnapshotAs(w io.Writer, magic string, v Version, count int, records func(*snapshotWriter) error) error {
-	sw := &snapshotWriter{bw: bufio.NewWriterSize(w, 256<<10)}
+	bw := bufio.NewWriterSize(w, 256<<10)
+	if err := writeSection(bw, magic, v, count, records); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// writeSection writes a snapshot's header and records to bw, unflushed,
+// so that a snapshot can hold others (a space's maps) in its buffer.
+func writeSection(bw *bufio.Writer, magic string, v Version, count int, records func(*snapshotWriter) error) error {
+	sw := &snapshotWriter{bw: bw}
 	if err := writeField(sw, snapshotHeader{Magic: magic, Version: v, Count: count}); err != nil {
 		return err
 	}
@@ -66,7 +76,7 @@ func writeSnapshotAs(w io.Writer, magic string, v Version, count int, records fu
 	if sw.records != count {
 		return fmt.Errorf("collections: snapshot wrote %d records, header says %d", sw.records, count)
 	}
-	return sw.bw.Flush()
+	return nil
 }
 
 // writeField writes one field of the current record. A string or byte

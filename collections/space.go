@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/mosaik-go/mosaik/groups"
 	"github.com/mosaik-go/mosaik/internal/inspectwire"
@@ -195,13 +196,17 @@ func (m *spaceMember) Close() error {
 	return nil
 }
 
-// checkMapName checks the name of a map of a space.
+// checkMapName checks the name of a map of a space. A name must be UTF-8:
+// the log's decoder refuses a command whose text is not, so its writes
+// would commit and never apply.
 func checkMapName(name string) error {
 	switch {
 	case name == "":
 		return errors.New("collections: empty map name")
 	case len(name) > MaxMapNameSize:
 		return fmt.Errorf("%w: map name of %d bytes, limit %d", ErrTooLarge, len(name), MaxMapNameSize)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("collections: map name %q is not UTF-8", name)
 	}
 	return nil
 }
@@ -222,6 +227,10 @@ type spaceMachine[K comparable, V any] struct {
 	mu      sync.Mutex
 	maps    map[string]*mapMachine[K, V]
 	touched map[string]*mapMachine[K, V] // applied to since the last Publish
+	// floor is the version of the last snapshot restored: a map it did not
+	// hold may have changed before it, so a map made since starts there,
+	// its history empty, as the maps restored do.
+	floor Version
 }
 
 func newSpaceMachine[K comparable, V any](history int) *spaceMachine[K, V] {
@@ -244,6 +253,9 @@ func (s *spaceMachine[K, V]) mapLocked(name string) *mapMachine[K, V] {
 	m, ok := s.maps[name]
 	if !ok {
 		m = newMapMachine[K, V](s.history)
+		if s.floor > 0 {
+			m.install(newVersionedTreeLoader[K, V](m.cmp), s.floor)
+		}
 		s.maps[name] = m
 	}
 	return m
@@ -354,9 +366,8 @@ func (s *spaceMachine[K, V]) Snapshot() (rsm.Snapshot, error) {
 				if err := writeField(sw, m.name); err != nil {
 					return err
 				}
-				// The map's snapshot shares the writer's buffer (see
-				// bufio.NewWriterSize), so it flushes nothing early.
-				if err := writeMapSnapshot(sw.bw, m.st); err != nil {
+				// The map's snapshot goes into the space's buffer.
+				if err := writeSection(sw.bw, mapSnapshotMagic, m.st.v, m.st.m.Len(), mapRecords(m.st)); err != nil {
 					return err
 				}
 				sw.records++
@@ -414,11 +425,14 @@ func (s *spaceMachine[K, V]) Restore(r io.Reader) error {
 		s.mapLocked(l.name).install(l.b, l.v)
 		in[l.name] = true
 	}
+	// The maps the snapshot does not hold are empty, and their changes
+	// before it unknown here, whether or not this member held them.
 	for name, m := range s.maps {
-		if !in[name] && m.version() > 0 { // written here, but empty in the state restored
+		if !in[name] {
 			m.install(newVersionedTreeLoader[K, V](cmp), v)
 		}
 	}
+	s.floor = v
 	clear(s.touched)
 	s.last = v
 	s.applied.Store(uint64(v))

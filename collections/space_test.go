@@ -437,3 +437,129 @@ func TestMapSpaceDurableRestart(t *testing.T) {
 		}
 	})
 }
+
+// A closed map handle's waits fail with ErrClosed, as a closed Map's do,
+// though its space is still online.
+func TestMapSpaceClosedMapWhen(t *testing.T) {
+	tn := newTestNet(t)
+	s := openSpaceW[string, int](t, tn.node(), "s")
+	online(t, s)
+	a := ok[*MapWriter[string, int]](t)(s.Writer("a"))
+	v := ok[Version](t)(a.Insert(tctx(t), "k", 1))
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.When().Online(tctx(t)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Online on a closed map: %v, want ErrClosed", err)
+	}
+	if err := a.When().Offline(tctx(t)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Offline on a closed map: %v, want ErrClosed", err)
+	}
+	if err := a.When().Reaches(tctx(t), v+1000); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Reaches on a closed map: %v, want ErrClosed", err)
+	}
+	if err := a.When().Updated(tctx(t)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Updated on a closed map: %v, want ErrClosed", err)
+	}
+}
+
+// A map name that is not UTF-8 cannot travel in a command (the log's
+// decoder refuses it): opening such a map fails, rather than its writes
+// being acknowledged and dropped.
+func TestMapSpaceNameNotUTF8(t *testing.T) {
+	tn := newTestNet(t)
+	s := openSpaceW[string, int](t, tn.node(), "s")
+	online(t, s)
+	w, err := s.Writer("\xff")
+	if err == nil {
+		v, err := w.Insert(tctx(t), "k", 1)
+		t.Fatalf("a map named %q opened; its insert returned version %d, %v, and it holds %d entries", "\xff", v, err, w.Len())
+	}
+	if _, err := s.Reader("a\xc0"); err == nil {
+		t.Fatal("a reader of a map whose name is not UTF-8 opened")
+	}
+}
+
+// A map that the snapshot a member restores does not hold (it was emptied
+// before the snapshot) has lost its changes before the snapshot on that
+// member: a watch resuming from before it yields ErrCompacted, as for a
+// map restored from a snapshot, whether the map's handle opened before
+// the restore or after.
+func TestMapSpaceWatchAcrossRestoreOfAbsentMap(t *testing.T) {
+	src := newSpaceMachine[string, int](16)
+	one := 1
+	cmds := []spaceCmd[string, int]{
+		{Map: "e", Cmd: mapCmd[string, int]{Op: mapInsert, Key: "k", Value: &one}},
+		{Map: "e", Cmd: mapCmd[string, int]{Op: mapClear}},
+		{Map: "x", Cmd: mapCmd[string, int]{Op: mapInsert, Key: "k", Value: &one}},
+	}
+	for i, c := range cmds {
+		src.ApplyReply(c, fakeCtx(i+1))
+		src.Publish()
+	}
+	snap := snapshotBytes(t, src)
+
+	gone, cancel := context.WithCancel(context.Background())
+	cancel() // a watch that is not compacted waits, and ends with this
+	resume := func(m *mapMachine[string, int], from Version) error {
+		for _, err := range watch(gone, nil, m.hist, m.version, m.state, []WatchOption{FromVersion(from)}) {
+			return err
+		}
+		return nil
+	}
+	for _, early := range []bool{false, true} {
+		dst := newSpaceMachine[string, int](16)
+		var e *mapMachine[string, int]
+		if early { // a handle opened e before the member caught up
+			e = dst.mapNamed("e")
+		}
+		if err := dst.Restore(bytes.NewReader(snap)); err != nil {
+			t.Fatal(err)
+		}
+		if !early {
+			e = dst.mapNamed("e")
+		}
+		for _, from := range []Version{0, 1} {
+			if err := resume(e, from); !errors.Is(err, ErrCompacted) {
+				t.Fatalf("opened before the restore %v: a watch of e from %d: %v, want ErrCompacted (the insert at 1 and the clear at 2 are not kept)", early, from, err)
+			}
+		}
+		// A watch from now waits for e's next change, which it sees.
+		if err := resume(e, e.version()); !errors.Is(err, context.Canceled) {
+			t.Fatalf("a watch of e from its version %d: %v, want it to wait", e.version(), err)
+		}
+		dst.ApplyReply(spaceCmd[string, int]{Map: "e", Cmd: mapCmd[string, int]{Op: mapInsert, Key: "j", Value: &one}}, fakeCtx(4))
+		dst.Publish()
+		recs, _, err := e.hist.since(3, 10)
+		if err != nil || len(recs) != 1 || recs[0].v != 4 {
+			t.Fatalf("e's history after a write at 4: %v, %v", recs, err)
+		}
+	}
+}
+
+type countingWriter struct{ writes int }
+
+func (c *countingWriter) Write(b []byte) (int, error) { c.writes++; return len(b), nil }
+
+// A space's snapshot goes to its sink in buffers, not in a write per map:
+// a small one in one write.
+func TestMapSpaceSnapshotWrites(t *testing.T) {
+	m := newSpaceMachine[string, string](8)
+	defer m.closeIndexes()
+	v := "v"
+	for i := range 100 {
+		m.ApplyReply(spaceCmd[string, string]{Map: fmt.Sprint("m", i), Cmd: mapCmd[string, string]{Op: mapInsert, Key: "k", Value: &v}}, fakeCtx(i+1))
+	}
+	m.Publish()
+	s, err := m.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c countingWriter
+	if err := s.Persist(&c); err != nil {
+		t.Fatal(err)
+	}
+	if c.writes != 1 {
+		t.Fatalf("a snapshot of 100 small maps took %d writes, want 1", c.writes)
+	}
+}
