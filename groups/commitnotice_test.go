@@ -92,3 +92,55 @@ func TestLocalForwardNoAppendedReply(t *testing.T) {
 		t.Errorf("a batch its sender waits to apply: answers %v, want the outcome alone", got)
 	}
 }
+
+// TestFeedBatchedWithLocalWrite: a Feed that shares a batch with a write its
+// sender waits to apply (ExecuteApplied at a follower) still returns once
+// the leader gave it an index, before the batch commits or applies.
+func TestFeedBatchedWithLocalWrite(t *testing.T) {
+	c := newCluster(t)
+	a, b, d := c.add(nil), c.add(nil), c.add(nil)
+	leader := c.leader(a, b, d)
+	follower := a
+	if follower == leader {
+		follower = b
+	}
+	gate := make(chan struct{}, maxInflight)
+	leader.sm.mu.Lock()
+	leader.sm.gate = gate
+	leader.sm.mu.Unlock()
+	var once sync.Once
+	open := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(open)
+	// Fill the follower's window with batches the leader cannot apply yet.
+	for i := range maxInflight {
+		if _, err := follower.g.Feed(ctxT(t, 20*time.Second), counterCmd{Add: gatedAdd}); err != nil {
+			t.Fatalf("feed %d: %v", i, err)
+		}
+	}
+	// Queue a local write and a Feed behind them: they go as one batch.
+	pend := func(add int64, feed, local bool) *pending {
+		cmd, err := rsm.Marshal(counterCmd{Add: add})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &pending{ctx: ctxT(t, 30*time.Second), cmds: [][]byte{cmd}, size: len(cmd), feed: feed, local: local,
+			enqueued: time.Now(), done: make(chan pendingResult, 1)}
+		follower.g.sub.in <- p
+		return p
+	}
+	pend(gatedAdd, false, true) // never applies while the gate is shut
+	feed := pend(1, true, false)
+	waitFor(t, 20*time.Second, "both queued", func() bool { return len(follower.g.sub.in) == 0 })
+	for range maxInflight {
+		gate <- struct{}{} // the window's batches apply; the next batch goes
+	}
+	select {
+	case r := <-feed.done:
+		if r.err != nil {
+			t.Fatalf("feed: %v", r.err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a Feed batched with a local write waited for the batch to apply")
+	}
+	open()
+}

@@ -20,7 +20,11 @@ type counter struct {
 	value int64
 	log   []int64
 	sig   string
+	gate  chan struct{} // if set, each command adding gatedAdd takes one token from it first
 }
+
+// gatedAdd is the command a counter's gate holds back.
+const gatedAdd = 1000
 
 type counterCmd struct {
 	Add int64
@@ -34,6 +38,12 @@ func (c *counter) Signature() string {
 }
 
 func (c *counter) Apply(cmd counterCmd, _ rsm.ApplyContext) {
+	c.mu.Lock()
+	gate := c.gate
+	c.mu.Unlock()
+	if gate != nil && cmd.Add == gatedAdd {
+		<-gate
+	}
 	c.mu.Lock()
 	c.value += cmd.Add
 	c.log = append(c.log, cmd.Add)

@@ -253,7 +253,7 @@ func (c *core) appendOne(s submission) {
 		// A remote sender that waits to apply the batch needs only its
 		// outcome: the "appended" answer would be one more message in
 		// flight beside the appends to followers, on the write's path
-		// (a Feed batched with it is answered with the outcome).
+		// (a batch with a Feed in it is not sent as local: see send).
 		s.reply(forwardReply{Seq: req.Seq, Attempt: req.Attempt, Kind: replyAppended, First: e.First})
 	}
 	c.complete(completion{future: fut, session: session, seq: req.Seq, attempt: req.Attempt,

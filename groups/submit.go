@@ -75,6 +75,7 @@ type batch struct {
 	cmds     [][]byte  // the latest version's commands
 	versions []version // versions[0] carries every part
 	local    bool      // a part waits to apply it on this member
+	feed     bool      // a part is a Feed: answered once appended
 	sentAt   time.Time
 	cancel   func()
 	resolved bool
@@ -400,6 +401,7 @@ func (s *submitter) form() *batch {
 		s.queue = s.queue[1:]
 		b.parts = append(b.parts, p)
 		b.local = b.local || p.local
+		b.feed = b.feed || p.feed
 		b.cmds = append(b.cmds, p.cmds...)
 		n += len(p.cmds)
 		size += p.size
@@ -460,7 +462,10 @@ func (s *submitter) send(b *batch) {
 		b.cancel()
 		b.cancel = nil
 	}
-	req := forward{Session: s.chosen, Seq: b.seq, Base: s.base, Attempt: b.attempt, Cmds: b.cmds, Local: b.local}
+	// A local batch gets no "appended" answer (see appendOne), which a
+	// Feed in it needs: such a batch goes as a plain one, without the
+	// commit notice.
+	req := forward{Session: s.chosen, Seq: b.seq, Base: s.base, Attempt: b.attempt, Cmds: b.cmds, Local: b.local && !b.feed}
 	if s.leader == s.c.self {
 		select {
 		case s.c.appendCh <- submission{req: req, from: s.c.self, reply: s.pushReply}:
