@@ -35,9 +35,11 @@ func TestExecuteAppliedOnFollower(t *testing.T) {
 			t.Fatalf("round %d: ExecuteApplied returned at %d before the follower applied it (%d)", i, rs[1].Index, got)
 		}
 	}
-	// Each call is one batch, one entry.
-	if got := leader.g.raft.Load().LastIndex() - before; got != 20 {
-		t.Errorf("20 ExecuteApplied calls from a follower made the leader append %d entries, want 20", got)
+	// Each call is one batch, one entry; a barrier per call would make
+	// 40. A forward resent after its timeout on a busy machine appends its
+	// batch again (the copy does not apply), so allow a few more than 20.
+	if got := leader.g.raft.Load().LastIndex() - before; got < 20 || got >= 30 {
+		t.Errorf("20 ExecuteApplied calls from a follower made the leader append %d entries, want 20 (a few more if forwards were resent)", got)
 	}
 }
 
