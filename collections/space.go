@@ -124,7 +124,7 @@ func (s *MapSpace[K, V]) openMap(name string) (mapReads[K, V], error) {
 	if _, dup := s.open[name]; dup {
 		return mapReads[K, V]{}, fmt.Errorf("%w: map %q of space %q", ErrAlreadyOpen, name, s.name)
 	}
-	m := s.sm.mapNamed(name)
+	m := s.sm.hold(name)
 	mem := &spaceMember{member: s.g, done: make(chan struct{})}
 	mem.leave = func() {
 		s.mu.Lock()
@@ -132,6 +132,7 @@ func (s *MapSpace[K, V]) openMap(name string) (mapReads[K, V], error) {
 			delete(s.open, name)
 		}
 		s.mu.Unlock()
+		s.sm.release(name)
 	}
 	h := &handle[mapCmd[K, V]]{name: name, net: s.net, g: mem, m: m, shared: true, cmdExtra: len(name) + 8}
 	h.exec = func(ctx context.Context, cmds []mapCmd[K, V]) ([]groups.Reply[reply], error) {
@@ -227,10 +228,17 @@ type spaceMachine[K comparable, V any] struct {
 	mu      sync.Mutex
 	maps    map[string]*mapMachine[K, V]
 	touched map[string]*mapMachine[K, V] // applied to since the last Publish
-	// floor is the version of the last snapshot restored: a map it did not
-	// hold may have changed before it, so a map made since starts there,
-	// its history empty, as the maps restored do.
+	// floor is the version of the last snapshot restored, or of the last
+	// empty map dropped: a map absent here may have changed before it, so a
+	// map made since starts there, its history empty, as the maps restored
+	// do.
 	floor Version
+	// held counts the handles open on each map: a map that is empty and
+	// held by none is dropped when a Publish sees it, so that maps written
+	// and emptied, or only named, cost nothing. recheck holds the maps
+	// whose last handle closed, for the next Publish to look at.
+	held    map[string]int
+	recheck map[string]bool
 }
 
 func newSpaceMachine[K comparable, V any](history int) *spaceMachine[K, V] {
@@ -239,14 +247,28 @@ func newSpaceMachine[K comparable, V any](history int) *spaceMachine[K, V] {
 		history: history,
 		maps:    map[string]*mapMachine[K, V]{},
 		touched: map[string]*mapMachine[K, V]{},
+		held:    map[string]int{},
+		recheck: map[string]bool{},
 	}
 }
 
-// mapNamed returns the map called name, made empty if there is none.
-func (s *spaceMachine[K, V]) mapNamed(name string) *mapMachine[K, V] {
+// hold returns the map called name for a handle, made empty if there is
+// none, and keeps it until release.
+func (s *spaceMachine[K, V]) hold(name string) *mapMachine[K, V] {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.held[name]++
 	return s.mapLocked(name)
+}
+
+// release ends a hold; the next Publish drops the map if it is empty.
+func (s *spaceMachine[K, V]) release(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held[name]--; s.held[name] <= 0 {
+		delete(s.held, name)
+		s.recheck[name] = true
+	}
 }
 
 func (s *spaceMachine[K, V]) mapLocked(name string) *mapMachine[K, V] {
@@ -289,16 +311,47 @@ func (s *spaceMachine[K, V]) ApplyReply(cmd spaceCmd[K, V], ctx rsm.ApplyContext
 // Publish implements rsm.Publisher: it publishes the maps applied to.
 func (s *spaceMachine[K, V]) Publish() {
 	s.mu.Lock()
-	touched := make([]*mapMachine[K, V], 0, len(s.touched))
-	for _, m := range s.touched {
-		touched = append(touched, m)
+	touched := make([]string, 0, len(s.touched))
+	maps := make([]*mapMachine[K, V], 0, len(s.touched))
+	for name, m := range s.touched {
+		touched = append(touched, name)
+		maps = append(maps, m)
 	}
 	clear(s.touched)
 	s.mu.Unlock()
-	for _, m := range touched {
+	for _, m := range maps {
 		m.Publish()
 	}
 	s.applied.Store(uint64(s.last))
+	s.dropEmpty(touched)
+}
+
+// dropEmpty drops the maps of names, and those to recheck, that are empty
+// now and held by no handle. On the apply goroutine, after Publish: what
+// they show is all they hold.
+func (s *spaceMachine[K, V]) dropEmpty(names []string) {
+	var dropped []*mapMachine[K, V]
+	s.mu.Lock()
+	drop := func(name string) {
+		m, ok := s.maps[name]
+		if !ok || s.held[name] > 0 || m.cur.Load().m.Len() > 0 {
+			return
+		}
+		delete(s.maps, name)
+		s.floor = max(s.floor, s.last)
+		dropped = append(dropped, m)
+	}
+	for _, name := range names {
+		drop(name)
+	}
+	for name := range s.recheck {
+		drop(name)
+	}
+	clear(s.recheck)
+	s.mu.Unlock()
+	for _, m := range dropped {
+		m.closeIndex()
+	}
 }
 
 // written returns the names of the maps that hold entries, sorted.

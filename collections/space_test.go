@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -561,5 +562,54 @@ func TestMapSpaceSnapshotWrites(t *testing.T) {
 	}
 	if c.writes != 1 {
 		t.Fatalf("a snapshot of 100 small maps took %d writes, want 1", c.writes)
+	}
+}
+
+// mapNamed returns the map called name, made empty if there is none.
+func (s *spaceMachine[K, V]) mapNamed(name string) *mapMachine[K, V] {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mapLocked(name)
+}
+
+// Maps that are empty and held by no handle are dropped, so commands that
+// name many maps, or maps written and emptied, leave nothing behind; a
+// held map stays, and a map made after a drop starts at the drop's
+// version with no history.
+func TestMapSpaceDropsEmptyMaps(t *testing.T) {
+	s := newSpaceMachine[string, int](16)
+	at := 0
+	apply := func(name string, cmd mapCmd[string, int]) {
+		at++
+		s.ApplyReply(spaceCmd[string, int]{Map: name, Cmd: cmd}, fakeCtx(at))
+		s.Publish()
+	}
+	one := 1
+	for i := range 1000 {
+		apply(fmt.Sprint("m", i), mapCmd[string, int]{Op: mapRemove, Key: "k"})
+	}
+	apply("full", mapCmd[string, int]{Op: mapInsert, Key: "k", Value: &one})
+	apply("emptied", mapCmd[string, int]{Op: mapInsert, Key: "k", Value: &one})
+	apply("emptied", mapCmd[string, int]{Op: mapRemove, Key: "k"})
+	held := s.hold("held")
+	apply("held", mapCmd[string, int]{Op: mapInsert, Key: "k", Value: &one})
+	apply("held", mapCmd[string, int]{Op: mapClear})
+	if got := len(s.maps); got != 2 {
+		t.Fatalf("%d maps kept, want 2 (full, held): %v", got, slices.Sorted(maps.Keys(s.maps)))
+	}
+	if s.maps["held"] != held {
+		t.Fatal("a held map was replaced")
+	}
+	s.release("held")
+	apply("full", mapCmd[string, int]{Op: mapInsert, Key: "k2", Value: &one})
+	if _, ok := s.maps["held"]; ok || len(s.maps) != 1 {
+		t.Fatalf("after its handle closed, the empty map stays: %v", slices.Sorted(maps.Keys(s.maps)))
+	}
+	again := s.hold("emptied")
+	if again.version() < Version(at-1) {
+		t.Fatalf("a map made after a drop starts at version %d, before the drop (%d)", again.version(), at-1)
+	}
+	if _, _, err := again.hist.since(0, 10); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("a map made after a drop resumes from 0: %v, want ErrCompacted", err)
 	}
 }
