@@ -455,3 +455,20 @@ func TestMapExtendIsSeenWhole(t *testing.T) {
 		}
 	}
 }
+
+// A Go string holds any bytes, and a write of one that is not UTF-8
+// applies as any other: it used to return a version while every replica
+// refused to decode it.
+func TestMapKeyNotUTF8(t *testing.T) {
+	tn := newTestNet(t)
+	w := openMapW[string, string](t, tn.node(), "m")
+	r := openMapR[string, string](t, tn.node(), "m")
+	online(t, w, r)
+	v := ok[Version](t)(w.Insert(tctx(t), "\xff\xfe", "\xc3("))
+	reach(t, v, r)
+	for i, h := range []interface{ Get(string) (string, bool) }{w, r} {
+		if got, found := h.Get("\xff\xfe"); !found || got != "\xc3(" {
+			t.Fatalf("handle %d: Get of a key that is not UTF-8: %q, %v", i, got, found)
+		}
+	}
+}

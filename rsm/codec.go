@@ -37,6 +37,10 @@ func init() {
 		MaxArrayElements: maxElements,
 		MaxMapPairs:      maxElements,
 		MaxNestedLevels:  maxNesting,
+		// A Go string holds any bytes and Marshal encodes them as they are:
+		// decode them back as they are, or a write of one would be acknowledged
+		// and then refused by every replica.
+		UTF8: cbor.UTF8DecodeInvalid,
 	}.DecMode()
 	if err != nil {
 		panic(err)
