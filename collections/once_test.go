@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"sync"
 	"testing"
 	"time"
@@ -346,5 +347,103 @@ func FuzzOnceRestore(f *testing.F) {
 	f.Add(snapshotBytes(f, newOnceMachine[string](8)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzRestore(t, data, newOnceMachine[string], fuzzOnceSeed)
+	})
+}
+
+// lenOf gives a Cell's or a Once's handle the Len the shared tests of
+// kinds_test.go need: 1 with a value, else 0.
+type lenOf[H interface{ IsEmpty() bool }] struct{ h H }
+
+func (l lenOf[H]) Len() int {
+	if l.h.IsEmpty() {
+		return 0
+	}
+	return 1
+}
+
+type cellKindW struct {
+	*CellWriter[int]
+	lenOf[*CellWriter[int]]
+}
+type cellKindR struct {
+	*CellReader[int]
+	lenOf[*CellReader[int]]
+}
+type onceKindW struct {
+	*OnceWriter[int]
+	lenOf[*OnceWriter[int]]
+}
+type onceKindR struct {
+	*OnceReader[int]
+	lenOf[*OnceReader[int]]
+}
+
+
+// The tests shared by every kind (handles_test.go) run on Cell and Once
+// too.
+func init() {
+	slotDump := func(h anyHandle) []string {
+		x, ok := h.(interface{ Get() (int, bool) }).Get()
+		if !ok {
+			return nil
+		}
+		return []string{fmt.Sprint(x)}
+	}
+	slotWatchEnd := func(ctx context.Context, h anyHandle) error {
+		return watchEndOf(h.(interface {
+			Watch(context.Context, ...WatchOption) iter.Seq2[Event[CellChange[int]], error]
+		}).Watch(ctx))
+	}
+	kinds = append(kinds, kind{
+		name: "cell",
+		writer: func(n *transport.Network, name string, opts ...Option) (anyHandle, error) {
+			w, err := NewCellWriter[int](n, name, opts...)
+			if err != nil {
+				return nil, err
+			}
+			return cellKindW{w, lenOf[*CellWriter[int]]{w}}, nil
+		},
+		reader: func(n *transport.Network, name string, opts ...Option) (anyHandle, error) {
+			r, err := NewCellReader[int](n, name, opts...)
+			if err != nil {
+				return nil, err
+			}
+			return cellKindR{r, lenOf[*CellReader[int]]{r}}, nil
+		},
+		write: func(ctx context.Context, h anyHandle, i int) (Version, error) {
+			w := h.(cellKindW)
+			switch i % 4 {
+			case 1:
+				return w.Clear(ctx)
+			case 2:
+				v, _, err := w.CompareExchange(ctx, nil, &i)
+				return v, err
+			}
+			return w.Set(ctx, i)
+		},
+		dump:     slotDump,
+		watchEnd: slotWatchEnd,
+	}, kind{
+		name: "once",
+		writer: func(n *transport.Network, name string, opts ...Option) (anyHandle, error) {
+			w, err := NewOnceWriter[int](n, name, opts...)
+			if err != nil {
+				return nil, err
+			}
+			return onceKindW{w, lenOf[*OnceWriter[int]]{w}}, nil
+		},
+		reader: func(n *transport.Network, name string, opts ...Option) (anyHandle, error) {
+			r, err := NewOnceReader[int](n, name, opts...)
+			if err != nil {
+				return nil, err
+			}
+			return onceKindR{r, lenOf[*OnceReader[int]]{r}}, nil
+		},
+		write: func(ctx context.Context, h anyHandle, i int) (Version, error) {
+			v, _, err := h.(onceKindW).Set(ctx, i)
+			return v, err
+		},
+		dump:     slotDump,
+		watchEnd: slotWatchEnd,
 	})
 }
