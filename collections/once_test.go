@@ -378,7 +378,6 @@ type onceKindR struct {
 	lenOf[*OnceReader[int]]
 }
 
-
 // The tests shared by every kind (handles_test.go) run on Cell and Once
 // too.
 func init() {
