@@ -227,18 +227,35 @@ func TestCellLateReaderUsesSnapshot(t *testing.T) {
 	tn := newTestNet(t)
 	w := openCellW[string](t, tn.node(), "c", snapshotOpts()...)
 	online(t, w)
-	// Write on until the log is compacted past the first writes.
+	n := writeUntilSnapshot(t, w.handle, func(i int) error { _, err := w.Set(tctx(t), fmt.Sprint("value", i)); return err })
+	r := openCellR[string](t, tn.node(), "c", append(snapshotOpts(), WithHistory(1<<20))...)
+	restoredLate(t, w, r, r.slotReads)
+	wantCell(t, "late reader", r, new(fmt.Sprint("value", n-1)))
+}
+
+// writeUntilSnapshot writes with write until the log of w's group is
+// compacted past the first writes, and returns how many it wrote.
+func writeUntilSnapshot[C any](t testing.TB, w *handle[C], write func(i int) error) int {
+	t.Helper()
 	i := 0
 	eventually(t, "a snapshot", func() bool {
-		ok[Version](t)(w.Set(tctx(t), fmt.Sprint("value", i)))
+		if err := write(i); err != nil {
+			t.Fatal(err)
+		}
 		i++
 		return w.g.Status().LogSnapshot >= 20
 	})
-	r := openCellR[string](t, tn.node(), "c", append(snapshotOpts(), WithHistory(1<<20))...)
+	return i
+}
+
+// restoredLate waits until the late reader r has caught up with w, and
+// fails unless it did so from a snapshot: a replica restored from one
+// keeps no changes from before it.
+func restoredLate[C, T any](t testing.TB, w, r waiter, rs slotReads[C, T]) {
+	t.Helper()
 	online(t, r)
 	reach(t, w.Version(), r)
-	wantCell(t, "late reader", r, new(fmt.Sprint("value", i-1)))
-	for _, err := range r.Watch(tctx(t), FromVersion(0)) {
+	for _, err := range rs.Watch(tctx(t), FromVersion(0)) {
 		if !errors.Is(err, ErrCompacted) {
 			t.Fatalf("the reader replayed the whole log (watch from 0: %v): the log was never compacted", err)
 		}

@@ -190,25 +190,10 @@ func TestOnceLateReaderUsesSnapshot(t *testing.T) {
 	tn := newTestNet(t)
 	w := openOnceW[string](t, tn.node(), "o", snapshotOpts()...)
 	online(t, w)
-	// Write on until the log is compacted past the first writes.
-	i := 0
-	eventually(t, "a snapshot", func() bool {
-		if _, _, err := w.Set(tctx(t), fmt.Sprint("value", i)); err != nil {
-			t.Fatal(err)
-		}
-		i++
-		return w.g.Status().LogSnapshot >= 20
-	})
+	writeUntilSnapshot(t, w.handle, func(i int) error { _, _, err := w.Set(tctx(t), fmt.Sprint("value", i)); return err })
 	r := openOnceR[string](t, tn.node(), "o", append(snapshotOpts(), WithHistory(1<<20))...)
-	online(t, r)
-	reach(t, w.Version(), r)
+	restoredLate(t, w, r, r.slotReads)
 	wantCell(t, "late reader", r, new("value0"))
-	for _, err := range r.Watch(tctx(t), FromVersion(0)) {
-		if !errors.Is(err, ErrCompacted) {
-			t.Fatalf("the reader replayed the whole log (watch from 0: %v): the log was never compacted", err)
-		}
-		break
-	}
 }
 
 // construct_from_def: a definition, and a reader-only one.
