@@ -123,3 +123,79 @@ func (d SetReaderDefinition[T]) Name() string { return d.d.name }
 func (d SetReaderDefinition[T]) Reader(net *transport.Network, opts ...Option) (*SetReader[T], error) {
 	return d.d.Reader(net, opts...)
 }
+
+// CellDefinition names a Cell and its value type; see MapDefinition.
+type CellDefinition[T any] struct {
+	name string
+	opts []Option
+}
+
+// CellDef defines the cell called name.
+func CellDef[T any](name string, opts ...Option) CellDefinition[T] {
+	return CellDefinition[T]{name: name, opts: opts}
+}
+
+// Name returns the cell's name.
+func (d CellDefinition[T]) Name() string { return d.name }
+
+// Writer opens the cell for writing.
+func (d CellDefinition[T]) Writer(net *transport.Network, opts ...Option) (*CellWriter[T], error) {
+	return NewCellWriter[T](net, d.name, append(d.opts[:len(d.opts):len(d.opts)], opts...)...)
+}
+
+// Reader opens the cell for reading.
+func (d CellDefinition[T]) Reader(net *transport.Network, opts ...Option) (*CellReader[T], error) {
+	return NewCellReader[T](net, d.name, append(d.opts[:len(d.opts):len(d.opts)], opts...)...)
+}
+
+// ReaderOnly returns a definition that can only open readers.
+func (d CellDefinition[T]) ReaderOnly() CellReaderDefinition[T] { return CellReaderDefinition[T]{d} }
+
+// CellReaderDefinition opens readers of a cell.
+type CellReaderDefinition[T any] struct{ d CellDefinition[T] }
+
+// Name returns the cell's name.
+func (d CellReaderDefinition[T]) Name() string { return d.d.name }
+
+// Reader opens the cell for reading.
+func (d CellReaderDefinition[T]) Reader(net *transport.Network, opts ...Option) (*CellReader[T], error) {
+	return d.d.Reader(net, opts...)
+}
+
+// OnceDefinition names a Once and its value type; see MapDefinition.
+type OnceDefinition[T any] struct {
+	name string
+	opts []Option
+}
+
+// OnceDef defines the once called name.
+func OnceDef[T any](name string, opts ...Option) OnceDefinition[T] {
+	return OnceDefinition[T]{name: name, opts: opts}
+}
+
+// Name returns the once's name.
+func (d OnceDefinition[T]) Name() string { return d.name }
+
+// Writer opens the once for writing.
+func (d OnceDefinition[T]) Writer(net *transport.Network, opts ...Option) (*OnceWriter[T], error) {
+	return NewOnceWriter[T](net, d.name, append(d.opts[:len(d.opts):len(d.opts)], opts...)...)
+}
+
+// Reader opens the once for reading.
+func (d OnceDefinition[T]) Reader(net *transport.Network, opts ...Option) (*OnceReader[T], error) {
+	return NewOnceReader[T](net, d.name, append(d.opts[:len(d.opts):len(d.opts)], opts...)...)
+}
+
+// ReaderOnly returns a definition that can only open readers.
+func (d OnceDefinition[T]) ReaderOnly() OnceReaderDefinition[T] { return OnceReaderDefinition[T]{d} }
+
+// OnceReaderDefinition opens readers of a once.
+type OnceReaderDefinition[T any] struct{ d OnceDefinition[T] }
+
+// Name returns the once's name.
+func (d OnceReaderDefinition[T]) Name() string { return d.d.name }
+
+// Reader opens the once for reading.
+func (d OnceReaderDefinition[T]) Reader(net *transport.Network, opts ...Option) (*OnceReader[T], error) {
+	return d.d.Reader(net, opts...)
+}

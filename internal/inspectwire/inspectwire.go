@@ -29,7 +29,7 @@ func Subject(net *transport.Network, group string, peer transport.PeerID) string
 // Labels a collection's group carries in its status (groups.Status.Labels),
 // which is how inspect finds collections and tells them apart.
 const (
-	LabelKind  = "kind"  // KindMap, KindVec or KindSet
+	LabelKind  = "kind"  // KindMap, KindVec, KindSet, KindCell or KindOnce
 	LabelName  = "name"  // the collection's name
 	LabelTypes = "types" // its type parameters' names, comma separated: "string,int"
 	LabelRole  = "role"  // RoleWriter or RoleReader; the node's own handle
@@ -40,6 +40,9 @@ const (
 	KindMap = "map"
 	KindVec = "vec"
 	KindSet = "set"
+	// A Cell's or a Once's changes carry the value on inserts, as a Set's.
+	KindCell = "cell"
+	KindOnce = "once"
 )
 
 // Values of LabelRole.

@@ -34,6 +34,9 @@ func TestDecodeChange(t *testing.T) {
 		{"set", inspectwire.Change{Op: inspectwire.ChangeInsert, Value: x}, change{Op: "insert", Value: "x"}},
 		{"set", inspectwire.Change{Op: inspectwire.ChangeRemove, Value: x}, change{Op: "remove", Value: "x"}},
 		{"set", inspectwire.Change{Op: inspectwire.ChangeClear, Value: x}, change{Op: "clear"}},
+		{"cell", inspectwire.Change{Op: inspectwire.ChangeInsert, Value: seven}, change{Op: "insert", Value: uint64(7)}},
+		{"cell", inspectwire.Change{Op: inspectwire.ChangeClear}, change{Op: "clear"}},
+		{"once", inspectwire.Change{Op: inspectwire.ChangeInsert, Value: x}, change{Op: "insert", Value: "x"}},
 	} {
 		got, err := decodeChange(tc.kind, tc.in)
 		if err != nil {
