@@ -46,10 +46,10 @@ type matchState struct {
 // makes an earlier one moot. At most one notice per peer is in flight.
 func (t *RaftTransport) NotifyCommit(p PeerID, term, index uint64) {
 	t.noticeMu.Lock()
-	defer t.noticeMu.Unlock()
 	s := t.notices[p]
 	if s == nil {
 		if len(t.notices) >= maxNoticePeers {
+			t.noticeMu.Unlock()
 			return // a configuration never gets this large; Raft's own appends still tell it
 		}
 		s = &noticeState{}
@@ -58,17 +58,22 @@ func (t *RaftTransport) NotifyCommit(p PeerID, term, index uint64) {
 	if term > s.wantTerm || (term == s.wantTerm && index > s.want) {
 		s.want, s.wantTerm = index, term
 	}
-	t.sendNoticeLocked(p, s)
+	send := t.sendNoticeLocked(p, s)
+	t.noticeMu.Unlock()
+	send()
 }
 
 // maxNoticePeers bounds the notice table; RetainMatched prunes it with the
 // matched table.
 const maxNoticePeers = 1024
 
-// sendNoticeLocked starts a notice to p if one is due and none is in flight.
-func (t *RaftTransport) sendNoticeLocked(p PeerID, s *noticeState) {
+// sendNoticeLocked starts a notice to p if one is due and none is in
+// flight. It returns what sends it, for the caller to call once it has
+// released noticeMu: publishing may wait on the connection, and the
+// answers of other notices and appends need noticeMu meanwhile.
+func (t *RaftTransport) sendNoticeLocked(p PeerID, s *noticeState) (send func()) {
 	if s.busy || s.want <= s.told {
-		return
+		return sendNothing
 	}
 	t.matchMu.Lock()
 	m := t.matched[p]
@@ -79,14 +84,14 @@ func (t *RaftTransport) sendNoticeLocked(p PeerID, s *noticeState) {
 	}
 	t.matchMu.Unlock()
 	if m.Term != s.wantTerm || m.logTerm == 0 {
-		return // nothing of this term went to p yet: its ack calls again
+		return sendNothing // nothing of this term went to p yet: its ack calls again
 	}
 	commit := min(s.want, m.Index)
 	if commit <= s.told {
-		return
+		return sendNothing
 	}
 	if !t.track() {
-		return
+		return sendNothing
 	}
 	s.busy = true
 	req := &raft.AppendEntriesRequest{
@@ -97,13 +102,13 @@ func (t *RaftTransport) sendNoticeLocked(p PeerID, s *noticeState) {
 		LeaderCommitIndex: commit,
 	}
 	if t.net.cards.get(p) == nil {
-		// Sealing for p waits for its card: not under noticeMu.
+		// Sealing for p waits for its card: on a goroutine of its own.
 		go t.sendNotice(p, s, req)
-		return
+		return sendNothing
 	}
-	// Sent from here, not from a new goroutine: one the caller's own work
+	// Sent by the caller, not by a new goroutine: one the caller's own work
 	// would hold back, on the path of the write p waits for.
-	t.startNotice(p, s, req)
+	return func() { t.startNotice(p, s, req) }
 }
 
 // sendNotice sends one notice and, once it is answered, the next if one is
@@ -118,13 +123,14 @@ func (t *RaftTransport) sendNotice(p PeerID, s *noticeState, req *raft.AppendEnt
 		ok = err == nil && noticeTaken(req, b)
 	}
 	t.noticeMu.Lock()
-	defer t.noticeMu.Unlock()
-	t.endNoticeLocked(p, s, req, ok)
+	send := t.endNoticeLocked(p, s, req, ok)
+	t.noticeMu.Unlock()
+	send()
 }
 
 // startNotice sends a notice to p, whose card is known, without waiting,
 // and ends it once it is answered, fails, times out or the transport
-// closes, on whichever goroutine sees that first. Under noticeMu.
+// closes, on whichever goroutine sees that first. Not under noticeMu.
 func (t *RaftTransport) startNotice(p PeerID, s *noticeState, req *raft.AppendEntriesRequest) {
 	data, err := encodeAppend(req)
 	var (
@@ -148,8 +154,9 @@ func (t *RaftTransport) startNotice(p PeerID, s *noticeState, req *raft.AppendEn
 			sc()
 		}
 		t.noticeMu.Lock()
-		t.endNoticeLocked(p, s, req, ok)
+		send := t.endNoticeLocked(p, s, req, ok)
 		t.noticeMu.Unlock()
+		send()
 		t.wg.Done()
 	}
 	var c func()
@@ -161,7 +168,9 @@ func (t *RaftTransport) startNotice(p PeerID, s *noticeState, req *raft.AppendEn
 		})
 	}
 	if err != nil {
-		t.endNoticeLocked(p, s, req, false)
+		t.noticeMu.Lock()
+		t.endNoticeLocked(p, s, req, false) // sends nothing: not ok
+		t.noticeMu.Unlock()
 		t.wg.Done()
 		return
 	}
@@ -188,31 +197,38 @@ func noticeTaken(req *raft.AppendEntriesRequest, b []byte) bool {
 	return decodeAppendResp(b, &resp) == nil && resp.Success && resp.Term == req.Term
 }
 
-// endNoticeLocked ends a notice to p: it records what p learned and sends
-// the next notice if one is due by then.
-func (t *RaftTransport) endNoticeLocked(p PeerID, s *noticeState, req *raft.AppendEntriesRequest, ok bool) {
+// sendNothing is what sendNoticeLocked returns when no notice is due.
+func sendNothing() {}
+
+// endNoticeLocked ends a notice to p: it records what p learned, and
+// returns what sends the next notice if one is due by then (see
+// sendNoticeLocked).
+func (t *RaftTransport) endNoticeLocked(p PeerID, s *noticeState, req *raft.AppendEntriesRequest, ok bool) (send func()) {
 	s.busy = false
 	if !ok {
-		return // not again until p acknowledges an append: no spinning on a refusal
+		return sendNothing // not again until p acknowledges an append: no spinning on a refusal
 	}
 	t.noticesTaken.Add(1)
 	s.told = max(s.told, req.LeaderCommitIndex)
-	if t.notices[p] == s {
-		t.sendNoticeLocked(p, s)
+	if t.notices[p] != s {
+		return sendNothing
 	}
+	return t.sendNoticeLocked(p, s)
 }
 
 // noticeAcked records what an acknowledged AppendEntries told p of the
 // commit, and sends a notice that waited for p to match.
 func (t *RaftTransport) noticeAcked(p PeerID, args *raft.AppendEntriesRequest) {
 	t.noticeMu.Lock()
-	defer t.noticeMu.Unlock()
 	s := t.notices[p]
 	if s == nil {
+		t.noticeMu.Unlock()
 		return
 	}
 	s.told = max(s.told, min(args.LeaderCommitIndex, args.PrevLogEntry+uint64(len(args.Entries))))
-	t.sendNoticeLocked(p, s)
+	send := t.sendNoticeLocked(p, s)
+	t.noticeMu.Unlock()
+	send()
 }
 
 // forgetNotices drops the notice state of every peer keep refuses.
