@@ -321,3 +321,58 @@ func ExampleNewMapSpace() {
 	fmt.Println(follower.Maps(), seats)
 	// Output: [acme globex] 4
 }
+
+// A Cell holding one shared value, and a Once deciding a value for good.
+func ExampleNewCellWriter() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := transport.New(ctx)
+	if err != nil {
+		panic(err)
+	}
+	defer n.Close()
+
+	mode, err := collections.NewCellWriter[string](n, "mode", fast(nil))
+	if err != nil {
+		panic(err)
+	}
+	defer mode.Close()
+	if err := mode.When().Online(ctx); err != nil {
+		panic(err)
+	}
+	if _, err := mode.Set(ctx, "blue"); err != nil {
+		panic(err)
+	}
+	green, old := "green", "red"
+	_, applied, err := mode.CompareExchange(ctx, &old, &green) // only if it still holds "red"
+	if err != nil {
+		panic(err)
+	}
+	v, _ := mode.Get()
+	fmt.Println(v, applied)
+
+	genesis, err := collections.NewOnceWriter[string](n, "genesis", fast(nil))
+	if err != nil {
+		panic(err)
+	}
+	defer genesis.Close()
+	if err := genesis.When().Online(ctx); err != nil {
+		panic(err)
+	}
+	_, first, err := genesis.Set(ctx, "block-0")
+	if err != nil {
+		panic(err)
+	}
+	_, second, err := genesis.Set(ctx, "block-1") // too late: block-0 was decided
+	if err != nil {
+		panic(err)
+	}
+	g, err := genesis.Wait(ctx)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(g, first, second)
+	// Output:
+	// blue false
+	// block-0 true false
+}
