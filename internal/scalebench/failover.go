@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"time"
 )
 
@@ -36,16 +35,10 @@ func failover(ctx context.Context, cfg config, c *cluster, n int) (r failoverRow
 	defer op.close()
 	octx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
-	hs, up, failed, err := openAll(octx, cfg, op, n)
+	hs, err := openOnline(octx, cfg, op, n)
 	if err != nil {
-		r.err = fmt.Errorf("%d opens failed, the first: %w", failed, err)
+		r.err = err
 		return r
-	}
-	for node := range 3 {
-		if i := slices.Index(up[node], false); i >= 0 {
-			r.err = fmt.Errorf("%s on node %d is not online after %v", name(i), node, cfg.timeout)
-			return r
-		}
 	}
 	l, err := agreedLeader(octx, c, hs, 0)
 	if err != nil {

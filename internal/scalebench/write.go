@@ -43,14 +43,9 @@ func writePhase(ctx context.Context, cfg config, c *cluster) (writeResult, error
 	defer op.close()
 	octx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
-	hs, up, failed, err := openAll(octx, cfg, op, n)
+	hs, err := openOnline(octx, cfg, op, n)
 	if err != nil {
-		return res, fmt.Errorf("%d opens failed, the first: %w", failed, err)
-	}
-	for node := range 3 {
-		if i := slices.Index(up[node], false); i >= 0 {
-			return res, fmt.Errorf("%s on node %d is not online after %v", name(i), node, cfg.timeout)
-		}
+		return res, err
 	}
 	// at[i] is collection i's handle on the node all three agree leads it.
 	at := make([]*collections.MapWriter[string, int], n)
@@ -118,4 +113,19 @@ func writeTable(out io.Writer, w writeResult) {
 	}
 	fmt.Fprintf(out, "\nspread / one: %s; collections led by node 0, 1, 2: %d, %d, %d\n",
 		ratio, w.leaders[0], w.leaders[1], w.leaders[2])
+}
+
+// openOnline is openAll for a phase that needs every handle: it fails
+// unless all opened and came online.
+func openOnline(ctx context.Context, cfg config, op opener, n int) ([][]*collections.MapWriter[string, int], error) {
+	hs, up, failed, err := openAll(ctx, cfg, op, n)
+	if err != nil {
+		return nil, fmt.Errorf("%d opens failed, the first: %w", failed, err)
+	}
+	for node := range 3 {
+		if i := slices.Index(up[node], false); i >= 0 {
+			return nil, fmt.Errorf("%s on node %d is not online after %v", name(i), node, cfg.timeout)
+		}
+	}
+	return hs, nil
 }
