@@ -45,26 +45,16 @@ func floor(ctx context.Context, out io.Writer, d time.Duration) error {
 		return lat, nil
 	}
 	for _, pair := range [][2]int{{0, 0}, {1, 0}} {
-		resp, err := nats.Connect(c.Servers[pair[1]].ClientURL())
-		if err != nil {
+		if err := natsFloor(c.Servers[pair[0]].ClientURL(), c.Servers[pair[1]].ClientURL(), func(f func() error) error {
+			lat, err := loop(f)
+			if err != nil {
+				return err
+			}
+			report(fmt.Sprintf("nats request/reply, client s%d -> responder s%d", pair[0], pair[1]), lat)
+			return nil
+		}); err != nil {
 			return err
 		}
-		req, err := nats.Connect(c.Servers[pair[0]].ClientURL())
-		if err != nil {
-			return err
-		}
-		sub, _ := resp.Subscribe("floor", func(m *nats.Msg) { m.Respond(m.Data) })
-		resp.Flush()
-		time.Sleep(200 * time.Millisecond)
-		data := make([]byte, 200)
-		lat, err := loop(func() error { _, err := req.Request("floor", data, time.Second); return err })
-		if err != nil {
-			return err
-		}
-		report(fmt.Sprintf("nats request/reply, client s%d -> responder s%d", pair[0], pair[1]), lat)
-		sub.Unsubscribe()
-		req.Close()
-		resp.Close()
 	}
 	// Two transport nodes on s1 and s0, a sealed scope.
 	a, err := transport.New(ctx, transport.WithURL(c.URLs(1)...), transport.WithNATSOptions(nats.DontRandomize()))
@@ -106,4 +96,36 @@ func floor(ctx context.Context, out io.Writer, d time.Duration) error {
 		sub.Close()
 	}
 	return nil
+}
+
+// natsFloor connects a responder to respURL and a client to reqURL and has
+// measure time the client's request f. The first requests may find no
+// responder until its interest crosses the route: f is measured once one
+// has been answered.
+func natsFloor(reqURL, respURL string, measure func(f func() error) error) error {
+	resp, err := nats.Connect(respURL)
+	if err != nil {
+		return err
+	}
+	defer resp.Close()
+	req, err := nats.Connect(reqURL)
+	if err != nil {
+		return err
+	}
+	defer req.Close()
+	if _, err := resp.Subscribe("floor", func(m *nats.Msg) { m.Respond(m.Data) }); err != nil {
+		return err
+	}
+	if err := resp.Flush(); err != nil {
+		return err
+	}
+	data := make([]byte, 200)
+	f := func() error { _, err := req.Request("floor", data, time.Second); return err }
+	deadline := time.Now().Add(10 * time.Second)
+	for err := f(); err != nil; err = f() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no responder across the route: %w", err)
+		}
+	}
+	return measure(f)
 }
