@@ -24,6 +24,7 @@ func FuzzControl(f *testing.F) {
 	}{
 		{ctlForward, forward{Session: replica.SessionID{1}, Seq: 1, Cmds: [][]byte{{0xa0}}}},
 		{ctlReadIndex, struct{}{}},
+		{ctlReadIndex, readIndexRequest{Term: 3}},
 		{ctlLeave, leaveRequest{Force: true}},
 		{ctlProve, proveRequest{Index: 7}},
 		{0, forwardReply{Seq: 1, Kind: replyOutcome, Outcome: replica.Outcome{Status: replica.StatusApplied, Count: 1}}},
@@ -44,6 +45,8 @@ func FuzzControl(f *testing.F) {
 		}
 		var pr proveRequest
 		_ = decodeCtl(data, &pr)
+		var rr readIndexRequest
+		_ = decodeCtl(data, &rr)
 		var lr leaveRequest
 		_ = decodeCtl(data, &lr)
 		if len(data) > 0 {

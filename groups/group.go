@@ -135,6 +135,15 @@ type leading struct {
 	appendCh   chan submission
 	completeCh chan completion
 	readSem    chan struct{} // a token per read-index request served (maxReadIndexInflight)
+
+	// Configuration changes this member started (written under cfgMu),
+	// and those Raft has not answered yet (under cfgMu): a leader skips the
+	// heartbeat round of a read index only while it knows the configuration
+	// a newer leader would hold (see quickRead).
+	cfgMu      sync.Mutex
+	cfgStarted atomic.Uint64
+	cfgPending int
+	quickReads atomic.Uint64 // read indexes handed out without a heartbeat round
 }
 
 // divergence records that the leader replaced entries this member applied

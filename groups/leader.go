@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +30,17 @@ type leadership struct {
 	// caught up by snapshot holds an entry to prove (see proven).
 	barrierForProof bool
 	opens           sessionOpens // owned by the appender goroutine
+	// quorum is the configuration a newer leader would hold, if known (see
+	// quickRead).
+	quorum atomic.Pointer[readQuorum]
+}
+
+// readQuorum is the voters of a configuration committed in the leader's
+// term, and the configuration changes this member had started by then: while
+// it has started no more, a newer leader's configuration is this one.
+type readQuorum struct {
+	voters  []transport.PeerID
+	started uint64
 }
 
 // sessionOpens limits how many sessions each member may open at this
@@ -124,6 +136,9 @@ func (c *core) runLeadership() {
 
 func (c *core) becomeLeader() {
 	term := c.raft.Load().CurrentTerm()
+	c.cfgMu.Lock()
+	started, pending := c.cfgStarted.Load(), c.cfgPending
+	c.cfgMu.Unlock()
 	if _, err := call(c.ctx(), c, func() raft.Future { return c.raft.Load().Barrier(0) }); err != nil {
 		c.log.Debug("groups: barrier after election failed", "err", err)
 		return
@@ -133,6 +148,12 @@ func (c *core) becomeLeader() {
 	}
 	c.log.Debug("groups: leading", "term", term, "applied", c.fsm.Applied())
 	l := &leadership{term: term, since: time.Now(), appended: map[replica.SessionID]uint64{}}
+	if pending == 0 {
+		// Every change started so far was answered: committed, or never
+		// appended, or appended before this term and committed by the
+		// barrier. One started since makes started stale.
+		l.quorum.Store(&readQuorum{voters: c.voters(), started: started})
+	}
 	l.next.Store(uint64(c.fsm.Applied()) + 1)
 	c.setLead(l)
 	if c.fsm.Cluster() == (replica.ClusterID{}) {
@@ -375,11 +396,13 @@ func (c *core) onControl(m *transport.Msg) {
 			c.respond(m, readIndexReply{Code: codeBusy, Msg: fmt.Sprintf("%d read-index requests in flight", maxReadIndexInflight)})
 			return
 		}
+		var req readIndexRequest
+		_ = decodeCtl(m.Data, &req) // an older member's request has no term: the full round
 		c.goFunc(func() {
 			defer func() { <-c.readSem }()
 			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.QueryTimeout)
 			defer cancel()
-			idx, err := c.leaderReadIndex(ctx)
+			idx, err := c.leaderReadIndex(ctx, m.From, req.Term)
 			r := readIndexReply{Index: idx}
 			if err != nil {
 				r.Code, r.Msg = errorCode(err), err.Error()
@@ -426,30 +449,128 @@ func (c *core) respond(m *transport.Msg, v any) {
 
 // leaderReadIndex returns the highest index this leader has handed out,
 // once it has confirmed it still leads and applied that far. Every command
-// committed before the call has an index at most that high, so a read at or
-// after it is linearizable.
-func (c *core) leaderReadIndex(ctx context.Context) (rsm.Index, error) {
+// committed before the asker's read began has an index at most that high,
+// so a read at or after it is linearizable. asker is the member whose read
+// it is (c.self for a read of its own) and term the asker's Raft term when
+// its read began (0: unknown).
+func (c *core) leaderReadIndex(ctx context.Context, asker transport.PeerID, term uint64) (rsm.Index, error) {
 	l := c.readyLead()
 	if l == nil {
 		return 0, ErrNotLeader
 	}
 	idx := rsm.Index(l.next.Load() - 1)
-	if _, err := call(ctx, c, c.raft.Load().VerifyLeader); err != nil {
-		if ctx.Err() != nil {
-			return 0, ctx.Err()
+	if c.quickRead(l, asker, term) {
+		c.quickReads.Add(1)
+	} else {
+		if _, err := call(ctx, c, c.raft.Load().VerifyLeader); err != nil {
+			if ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
+			return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
 		}
-		return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
 	}
 	if t := c.raft.Load().CurrentTerm(); t != l.term {
-		// It lost and won again since readyLead: VerifyLeader confirmed
-		// the new term, and idx, from l's, may miss what another leader
-		// committed between them.
+		// It lost and won again since readyLead: idx, from l's term, may
+		// miss what another leader committed between them.
 		return 0, fmt.Errorf("%w: term %d ended during the read (now %d)", ErrNotLeader, l.term, t)
 	}
 	if err := c.when.Applied(ctx, idx); err != nil {
 		return 0, err
 	}
 	return idx, nil
+}
+
+// quickRead reports whether the leader may hand out a read index without
+// a heartbeat round (with one, Raft's read index confirms that no newer
+// leader exists). It may when both it and the asker were in its term when
+// the asker's read began, and every majority of l.quorum's voters holds one
+// of them. Then no newer leader was elected before the read began: one
+// would hold every entry committed in this term, so its configuration would
+// be l.quorum's (the configuration at the barrier or at the last change
+// committed, with no change of this member's started since), and one of its
+// voters, the leader or the asker, would have had a newer term. So all
+// committed before the read was committed in a term up to this one, and this
+// leader's log holds it. In groups of up to four voters it saves a
+// follower's read a round trip through the network.
+func (c *core) quickRead(l *leadership, asker transport.PeerID, term uint64) bool {
+	q := l.quorum.Load()
+	if q == nil || term != l.term || c.cfgStarted.Load() != q.started {
+		return false
+	}
+	others := 0 // voters that are neither the leader nor the asker
+	in := false
+	for _, p := range q.voters {
+		switch p {
+		case asker:
+			in = true
+		case c.self:
+		default:
+			others++
+		}
+	}
+	return in && 2*others <= len(q.voters)
+}
+
+// voters lists the voters of the latest configuration this member holds.
+func (c *core) voters() []transport.PeerID {
+	fut := c.raft.Load().GetConfiguration()
+	if fut.Error() != nil {
+		return nil
+	}
+	var vs []transport.PeerID
+	for _, s := range fut.Configuration().Servers {
+		if s.Suffrage != raft.Voter {
+			continue
+		}
+		p, err := transport.ParsePeerID(string(s.ID))
+		if err != nil {
+			return nil
+		}
+		vs = append(vs, p)
+	}
+	return vs
+}
+
+// changeConfig wraps the start of a configuration change so that
+// cfgStarted counts it and cfgPending holds it until Raft answers.
+func (c *core) changeConfig(start func() raft.IndexFuture) func() raft.IndexFuture {
+	return func() raft.IndexFuture {
+		c.cfgMu.Lock()
+		c.cfgStarted.Add(1)
+		c.cfgPending++
+		c.cfgMu.Unlock()
+		return &cfgFuture{IndexFuture: start(), c: c}
+	}
+}
+
+// cfgFuture is a configuration change's future; its one waiter (raftCall's
+// watcher) takes the change off cfgPending when Raft answers.
+type cfgFuture struct {
+	raft.IndexFuture
+	c    *core
+	once sync.Once
+}
+
+func (f *cfgFuture) Error() error {
+	err := f.IndexFuture.Error()
+	f.once.Do(func() { f.c.changed(err == nil) })
+	return err
+}
+
+// changed takes an answered configuration change off cfgPending. Raft
+// answers a change without error once it committed, while this member still
+// led: when none is pending then, the configuration it holds is committed in
+// its term and the one a newer leader would hold.
+func (c *core) changed(committed bool) {
+	c.cfgMu.Lock()
+	defer c.cfgMu.Unlock()
+	c.cfgPending--
+	if !committed || c.cfgPending != 0 {
+		return
+	}
+	if l := c.currentLead(); l != nil && l.term == c.raft.Load().CurrentTerm() {
+		l.quorum.Store(&readQuorum{voters: c.voters(), started: c.cfgStarted.Load()})
+	}
 }
 
 // readIndex asks whoever leads for a read index, waiting for a leader while
@@ -466,7 +587,7 @@ func (c *core) readIndex(ctx context.Context) (rsm.Index, error) {
 		case leader.IsZero():
 			err = ErrOffline
 		case leader == c.self:
-			idx, err = c.leaderReadIndex(ctx)
+			idx, err = c.leaderReadIndex(ctx, c.self, c.raft.Load().CurrentTerm())
 		default:
 			idx, err = c.remoteReadIndex(ctx, leader)
 		}
@@ -490,7 +611,7 @@ func (c *core) readIndex(ctx context.Context) (rsm.Index, error) {
 }
 
 func (c *core) remoteReadIndex(ctx context.Context, leader transport.PeerID) (rsm.Index, error) {
-	req, err := encodeCtl(ctlReadIndex, struct{}{})
+	req, err := encodeCtl(ctlReadIndex, readIndexRequest{Term: c.raft.Load().CurrentTerm()})
 	if err != nil {
 		return 0, err
 	}
@@ -518,7 +639,7 @@ func (c *core) removePeer(ctx context.Context, p transport.PeerID, force bool) e
 	if !force && !c.safeToRemove(p) {
 		return fmt.Errorf("%w: removing %s would leave no live majority", errRefused, p.Short())
 	}
-	_, err := call(ctx, c, func() raft.IndexFuture { return c.raft.Load().RemoveServer(raft.ServerID(p.String()), 0, 0) })
+	_, err := call(ctx, c, c.changeConfig(func() raft.IndexFuture { return c.raft.Load().RemoveServer(raft.ServerID(p.String()), 0, 0) }))
 	return err
 }
 

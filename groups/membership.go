@@ -441,7 +441,7 @@ func (c *core) reconcile(l *leadership) bool {
 	ctx, cancel := context.WithTimeout(c.ctx(), c.cfg.ForwardTimeout)
 	defer cancel()
 	change := func(what string, p transport.PeerID, start func() raft.IndexFuture) bool {
-		if _, err := call(ctx, c, start); err != nil {
+		if _, err := call(ctx, c, c.changeConfig(start)); err != nil {
 			c.log.Debug("groups: membership change failed", "change", what, "peer", p.Short(), "err", err)
 			return false
 		}

@@ -65,6 +65,14 @@ type forwardReply struct {
 
 func (r *forwardReply) err() error { return &remoteError{code: r.Code, msg: r.Msg} }
 
+// readIndexRequest asks the leader for a read index. Term is the asker's
+// Raft term, read after its Sync began (see quickRead); older members send
+// an empty array, which decodes to no term.
+type readIndexRequest struct {
+	_    struct{} `cbor:",toarray"`
+	Term uint64
+}
+
 type readIndexReply struct {
 	_     struct{} `cbor:",toarray"`
 	Index rsm.Index
