@@ -49,3 +49,72 @@ func TestLiveDumpCellOnce(t *testing.T) {
 		}
 	}
 }
+
+// inspect watch shows a live Cell's set and clear, in order, and a Once's
+// decision.
+func TestLiveWatchCellOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := transport.New(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	opt := collections.WithGroupConfig(liveConfig())
+	c, err := collections.NewCellWriter[string](n, "flag", opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	o, err := collections.NewOnceWriter[string](n, "genesis", opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	for _, w := range []interface{ When() *collections.When }{c, o} {
+		if err := w.When().Online(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	watch := func(name string, write func(), want ...string) string {
+		t.Helper()
+		wctx, wcancel := context.WithCancel(ctx)
+		defer wcancel()
+		var out, errOut syncBuffer
+		done := make(chan int, 1)
+		go func() { done <- Run(wctx, []string{"watch", name, "--url", n.URL()}, &out, &errOut) }()
+		pollUntil(t, ctx, "the watch to start", func() bool { return strings.Contains(out.String(), "watching") })
+		write()
+		pollUntil(t, ctx, "the changes to show", func() bool {
+			for _, w := range want {
+				if !strings.Contains(out.String(), w) {
+					return false
+				}
+			}
+			return true
+		})
+		wcancel()
+		if code := <-done; code != 0 {
+			t.Fatalf("watch %s exit %d: %s", name, code, errOut.String())
+		}
+		return out.String()
+	}
+	got := watch("flag", func() {
+		if _, err := c.Set(ctx, "cell-on"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Clear(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}, "cell-on", "clear")
+	t.Logf("inspect watch flag:\n%s", got)
+	if strings.Index(got, "cell-on") > strings.LastIndex(got, "clear") {
+		t.Errorf("the clear shows before the set:\n%s", got)
+	}
+	got = watch("genesis", func() {
+		if _, _, err := o.Set(ctx, "once-first"); err != nil {
+			t.Fatal(err)
+		}
+	}, "once-first")
+	t.Logf("inspect watch genesis:\n%s", got)
+}
