@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"runtime"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -12,7 +13,7 @@ func TestSplitAppendWithinBudgetAllocatesNothing(t *testing.T) {
 	args := appendN(1)
 	hb := &raft.AppendEntriesRequest{Term: 1, Leader: []byte("l")}
 	if allocs := testing.AllocsPerRun(100, func() {
-		if splitAppend(args, defaultAppendBudget) != nil || splitAppend(hb, defaultAppendBudget) != nil {
+		if splitAppend(args, maxAppendBudget) != nil || splitAppend(hb, maxAppendBudget) != nil {
 			t.Fatal("a request within budget was split")
 		}
 	}); allocs != 0 {
@@ -55,5 +56,28 @@ func BenchmarkHeartbeat(b *testing.B) {
 		if err := p.a.AppendEntries("b", p.b.LocalAddr(), args, &resp); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A request with large entries is encoded once, into a buffer of about its
+// size: a leader replaying its log to a new member sends megabytes of them.
+func TestEncodeAppendAllocatesItsSize(t *testing.T) {
+	args := &raft.AppendEntriesRequest{Term: 2, Leader: []byte("leader")}
+	for i := range 16 {
+		args.Entries = append(args.Entries, &raft.Log{Index: uint64(i + 1), Term: 2, Data: make([]byte, 64<<10)})
+	}
+	var size int
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 10 {
+		b, err := encodeAppend(args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size = len(b)
+	}
+	runtime.ReadMemStats(&after)
+	if per := float64(after.TotalAlloc-before.TotalAlloc) / 10; per > 1.2*float64(size) {
+		t.Errorf("encoding a %d-byte request allocates %.0f bytes", size, per)
 	}
 }

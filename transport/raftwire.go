@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"time"
@@ -29,13 +30,13 @@ const (
 )
 
 var (
-	encMode cbor.EncMode
+	encMode cbor.UserBufferEncMode
 	decMode cbor.DecMode
 )
 
 func init() {
 	var err error
-	encMode, err = cbor.CoreDetEncOptions().EncMode()
+	encMode, err = cbor.CoreDetEncOptions().UserBufferEncMode()
 	if err != nil {
 		panic(err)
 	}
@@ -109,7 +110,21 @@ func encodeAppend(a *raft.AppendEntriesRequest) ([]byte, error) {
 			w.Entries[i] = wireLog{Index: e.Index, Term: e.Term, Type: uint8(e.Type), Data: e.Data, Extensions: e.Extensions, AppendedAt: at}
 		}
 	}
-	return marshal(kindAppend, w)
+	if len(w.Entries) == 0 {
+		return marshal(kindAppend, w)
+	}
+	// Entries may be large: encode them once, into a buffer of about their
+	// size, rather than into one grown by doubling and then copied.
+	size := appendBase(a)
+	for _, e := range a.Entries {
+		size += appendEntrySize(e)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	buf.WriteByte(kindAppend)
+	if err := encMode.MarshalToBuffer(w, buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 func decodeAppend(b []byte) (*raft.AppendEntriesRequest, error) {
