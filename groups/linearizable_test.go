@@ -70,6 +70,35 @@ var registerModel = porcupine.Model{
 	},
 }
 
+// registerOp runs one random operation of client (its i-th) on g, a write
+// (if writes) or a strong read of one of keys registers, and returns it for
+// the history. A write that fails may take effect later: it stays open. A
+// read that fails tells nothing: ok is false.
+func registerOp(ctx context.Context, g *Group[regPut, int, int], rng *rand.Rand, client, i, keys int, writes bool, timeout time.Duration, now func() int64) (op porcupine.Operation, ok bool) {
+	k := rng.IntN(keys)
+	op = porcupine.Operation{ClientId: client, Call: now()}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if writes && rng.IntN(2) == 0 {
+		v := client*1_000_000 + i + 1
+		op.Input = regInput{put: true, k: k, v: v}
+		_, err := g.Execute(ctx, regPut{K: k, V: v})
+		op.Return = now()
+		if err != nil {
+			op.Return = math.MaxInt64 // it may take effect at any time later
+		}
+		return op, true
+	}
+	op.Input = regInput{k: k}
+	r, err := g.Query(ctx, k, Strong)
+	op.Return = now()
+	if err != nil {
+		return op, false
+	}
+	op.Output = r.Value
+	return op, true
+}
+
 // TestLinearizableUnderFaults records a concurrent history of writes and
 // strong reads from every member while the leader is cut off and the group
 // partitioned, and checks it with porcupine.
@@ -112,28 +141,10 @@ func TestLinearizableUnderFaults(t *testing.T) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(client), 1))
 			for i := 0; ctx.Err() == nil; i++ {
-				k := rng.IntN(3)
-				op := porcupine.Operation{ClientId: client, Call: now()}
-				cctx, cancel := context.WithTimeout(ctx, time.Second)
-				if rng.IntN(2) == 0 {
-					v := client*100_000 + i + 1
-					op.Input = regInput{put: true, k: k, v: v}
-					_, err := m.g.Execute(cctx, regPut{K: k, V: v})
-					op.Return = now()
-					if err != nil {
-						op.Return = math.MaxInt64 // it may take effect at any time later
-					}
-				} else {
-					op.Input = regInput{k: k}
-					r, err := m.g.Query(cctx, k, Strong)
-					op.Return = now()
-					if err != nil {
-						cancel()
-						continue // a failed read tells nothing
-					}
-					op.Output = r.Value
+				op, ok := registerOp(ctx, m.g, rng, client, i, 3, true, time.Second, now)
+				if !ok {
+					continue
 				}
-				cancel()
 				mu.Lock()
 				history = append(history, op)
 				mu.Unlock()
@@ -174,7 +185,14 @@ func TestLinearizableUnderFaults(t *testing.T) {
 	stop()
 	wg.Wait()
 
-	res, info := porcupine.CheckOperationsVerbose(registerModel, history, 30*time.Second)
+	checkRegisters(t, history)
+}
+
+// checkRegisters fails t unless history, of at least 100 operations, is
+// linearizable.
+func checkRegisters(t *testing.T, history []porcupine.Operation) {
+	t.Helper()
+	res, info := porcupine.CheckOperationsVerbose(registerModel, history, 60*time.Second)
 	t.Logf("%d operations, result %s", len(history), res)
 	if res == porcupine.Illegal {
 		path := t.TempDir() + "/history.html"
