@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -229,7 +230,7 @@ func TestCellLateReaderUsesSnapshot(t *testing.T) {
 	online(t, w)
 	n := writeUntilSnapshot(t, w.handle, func(i int) error { _, err := w.Set(tctx(t), fmt.Sprint("value", i)); return err })
 	r := openCellR[string](t, tn.node(), "c", append(snapshotOpts(), WithHistory(1<<20))...)
-	restoredLate(t, w, r, r.slotReads)
+	restoredLate(t, w, r, r.Watch)
 	wantCell(t, "late reader", r, new(fmt.Sprint("value", n-1)))
 }
 
@@ -251,11 +252,11 @@ func writeUntilSnapshot[C any](t testing.TB, w *handle[C], write func(i int) err
 // restoredLate waits until the late reader r has caught up with w, and
 // fails unless it did so from a snapshot: a replica restored from one
 // keeps no changes from before it.
-func restoredLate[C, T any](t testing.TB, w, r waiter, rs slotReads[C, T]) {
+func restoredLate[E any](t testing.TB, w, r waiter, watch func(context.Context, ...WatchOption) iter.Seq2[Event[E], error]) {
 	t.Helper()
 	online(t, r)
 	reach(t, w.Version(), r)
-	for _, err := range rs.Watch(tctx(t), FromVersion(0)) {
+	for _, err := range watch(tctx(t), FromVersion(0)) {
 		if !errors.Is(err, ErrCompacted) {
 			t.Fatalf("the reader replayed the whole log (watch from 0: %v): the log was never compacted", err)
 		}

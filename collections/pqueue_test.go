@@ -3,7 +3,6 @@ package collections
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -251,14 +250,7 @@ func TestPQLateReaderUsesSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := openPQR[int, string, string](t, tn.node(), "q", append(snapshotOpts(), WithHistory(1<<20), WithCapacity(30))...)
-	online(t, r)
-	reach(t, w.Version(), r)
-	for _, err := range r.Watch(tctx(t), FromVersion(0)) {
-		if !errors.Is(err, ErrCompacted) {
-			t.Fatalf("the reader replayed the whole log (watch from 0: %v): the log was never compacted", err)
-		}
-		break
-	}
+	restoredLate(t, w, r, r.Watch)
 	want, got := slices.Collect(w.All()), slices.Collect(r.All())
 	if len(want) != min(n, 30)-1 || fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("after %d inserts the late reader holds %d entries\n%v\nthe writer %d\n%v", n, len(got), got, len(want), want)
