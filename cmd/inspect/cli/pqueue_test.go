@@ -28,7 +28,9 @@ func TestLiveDumpPQueue(t *testing.T) {
 	if err := q.When().Online(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range []collections.PQEntry[int, string, string]{{7, "job-b", "second"}, {3, "job-a", "first"}, {9, "job-c", "third"}} {
+	for _, e := range []collections.PQEntry[int, string, string]{
+		{Priority: 7, Key: "job-b", Value: "second"}, {Priority: 3, Key: "job-a", Value: "first"}, {Priority: 9, Key: "job-c", Value: "third"},
+	} {
 		if _, _, err := q.Insert(ctx, e.Priority, e.Key, e.Value); err != nil {
 			t.Fatal(err)
 		}
