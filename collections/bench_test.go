@@ -475,16 +475,7 @@ func BenchmarkPQWrite(b *testing.B) {
 					}
 				}
 				online(b, ws...)
-				leader, _ := leaderOf()
-				var write func(ctx context.Context, i int) error
-				for i, n := range nets {
-					if n.ID() == leader {
-						write = writes[i]
-					}
-				}
-				if write == nil {
-					b.Fatal("no leader among the writers")
-				}
+				write := atLeader(b, nets, leaderOf, writes)
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 				defer cancel()
 				if fill != nil {
@@ -516,4 +507,17 @@ func BenchmarkPQWrite(b *testing.B) {
 			})
 		}
 	}
+}
+
+// atLeader returns the write of the node, of nets, that leads now.
+func atLeader(tb testing.TB, nets []*transport.Network, leaderOf func() (transport.PeerID, bool), writes []func(context.Context, int) error) func(context.Context, int) error {
+	tb.Helper()
+	leader, _ := leaderOf()
+	for i, n := range nets {
+		if n.ID() == leader {
+			return writes[i]
+		}
+	}
+	tb.Fatal("no leader among the writers")
+	return nil
 }

@@ -613,15 +613,7 @@ func BenchmarkCellSet(b *testing.B) {
 				}
 			}
 			online(b, ws...)
-			leader, _ := leaderOf()
-			for i, n := range nets {
-				if n.ID() == leader {
-					write = writes[i]
-				}
-			}
-			if write == nil {
-				b.Fatal("no leader among the writers")
-			}
+			write = atLeader(b, nets, leaderOf, writes)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			b.ResetTimer()
