@@ -666,7 +666,8 @@ func (w *PriorityQueueWriter[P, K, V]) Insert(ctx context.Context, priority P, k
 // duplicate key wins; evicted holds what a bounded queue evicted, in the
 // order it did. Up to groups.MaxBatchCommands entries apply as one
 // unbroken run; longer sequences apply in several runs. An empty sequence
-// writes nothing and returns the current version.
+// writes nothing and returns the current version. With an error, evicted
+// holds what the runs applied here before it evicted.
 func (w *PriorityQueueWriter[P, K, V]) Extend(ctx context.Context, entries iter.Seq[PQEntry[P, K, V]]) (v Version, gone []PQEntry[P, K, V], err error) {
 	var bad error
 	v, err = w.extendReplies(ctx, func(yield func(pqCmd[P, K, V], int, error) bool) {
