@@ -290,36 +290,12 @@ func TestCellWatch(t *testing.T) {
 	reach(t, start, r)
 	ctx, cancel := context.WithCancel(tctx(t))
 	defer cancel()
-	events := make(chan string, 64)
-	go func() {
-		defer close(events)
-		for e, err := range r.Watch(ctx, WithInitial()) {
-			if err != nil {
-				return
-			}
-			events <- fmt.Sprintf("%v %v", e.Kind, e.Changes)
-		}
-	}()
+	events := watchEvents(r.Watch(ctx, WithInitial()))
 	ok[Version](t)(w.Clear(tctx(t)))
 	ok[Version](t)(w.Clear(tctx(t)))                                     // nothing
 	_, _, _ = w.CompareExchange(tctx(t), new(uint64(5)), new(uint64(6))) // nothing
 	ok[Version](t)(w.Set(tctx(t), 7))
-	want := []string{"initial [{insert 1}]", "caught-up []", "changed [{clear 0}]", "changed [{insert 7}]"}
-	var got []string
-	for len(got) < len(want) {
-		select {
-		case e, ok := <-events:
-			if !ok {
-				t.Fatalf("the watch ended after %v", got)
-			}
-			got = append(got, e)
-		case <-time.After(10 * time.Second):
-			t.Fatalf("watch: got %v, want %v", got, want)
-		}
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("watch: got %v, want %v", got, want)
-	}
+	wantEvents(t, events, "initial [{insert 1}]", "caught-up []", "changed [{clear 0}]", "changed [{insert 7}]")
 	// Resuming after the first Set reports the rest.
 	var resumed []string
 	for e, err := range r.Watch(tctx(t), FromVersion(start)) {
@@ -333,6 +309,42 @@ func TestCellWatch(t *testing.T) {
 	}
 	if fmt.Sprint(resumed) != "[[{clear 0}] [{insert 7}]]" {
 		t.Fatalf("resumed watch: %v", resumed)
+	}
+}
+
+// watchEvents runs a watch, in a goroutine that ends with it, and passes
+// on its events as "kind changes".
+func watchEvents[E any](seq iter.Seq2[Event[E], error]) <-chan string {
+	events := make(chan string, 64)
+	go func() {
+		defer close(events)
+		for e, err := range seq {
+			if err != nil {
+				return
+			}
+			events <- fmt.Sprintf("%v %v", e.Kind, e.Changes)
+		}
+	}()
+	return events
+}
+
+// wantEvents fails unless the next events are want.
+func wantEvents(t *testing.T, events <-chan string, want ...string) {
+	t.Helper()
+	var got []string
+	for len(got) < len(want) {
+		select {
+		case e, ok := <-events:
+			if !ok {
+				t.Fatalf("the watch ended after %v", got)
+			}
+			got = append(got, e)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("watch: got %v, want %v", got, want)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("watch: got\n%v\nwant\n%v", got, want)
 	}
 }
 

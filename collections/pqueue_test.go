@@ -2,6 +2,7 @@ package collections
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"log/slog"
@@ -259,5 +260,43 @@ func TestPQLateReaderUsesSnapshot(t *testing.T) {
 		if v, p, ok := r.Get(e.Key); !ok || v != e.Value || p != e.Priority {
 			t.Fatalf("the late reader's Get(%q) = %q, %d, %v", e.Key, v, p, ok)
 		}
+	}
+}
+
+// Watch reports each write's changes: inserts and moves as inserts, every
+// removal (a pop, an eviction) with the entry removed, and no event for a
+// write that changed nothing (an insert that evicted itself).
+func TestPQWatch(t *testing.T) {
+	ws, rs := pqNodes(t, 1, 1, WithCapacity(2))
+	w, r := ws[0], rs[0]
+	start := ins(t, w, 10, 1, 100, r)
+	ctx, cancel := context.WithCancel(tctx(t))
+	defer cancel()
+	events := watchEvents(r.Watch(ctx, WithInitial()))
+	ins(t, w, 5, 2, 200)
+	ins(t, w, 7, 3, 300) // full: (5, 2) goes
+	ins(t, w, 1, 4, 400) // full, and the lowest: itself, no change
+	updated(t, "UpdatePriority(1, 20)", true)(w.UpdatePriority(tctx(t), 1, 20))
+	wrote(t, must[Version](t)(w.Remove(tctx(t), 99)), nil)
+	if _, ok, _, err := w.PopMin(tctx(t)); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	wrote(t, must[Version](t)(w.Clear(tctx(t))), nil)
+	want := []string{"initial [{insert 10 1 100}]", "caught-up []", "changed [{insert 5 2 200}]",
+		"changed [{remove 5 2 200} {insert 7 3 300}]", "changed [{insert 20 1 100}]", "changed [{remove 7 3 300}]", "changed [{clear 0 0 0}]"}
+	wantEvents(t, events, want...)
+	// Resuming after the first insert reports the same changes.
+	var resumed []string
+	for e, err := range r.Watch(tctx(t), FromVersion(start)) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		resumed = append(resumed, fmt.Sprintf("%v %v", e.Kind, e.Changes))
+		if len(resumed) == len(want)-2 {
+			break
+		}
+	}
+	if fmt.Sprint(resumed) != fmt.Sprint(want[2:]) {
+		t.Fatalf("resumed watch: %v", resumed)
 	}
 }
