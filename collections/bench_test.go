@@ -3,6 +3,7 @@ package collections
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -363,4 +364,160 @@ func settleForCatchUp(b *testing.B, ctx context.Context, w *MapWriter[string, []
 	w.m.builds.Wait()
 	runtime.GC()
 	return w.Version()
+}
+
+// bigPQMachine builds a queue of n entries (benchKey(i) at priority i,
+// benchValue(i)) the way a caught-up replica gets them: by restoring a
+// snapshot.
+func bigPQMachine(tb testing.TB, n int) *pqMachine[uint64, string, []byte] {
+	tb.Helper()
+	var buf bytes.Buffer
+	err := writeSnapshotAs(&buf, pqSnapshotMagic, Version(n), n, func(sw *snapshotWriter) error {
+		for i := range n {
+			for _, f := range []func() error{
+				func() error { return writeField(sw, uint64(i)) },
+				func() error { return writeField(sw, benchKey(i)) },
+				func() error { return writeField(sw, benchValue(i)) },
+			} {
+				if err := f(); err != nil {
+					return err
+				}
+			}
+			sw.records++
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m := newPQMachine[uint64, string, []byte](1<<16, 0)
+	if err := m.Restore(&buf); err != nil {
+		tb.Fatal(err)
+	}
+	return m
+}
+
+// BenchmarkPQGet is a reader's Get and Min on a queue of 1,000,000
+// entries: Get through the key index (its hash index, as a settled
+// replica has it), Min down the left edge of the ordered tree.
+func BenchmarkPQGet(b *testing.B) {
+	const n = 1_000_000
+	m := bigPQMachine(b, n)
+	defer m.closeIndex()
+	waitIndexed(b, m.keys)
+	r := PriorityQueueReader[uint64, string, []byte]{pqReads[uint64, string, []byte]{m: m}}
+	keys := lookupKeys(n)
+	runtime.GC()
+	b.Run("Get", func(b *testing.B) {
+		benchGets(b, keys, func(k string) ([]byte, bool) {
+			v, _, ok := r.Get(k)
+			return v, ok
+		})
+	})
+	b.Run("Min", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if e, ok := r.Min(); !ok || e.Priority != 0 {
+				b.Fatal("no min")
+			}
+		}
+	})
+}
+
+// BenchmarkPQWrite is PriorityQueue.Insert and PopMin through the leader
+// of three replicas in one process, one call at a time and from 64
+// goroutines at once, next to Map.Insert in the same setting, and reports
+// writes per second. PopMin's queue is filled with enough entries first.
+func BenchmarkPQWrite(b *testing.B) {
+	for _, conc := range []int{1, 64} {
+		for _, what := range []string{"pqueue.Insert", "pqueue.PopMin", "map.Insert"} {
+			b.Run(fmt.Sprintf("replicas=3/link=process/via=leader/concurrency=%d/%s", conc, what), func(b *testing.B) {
+				tn := newTestNet(b)
+				nets := []*transport.Network{tn.node(), tn.node(), tn.node()}
+				var ws []waiter
+				var leaderOf func() (transport.PeerID, bool)
+				writes := make([]func(ctx context.Context, i int) error, 3)
+				var fill func(ctx context.Context, n int) error
+				for i, n := range nets {
+					if what == "map.Insert" {
+						w := openMapW[string, []byte](b, n, "bench")
+						ws, leaderOf = append(ws, w), w.Leader
+						writes[i] = func(ctx context.Context, i int) error {
+							_, err := w.Insert(ctx, benchKey(i), benchValue(i))
+							return err
+						}
+						continue
+					}
+					w := openPQW[uint64, string, []byte](b, n, "bench")
+					ws, leaderOf = append(ws, w), w.Leader
+					writes[i] = func(ctx context.Context, i int) error {
+						_, _, err := w.Insert(ctx, uint64(i*7919%1_000_003), benchKey(i), benchValue(i))
+						return err
+					}
+					if what == "pqueue.PopMin" {
+						writes[i] = func(ctx context.Context, i int) error {
+							_, ok, _, err := w.PopMin(ctx)
+							if err == nil && !ok {
+								err = errors.New("popped an empty queue")
+							}
+							return err
+						}
+						fill = func(ctx context.Context, n int) error {
+							_, _, err := w.Extend(ctx, func(yield func(PQEntry[uint64, string, []byte]) bool) {
+								for i := range n {
+									if !yield(PQEntry[uint64, string, []byte]{Priority: uint64(i * 7919 % 1_000_003), Key: benchKey(i), Value: benchValue(i)}) {
+										return
+									}
+								}
+							})
+							return err
+						}
+					}
+				}
+				online(b, ws...)
+				write := atLeader(b, nets, leaderOf, writes)
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+				defer cancel()
+				if fill != nil {
+					if err := fill(ctx, b.N); err != nil {
+						b.Fatal(err)
+					}
+				}
+				var next atomic.Int64
+				b.ResetTimer()
+				start := time.Now()
+				var wg sync.WaitGroup
+				for range conc {
+					wg.Go(func() {
+						for {
+							i := next.Add(1)
+							if i > int64(b.N) {
+								return
+							}
+							if err := write(ctx, int(i)); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				b.StopTimer()
+				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "writes/s")
+			})
+		}
+	}
+}
+
+// atLeader returns the write of the node, of nets, that leads now.
+func atLeader(tb testing.TB, nets []*transport.Network, leaderOf func() (transport.PeerID, bool), writes []func(context.Context, int) error) func(context.Context, int) error {
+	tb.Helper()
+	leader, _ := leaderOf()
+	for i, n := range nets {
+		if n.ID() == leader {
+			return writes[i]
+		}
+	}
+	tb.Fatal("no leader among the writers")
+	return nil
 }

@@ -93,3 +93,23 @@ func btreeDescend[K, V any](cmp immutable.Comparer[K], n *bnode[K, V], b keyBoun
 	}
 	return true
 }
+
+// btreeEnd returns the first entry of n, or with last the last one, and
+// whether n has any.
+func btreeEnd[K, V any](n *bnode[K, V], last bool) (k K, v V, ok bool) {
+	for n != nil && !n.leaf() {
+		if last {
+			n = n.kids[len(n.kids)-1]
+		} else {
+			n = n.kids[0]
+		}
+	}
+	if n == nil || len(n.keys) == 0 {
+		return k, v, false
+	}
+	i := 0
+	if last {
+		i = len(n.keys) - 1
+	}
+	return n.keys[i], n.vals[i], true
+}

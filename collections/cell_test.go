@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -229,7 +230,7 @@ func TestCellLateReaderUsesSnapshot(t *testing.T) {
 	online(t, w)
 	n := writeUntilSnapshot(t, w.handle, func(i int) error { _, err := w.Set(tctx(t), fmt.Sprint("value", i)); return err })
 	r := openCellR[string](t, tn.node(), "c", append(snapshotOpts(), WithHistory(1<<20))...)
-	restoredLate(t, w, r, r.slotReads)
+	restoredLate(t, w, r, r.Watch)
 	wantCell(t, "late reader", r, new(fmt.Sprint("value", n-1)))
 }
 
@@ -251,11 +252,11 @@ func writeUntilSnapshot[C any](t testing.TB, w *handle[C], write func(i int) err
 // restoredLate waits until the late reader r has caught up with w, and
 // fails unless it did so from a snapshot: a replica restored from one
 // keeps no changes from before it.
-func restoredLate[C, T any](t testing.TB, w, r waiter, rs slotReads[C, T]) {
+func restoredLate[E any](t testing.TB, w, r waiter, watch func(context.Context, ...WatchOption) iter.Seq2[Event[E], error]) {
 	t.Helper()
 	online(t, r)
 	reach(t, w.Version(), r)
-	for _, err := range rs.Watch(tctx(t), FromVersion(0)) {
+	for _, err := range watch(tctx(t), FromVersion(0)) {
 		if !errors.Is(err, ErrCompacted) {
 			t.Fatalf("the reader replayed the whole log (watch from 0: %v): the log was never compacted", err)
 		}
@@ -289,36 +290,12 @@ func TestCellWatch(t *testing.T) {
 	reach(t, start, r)
 	ctx, cancel := context.WithCancel(tctx(t))
 	defer cancel()
-	events := make(chan string, 64)
-	go func() {
-		defer close(events)
-		for e, err := range r.Watch(ctx, WithInitial()) {
-			if err != nil {
-				return
-			}
-			events <- fmt.Sprintf("%v %v", e.Kind, e.Changes)
-		}
-	}()
+	events := watchEvents(r.Watch(ctx, WithInitial()))
 	ok[Version](t)(w.Clear(tctx(t)))
 	ok[Version](t)(w.Clear(tctx(t)))                                     // nothing
 	_, _, _ = w.CompareExchange(tctx(t), new(uint64(5)), new(uint64(6))) // nothing
 	ok[Version](t)(w.Set(tctx(t), 7))
-	want := []string{"initial [{insert 1}]", "caught-up []", "changed [{clear 0}]", "changed [{insert 7}]"}
-	var got []string
-	for len(got) < len(want) {
-		select {
-		case e, ok := <-events:
-			if !ok {
-				t.Fatalf("the watch ended after %v", got)
-			}
-			got = append(got, e)
-		case <-time.After(10 * time.Second):
-			t.Fatalf("watch: got %v, want %v", got, want)
-		}
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("watch: got %v, want %v", got, want)
-	}
+	wantEvents(t, events, "initial [{insert 1}]", "caught-up []", "changed [{clear 0}]", "changed [{insert 7}]")
 	// Resuming after the first Set reports the rest.
 	var resumed []string
 	for e, err := range r.Watch(tctx(t), FromVersion(start)) {
@@ -332,6 +309,42 @@ func TestCellWatch(t *testing.T) {
 	}
 	if fmt.Sprint(resumed) != "[[{clear 0}] [{insert 7}]]" {
 		t.Fatalf("resumed watch: %v", resumed)
+	}
+}
+
+// watchEvents runs a watch, in a goroutine that ends with it, and passes
+// on its events as "kind changes".
+func watchEvents[E any](seq iter.Seq2[Event[E], error]) <-chan string {
+	events := make(chan string, 64)
+	go func() {
+		defer close(events)
+		for e, err := range seq {
+			if err != nil {
+				return
+			}
+			events <- fmt.Sprintf("%v %v", e.Kind, e.Changes)
+		}
+	}()
+	return events
+}
+
+// wantEvents fails unless the next events are want.
+func wantEvents(t *testing.T, events <-chan string, want ...string) {
+	t.Helper()
+	var got []string
+	for len(got) < len(want) {
+		select {
+		case e, ok := <-events:
+			if !ok {
+				t.Fatalf("the watch ended after %v", got)
+			}
+			got = append(got, e)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("watch: got %v, want %v", got, want)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("watch: got\n%v\nwant\n%v", got, want)
 	}
 }
 
@@ -612,15 +625,7 @@ func BenchmarkCellSet(b *testing.B) {
 				}
 			}
 			online(b, ws...)
-			leader, _ := leaderOf()
-			for i, n := range nets {
-				if n.ID() == leader {
-					write = writes[i]
-				}
-			}
-			if write == nil {
-				b.Fatal("no leader among the writers")
-			}
+			write = atLeader(b, nets, leaderOf, writes)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			b.ResetTimer()

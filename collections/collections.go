@@ -92,6 +92,7 @@ type options struct {
 	storage  storage.Provider
 	history  int
 	operator bool
+	capacity int // a PriorityQueue's (WithCapacity)
 }
 
 // WithOperatorCommands lets inspect's operator commands (recover,
@@ -270,6 +271,9 @@ func openWith[C any, M stateMachine[C]](net *transport.Network, kind, name, type
 	o, err := resolve(opts)
 	if err != nil {
 		return nil, m, err
+	}
+	if o.capacity != 0 && kind != inspectwire.KindPQueue {
+		return nil, m, fmt.Errorf("collections: WithCapacity on a %s: only a PriorityQueue has a capacity", kind)
 	}
 	m = newMachine(o.history)
 	h, err := open[C](net, kind, name, types, m, m, writer, o)
@@ -459,6 +463,12 @@ func (h *handle[C]) execute1(ctx context.Context, cmd C) (Version, reply, error)
 // version. A command over the limits fails the whole call before anything
 // is sent. Nothing is sent for an empty sequence.
 func (h *handle[C]) extend(ctx context.Context, cmds checkedCmds[C]) (Version, error) {
+	return h.extendReplies(ctx, cmds, nil)
+}
+
+// extendReplies is extend that hands each applied command's reply to
+// onReply (if not nil), in order.
+func (h *handle[C]) extendReplies(ctx context.Context, cmds checkedCmds[C], onReply func(groups.Reply[reply])) (Version, error) {
 	// Cut the runs within the group's batch limits, by count and size.
 	var runs [][]C
 	var run []C
@@ -502,6 +512,11 @@ func (h *handle[C]) extend(ctx context.Context, cmds checkedCmds[C]) (Version, e
 		}
 		written += len(rs)
 		last = Version(rs[len(rs)-1].Index)
+		if onReply != nil {
+			for _, r := range rs {
+				onReply(r)
+			}
+		}
 	}
 	return last, nil
 }

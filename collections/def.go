@@ -199,3 +199,46 @@ func (d OnceReaderDefinition[T]) Name() string { return d.d.name }
 func (d OnceReaderDefinition[T]) Reader(net *transport.Network, opts ...Option) (*OnceReader[T], error) {
 	return d.d.Reader(net, opts...)
 }
+
+// PriorityQueueDefinition names a PriorityQueue and its types; see
+// MapDefinition. A bounded queue's definition holds its WithCapacity.
+type PriorityQueueDefinition[P any, K comparable, V any] struct {
+	name string
+	opts []Option
+}
+
+// PriorityQueueDef defines the priority queue called name.
+func PriorityQueueDef[P any, K comparable, V any](name string, opts ...Option) PriorityQueueDefinition[P, K, V] {
+	return PriorityQueueDefinition[P, K, V]{name: name, opts: opts}
+}
+
+// Name returns the queue's name.
+func (d PriorityQueueDefinition[P, K, V]) Name() string { return d.name }
+
+// Writer opens the queue for writing.
+func (d PriorityQueueDefinition[P, K, V]) Writer(net *transport.Network, opts ...Option) (*PriorityQueueWriter[P, K, V], error) {
+	return NewPriorityQueueWriter[P, K, V](net, d.name, append(d.opts[:len(d.opts):len(d.opts)], opts...)...)
+}
+
+// Reader opens the queue for reading.
+func (d PriorityQueueDefinition[P, K, V]) Reader(net *transport.Network, opts ...Option) (*PriorityQueueReader[P, K, V], error) {
+	return NewPriorityQueueReader[P, K, V](net, d.name, append(d.opts[:len(d.opts):len(d.opts)], opts...)...)
+}
+
+// ReaderOnly returns a definition that can only open readers.
+func (d PriorityQueueDefinition[P, K, V]) ReaderOnly() PriorityQueueReaderDefinition[P, K, V] {
+	return PriorityQueueReaderDefinition[P, K, V]{d}
+}
+
+// PriorityQueueReaderDefinition opens readers of a priority queue.
+type PriorityQueueReaderDefinition[P any, K comparable, V any] struct {
+	d PriorityQueueDefinition[P, K, V]
+}
+
+// Name returns the queue's name.
+func (d PriorityQueueReaderDefinition[P, K, V]) Name() string { return d.d.name }
+
+// Reader opens the queue for reading.
+func (d PriorityQueueReaderDefinition[P, K, V]) Reader(net *transport.Network, opts ...Option) (*PriorityQueueReader[P, K, V], error) {
+	return d.d.Reader(net, opts...)
+}

@@ -376,3 +376,51 @@ func ExampleNewCellWriter() {
 	// blue false
 	// block-0 true false
 }
+
+// A work queue: producers insert jobs by priority (here, a deadline),
+// and workers on any node take the most urgent with PopMin, each job
+// once. A bounded queue would drop the least urgent jobs when full.
+func ExampleNewPriorityQueueWriter() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := transport.New(ctx)
+	if err != nil {
+		panic(err)
+	}
+	defer n.Close()
+
+	jobs, err := collections.NewPriorityQueueWriter[int, string, string](n, "jobs", fast(nil))
+	if err != nil {
+		panic(err)
+	}
+	defer jobs.Close()
+	if err := jobs.When().Online(ctx); err != nil {
+		panic(err)
+	}
+	for _, j := range []collections.PQEntry[int, string, string]{
+		{Priority: 30, Key: "report", Value: "monthly report"},
+		{Priority: 10, Key: "invoice-7", Value: "send invoice 7"},
+		{Priority: 20, Key: "backup", Value: "nightly backup"},
+	} {
+		if _, _, err := jobs.Insert(ctx, j.Priority, j.Key, j.Value); err != nil {
+			panic(err)
+		}
+	}
+	if _, _, err := jobs.UpdatePriority(ctx, "report", 5); err != nil { // now urgent
+		panic(err)
+	}
+	for {
+		job, ok, _, err := jobs.PopMin(ctx)
+		if err != nil {
+			panic(err)
+		}
+		if !ok {
+			break // empty
+		}
+		fmt.Println(job.Priority, job.Key, job.Value)
+	}
+	// Output:
+	// 5 report monthly report
+	// 10 invoice-7 send invoice 7
+	// 20 backup nightly backup
+}

@@ -211,6 +211,63 @@ var kinds = []kind{
 			panic("not a set")
 		},
 	},
+	{
+		name: "pqueue",
+		writer: func(n *transport.Network, name string, opts ...Option) (anyHandle, error) {
+			return NewPriorityQueueWriter[int, string, int](n, name, opts...)
+		},
+		reader: func(n *transport.Network, name string, opts ...Option) (anyHandle, error) {
+			return NewPriorityQueueReader[int, string, int](n, name, opts...)
+		},
+		write: func(ctx context.Context, h anyHandle, i int) (Version, error) {
+			w := h.(*PriorityQueueWriter[int, string, int])
+			k := fmt.Sprintf("k%02d", i%13)
+			switch i % 7 {
+			case 1:
+				_, _, v, err := w.PopMin(ctx)
+				return v, err
+			case 2:
+				return w.Remove(ctx, k)
+			case 3:
+				v, _, err := w.UpdatePriority(ctx, k, -i)
+				return v, err
+			case 4:
+				v, _, err := w.Extend(ctx, func(yield func(PQEntry[int, string, int]) bool) {
+					_ = yield(PQEntry[int, string, int]{i % 5, k, i}) && yield(PQEntry[int, string, int]{i % 3, fmt.Sprintf("k%02d", (i+7)%13), -i})
+				})
+				return v, err
+			case 5:
+				_, _, v, err := w.PopMax(ctx)
+				return v, err
+			default:
+				v, _, err := w.Insert(ctx, i%5, k, i)
+				return v, err
+			}
+		},
+		dump: func(h anyHandle) []string {
+			var out []string
+			var all func(func(PQEntry[int, string, int]) bool)
+			switch q := h.(type) {
+			case *PriorityQueueWriter[int, string, int]:
+				all = q.All()
+			case *PriorityQueueReader[int, string, int]:
+				all = q.All()
+			}
+			for e := range all {
+				out = append(out, fmt.Sprintf("%d:%s=%d", e.Priority, e.Key, e.Value))
+			}
+			return out
+		},
+		watchEnd: func(ctx context.Context, h anyHandle) error {
+			switch q := h.(type) {
+			case *PriorityQueueWriter[int, string, int]:
+				return watchEndOf(q.Watch(ctx))
+			case *PriorityQueueReader[int, string, int]:
+				return watchEndOf(q.Watch(ctx))
+			}
+			panic("not a priority queue")
+		},
+	},
 }
 
 // forKinds runs f as a subtest for Map, Vec and Set.

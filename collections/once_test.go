@@ -192,7 +192,7 @@ func TestOnceLateReaderUsesSnapshot(t *testing.T) {
 	online(t, w)
 	writeUntilSnapshot(t, w.handle, func(i int) error { _, _, err := w.Set(tctx(t), fmt.Sprint("value", i)); return err })
 	r := openOnceR[string](t, tn.node(), "o", append(snapshotOpts(), WithHistory(1<<20))...)
-	restoredLate(t, w, r, r.slotReads)
+	restoredLate(t, w, r, r.Watch)
 	wantCell(t, "late reader", r, new("value0"))
 }
 

@@ -29,7 +29,7 @@ func Subject(net *transport.Network, group string, peer transport.PeerID) string
 // Labels a collection's group carries in its status (groups.Status.Labels),
 // which is how inspect finds collections and tells them apart.
 const (
-	LabelKind  = "kind"  // KindMap, KindVec, KindSet, KindCell or KindOnce
+	LabelKind  = "kind"  // KindMap, KindVec, KindSet, KindCell, KindOnce or KindPQueue
 	LabelName  = "name"  // the collection's name
 	LabelTypes = "types" // its type parameters' names, comma separated: "string,int"
 	LabelRole  = "role"  // RoleWriter or RoleReader; the node's own handle
@@ -43,6 +43,9 @@ const (
 	// A Cell's or a Once's changes carry the value on inserts, as a Set's.
 	KindCell = "cell"
 	KindOnce = "once"
+	// A PriorityQueue's changes carry the key on inserts and removes, as a
+	// Map's, and on inserts the value [priority, value].
+	KindPQueue = "pqueue"
 )
 
 // Values of LabelRole.

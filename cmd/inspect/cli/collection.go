@@ -99,17 +99,19 @@ func (s *source) ask(ctx context.Context, req inspectwire.Request, wait time.Dur
 
 // change is one decoded change of a collection, ready for JSON.
 type change struct {
-	Op    string `json:"op,omitempty"`
-	Key   any    `json:"key,omitempty"`
-	Index *int   `json:"index,omitempty"`
-	Value any    `json:"value,omitempty"`
+	Op       string `json:"op,omitempty"`
+	Key      any    `json:"key,omitempty"`
+	Index    *int   `json:"index,omitempty"`
+	Priority any    `json:"priority,omitempty"` // a priority queue's
+	Value    any    `json:"value,omitempty"`
 }
 
 // decodeChange decodes a change's key and value without their Go types.
 func decodeChange(kind string, w inspectwire.Change) (change, error) {
 	c := change{Op: w.Op.String()}
 	var err error
-	if kind == inspectwire.KindMap && w.Op != inspectwire.ChangeClear && len(w.Key) > 0 {
+	keyed := kind == inspectwire.KindMap || kind == inspectwire.KindPQueue
+	if keyed && w.Op != inspectwire.ChangeClear && len(w.Key) > 0 {
 		if c.Key, err = decodeCBOR(w.Key); err != nil {
 			return c, err
 		}
@@ -125,6 +127,14 @@ func decodeChange(kind string, w inspectwire.Change) (change, error) {
 		if c.Value, err = decodeCBOR(w.Value); err != nil {
 			return c, err
 		}
+	}
+	// A priority queue's value is [priority, value].
+	if kind == inspectwire.KindPQueue && c.Value != nil {
+		pv, ok := c.Value.([]any)
+		if !ok || len(pv) != 2 {
+			return c, fmt.Errorf("a priority queue's entry is not [priority, value]: %s", compact(c.Value))
+		}
+		c.Priority, c.Value = pv[0], pv[1]
 	}
 	return c, nil
 }
@@ -252,6 +262,8 @@ func entryJSON(kind string, c change) any {
 		return map[string]any{"key": c.Key, "value": c.Value}
 	case inspectwire.KindVec:
 		return map[string]any{"index": c.Index, "value": c.Value}
+	case inspectwire.KindPQueue:
+		return map[string]any{"priority": c.Priority, "key": c.Key, "value": c.Value}
 	}
 	return c.Value
 }
@@ -262,6 +274,8 @@ func entryHeaders(kind string) []string {
 		return []string{"KEY", "VALUE"}
 	case inspectwire.KindVec:
 		return []string{"INDEX", "VALUE"}
+	case inspectwire.KindPQueue:
+		return []string{"PRIORITY", "KEY", "VALUE"}
 	}
 	return []string{"VALUE"}
 }
@@ -272,6 +286,8 @@ func entryRow(kind string, c change) []string {
 		return []string{compact(c.Key), compact(c.Value)}
 	case inspectwire.KindVec:
 		return []string{strconv.Itoa(*c.Index), compact(c.Value)}
+	case inspectwire.KindPQueue:
+		return []string{compact(c.Priority), compact(c.Key), compact(c.Value)}
 	}
 	return []string{compact(c.Value)}
 }
@@ -366,8 +382,10 @@ func describeChange(kind string, c change) string {
 	switch {
 	case c.Op == "clear":
 		return "clear"
-	case kind == inspectwire.KindMap && c.Op == "remove":
+	case (kind == inspectwire.KindMap || kind == inspectwire.KindPQueue) && c.Op == "remove":
 		return "remove " + compact(c.Key)
+	case kind == inspectwire.KindPQueue:
+		return c.Op + " " + compact(c.Key) + " = " + compact(c.Value) + " at " + compact(c.Priority)
 	case kind == inspectwire.KindMap:
 		return c.Op + " " + compact(c.Key) + " = " + compact(c.Value)
 	case kind == inspectwire.KindVec && (c.Op == "remove" || c.Op == "truncate"):

@@ -37,6 +37,9 @@ func TestDecodeChange(t *testing.T) {
 		{"cell", inspectwire.Change{Op: inspectwire.ChangeInsert, Value: seven}, change{Op: "insert", Value: uint64(7)}},
 		{"cell", inspectwire.Change{Op: inspectwire.ChangeClear}, change{Op: "clear"}},
 		{"once", inspectwire.Change{Op: inspectwire.ChangeInsert, Value: x}, change{Op: "insert", Value: "x"}},
+		{"pqueue", inspectwire.Change{Op: inspectwire.ChangeInsert, Key: a, Value: enc([]any{3, "x"})}, change{Op: "insert", Key: "a", Priority: uint64(3), Value: "x"}},
+		{"pqueue", inspectwire.Change{Op: inspectwire.ChangeRemove, Key: a}, change{Op: "remove", Key: "a"}},
+		{"pqueue", inspectwire.Change{Op: inspectwire.ChangeClear}, change{Op: "clear"}},
 	} {
 		got, err := decodeChange(tc.kind, tc.in)
 		if err != nil {
