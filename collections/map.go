@@ -265,8 +265,10 @@ func (m *mapMachine[K, V]) republish() {
 }
 
 // get reads key from the current state, through the index if there is one.
-func (m *mapMachine[K, V]) get(key K) (V, bool) {
-	st := m.cur.Load()
+func (m *mapMachine[K, V]) get(key K) (V, bool) { return m.getIn(m.cur.Load(), key) }
+
+// getIn reads key from st, one of m's published states.
+func (m *mapMachine[K, V]) getIn(st *mapState[K, V], key K) (V, bool) {
 	if st.idx != nil {
 		if !m.ix.read.Load() {
 			m.noteRead()

@@ -152,9 +152,10 @@ type pqSlot[P, V any] struct {
 }
 
 // pqState is the published order: immutable, shared by every reader.
-type pqState[P, K, V any] struct {
+type pqState[P any, K comparable, V any] struct {
 	v     Version
 	order *btree[pqOrd[P, K], V]
+	keys  *mapState[K, pqSlot[P, V]] // the key index's state published with order
 }
 
 // pqMachine is the PriorityQueue's state machine: entries in a persistent
@@ -200,7 +201,7 @@ func newPQMachine[P any, K comparable, V any](history, capacity int) *pqMachine[
 		hist:     newHistory[PQChange[P, K, V]](history),
 		order:    newBTree[pqOrd[P, K], V](cmp).Edit(),
 	}
-	m.cur.Store(&pqState[P, K, V]{order: m.order.Freeze()})
+	m.cur.Store(&pqState[P, K, V]{order: m.order.Freeze(), keys: m.keys.cur.Load()})
 	return m
 }
 
@@ -365,7 +366,7 @@ func (m *pqMachine[P, K, V]) ascend(n *bnode[pqOrd[P, K], V], lo, hi *P, ends ui
 func (m *pqMachine[P, K, V]) Publish() {
 	m.keys.Publish()
 	if m.stage.pending() {
-		m.cur.Store(&pqState[P, K, V]{v: m.stage.v, order: m.order.Freeze()})
+		m.cur.Store(&pqState[P, K, V]{v: m.stage.v, order: m.order.Freeze(), keys: m.keys.cur.Load()})
 		m.stage.flush(m.hist)
 	}
 }
@@ -440,7 +441,7 @@ func (m *pqMachine[P, K, V]) Restore(r io.Reader) error {
 	}
 	m.keys.install(keys, v)
 	m.order = order.Edit()
-	m.cur.Store(&pqState[P, K, V]{v: v, order: m.order.Freeze()})
+	m.cur.Store(&pqState[P, K, V]{v: v, order: m.order.Freeze(), keys: m.keys.cur.Load()})
 	m.hist.reset(v)
 	return nil
 }
@@ -557,14 +558,27 @@ func (r pqReads[P, K, V]) IsEmpty() bool { return r.state().Len() == 0 }
 
 // ContainsKey reports whether key is in the queue.
 func (r pqReads[P, K, V]) ContainsKey(key K) bool {
-	_, ok := r.m.keys.get(key)
+	_, ok := r.slot(key)
 	return ok
 }
 
 // Get returns key's value and priority, and whether key is in the queue.
 func (r pqReads[P, K, V]) Get(key K) (V, P, bool) {
-	s, ok := r.m.keys.get(key)
+	s, ok := r.slot(key)
 	return s.v, s.p, ok
+}
+
+// slot reads key from the key index of the state the other reads see.
+// Publish stores a batch's key index before its order, so the index may be
+// a newer batch's for a moment; at the same version it may be newer only
+// by the hash index built for it since.
+func (r pqReads[P, K, V]) slot(key K) (pqSlot[P, V], bool) {
+	st := r.m.cur.Load()
+	ks := r.m.keys.cur.Load()
+	if ks.v != st.keys.v {
+		ks = st.keys
+	}
+	return r.m.keys.getIn(ks, key)
 }
 
 func (r pqReads[P, K, V]) end(last bool) (PQEntry[P, K, V], bool) {
