@@ -272,14 +272,17 @@ func (m *pqMachine[P, K, V]) ApplyReply(c pqCmd[P, K, V], ctx rsm.ApplyContext) 
 			r.Applied = false
 			break
 		}
-		if _, present := m.slot(c.Key); !present && m.capacity > 0 && m.order.Len() >= m.capacity {
-			// Full: the lowest entry goes, which may be this one.
-			low, _ := m.end(false)
-			if m.cmp.Compare(pqOrd[P, K]{*c.Priority, c.Key}, low) < 0 {
-				r.Value = encodeEntry(PQEntry[P, K, V]{Priority: *c.Priority, Key: c.Key, Value: *c.Value})
-				break
+		// Full, and a new key (looked up only then): the lowest entry
+		// goes, which may be this one.
+		if m.capacity > 0 && m.order.Len() >= m.capacity {
+			if _, present := m.slot(c.Key); !present {
+				low, _ := m.end(false)
+				if m.cmp.Compare(pqOrd[P, K]{*c.Priority, c.Key}, low) < 0 {
+					r.Value = encodeEntry(PQEntry[P, K, V]{Priority: *c.Priority, Key: c.Key, Value: *c.Value})
+					break
+				}
+				r.Value = encodeEntry(a.del(low.p, low.k))
 			}
-			r.Value = encodeEntry(a.del(low.p, low.k))
 		}
 		a.set(*c.Priority, c.Key, *c.Value)
 	case pqUpdatePriority, pqUpdateValue:
