@@ -273,14 +273,17 @@ func (m *pqMachine[P, K, V]) ApplyReply(c pqCmd[P, K, V], ctx rsm.ApplyContext) 
 			r.Applied = false
 			break
 		}
-		if _, present := m.slot(c.Key); !present && m.capacity > 0 && m.order.Len() >= m.capacity {
-			// Full: the lowest entry goes, which may be this one.
-			low, _ := m.end(false)
-			if m.cmp.Compare(pqOrd[P, K]{*c.Priority, c.Key}, low) < 0 {
-				r.Value = encodeEntry(PQEntry[P, K, V]{Priority: *c.Priority, Key: c.Key, Value: *c.Value})
-				break
+		// Full, and a new key (looked up only then): the lowest entry
+		// goes, which may be this one.
+		if m.capacity > 0 && m.order.Len() >= m.capacity {
+			if _, present := m.slot(c.Key); !present {
+				low, _ := m.end(false)
+				if m.cmp.Compare(pqOrd[P, K]{*c.Priority, c.Key}, low) < 0 {
+					r.Value = encodeEntry(PQEntry[P, K, V]{Priority: *c.Priority, Key: c.Key, Value: *c.Value})
+					break
+				}
+				r.Value = encodeEntry(a.del(low.p, low.k))
 			}
-			r.Value = encodeEntry(a.del(low.p, low.k))
 		}
 		a.set(*c.Priority, c.Key, *c.Value)
 	case pqUpdatePriority, pqUpdateValue:
@@ -664,7 +667,7 @@ func replyEntry[P, K, V any](r reply) ([]PQEntry[P, K, V], error) {
 // bounded queue that is full, inserting a new key evicts the lowest entry,
 // which may be this one: evicted holds it (nil otherwise). It returns
 // once this node applied the write.
-func (w *PriorityQueueWriter[P, K, V]) Insert(ctx context.Context, priority P, key K, value V) (v Version, gone []PQEntry[P, K, V], err error) {
+func (w *PriorityQueueWriter[P, K, V]) Insert(ctx context.Context, priority P, key K, value V) (v Version, evicted []PQEntry[P, K, V], err error) {
 	if _, err := checkEntry(&priority, key, &value); err != nil {
 		return 0, nil, err
 	}
@@ -672,8 +675,8 @@ func (w *PriorityQueueWriter[P, K, V]) Insert(ctx context.Context, priority P, k
 	if err != nil {
 		return v, nil, err
 	}
-	gone, err = replyEntry[P, K, V](r)
-	return v, gone, err
+	evicted, err = replyEntry[P, K, V](r)
+	return v, evicted, err
 }
 
 // Extend inserts entries in order, as Insert does each, so a later
@@ -681,8 +684,8 @@ func (w *PriorityQueueWriter[P, K, V]) Insert(ctx context.Context, priority P, k
 // order it did. Up to groups.MaxBatchCommands entries apply as one
 // unbroken run; longer sequences apply in several runs. An empty sequence
 // writes nothing and returns the current version. With an error, evicted
-// holds what the runs applied here before it evicted.
-func (w *PriorityQueueWriter[P, K, V]) Extend(ctx context.Context, entries iter.Seq[PQEntry[P, K, V]]) (v Version, gone []PQEntry[P, K, V], err error) {
+// holds the evictions of the runs that applied here before it.
+func (w *PriorityQueueWriter[P, K, V]) Extend(ctx context.Context, entries iter.Seq[PQEntry[P, K, V]]) (v Version, evicted []PQEntry[P, K, V], err error) {
 	var bad error
 	v, err = w.extendReplies(ctx, func(yield func(pqCmd[P, K, V], int, error) bool) {
 		for e := range entries {
@@ -696,12 +699,12 @@ func (w *PriorityQueueWriter[P, K, V]) Extend(ctx context.Context, entries iter.
 		if err != nil {
 			bad = err
 		}
-		gone = append(gone, es...)
+		evicted = append(evicted, es...)
 	})
 	if err == nil {
 		err = bad
 	}
-	return v, gone, err
+	return v, evicted, err
 }
 
 // UpdatePriority moves key to priority, keeping its value. The bool

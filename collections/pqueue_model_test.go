@@ -191,6 +191,9 @@ func runPQModel(t *testing.T, rng *rand.Rand, d pqDoer, capacity, ops, check int
 		if !slices.Equal(gone, wantGone) {
 			t.Fatalf("op %d %s: evicted %+v, model %+v", op, what, gone, wantGone)
 		}
+		if dm, ok := d.(*pqMachineDoer); ok {
+			pqAgree(t, dm.m, fmt.Sprintf("op %d %s", op, what))
+		}
 		w, wantAll := d.writer(), md.sorted()
 		if got := pqContents(w); !slices.Equal(got, wantAll) {
 			t.Fatalf("op %d %s: the writer holds\n%+v\nmodel\n%+v", op, what, got, wantAll)
