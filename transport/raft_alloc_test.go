@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"math"
 	"runtime"
 	"testing"
 
@@ -67,17 +68,21 @@ func TestEncodeAppendAllocatesItsSize(t *testing.T) {
 		args.Entries = append(args.Entries, &raft.Log{Index: uint64(i + 1), Term: 2, Data: make([]byte, 64<<10)})
 	}
 	var size int
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for range 10 {
-		b, err := encodeAppend(args)
-		if err != nil {
-			t.Fatal(err)
+	least := math.Inf(1) // other goroutines of the process may allocate meanwhile: the least of a few rounds
+	for range 3 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range 10 {
+			b, err := encodeAppend(args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			size = len(b)
 		}
-		size = len(b)
+		runtime.ReadMemStats(&after)
+		least = min(least, float64(after.TotalAlloc-before.TotalAlloc)/10)
 	}
-	runtime.ReadMemStats(&after)
-	if per := float64(after.TotalAlloc-before.TotalAlloc) / 10; per > 1.2*float64(size) {
-		t.Errorf("encoding a %d-byte request allocates %.0f bytes", size, per)
+	if least > 1.2*float64(size) {
+		t.Errorf("encoding a %d-byte request allocates %.0f bytes", size, least)
 	}
 }
