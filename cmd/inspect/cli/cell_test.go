@@ -10,31 +10,47 @@ import (
 	"github.com/mosaik-go/mosaik/transport"
 )
 
-// inspect dump shows a live Cell's and Once's value.
-func TestLiveDumpCellOnce(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+// liveNet is a network on an embedded server of its own, closed when the
+// test ends.
+func liveNet(t *testing.T, ctx context.Context) *transport.Network {
+	t.Helper()
 	n, err := transport.New(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer n.Close()
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// liveCellOnce opens a Cell "flag" and a Once "genesis" on a network of
+// their own and waits until both are online.
+func liveCellOnce(t *testing.T, ctx context.Context) (*transport.Network, *collections.CellWriter[string], *collections.OnceWriter[string]) {
+	t.Helper()
+	n := liveNet(t, ctx)
 	opt := collections.WithGroupConfig(liveConfig())
 	c, err := collections.NewCellWriter[string](n, "flag", opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	o, err := collections.NewOnceWriter[string](n, "genesis", opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer o.Close()
+	t.Cleanup(func() { o.Close() })
 	for _, w := range []interface{ When() *collections.When }{c, o} {
 		if err := w.When().Online(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return n, c, o
+}
+
+// inspect dump shows a live Cell's and Once's value.
+func TestLiveDumpCellOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	n, c, o := liveCellOnce(t, ctx)
 	if _, err := c.Set(ctx, "cell-value-on"); err != nil {
 		t.Fatal(err)
 	}
@@ -55,27 +71,7 @@ func TestLiveDumpCellOnce(t *testing.T) {
 func TestLiveWatchCellOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	n, err := transport.New(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	opt := collections.WithGroupConfig(liveConfig())
-	c, err := collections.NewCellWriter[string](n, "flag", opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	o, err := collections.NewOnceWriter[string](n, "genesis", opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.Close()
-	for _, w := range []interface{ When() *collections.When }{c, o} {
-		if err := w.When().Online(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	n, c, o := liveCellOnce(t, ctx)
 	watch := func(name string, write func(), want ...string) string {
 		t.Helper()
 		wctx, wcancel := context.WithCancel(ctx)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/mosaik-go/mosaik/collections"
-	"github.com/mosaik-go/mosaik/transport"
 )
 
 // inspect dump shows a live PriorityQueue's entries in ascending order,
@@ -15,11 +14,7 @@ import (
 func TestLiveDumpPQueue(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	n, err := transport.New(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
+	n := liveNet(t, ctx)
 	q, err := collections.NewPriorityQueueWriter[int, string, string](n, "jobs", collections.WithGroupConfig(liveConfig()))
 	if err != nil {
 		t.Fatal(err)
