@@ -10,18 +10,25 @@ import (
 	"github.com/mosaik-go/mosaik/rsm"
 )
 
+// leaderAndFollower starts a group of three members and returns its leader
+// and one of the others.
+func leaderAndFollower(t *testing.T) (leader, follower *node) {
+	t.Helper()
+	c := newCluster(t)
+	a, b, d := c.add(nil), c.add(nil), c.add(nil)
+	leader, follower = c.leader(a, b, d), a
+	if follower == leader {
+		follower = b
+	}
+	return leader, follower
+}
+
 // ExecuteApplied on a follower returns once the follower itself has applied
 // the commands, and the leader appends nothing but the commands for it: the
 // follower learns of the commit from a notice, not from a barrier entry.
 func TestExecuteAppliedOnFollower(t *testing.T) {
-	c := newCluster(t)
-	a, b, d := c.add(nil), c.add(nil), c.add(nil)
-	leader := c.leader(a, b, d)
+	leader, follower := leaderAndFollower(t)
 	waitFor(t, 20*time.Second, "three voters", func() bool { v, _ := voters(leader.g.Members()); return v == 3 })
-	follower := a
-	if follower == leader {
-		follower = b
-	}
 	before := leader.g.raft.Load().LastIndex()
 	for i := range 20 {
 		rs, err := ExecuteApplied[int64](ctxFor(t, 10*time.Second), follower.g, []counterCmd{{Add: 1}, {Add: 2}})
@@ -48,13 +55,7 @@ func TestExecuteAppliedOnFollower(t *testing.T) {
 // "appended" answer would be one more message on the way, and nothing
 // waits for it. Other batches still get both answers.
 func TestLocalForwardNoAppendedReply(t *testing.T) {
-	c := newCluster(t)
-	a, b, d := c.add(nil), c.add(nil), c.add(nil)
-	leader := c.leader(a, b, d)
-	follower := a
-	if follower == leader {
-		follower = b
-	}
+	leader, follower := leaderAndFollower(t)
 	cmd, err := rsm.Marshal(counterCmd{Add: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -99,13 +100,7 @@ func TestLocalForwardNoAppendedReply(t *testing.T) {
 // sender waits to apply (ExecuteApplied at a follower) still returns once
 // the leader gave it an index, before the batch commits or applies.
 func TestFeedBatchedWithLocalWrite(t *testing.T) {
-	c := newCluster(t)
-	a, b, d := c.add(nil), c.add(nil), c.add(nil)
-	leader := c.leader(a, b, d)
-	follower := a
-	if follower == leader {
-		follower = b
-	}
+	leader, follower := leaderAndFollower(t)
 	gate := make(chan struct{}, maxInflight)
 	leader.sm.mu.Lock()
 	leader.sm.gate = gate
