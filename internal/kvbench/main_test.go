@@ -36,11 +36,8 @@ func TestRunBrief(t *testing.T) {
 		t.Fatalf("%d results, want %d", len(rs), want)
 	}
 	check := func(what string, s stat) {
-		if s.Ops == 0 || s.Errs > 0 {
-			t.Errorf("%s: %d ops, %d errors (%v)", what, s.Ops, s.Errs, s.FirstErr)
-		}
-		if s.P50 <= 0 || s.P99 < s.P50 {
-			t.Errorf("%s: p50 %v, p99 %v", what, s.P50, s.P99)
+		if err := s.Sane(); err != nil {
+			t.Errorf("%s: %v", what, err)
 		}
 	}
 	for _, r := range rs {

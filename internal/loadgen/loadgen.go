@@ -5,6 +5,7 @@ package loadgen
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,15 @@ type Stat struct {
 	Window   time.Duration
 	P50, P99 time.Duration
 	Retries  int64 // attempts that did not apply (a compare-and-swap's), as the Op said
+}
+
+// Sane reports what is wrong with s as a run's result: no operations,
+// errors, or percentiles out of order. It says nothing about speed.
+func (s Stat) Sane() error {
+	if s.Ops == 0 || s.Errs > 0 || s.P50 <= 0 || s.P99 < s.P50 {
+		return fmt.Errorf("%d ops, %d errors (%v), p50 %v, p99 %v", s.Ops, s.Errs, s.FirstErr, s.P50, s.P99)
+	}
+	return nil
 }
 
 // Rate is the operations per second over the window.
