@@ -95,6 +95,10 @@ type wireAppendResp struct {
 	NoRetryBackoff bool
 }
 
+// largeAppend is the estimated size above which encodeAppend sizes its own
+// buffer: below it, the over-estimate would cost more than the copy.
+const largeAppend = 64 << 10
+
 func encodeAppend(a *raft.AppendEntriesRequest) ([]byte, error) {
 	w := wireAppend{
 		Header: toWireHeader(a.RPCHeader), Term: a.Term, Leader: a.Leader,
@@ -110,15 +114,15 @@ func encodeAppend(a *raft.AppendEntriesRequest) ([]byte, error) {
 			w.Entries[i] = wireLog{Index: e.Index, Term: e.Term, Type: uint8(e.Type), Data: e.Data, Extensions: e.Extensions, AppendedAt: at}
 		}
 	}
-	if len(w.Entries) == 0 {
-		return marshal(kindAppend, w)
-	}
-	// Entries may be large: encode them once, into a buffer of about their
-	// size, rather than into one grown by doubling and then copied.
 	size := appendBase(a)
 	for _, e := range a.Entries {
 		size += appendEntrySize(e)
 	}
+	if size <= largeAppend {
+		return marshal(kindAppend, w) // a pooled buffer and one copy of the exact size
+	}
+	// Large entries: encode them once, into a buffer of about their size,
+	// rather than into one grown by doubling and then copied.
 	buf := bytes.NewBuffer(make([]byte, 0, size))
 	buf.WriteByte(kindAppend)
 	if err := encMode.MarshalToBuffer(w, buf); err != nil {
