@@ -364,8 +364,8 @@ func (m *pqMachine[P, K, V]) ascend(n *bnode[pqOrd[P, K], V], lo, hi *P, ends ui
 	btreeAscend(immutable.Comparer[pqOrd[P, K]](cmp), n, keyBounds[pqOrd[P, K]]{lo: pqOrd[P, K]{p: *lo}, hasLo: true}, each)
 }
 
-// Publish implements rsm.Publisher: the key index first, so a reader that
-// sees a version finds every key of it.
+// Publish implements rsm.Publisher: the key index first, so that the state
+// stored after it names the key index of its own version (see slot).
 func (m *pqMachine[P, K, V]) Publish() {
 	m.keys.Publish()
 	if m.stage.pending() {
