@@ -362,8 +362,9 @@ func (h *handle[C]) Version() Version { return h.m.version() }
 // Sync returns once this handle's replica has applied every write committed
 // before the call, anywhere in the cluster, and the version its reads see
 // then: a Get, All or Len after Sync is linearizable. It costs one round trip
-// to the leader, which confirms it still leads with a heartbeat round; it
-// writes nothing. Use it where a read must not miss a write another node
+// to the leader (none at the leader), plus, in groups of over four voters
+// (at the leader, over two), a heartbeat round by which the leader confirms
+// it still leads; it writes nothing. Use it where a read must not miss a write another node
 // acknowledged (a handle always sees its own writes without it). Without a
 // deadline in ctx it waits at most 5 s (groups.Config.QueryTimeout); with no
 // leader it fails with ErrOffline.

@@ -443,9 +443,15 @@ func (c *core) ctlSubject(p transport.PeerID) string {
 
 func (c *core) ctx() context.Context { return c.baseCtx }
 
+// isClosing reports whether the member is closing or its network closed.
+// The member stops on its own soon after its network closes, but a
+// single-voter group could still commit a write in between: a caller that
+// closed the network must not see one succeed.
 func (c *core) isClosing() bool {
 	select {
 	case <-c.closing:
+		return true
+	case <-c.net.Done():
 		return true
 	default:
 		return false
@@ -704,9 +710,10 @@ func (g *Group[C, Q, R]) Query(ctx context.Context, q Q, c Consistency) (QueryRe
 
 // Sync returns once this member has applied every command committed before
 // the call, and the index it has applied then: a read of the member's state
-// after Sync is linearizable. It asks the leader for its read index (the
-// leader confirms with a heartbeat round that it still leads) and appends
-// nothing to the log. Without a deadline in ctx it waits at most
+// after Sync is linearizable. It asks the leader for its read index and
+// appends nothing to the log. The leader confirms with a heartbeat round
+// that it still leads, unless the group is small enough that the asker's
+// term proves it (see quickRead). Without a deadline in ctx it waits at most
 // Config.QueryTimeout; without a leader it fails with ErrOffline.
 func (c *core) Sync(ctx context.Context) (rsm.Index, error) {
 	if c.isClosing() {

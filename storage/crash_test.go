@@ -102,6 +102,14 @@ func crashOnce(t *testing.T, unsyncedPercent int, seed uint64) {
 
 	opts.FS = crashed
 	db, err = Open("/data", opts)
+	if unsyncedPercent > 0 && unsyncedPercent < 100 && errors.Is(err, ErrCorrupt) && strings.Contains(err.Error(), "TruncateDamagedWAL") {
+		// The image kept a later page of the unsynced tail and lost an
+		// earlier one, which Open cannot tell from damage: cutting the log
+		// there must keep everything acknowledged.
+		t.Logf("open after crash: %v; opening with TruncateDamagedWAL", err)
+		opts.TruncateDamagedWAL = true
+		db, err = Open("/data", opts)
+	}
 	if err != nil {
 		t.Fatalf("open after crash: %v", err)
 	}

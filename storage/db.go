@@ -118,13 +118,13 @@ func Open(dir string, opts *Options) (*DB, error) {
 			return nil, fmt.Errorf("storage: make %s private: %w", dir, err)
 		}
 	}
-	if err := errors.Join(checkManifest(fs, dir), checkWALs(fs, dir)); err != nil {
-		_ = lock.Close()
-		return nil, err
-	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if err := errors.Join(checkManifest(fs, dir), checkWALs(fs, dir, o.TruncateDamagedWAL, log)); err != nil {
+		_ = lock.Close()
+		return nil, err
 	}
 	db := &DB{
 		dir:     dir,

@@ -48,6 +48,19 @@ type Options struct {
 	// cannot be opened while a node uses it.
 	ReadOnly bool
 
+	// TruncateDamagedWAL lets Open cut a write-ahead log at a damaged
+	// chunk that valid chunks of the same log follow, which Open otherwise
+	// refuses with ErrCorrupt: the records from the damaged chunk on are
+	// zeroed and dropped, and the cut is logged. Set it to restart a node
+	// that crashed or lost power on a sound disk: such a crash may keep a
+	// later page of a write that was never synced, nor acknowledged, and
+	// lose an earlier one, and Open cannot tell that from damage. On a
+	// failing disk the cut may drop writes the node acknowledged, its vote
+	// among them; there, wipe the directory instead, and the node rejoins
+	// its groups as a new member. Damage that a later chunk records as
+	// synced is refused all the same. It cannot be set with ReadOnly.
+	TruncateDamagedWAL bool
+
 	// RetainSnapshots is how many finished snapshots each group keeps; older
 	// ones are deleted when a new one is finished. Default 2.
 	RetainSnapshots int
@@ -105,6 +118,9 @@ func (o *Options) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("storage: Options."+format, args...))
+	}
+	if c.TruncateDamagedWAL && c.ReadOnly {
+		bad("TruncateDamagedWAL cannot be set with ReadOnly")
 	}
 	if c.RetainSnapshots < 1 || c.RetainSnapshots > MaxRetainSnapshots {
 		bad("RetainSnapshots %d is outside [1, %d]", c.RetainSnapshots, MaxRetainSnapshots)

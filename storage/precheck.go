@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 
@@ -99,6 +100,7 @@ const (
 type chunk struct {
 	typ    byte
 	logNum uint32 // recyclable and WAL-sync chunks
+	synced uint64 // WAL-sync chunks: the offset Pebble records as synced
 	// end is where the chunk ends by its header, -1 when the header is
 	// impossible (unknown type, or cut off by the end of the block).
 	end int
@@ -131,6 +133,9 @@ func chunkAt(b []byte, i int) chunk {
 	}
 	if hdr > recordHeaderSize {
 		c.logNum = binary.LittleEndian.Uint32(b[i+7:])
+	}
+	if hdr == walSyncHdr {
+		c.synced = binary.LittleEndian.Uint64(b[i+11:])
 	}
 	c.end = i + hdr + int(binary.LittleEndian.Uint16(b[i+4:]))
 	c.valid = c.end <= len(b) && binary.LittleEndian.Uint32(b[i:]) == maskedCRC(b[i+6:c.end])
@@ -174,7 +179,7 @@ func (r *chunkReader) read(base int64) ([]byte, error) {
 // the damaged chunk's block, from where the damaged chunk's header says it
 // ends, if that is inside the block; in every later block, from its start.
 // In either, it walks chunk by chunk up to the first invalid chunk.
-func (r *chunkReader) findAfterDamage(at int64, match func(chunk) bool) (int64, error) {
+func (r *chunkReader) findAfterDamage(at int64, match func(c chunk, at int64) bool) (int64, error) {
 	first := at - at%recordBlockSize
 	for base := first; base < r.size; base += recordBlockSize {
 		b, err := r.read(base)
@@ -192,7 +197,7 @@ func (r *chunkReader) findAfterDamage(at int64, match func(chunk) bool) (int64, 
 			if !c.valid {
 				break
 			}
-			if match(c) {
+			if match(c, base+int64(i)) {
 				return base + int64(i), nil
 			}
 			i = c.end
@@ -223,7 +228,7 @@ func validChunkAfter(f vfs.File, from int64) (int64, error) {
 		for i+recordHeaderSize <= len(b) {
 			c := chunkAt(b, i)
 			if !c.valid || !c.legacy() {
-				return r.findAfterDamage(base+int64(i), chunk.legacy)
+				return r.findAfterDamage(base+int64(i), func(c chunk, _ int64) bool { return c.legacy() })
 			}
 			i = c.end
 		}
@@ -244,7 +249,12 @@ func validChunkAfter(f vfs.File, from int64) (int64, error) {
 // a valid chunk of the same log is damage (see checkWAL). A log that is
 // kept only for reuse is checked too: damage in it is reported although
 // Pebble would not read it.
-func checkWALs(fs vfs.FS, dir string) error {
+//
+// With truncate (Options.TruncateDamagedWAL), a log damaged so is cut
+// instead at its damaged chunk, unless a later chunk promises the damaged
+// one was synced: everything from that chunk on is zeroed, which Pebble
+// reads as the end of the log.
+func checkWALs(fs vfs.FS, dir string, truncate bool, log *slog.Logger) error {
 	names, err := fs.List(dir)
 	if err != nil {
 		return fmt.Errorf("storage: list %s: %w", dir, err)
@@ -258,16 +268,51 @@ func checkWALs(fs vfs.FS, dir string) error {
 		if err != nil {
 			continue
 		}
-		if err := checkWAL(fs, fs.PathJoin(dir, n), uint32(logNum)); errors.Is(err, errDamaged) {
-			return fmt.Errorf("%w: %s: write-ahead log %s: %v", ErrCorrupt, dir, n, err)
+		name := fs.PathJoin(dir, n)
+		err = checkWAL(fs, name, uint32(logNum))
+		var d *walDamage
+		errors.As(err, &d)
+		if truncate && d != nil && !d.promised {
+			if err = zeroFrom(fs, name, d.at); err != nil {
+				return fmt.Errorf("storage: cut the damaged write-ahead log %s at offset %d: %w", name, d.at, err)
+			}
+			log.Warn("storage: cut a damaged write-ahead log at its first damaged chunk (Options.TruncateDamagedWAL)",
+				"dir", dir, "log", n, "offset", d.at, "next_valid_chunk", d.next)
+			continue
+		}
+		if errors.Is(err, errDamaged) {
+			hint := ""
+			if d != nil && !d.promised {
+				hint = "; if the node crashed or lost power and its disk is sound, Options.TruncateDamagedWAL cuts the log there"
+			}
+			return fmt.Errorf("%w: %s: write-ahead log %s: %v%s", ErrCorrupt, dir, n, err, hint)
 		} else if err != nil {
-			return fmt.Errorf("storage: read %s: %w", fs.PathJoin(dir, n), err)
+			return fmt.Errorf("storage: read %s: %w", name, err)
 		}
 	}
 	return nil
 }
 
-// checkWAL returns an error when a chunk of the log is damaged and a
+// walDamage is the error of checkWAL: a damaged chunk followed by a valid
+// chunk of the same log.
+type walDamage struct {
+	at, next int64 // the damaged chunk; the first valid chunk of the log after it
+	// promised: a later chunk of the log records that the log was synced
+	// past the damaged chunk.
+	promised bool
+}
+
+func (d *walDamage) Error() string {
+	s := fmt.Sprintf("the chunk at offset %d is damaged, and a valid chunk of the same log follows at offset %d (the records from offset %d on would be dropped)", d.at, d.next, d.at)
+	if d.promised {
+		s += "; a later chunk records that the log was synced past the damage"
+	}
+	return s
+}
+
+func (d *walDamage) Unwrap() error { return errDamaged }
+
+// checkWAL returns a *walDamage when a chunk of the log is damaged and a
 // valid chunk of the same log follows it. The log ends at its first chunk
 // that is not one of its own. When that chunk is valid, it belongs to
 // another log (the EOF trailer Pebble writes when it closes a log, or the
@@ -277,8 +322,9 @@ func checkWALs(fs vfs.FS, dir string) error {
 // record of this log after it means the damaged one was written in full
 // before it: damage, whatever offset the later chunks claim was synced.
 // (A crash on a disk that kept a later page of an unsynced write and lost
-// an earlier one looks the same, and is refused too: Open cannot tell it
-// from the loss of an acknowledged write.)
+// an earlier one looks the same: Open cannot tell it from the loss of an
+// acknowledged write, and leaves the choice to the operator, see
+// Options.TruncateDamagedWAL.)
 func checkWAL(fs vfs.FS, name string, logNum uint32) error {
 	f, err := fs.Open(name)
 	if err != nil {
@@ -308,20 +354,48 @@ func checkWAL(fs vfs.FS, name string, logNum uint32) error {
 				i = c.end
 				continue
 			}
-			end := base + int64(i)
-			at, err := r.findAfterDamage(end, func(c chunk) bool {
-				return !c.legacy() && c.logNum == logNum
-			})
-			if err != nil {
+			d := &walDamage{at: base + int64(i), next: -1}
+			// Every valid chunk of the log after the damage, for the first
+			// one and for what they promise.
+			if _, err := r.findAfterDamage(d.at, func(c chunk, at int64) bool {
+				if c.legacy() || c.logNum != logNum {
+					return false
+				}
+				if d.next < 0 {
+					d.next = at
+				}
+				d.promised = d.promised || c.synced > uint64(d.at)
+				return false
+			}); err != nil {
 				return err
 			}
-			if at >= 0 {
-				return fmt.Errorf("%w: the chunk at offset %d is damaged, and a valid chunk of the same log follows at offset %d (the records from offset %d on would be dropped)", errDamaged, end, at, end)
+			if d.next >= 0 {
+				return d
 			}
 			return nil
 		}
 	}
 	return nil
+}
+
+// zeroFrom overwrites the file from offset at to its end with zeros, and
+// syncs it.
+func zeroFrom(fs vfs.FS, name string, at int64) error {
+	f, err := fs.OpenReadWrite(name, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return errors.Join(err, f.Close())
+	}
+	zeros := make([]byte, recordBlockSize)
+	for off := at; off < st.Size(); off += int64(len(zeros)) {
+		if _, err := f.WriteAt(zeros[:min(int64(len(zeros)), st.Size()-off)], off); err != nil {
+			return errors.Join(err, f.Close())
+		}
+	}
+	return errors.Join(f.Sync(), f.Close())
 }
 
 func allZero(b []byte) bool {

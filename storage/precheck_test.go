@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -219,9 +220,12 @@ func TestCheckWALDamage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := checkWALBytes(t, tc.b, logNum)
+			var d *walDamage
 			switch {
-			case tc.bad && !errors.Is(err, errDamaged):
+			case tc.bad && !errors.As(err, &d):
 				t.Fatalf("got %v, want damage reported", err)
+			case tc.bad && !d.promised:
+				t.Fatalf("got %v, want the later chunks' promise noted", err)
 			case !tc.bad && err != nil:
 				t.Fatalf("got %v, want no error", err)
 			}
@@ -274,9 +278,12 @@ func TestCheckWALDamageNoPromise(t *testing.T) {
 		} {
 			t.Run(fmt.Sprintf("type %d: %s", family, tc.name), func(t *testing.T) {
 				err := checkWALBytes(t, tc.b, logNum)
+				var d *walDamage
 				switch {
-				case tc.bad && !errors.Is(err, errDamaged):
+				case tc.bad && !errors.As(err, &d):
 					t.Fatalf("got %v, want damage reported", err)
+				case tc.bad && d.promised:
+					t.Fatalf("got %v: no chunk promised the damaged one was synced", err)
 				case !tc.bad && err != nil:
 					t.Fatalf("got %v, want no error", err)
 				}
@@ -338,4 +345,146 @@ func TestCheckManifestTornTail(t *testing.T) {
 	if err := check(damaged); !errors.Is(err, errDamaged) {
 		t.Fatalf("a damaged record followed by valid ones: %v", err)
 	}
+}
+
+// TestTruncateDamagedWAL: a write-ahead log that lost a page of its
+// unsynced tail with valid pages of the same log after it (what a crash on
+// a disk that writes pages out of order can leave) is refused by Open,
+// with the way out named; Options.TruncateDamagedWAL cuts it at the lost
+// page, keeps every record before it intact, and leaves a directory that
+// opens again without the option.
+func TestTruncateDamagedWAL(t *testing.T) {
+	fs := vfs.NewMem()
+	const synced, total = 200, 600
+	rec := func(i uint64) *raft.Log {
+		l := mkLog(i)
+		l.Data = bytes.Repeat([]byte{byte(i)}, 1000)
+		return l
+	}
+	// The first records synced, in one log; the rest never synced (NoSync),
+	// in the next.
+	for _, run := range []struct {
+		from, to uint64
+		noSync   bool
+	}{{1, synced, false}, {synced + 1, total, true}} {
+		db, err := Open("/data", &Options{FS: fs, NoSync: run.noSync})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := stores(t, db, groupID(1))
+		for i := run.from; i <= run.to; i++ {
+			if err := st.Log.StoreLogs([]*raft.Log{rec(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st.Release()
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wal := newestWAL(t, fs, "/data")
+	f, err := fs.OpenReadWrite(wal, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := info.Size()
+	lost := size / 2 &^ 4095 // a page in the middle of the log
+	if size < lost+2*recordBlockSize {
+		t.Fatalf("write-ahead log %s holds %d bytes: too short for the test", wal, size)
+	}
+	if _, err := f.WriteAt(make([]byte, 4096), lost); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	_, err = Open("/data", &Options{FS: fs})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "TruncateDamagedWAL") {
+		t.Fatalf("open with a lost page: got %v, want ErrCorrupt naming TruncateDamagedWAL", err)
+	}
+	if _, err := Open("/data", &Options{FS: fs, TruncateDamagedWAL: true, ReadOnly: true}); err == nil {
+		t.Fatal("TruncateDamagedWAL with ReadOnly: no error")
+	}
+	var kept uint64
+	for _, opts := range []*Options{{FS: fs, TruncateDamagedWAL: true}, {FS: fs}} {
+		db, err := Open("/data", opts)
+		if err != nil {
+			t.Fatalf("open (TruncateDamagedWAL %v): %v", opts.TruncateDamagedWAL, err)
+		}
+		st := stores(t, db, groupID(1))
+		last, err := st.Log.LastIndex()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kept == 0 {
+			kept = last
+		}
+		// Each record holds over 1000 bytes: those before the lost page stay.
+		if last != kept || last >= total || last < synced || last < total-uint64(size-lost)/1000-1 {
+			t.Fatalf("last index %d (first open %d), want only the records from the lost page on (at most %d of %d) dropped",
+				last, kept, (size-lost)/1000+1, total)
+		}
+		for i := uint64(1); i <= last; i++ {
+			mustLog(t, st.Log, rec(i))
+		}
+		st.Release()
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestTruncateDamagedWALRefusesPromised: damage that a later chunk of the
+// log records as synced is refused even with Options.TruncateDamagedWAL,
+// and the log is left as it was.
+func TestTruncateDamagedWALRefusesPromised(t *testing.T) {
+	const logNum = 7
+	var w walFile
+	for i := range 80 {
+		w.add(walSyncFirst, logNum, -1, bytes.Repeat([]byte{byte(i)}, 1000))
+	}
+	b := bytes.Clone(w.b)
+	b[w.at[30]+walSyncHdr+10] ^= 0x40
+	fs := vfs.NewMem()
+	if err := fs.MkdirAll("/data", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("/data/%06d.log", logNum)
+	memFile(t, fs, name, b).Close()
+	err := checkWALs(fs, "/data", true, slog.New(slog.DiscardHandler))
+	if !errors.Is(err, ErrCorrupt) || strings.Contains(err.Error(), "TruncateDamagedWAL") {
+		t.Fatalf("got %v, want ErrCorrupt without the TruncateDamagedWAL hint", err)
+	}
+	f, err := fs.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	after, err := io.ReadAll(f)
+	if err != nil || !bytes.Equal(after, b) {
+		t.Fatalf("the log changed (%v)", err)
+	}
+}
+
+// newestWAL returns the path of the write-ahead log with the highest
+// number in dir.
+func newestWAL(t *testing.T, fs vfs.FS, dir string) string {
+	t.Helper()
+	names, err := fs.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newest := ""
+	for _, n := range names {
+		if strings.HasSuffix(n, ".log") && n > newest {
+			newest = n
+		}
+	}
+	if newest == "" {
+		t.Fatalf("no write-ahead log in %s: %v", dir, names)
+	}
+	return fs.PathJoin(dir, newest)
 }
