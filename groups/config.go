@@ -140,6 +140,13 @@ type Config struct {
 	// TrailingLogs is how many entries stay in the log after a snapshot, so
 	// a briefly lagging follower catches up without one. Default 10240.
 	TrailingLogs uint64
+	// SnapshotLogBytes makes a member also take a snapshot when the
+	// commands applied since its last one hold at least this many bytes
+	// and half that snapshot's size, however few entries carried them;
+	// the log after that snapshot keeps about this many bytes (at most
+	// TrailingLogs entries). A newcomer then installs the state rather than
+	// replaying a long log of large entries. Default 1 MiB.
+	SnapshotLogBytes uint64
 	// Logger receives the group's logs. Default: the network's logger.
 	Logger *slog.Logger
 	// Labels describe the group to people, e.g. in the inspect tool; they
@@ -215,6 +222,9 @@ func (c *Config) resolve(fallback *slog.Logger) (Config, error) {
 	}
 	if r.TrailingLogs == 0 {
 		r.TrailingLogs = 10240
+	}
+	if r.SnapshotLogBytes == 0 {
+		r.SnapshotLogBytes = 1 << 20
 	}
 	if r.Logger == nil {
 		r.Logger = fallback

@@ -79,6 +79,7 @@ type raftLife struct {
 	stores    storage.Stores
 	// What Raft is started with, kept for Recover, which starts it again.
 	raftFSM   raft.BatchingFSM
+	compactor *compactor // nil for a machine that cannot snapshot
 	raftTrans raft.Transport
 	lifeMu    sync.Mutex
 	notifyCh  chan bool // leadership changes, read by runLeadership
@@ -357,6 +358,10 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 	// follower's election timeout (Raft's HeartbeatTimeout).
 	trans.SetHeartbeatTimeout(c.cfg.ElectionTimeout * time.Duration(c.cfg.Preference.Factor()) / 4)
 	c.metrics = newGroupMetrics(c)
+	if c.fsm.CanSnapshot() {
+		c.compactor = newCompactor(c)
+		fsm = compactingFSM{BatchingFSM: fsm, k: c.compactor}
+	}
 	c.raftFSM = c.metrics.wrap(fsm)
 	c.raftTrans = keepOpen{trans}
 	r, err := raft.NewRaft(c.raftConfig(c.fsm.CanSnapshot()), c.raftFSM, stores.Log, stores.Stable, stores.Snapshots, c.raftTrans)
@@ -398,6 +403,9 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 	c.identify()
 	c.metrics.start()
 	c.goFunc(c.runLeadership)
+	if c.compactor != nil {
+		c.goFunc(c.compactor.run)
+	}
 	c.goFunc(c.runStatus)
 	c.goFunc(c.runAnnounce)
 	c.goFunc(c.runMembership)

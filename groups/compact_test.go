@@ -1,0 +1,77 @@
+package groups
+
+import (
+	"testing"
+	"time"
+)
+
+// A log of few, large entries is compacted by its bytes, although it holds
+// far fewer entries than SnapshotThreshold, and keeps about
+// SnapshotLogBytes after the snapshot; a newcomer then installs the state
+// instead of replaying the log. With SnapshotLogBytes out of reach (the
+// control) nothing is compacted and the newcomer replays everything.
+func TestCompactByLogBytes(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		bytes   uint64
+		compact bool
+	}{{"by bytes", 64 << 10, true}, {"control", 1 << 40, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t)
+			cfg := testConfig()
+			cfg.SnapshotLogBytes = tc.bytes
+			a := startDurable(t, c, t.TempDir(), &ledger{}, cfg)
+			onlineAll(t, a)
+			// 40 entries of 1,000 commands, each entry about 10 KB: 400 KB
+			// in all, against SnapshotThreshold's 8,192 entries.
+			const entries, per = 40, 1000
+			cmds := make([]ledgerCmd, per)
+			for i := range entries {
+				for j := range cmds {
+					cmds[j] = ledgerCmd{V: int64(i*per + j)}
+				}
+				if _, err := a.g.ExecuteMany(ctxFor(t, 20*time.Second), cmds); err != nil {
+					t.Fatal(err)
+				}
+			}
+			lastIndex := func() uint64 {
+				last, err := a.g.stores.Log.LastIndex()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return last
+			}
+			firstIndex := func() uint64 {
+				first, err := a.g.stores.Log.FirstIndex()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return first
+			}
+			if tc.compact {
+				// The last snapshot by bytes can come a moment after the
+				// last write applied.
+				waitFor(t, 20*time.Second, "the log compacted by its bytes", func() bool {
+					return a.g.Status().LogSnapshot > 0 && firstIndex() > 1
+				})
+				// About 64 KB of ~10 KB entries stay, give or take the
+				// entries written after the snapshot began.
+				if kept := lastIndex() - firstIndex() + 1; kept > 20 {
+					t.Fatalf("%d entries kept after the snapshot, want about 7", kept)
+				}
+			} else if first := firstIndex(); first != 1 || a.g.Status().LogSnapshot != 0 {
+				t.Fatalf("control: first index %d, snapshot at %d: compacted without SnapshotLogBytes", first, a.g.Status().LogSnapshot)
+			}
+			want := a.g.Applied()
+			sm := &ledger{}
+			b := startDurable(t, c, t.TempDir(), sm, cfg)
+			waitFor(t, 30*time.Second, "the newcomer caught up", func() bool { return b.g.Applied() >= want })
+			if got, wantState := sm.state(), a.g.Applied(); got.N < entries*per {
+				t.Fatalf("newcomer holds %d commands at index %d, want %d", got.N, wantState, entries*per)
+			}
+			if restored := sm.restores.Load() > 0; restored != tc.compact {
+				t.Fatalf("newcomer installed a snapshot: %v, want %v", restored, tc.compact)
+			}
+		})
+	}
+}
