@@ -93,3 +93,46 @@ func TestNewcomerFloodBounded(t *testing.T) {
 		t.Fatal("no newcomer added: the leader did not react")
 	}
 }
+
+// A member not yet in any configuration takes Raft's messages from a sender
+// it heard announce itself, or from one that another live member announces
+// as its leader: a leader's first AppendEntries to a newcomer it just added
+// often overtakes its own announcement, and refused, Raft retries only
+// 60-110 ms later. A stale announcement, or one naming another leader,
+// does not do.
+func TestNewcomerTakesAnnouncedLeader(t *testing.T) {
+	c := newCluster(t)
+	cfg := testConfig()
+	cfg.BootstrapDelay = time.Hour // never founds: its configuration stays empty
+	n := c.add(cfg)
+	leader, other, stranger := transport.PeerID{1}, transport.PeerID{2}, transport.PeerID{3}
+	set := func(p transport.PeerID, named transport.PeerID, heard time.Time) {
+		n.g.peersMu.Lock()
+		defer n.g.peersMu.Unlock()
+		n.g.peers[p] = &peerState{ann: announcement{Leader: named}, heard: heard}
+	}
+	forget := func() {
+		n.g.peersMu.Lock()
+		defer n.g.peersMu.Unlock()
+		clear(n.g.peers)
+	}
+	stale := time.Now().Add(-time.Hour)
+	for _, tc := range []struct {
+		name  string
+		setup func()
+		allow bool
+	}{
+		{"nobody heard", func() {}, false},
+		{"the sender announced itself", func() { set(leader, leader, time.Now()) }, true},
+		{"another member names the sender leader", func() { set(other, leader, time.Now()) }, true},
+		{"another member names someone else", func() { set(other, stranger, time.Now()) }, false},
+		{"the member naming the sender is stale", func() { set(other, leader, stale) }, false},
+		{"the sender's own announcement is stale", func() { set(leader, leader, stale) }, false},
+	} {
+		forget()
+		tc.setup()
+		if got := n.g.allowRaft(leader); got != tc.allow {
+			t.Errorf("%s: allowRaft = %v, want %v", tc.name, got, tc.allow)
+		}
+	}
+}

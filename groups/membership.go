@@ -612,11 +612,20 @@ func (c *core) allowRaft(from transport.PeerID) bool {
 	}
 	c.peersMu.Lock()
 	defer c.peersMu.Unlock()
-	ps := c.peers[from]
-	if ps == nil || time.Since(ps.heard) > c.cfg.liveWindow() {
-		return false
+	live := func(ps *peerState) bool { return ps != nil && time.Since(ps.heard) <= c.cfg.liveWindow() }
+	if ps := c.peers[from]; live(ps) && (len(servers) == 0 || ps.ann.Leader == from) {
+		return true
 	}
-	return len(servers) == 0 || ps.ann.Leader == from
+	// A leader's first AppendEntries to a newcomer it just added often
+	// overtakes its own announcement (they come on different
+	// subscriptions): refused, Raft would retry 60-110 ms later. Another
+	// live member announcing it as leader will do.
+	for p, ps := range c.peers {
+		if p != from && live(ps) && ps.ann.Leader == from {
+			return true
+		}
+	}
+	return false
 }
 
 // noteForeign notices announcements that do not open with this member's

@@ -48,6 +48,20 @@ func TestSessionFloodVictim(t *testing.T) {
 		}
 	}
 	converge(t, nodes...)
+	// The flood's batches hold no commands: they leave the machine's index
+	// alone, and converge does not wait for them. Raft's does.
+	waitFor(t, 15*time.Second, "every member to apply the flood", func() bool {
+		last := leader.g.fsm.AppliedRaft()
+		for _, nd := range nodes {
+			last = max(last, nd.g.fsm.AppliedRaft())
+		}
+		for _, nd := range nodes {
+			if nd.g.fsm.AppliedRaft() != last {
+				return false
+			}
+		}
+		return true
+	})
 	if _, ok := victim.g.fsm.SessionLast(bound); ok {
 		t.Fatal("the flood did not make the machine forget the victim's session")
 	}

@@ -155,6 +155,20 @@ func (t *RaftTransport) allowed(m *Msg) bool {
 
 var errNotMember = errors.New("transport: sender is not a member of this raft group")
 
+// A member that has just been added refuses its leader until it has heard
+// of it (see SetAllow), and the leader's first AppendEntries can overtake
+// what tells it: refused, Raft retries only 60-110 ms later. The sender
+// retries such a refusal a few times at once, 5 ms apart.
+const (
+	notMemberRetries = 4
+	notMemberWait    = 5 * time.Millisecond
+)
+
+func isNotMember(err error) bool {
+	var re *RemoteError
+	return errors.As(err, &re) && re.Msg == errNotMember.Error()
+}
+
 // Progress is how far a peer's log is known to match this node's: what the
 // peer acknowledged to this node's own AppendEntries or InstallSnapshot in
 // Term. It is this node's view, never what the peer claims elsewhere.
@@ -475,6 +489,14 @@ func (t *RaftTransport) appendOne(target raft.ServerAddress, args *raft.AppendEn
 		}
 	}
 	b, err := t.request(ctx, kind, target, data)
+	for i := 0; i < notMemberRetries && kind == "raft" && isNotMember(err); i++ {
+		select {
+		case <-time.After(notMemberWait):
+		case <-t.shutdown:
+			return ErrClosed
+		}
+		b, err = t.request(ctx, kind, target, data)
+	}
 	if err != nil {
 		return err
 	}
@@ -521,13 +543,18 @@ func (t *RaftTransport) snapshotTimeout() time.Duration { return max(20*t.timeou
 // payload limit so a chunk is never fragmented.
 func (t *RaftTransport) snapshotChunk() int { return max(t.net.maxChunk-1024, t.net.maxChunk/2) }
 
-// InstallSnapshot implements raft.Transport. It streams data in chunks;
-// each waits for the follower to spool the previous one. A chunk is
-// [kindSnapChunk][transfer id][data], read straight into the frame the
-// network sends, so the snapshot is not copied on its way out.
+// InstallSnapshot implements raft.Transport. It streams data in chunks,
+// up to snapWindow of them unacknowledged (see sendChunks), then sends the
+// end, which the follower answers once Raft installed the snapshot. A
+// chunk is [kindSnapChunk][transfer id][data], read straight into the
+// frame the network sends, so the snapshot is not copied on its way out.
 func (t *RaftTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddress, args *raft.InstallSnapshotRequest, resp *raft.InstallSnapshotResponse, data io.Reader) (err error) {
 	var sent int64
 	defer func() { t.metrics.snapshotSent(sent, err != nil || !resp.Success) }()
+	p, err := ParsePeerID(string(target))
+	if err != nil {
+		return err
+	}
 	id := t.net.nextID.Add(1)
 	begin, err := marshal(kindSnapBegin, snapBegin{ID: id, Request: args})
 	if err != nil {
@@ -541,43 +568,122 @@ func (t *RaftTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddre
 	if _, err := step("raft", begin, false, t.snapshotTimeout()); err != nil {
 		return fmt.Errorf("transport: snapshot begin: %w", err)
 	}
-	frame := make([]byte, headerLen+snapChunkHead+t.snapshotChunk(), headerLen+snapChunkHead+t.snapshotChunk()+sealOverhead)
-	// Sealing encrypts the frame in place: the head is written anew for
-	// every chunk.
-	head := frame[headerLen : headerLen+snapChunkHead]
-	setHead := func(kind byte) {
-		head[0] = kind
-		binary.BigEndian.PutUint64(head[1:], id)
+	if sent, err = t.sendChunks(p, id, data); err != nil {
+		return fmt.Errorf("transport: snapshot chunk: %w", err)
 	}
-	for {
-		n, rerr := io.ReadFull(data, frame[headerLen+snapChunkHead:])
-		if n > 0 {
-			setHead(kindSnapChunk)
-			if _, err := step("snap", frame[:headerLen+snapChunkHead+n], true, t.snapshotProgress()); err != nil {
-				return fmt.Errorf("transport: snapshot chunk: %w", err)
-			}
-			sent += int64(n)
-		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
-		}
-		if rerr != nil {
-			return fmt.Errorf("transport: read snapshot: %w", rerr)
-		}
-	}
-	setHead(kindSnapEnd)
+	end := make([]byte, headerLen+snapChunkHead, headerLen+snapChunkHead+sealOverhead)
+	end[headerLen] = kindSnapEnd
+	binary.BigEndian.PutUint64(end[headerLen+1:], id)
 	// Restoring a large snapshot takes time on the follower before it answers.
-	b, err := step("snap", frame[:headerLen+snapChunkHead], true, max(t.snapshotTimeout(), 5*time.Minute))
+	b, err := step("snap", end, true, max(t.snapshotTimeout(), 5*time.Minute))
 	if err != nil {
 		return fmt.Errorf("transport: snapshot end: %w", err)
 	}
 	if err := decMode.Unmarshal(b, resp); err != nil {
 		return err
 	}
-	if p, err := ParsePeerID(string(target)); err == nil && resp.Success && resp.Term == args.Term {
+	if resp.Success && resp.Term == args.Term {
 		t.match(p, args.Term, args.LastLogIndex, args.LastLogTerm, args.RPCHeader)
 	}
 	return nil
+}
+
+// snapWindow is how many snapshot chunks a sender has unacknowledged at
+// most. One at a time, a transfer went at a chunk per round trip through
+// the servers and the follower's spooling: 10.8 MB took 150 ms across a
+// route (kvbench join). The follower handles a subject's frames in order,
+// so chunks sent in order are spooled in order.
+const snapWindow = 4
+
+// sendChunks sends the snapshot's chunks of transfer id to p, each in its
+// own frame until acknowledged (sealing encrypts a frame in place), and
+// returns once every chunk sent was acknowledged, or at the first failure.
+// Each acknowledgement is awaited at most snapshotProgress from its send.
+func (t *RaftTransport) sendChunks(p PeerID, id uint64, data io.Reader) (sent int64, err error) {
+	type flight struct {
+		frame []byte
+		n     int
+		at    time.Time
+		reply chan error
+		stop  func()
+	}
+	var queue []*flight
+	var spare [][]byte
+	defer func() {
+		for _, f := range queue {
+			f.stop()
+		}
+	}()
+	size := headerLen + snapChunkHead + t.snapshotChunk()
+	land := func() error { // the oldest chunk's acknowledgement
+		f := queue[0]
+		queue = queue[1:]
+		defer f.stop()
+		wait := time.NewTimer(time.Until(f.at.Add(t.snapshotProgress())))
+		defer wait.Stop()
+		select {
+		case err := <-f.reply:
+			if err != nil {
+				return err
+			}
+		case <-wait.C:
+			return fmt.Errorf("%w: no acknowledgement within %v", ErrUnreachable, t.snapshotProgress())
+		case <-t.shutdown:
+			return ErrClosed
+		}
+		sent += int64(f.n)
+		spare = append(spare, f.frame)
+		return nil
+	}
+	for {
+		if len(queue) == snapWindow {
+			if err := land(); err != nil {
+				return sent, err
+			}
+		}
+		var frame []byte
+		if k := len(spare); k > 0 {
+			frame, spare = spare[k-1], spare[:k-1]
+		} else {
+			frame = make([]byte, size, size+sealOverhead)
+		}
+		n, rerr := io.ReadFull(data, frame[headerLen+snapChunkHead:])
+		if n > 0 {
+			frame[headerLen] = kindSnapChunk
+			binary.BigEndian.PutUint64(frame[headerLen+1:], id)
+			f := &flight{frame: frame, n: n, at: time.Now(), reply: make(chan error, 1)}
+			t.metrics.sent(snapChunkHead + n)
+			f.stop, err = t.net.call(t.ctx, t.sc, t.subject("snap", p), p, frame[:headerLen+snapChunkHead+n], true, func(b []byte, err error) {
+				t.metrics.received(b, err)
+				if err == nil {
+					_, err = parseReply(b)
+				}
+				select {
+				case f.reply <- err:
+				default:
+				}
+			})
+			if err != nil {
+				if t.ctx.Err() != nil {
+					err = ErrClosed
+				}
+				return sent, err
+			}
+			queue = append(queue, f)
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return sent, fmt.Errorf("transport: read snapshot: %w", rerr)
+		}
+	}
+	for len(queue) > 0 {
+		if err := land(); err != nil {
+			return sent, err
+		}
+	}
+	return sent, nil
 }
 
 // onHeartbeat handles the heartbeat subject: the fast path Raft offers.

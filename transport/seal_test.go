@@ -890,8 +890,10 @@ func TestRaftAllow(t *testing.T) {
 	if consumed.Load() != 0 || beats.Load() != 0 {
 		t.Fatalf("Raft got %d RPCs and %d heartbeats from a refused sender", consumed.Load(), beats.Load())
 	}
-	if got := p.nb.Stats().Rejected - before; got != uint64(len(rpcs)) {
-		t.Errorf("%d RPCs counted rejected, want %d", got, len(rpcs))
+	// AppendEntries is sent again notMemberRetries times after a refusal
+	// (see TestAppendRetriesNotMember).
+	if got, want := p.nb.Stats().Rejected-before, uint64(len(rpcs)+notMemberRetries); got != want {
+		t.Errorf("%d RPCs counted rejected, want %d", got, want)
 	}
 	for _, r := range rpcs {
 		if err := r.call(c); err != nil {
@@ -1435,5 +1437,41 @@ func TestSubscriptionWindowsFull(t *testing.T) {
 	}
 	if s.accept(victim, 1, 1) || !s.accept(victim, 1, 2) {
 		t.Fatal("the active victim's window was forgotten")
+	}
+}
+
+// TestAppendRetriesNotMember: an AppendEntries refused because the
+// receiver has not yet heard of the sender (a newcomer the leader just
+// added) is sent again a few times, 5 ms apart, before Raft sees the
+// refusal; a refusal that lasts reaches Raft after those few tries.
+func TestAppendRetriesNotMember(t *testing.T) {
+	p := sealedPair(t)
+	serve(t, p.b, func(rpc raft.RPC) {
+		cmd := rpc.Command.(*raft.AppendEntriesRequest)
+		rpc.Respond(&raft.AppendEntriesResponse{Term: cmd.Term, Success: true}, nil)
+	})
+	var asked atomic.Int32
+	var refuse atomic.Int32
+	p.b.SetAllow(func(PeerID) bool {
+		asked.Add(1)
+		return refuse.Add(-1) < 0
+	})
+	for _, tc := range []struct {
+		refusals int32
+		ok       bool
+	}{{1, true}, {notMemberRetries, true}, {notMemberRetries + 1, false}} {
+		asked.Store(0)
+		refuse.Store(tc.refusals)
+		var resp raft.AppendEntriesResponse
+		err := p.a.AppendEntries("b", p.b.LocalAddr(), appendN(1), &resp)
+		if tc.ok && (err != nil || !resp.Success) {
+			t.Fatalf("%d refusals: %v, success %v", tc.refusals, err, resp.Success)
+		}
+		if !tc.ok && !isNotMember(err) {
+			t.Fatalf("%d refusals: got %v, want the refusal", tc.refusals, err)
+		}
+		if want := min(tc.refusals+1, notMemberRetries+1); asked.Load() != want {
+			t.Fatalf("%d refusals: asked %d times, want %d", tc.refusals, asked.Load(), want)
+		}
 	}
 }

@@ -52,6 +52,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime"
@@ -82,6 +83,15 @@ func main() {
 	if *traceOut != "" {
 		record(*traceOut, trace.Start)
 		defer trace.Stop()
+	}
+	if f := os.Getenv("MOSAIK_KVBENCH_LOG"); f != "" {
+		fh, err := os.Create(f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "kvbench:", err)
+			os.Exit(2)
+		}
+		defer fh.Close()
+		debugLog = slog.New(slog.NewTextHandler(fh, &slog.HandlerOptions{Level: slog.LevelDebug - 4}))
 	}
 	if *short {
 		cfg.duration, cfg.warmup, cfg.joinKeys = 150*time.Millisecond, 50*time.Millisecond, 10_000

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/mosaik-go/mosaik/internal/loadgen"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -25,8 +26,12 @@ type node struct {
 	db  *storage.DB // nil in memory
 }
 
+// debugLog, when MOSAIK_KVBENCH_LOG names a file, receives every group's
+// debug log (Raft's included), to see where the time goes.
+var debugLog *slog.Logger
+
 func (n *node) opts() []collections.Option {
-	o := []collections.Option{collections.WithGroupConfig(&groups.Config{BootstrapDelay: 500 * time.Millisecond})}
+	o := []collections.Option{collections.WithGroupConfig(&groups.Config{BootstrapDelay: 500 * time.Millisecond, Logger: debugLog})}
 	if n.db != nil {
 		o = append(o, collections.WithStorage(n.db))
 	}
@@ -324,6 +329,10 @@ func (s *mosaikSys) join(ctx context.Context, c *cluster, srv int, dir string, d
 	}
 	defer nn.close()
 	start := time.Now()
+	if debugLog != nil {
+		debugLog.Info("JOIN START", "reader", nn.net.ID().Short())
+		defer func() { debugLog.Info("JOIN DONE", "took", time.Since(start)) }()
+	}
 	r, err := collections.NewMapReader[string, []byte](nn.net, "join", nn.opts()...)
 	if err != nil {
 		return 0, err
