@@ -96,10 +96,9 @@ func (k *compactor) run() {
 		if !k.due() {
 			continue
 		}
-		if err := k.snapshot(); err != nil {
-			if errors.Is(err, raft.ErrRaftShutdown) {
-				return
-			}
+		// A Raft shut down is closing, or replaced by Recover: the next
+		// wake-up finds the new one.
+		if err := k.snapshot(); err != nil && !errors.Is(err, raft.ErrRaftShutdown) {
 			k.c.log.Debug("groups: snapshot by log size failed", "err", err)
 		}
 	}
