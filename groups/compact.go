@@ -96,9 +96,10 @@ func (k *compactor) run() {
 		if !k.due() {
 			continue
 		}
-		// A Raft shut down is closing, or replaced by Recover: the next
-		// wake-up finds the new one.
-		if err := k.snapshot(); err != nil && !errors.Is(err, raft.ErrRaftShutdown) {
+		if err := k.snapshot(); err != nil {
+			if errors.Is(err, raft.ErrRaftShutdown) {
+				return
+			}
 			k.c.log.Debug("groups: snapshot by log size failed", "err", err)
 		}
 	}
