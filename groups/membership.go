@@ -586,8 +586,11 @@ func (c *core) leaderHint() transport.PeerID {
 // founded or added yet), any member it hears announce; and a member that
 // announces itself as leader when this member is not in its configuration
 // (being added) or, in a sealed group, where only holders of the secret can
-// announce, when its configuration is stale. Until Raft runs nothing is let
-// through; the sender tries again. Senders are authenticated by the
+// announce, when its configuration is stale; in either case also a member
+// that another live member announces as leader. In a group with Tickets,
+// of those outside the configuration only a sender whose own ticket this
+// member saw hold. Until Raft runs nothing is let through; the sender
+// tries again. Senders are authenticated by the
 // transport, announcements too.
 func (c *core) allowRaft(from transport.PeerID) bool {
 	if !c.raftReady.Load() {
