@@ -488,3 +488,55 @@ func newestWAL(t *testing.T, fs vfs.FS, dir string) string {
 	}
 	return fs.PathJoin(dir, newest)
 }
+
+// TestTruncateDamagedWALNewestOnly: Options.TruncateDamagedWAL cuts only
+// the newest write-ahead log. Pebble synced an older one when it closed
+// it, so damage there is no crash's lost page: it is refused, without the
+// hint, and the log is left as it was.
+func TestTruncateDamagedWALNewestOnly(t *testing.T) {
+	damaged := func(logNum uint32) []byte {
+		var w walFile
+		for i := range 80 {
+			w.add(walRecyclableFirst, logNum, -1, bytes.Repeat([]byte{byte(i)}, 1000))
+		}
+		b := bytes.Clone(w.b)
+		b[w.at[30]+walRecyclableHdr+10] ^= 0x40
+		return b
+	}
+	fs := vfs.NewMem()
+	if err := fs.MkdirAll("/data", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	older, newer := damaged(7), damaged(9)
+	memFile(t, fs, "/data/000007.log", older).Close()
+	memFile(t, fs, "/data/000009.log", newer).Close()
+	read := func(name string) []byte {
+		f, err := fs.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		b, err := io.ReadAll(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	err := checkWALs(fs, "/data", true, slog.New(slog.DiscardHandler))
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "000007.log") || strings.Contains(err.Error(), "TruncateDamagedWAL") {
+		t.Fatalf("got %v, want ErrCorrupt for 000007.log without the TruncateDamagedWAL hint", err)
+	}
+	if !bytes.Equal(read("/data/000007.log"), older) {
+		t.Fatal("the older log was changed")
+	}
+	// Alone, the newest one is cut.
+	if err := fs.Remove("/data/000007.log"); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkWALs(fs, "/data", true, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatalf("the newest log alone: %v", err)
+	}
+	if got := read("/data/000009.log"); bytes.Equal(got, newer) {
+		t.Fatal("the newest log was not cut")
+	}
+}
