@@ -277,6 +277,10 @@ func checkWALs(fs vfs.FS, dir string, truncate bool, log *slog.Logger) error {
 			newest = max(newest, v)
 		}
 	}
+	// The cut waits until every log passed: Open refusing must leave the
+	// directory as it was.
+	var cut *walDamage
+	var cutName string
 	for _, n := range names {
 		num, ok := logNum(n)
 		if !ok {
@@ -288,11 +292,7 @@ func checkWALs(fs vfs.FS, dir string, truncate bool, log *slog.Logger) error {
 		errors.As(err, &d)
 		cuttable := d != nil && !d.promised && num == newest
 		if truncate && cuttable {
-			if err = zeroFrom(fs, name, d.at); err != nil {
-				return fmt.Errorf("storage: cut the damaged write-ahead log %s at offset %d: %w", name, d.at, err)
-			}
-			log.Warn("storage: cut a damaged write-ahead log at its first damaged chunk (Options.TruncateDamagedWAL)",
-				"dir", dir, "log", n, "offset", d.at, "next_valid_chunk", d.next)
+			cut, cutName = d, n
 			continue
 		}
 		if errors.Is(err, errDamaged) {
@@ -304,6 +304,14 @@ func checkWALs(fs vfs.FS, dir string, truncate bool, log *slog.Logger) error {
 		} else if err != nil {
 			return fmt.Errorf("storage: read %s: %w", name, err)
 		}
+	}
+	if cut != nil {
+		name := fs.PathJoin(dir, cutName)
+		if err := zeroFrom(fs, name, cut.at); err != nil {
+			return fmt.Errorf("storage: cut the damaged write-ahead log %s at offset %d: %w", name, cut.at, err)
+		}
+		log.Warn("storage: cut a damaged write-ahead log at its first damaged chunk (Options.TruncateDamagedWAL)",
+			"dir", dir, "log", cutName, "offset", cut.at, "next_valid_chunk", cut.next)
 	}
 	return nil
 }

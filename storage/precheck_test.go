@@ -540,3 +540,42 @@ func TestTruncateDamagedWALNewestOnly(t *testing.T) {
 		t.Fatal("the newest log was not cut")
 	}
 }
+
+// TestTruncateDamagedWALRefusalCutsNothing: when Open refuses one log, the
+// newest one, which Options.TruncateDamagedWAL would cut, is left as it
+// was too, whatever order the directory lists them in.
+func TestTruncateDamagedWALRefusalCutsNothing(t *testing.T) {
+	damaged := func(logNum uint32, family byte) []byte {
+		var w walFile
+		for i := range 80 {
+			w.add(family, logNum, -1, bytes.Repeat([]byte{byte(i)}, 1000))
+		}
+		b := bytes.Clone(w.b)
+		b[w.at[30]+walSyncHdr+10] ^= 0x40
+		return b
+	}
+	// The newest log's damage is cuttable (no chunk promises it was
+	// synced); the older one's is promised.
+	older, newer := damaged(7, walSyncFirst), damaged(9, walRecyclableFirst)
+	for i := range 20 {
+		fs := vfs.NewMem()
+		if err := fs.MkdirAll("/data", 0o700); err != nil {
+			t.Fatal(err)
+		}
+		memFile(t, fs, "/data/000007.log", older).Close()
+		memFile(t, fs, "/data/000009.log", newer).Close()
+		err := checkWALs(fs, "/data", true, slog.New(slog.DiscardHandler))
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "000007.log") {
+			t.Fatalf("try %d: got %v, want ErrCorrupt for 000007.log", i, err)
+		}
+		f, err := fs.Open("/data/000009.log")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(f)
+		f.Close()
+		if err != nil || !bytes.Equal(got, newer) {
+			t.Fatalf("try %d: the newest log changed although Open refused (%v)", i, err)
+		}
+	}
+}
