@@ -27,14 +27,14 @@ func checkManifest(fs vfs.FS, dir string) error {
 	if err != nil || !desc.Exists || desc.ManifestFilename == "" {
 		return nil // Pebble's own Open reports what is wrong
 	}
-	name := fs.PathJoin(dir, desc.ManifestFilename)
+	name := desc.ManifestFilename // a path already, in dir
 	f, err := fs.Open(name)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
 	if err := checkManifestFile(f); errors.Is(err, errDamaged) {
-		return fmt.Errorf("%w: %s: %s: %v", ErrCorrupt, dir, desc.ManifestFilename, err)
+		return fmt.Errorf("%w: %s: %s: %v", ErrCorrupt, dir, fs.PathBase(name), err)
 	} else if err != nil {
 		return fmt.Errorf("storage: read %s: %w", name, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/record"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
@@ -577,5 +578,76 @@ func TestTruncateDamagedWALRefusalCutsNothing(t *testing.T) {
 		if err != nil || !bytes.Equal(got, newer) {
 			t.Fatalf("try %d: the newest log changed although Open refused (%v)", i, err)
 		}
+	}
+}
+
+// TestOpenChecksManifest: Open reads the directory's MANIFEST before Pebble
+// does, and refuses one with a damaged record that valid ones follow.
+func TestOpenChecksManifest(t *testing.T) {
+	fs := vfs.NewMem()
+	db, err := Open("/data", &Options{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := stores(t, db, groupID(1))
+	// Each flush adds a record to the MANIFEST.
+	for run := range 4 {
+		for i := uint64(1); i <= 50; i++ {
+			if err := st.Log.StoreLogs([]*raft.Log{mkLog(uint64(run)*50 + i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.pdb.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Release()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	desc, err := pebble.Peek("/data", fs)
+	if err != nil || desc.ManifestFilename == "" {
+		t.Fatalf("peek: %v %+v", err, desc)
+	}
+	f, err := fs.OpenReadWrite(desc.ManifestFilename, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A record in the middle: Pebble alone would open the database as the
+	// records before it describe.
+	var starts []int64
+	rr := record.NewReader(f, 0)
+	for {
+		start := rr.Offset()
+		r, err := rr.Next()
+		if err != nil {
+			break
+		}
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			t.Fatal(err)
+		}
+		starts = append(starts, start)
+	}
+	if len(starts) < 3 {
+		t.Fatalf("the MANIFEST holds %d records: too few for the test", len(starts))
+	}
+	at := starts[len(starts)/2] + recordHeaderSize + 2
+	b := []byte{0}
+	if _, err := f.ReadAt(b, at); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x40
+	if _, err := f.WriteAt(b, at); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err = Open("/data", &Options{FS: fs})
+	if err == nil {
+		db.Close()
+	}
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "MANIFEST") || !strings.Contains(err.Error(), "a valid record follows") {
+		t.Fatalf("open with a damaged MANIFEST record valid ones follow: got %v, want ErrCorrupt from the pre-check", err)
 	}
 }
