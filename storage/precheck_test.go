@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -584,8 +585,26 @@ func TestTruncateDamagedWALRefusalCutsNothing(t *testing.T) {
 // TestOpenChecksManifest: Open reads the directory's MANIFEST before Pebble
 // does, and refuses one with a damaged record that valid ones follow.
 func TestOpenChecksManifest(t *testing.T) {
-	fs := vfs.NewMem()
+	fs := manifestDir(t, 0)
+	damageManifest(t, fs)
 	db, err := Open("/data", &Options{FS: fs})
+	if err == nil {
+		db.Close()
+	}
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "MANIFEST") || !strings.Contains(err.Error(), "a valid record follows") {
+		t.Fatalf("open with a damaged MANIFEST record valid ones follow: got %v, want ErrCorrupt from the pre-check", err)
+	}
+}
+
+// manifestDir returns a filesystem with a directory /data whose MANIFEST
+// holds several records, and whose write-ahead logs hold tail records of
+// 1000 bytes, never synced, after them.
+func manifestDir(t *testing.T, tail uint64) vfs.FS {
+	t.Helper()
+	fs := vfs.NewMem()
+	// NoSync: the tail is never synced, and so is damage there a crash
+	// can leave.
+	db, err := Open("/data", &Options{FS: fs, NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -601,10 +620,26 @@ func TestOpenChecksManifest(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	for i := uint64(1); i <= tail; i++ {
+		l := mkLog(200 + i)
+		l.Data = make([]byte, 1000) // random: it does not compress
+		_, _ = rand.NewChaCha8([32]byte{byte(i), byte(i >> 8)}).Read(l.Data)
+		if err := st.Log.StoreLogs([]*raft.Log{l}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	st.Release()
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
+	return fs
+}
+
+// damageManifest flips a bit in a record in the middle of the MANIFEST of
+// /data: Pebble alone would open the database as the records before it
+// describe.
+func damageManifest(t *testing.T, fs vfs.FS) {
+	t.Helper()
 	desc, err := pebble.Peek("/data", fs)
 	if err != nil || desc.ManifestFilename == "" {
 		t.Fatalf("peek: %v %+v", err, desc)
@@ -613,8 +648,7 @@ func TestOpenChecksManifest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A record in the middle: Pebble alone would open the database as the
-	// records before it describe.
+	defer f.Close()
 	var starts []int64
 	rr := record.NewReader(f, 0)
 	for {
@@ -640,14 +674,50 @@ func TestOpenChecksManifest(t *testing.T) {
 	if _, err := f.WriteAt(b, at); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Close(); err != nil {
+}
+
+// TestTruncateDamagedWALManifestRefused: Open refusing a damaged MANIFEST
+// leaves the write-ahead log as it was, although Options.TruncateDamagedWAL
+// would have cut it.
+func TestTruncateDamagedWALManifestRefused(t *testing.T) {
+	fs := manifestDir(t, 300)
+	read := func(name string) []byte {
+		f, err := fs.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		b, err := io.ReadAll(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// The newest log loses a page in its middle: cuttable.
+	wal := newestWAL(t, fs, "/data")
+	b := read(wal)
+	if len(b) < 2*recordBlockSize {
+		t.Fatalf("write-ahead log %s holds %d bytes: too short for the test", wal, len(b))
+	}
+	const lost = 8192
+	f, err := fs.OpenReadWrite(wal, vfs.WriteCategoryUnspecified)
+	if err != nil {
 		t.Fatal(err)
 	}
-	db, err = Open("/data", &Options{FS: fs})
-	if err == nil {
-		db.Close()
+	if _, err := f.WriteAt(make([]byte, 4096), lost); err != nil {
+		t.Fatal(err)
 	}
-	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "MANIFEST") || !strings.Contains(err.Error(), "a valid record follows") {
-		t.Fatalf("open with a damaged MANIFEST record valid ones follow: got %v, want ErrCorrupt from the pre-check", err)
+	f.Close()
+	b = read(wal)
+	if err := checkWALs(fs, "/data", false, slog.New(slog.DiscardHandler)); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "TruncateDamagedWAL") {
+		t.Fatalf("the log's damage is not cuttable (%v): the test damages it wrongly", err)
+	}
+	damageManifest(t, fs)
+	_, err = Open("/data", &Options{FS: fs, TruncateDamagedWAL: true})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "MANIFEST") {
+		t.Fatalf("open: got %v, want ErrCorrupt for the MANIFEST", err)
+	}
+	if !bytes.Equal(read(wal), b) {
+		t.Fatal("the write-ahead log was cut although Open refused")
 	}
 }
