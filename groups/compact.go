@@ -96,10 +96,10 @@ func (k *compactor) run() {
 		if !k.due() {
 			continue
 		}
-		if err := k.snapshot(); err != nil {
-			if errors.Is(err, raft.ErrRaftShutdown) {
-				return
-			}
+		// A Raft shut down is not the end: Recover starts another, whose
+		// snapshots are still due; a member that closes ends the loop by
+		// closing.
+		if err := k.snapshot(); err != nil && !errors.Is(err, raft.ErrRaftShutdown) {
 			k.c.log.Debug("groups: snapshot by log size failed", "err", err)
 		}
 	}

@@ -1,8 +1,12 @@
 package groups
 
 import (
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 )
 
 // A log of few, large entries is compacted by its bytes, although it holds
@@ -74,4 +78,49 @@ func TestCompactByLogBytes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The compactor outlives a Raft that shut down under it without the member
+// closing, as Recover's does: it keeps taking its wake-ups, and compacts
+// by bytes with the Raft that follows.
+func TestCompactorOutlivesRaftShutdown(t *testing.T) {
+	c := newCluster(t)
+	cfg := testConfig()
+	cfg.SnapshotLogBytes = 64 << 10
+	a := startDurable(t, c, t.TempDir(), &ledger{}, cfg)
+	onlineAll(t, a)
+	k := a.g.compactor
+	if k == nil {
+		t.Fatal("no compactor")
+	}
+	// A Raft shut down, standing where the member's Raft was, as during
+	// Recover between the old Raft's shutdown and the new one's start.
+	conf := raft.DefaultConfig()
+	conf.LocalID = "gone"
+	conf.Logger = hclog.NewNullLogger()
+	_, trans := raft.NewInmemTransport("")
+	gone, err := raft.NewRaft(conf, &raft.MockFSM{}, raft.NewInmemStore(), raft.NewInmemStore(), raft.NewInmemSnapshotStore(), trans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gone.Shutdown().Error(); err != nil {
+		t.Fatal(err)
+	}
+	real := a.g.raft.Load()
+	a.g.raft.Store(gone)
+	k.bytes.Add(cfg.SnapshotLogBytes)
+	for i := range 2 {
+		k.wake <- struct{}{}
+		waitFor(t, 5*time.Second, fmt.Sprintf("the compactor took wake-up %d", i+1), func() bool { return len(k.wake) == 0 })
+	}
+	a.g.raft.Store(real)
+	cmds := make([]ledgerCmd, 1000)
+	for range 10 {
+		if _, err := a.g.ExecuteMany(ctxFor(t, 20*time.Second), cmds); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 20*time.Second, "the log compacted by its bytes after the shutdown", func() bool {
+		return a.g.Status().LogSnapshot > 0
+	})
 }

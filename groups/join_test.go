@@ -136,3 +136,49 @@ func TestNewcomerTakesAnnouncedLeader(t *testing.T) {
 		}
 	}
 }
+
+// In a group with Tickets, a member not yet in any configuration takes
+// Raft's messages only from a sender whose own ticket it saw hold: another
+// member naming as leader a sender it never admitted, or one whose ticket
+// expired, does not do.
+func TestNewcomerTakesAnnouncedLeaderTickets(t *testing.T) {
+	pub, _ := issuer(t)
+	c := newCluster(t)
+	cfg := testConfig()
+	cfg.BootstrapDelay = time.Hour // never founds: its configuration stays empty
+	cfg.Tickets = &Tickets{Issuer: pub}
+	n := c.add(cfg)
+	leader, other := transport.PeerID{1}, transport.PeerID{2}
+	now, far, gone := time.Now(), time.Now().Add(time.Hour), time.Now().Add(-time.Second)
+	set := func(p, named transport.PeerID, heard, expires time.Time) {
+		n.g.peersMu.Lock()
+		defer n.g.peersMu.Unlock()
+		n.g.peers[p] = &peerState{ann: announcement{Leader: named}, heard: heard, expires: expires}
+	}
+	stale := now.Add(-time.Hour)
+	for _, tc := range []struct {
+		name  string
+		setup func()
+		allow bool
+	}{
+		{"the sender announced itself", func() { set(leader, leader, now, far) }, true},
+		{"another member names the sender, whose ticket held when last heard", func() {
+			set(leader, leader, stale, far)
+			set(other, leader, now, far)
+		}, true},
+		{"another member names a sender never admitted", func() { set(other, leader, now, far) }, false},
+		{"another member names a sender whose ticket expired", func() {
+			set(leader, leader, stale, gone)
+			set(other, leader, now, far)
+		}, false},
+		{"the sender announced itself, its ticket expired since", func() { set(leader, leader, now, gone) }, false},
+	} {
+		n.g.peersMu.Lock()
+		clear(n.g.peers)
+		n.g.peersMu.Unlock()
+		tc.setup()
+		if got := n.g.allowRaft(leader); got != tc.allow {
+			t.Errorf("%s: allowRaft = %v, want %v", tc.name, got, tc.allow)
+		}
+	}
+}

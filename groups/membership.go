@@ -586,8 +586,11 @@ func (c *core) leaderHint() transport.PeerID {
 // founded or added yet), any member it hears announce; and a member that
 // announces itself as leader when this member is not in its configuration
 // (being added) or, in a sealed group, where only holders of the secret can
-// announce, when its configuration is stale. Until Raft runs nothing is let
-// through; the sender tries again. Senders are authenticated by the
+// announce, when its configuration is stale; in either case also a member
+// that another live member announces as leader. In a group with Tickets,
+// of those outside the configuration only a sender whose own ticket this
+// member saw hold. Until Raft runs nothing is let through; the sender
+// tries again. Senders are authenticated by the
 // transport, announcements too.
 func (c *core) allowRaft(from transport.PeerID) bool {
 	if !c.raftReady.Load() {
@@ -612,6 +615,12 @@ func (c *core) allowRaft(from transport.PeerID) bool {
 	}
 	c.peersMu.Lock()
 	defer c.peersMu.Unlock()
+	// In a group with Tickets, the sender must hold a ticket of its own, as
+	// its announcement showed: another member naming it leader does not
+	// admit it, nor does a ticket that expired since.
+	if ps := c.peers[from]; c.cfg.Tickets != nil && (ps == nil || !time.Now().Before(ps.expires)) {
+		return false
+	}
 	live := func(ps *peerState) bool { return ps != nil && time.Since(ps.heard) <= c.cfg.liveWindow() }
 	if ps := c.peers[from]; live(ps) && (len(servers) == 0 || ps.ann.Leader == from) {
 		return true

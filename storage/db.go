@@ -122,7 +122,9 @@ func Open(dir string, opts *Options) (*DB, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := errors.Join(checkManifest(fs, dir), checkWALs(fs, dir, o.TruncateDamagedWAL, log)); err != nil {
+	// A damaged MANIFEST refuses Open: no log is cut then.
+	merr := checkManifest(fs, dir)
+	if err := errors.Join(merr, checkWALs(fs, dir, o.TruncateDamagedWAL && merr == nil, log)); err != nil {
 		_ = lock.Close()
 		return nil, err
 	}

@@ -27,14 +27,14 @@ func checkManifest(fs vfs.FS, dir string) error {
 	if err != nil || !desc.Exists || desc.ManifestFilename == "" {
 		return nil // Pebble's own Open reports what is wrong
 	}
-	name := fs.PathJoin(dir, desc.ManifestFilename)
+	name := desc.ManifestFilename // a path already, in dir
 	f, err := fs.Open(name)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
 	if err := checkManifestFile(f); errors.Is(err, errDamaged) {
-		return fmt.Errorf("%w: %s: %s: %v", ErrCorrupt, dir, desc.ManifestFilename, err)
+		return fmt.Errorf("%w: %s: %s: %v", ErrCorrupt, dir, fs.PathBase(name), err)
 	} else if err != nil {
 		return fmt.Errorf("storage: read %s: %w", name, err)
 	}
@@ -250,45 +250,68 @@ func validChunkAfter(f vfs.File, from int64) (int64, error) {
 // kept only for reuse is checked too: damage in it is reported although
 // Pebble would not read it.
 //
-// With truncate (Options.TruncateDamagedWAL), a log damaged so is cut
-// instead at its damaged chunk, unless a later chunk promises the damaged
-// one was synced: everything from that chunk on is zeroed, which Pebble
+// With truncate (Options.TruncateDamagedWAL), the newest log, damaged so,
+// is cut instead at its damaged chunk, unless a later chunk promises the
+// damaged one was synced: everything from that chunk on is zeroed, which Pebble
 // reads as the end of the log.
 func checkWALs(fs vfs.FS, dir string, truncate bool, log *slog.Logger) error {
 	names, err := fs.List(dir)
 	if err != nil {
 		return fmt.Errorf("storage: list %s: %w", dir, err)
 	}
-	for _, n := range names {
+	logNum := func(n string) (uint64, bool) {
 		num, ok := strings.CutSuffix(n, ".log")
+		if !ok {
+			return 0, false
+		}
+		v, err := strconv.ParseUint(num, 10, 32)
+		return v, err == nil
+	}
+	// Only the newest log can have lost an unsynced page to a crash: Pebble
+	// syncs a log when it closes it, before it creates the next. Cutting an
+	// older one would drop synced writes and leave a log Pebble refuses
+	// anyway (it wants older logs to end cleanly).
+	var newest uint64
+	for _, n := range names {
+		if v, ok := logNum(n); ok {
+			newest = max(newest, v)
+		}
+	}
+	// The cut waits until every log passed: Open refusing must leave the
+	// directory as it was.
+	var cut *walDamage
+	var cutName string
+	for _, n := range names {
+		num, ok := logNum(n)
 		if !ok {
 			continue
 		}
-		logNum, err := strconv.ParseUint(num, 10, 32)
-		if err != nil {
-			continue
-		}
 		name := fs.PathJoin(dir, n)
-		err = checkWAL(fs, name, uint32(logNum))
+		err = checkWAL(fs, name, uint32(num))
 		var d *walDamage
 		errors.As(err, &d)
-		if truncate && d != nil && !d.promised {
-			if err = zeroFrom(fs, name, d.at); err != nil {
-				return fmt.Errorf("storage: cut the damaged write-ahead log %s at offset %d: %w", name, d.at, err)
-			}
-			log.Warn("storage: cut a damaged write-ahead log at its first damaged chunk (Options.TruncateDamagedWAL)",
-				"dir", dir, "log", n, "offset", d.at, "next_valid_chunk", d.next)
+		cuttable := d != nil && !d.promised && num == newest
+		if truncate && cuttable {
+			cut, cutName = d, n
 			continue
 		}
 		if errors.Is(err, errDamaged) {
 			hint := ""
-			if d != nil && !d.promised {
+			if cuttable {
 				hint = "; if the node crashed or lost power and its disk is sound, Options.TruncateDamagedWAL cuts the log there"
 			}
 			return fmt.Errorf("%w: %s: write-ahead log %s: %v%s", ErrCorrupt, dir, n, err, hint)
 		} else if err != nil {
 			return fmt.Errorf("storage: read %s: %w", name, err)
 		}
+	}
+	if cut != nil {
+		name := fs.PathJoin(dir, cutName)
+		if err := zeroFrom(fs, name, cut.at); err != nil {
+			return fmt.Errorf("storage: cut the damaged write-ahead log %s at offset %d: %w", name, cut.at, err)
+		}
+		log.Warn("storage: cut a damaged write-ahead log at its first damaged chunk (Options.TruncateDamagedWAL)",
+			"dir", dir, "log", cutName, "offset", cut.at, "next_valid_chunk", cut.next)
 	}
 	return nil
 }

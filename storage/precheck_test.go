@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/record"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
@@ -487,4 +489,235 @@ func newestWAL(t *testing.T, fs vfs.FS, dir string) string {
 		t.Fatalf("no write-ahead log in %s: %v", dir, names)
 	}
 	return fs.PathJoin(dir, newest)
+}
+
+// TestTruncateDamagedWALNewestOnly: Options.TruncateDamagedWAL cuts only
+// the newest write-ahead log. Pebble synced an older one when it closed
+// it, so damage there is no crash's lost page: it is refused, without the
+// hint, and the log is left as it was.
+func TestTruncateDamagedWALNewestOnly(t *testing.T) {
+	damaged := func(logNum uint32) []byte {
+		var w walFile
+		for i := range 80 {
+			w.add(walRecyclableFirst, logNum, -1, bytes.Repeat([]byte{byte(i)}, 1000))
+		}
+		b := bytes.Clone(w.b)
+		b[w.at[30]+walRecyclableHdr+10] ^= 0x40
+		return b
+	}
+	fs := vfs.NewMem()
+	if err := fs.MkdirAll("/data", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	older, newer := damaged(7), damaged(9)
+	memFile(t, fs, "/data/000007.log", older).Close()
+	memFile(t, fs, "/data/000009.log", newer).Close()
+	read := func(name string) []byte {
+		f, err := fs.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		b, err := io.ReadAll(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	err := checkWALs(fs, "/data", true, slog.New(slog.DiscardHandler))
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "000007.log") || strings.Contains(err.Error(), "TruncateDamagedWAL") {
+		t.Fatalf("got %v, want ErrCorrupt for 000007.log without the TruncateDamagedWAL hint", err)
+	}
+	if !bytes.Equal(read("/data/000007.log"), older) {
+		t.Fatal("the older log was changed")
+	}
+	// Alone, the newest one is cut.
+	if err := fs.Remove("/data/000007.log"); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkWALs(fs, "/data", true, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatalf("the newest log alone: %v", err)
+	}
+	if got := read("/data/000009.log"); bytes.Equal(got, newer) {
+		t.Fatal("the newest log was not cut")
+	}
+}
+
+// TestTruncateDamagedWALRefusalCutsNothing: when Open refuses one log, the
+// newest one, which Options.TruncateDamagedWAL would cut, is left as it
+// was too, whatever order the directory lists them in.
+func TestTruncateDamagedWALRefusalCutsNothing(t *testing.T) {
+	damaged := func(logNum uint32, family byte) []byte {
+		var w walFile
+		for i := range 80 {
+			w.add(family, logNum, -1, bytes.Repeat([]byte{byte(i)}, 1000))
+		}
+		b := bytes.Clone(w.b)
+		b[w.at[30]+walSyncHdr+10] ^= 0x40
+		return b
+	}
+	// The newest log's damage is cuttable (no chunk promises it was
+	// synced); the older one's is promised.
+	older, newer := damaged(7, walSyncFirst), damaged(9, walRecyclableFirst)
+	for i := range 20 {
+		fs := vfs.NewMem()
+		if err := fs.MkdirAll("/data", 0o700); err != nil {
+			t.Fatal(err)
+		}
+		memFile(t, fs, "/data/000007.log", older).Close()
+		memFile(t, fs, "/data/000009.log", newer).Close()
+		err := checkWALs(fs, "/data", true, slog.New(slog.DiscardHandler))
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "000007.log") {
+			t.Fatalf("try %d: got %v, want ErrCorrupt for 000007.log", i, err)
+		}
+		f, err := fs.Open("/data/000009.log")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(f)
+		f.Close()
+		if err != nil || !bytes.Equal(got, newer) {
+			t.Fatalf("try %d: the newest log changed although Open refused (%v)", i, err)
+		}
+	}
+}
+
+// TestOpenChecksManifest: Open reads the directory's MANIFEST before Pebble
+// does, and refuses one with a damaged record that valid ones follow.
+func TestOpenChecksManifest(t *testing.T) {
+	fs := manifestDir(t, 0)
+	damageManifest(t, fs)
+	db, err := Open("/data", &Options{FS: fs})
+	if err == nil {
+		db.Close()
+	}
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "MANIFEST") || !strings.Contains(err.Error(), "a valid record follows") {
+		t.Fatalf("open with a damaged MANIFEST record valid ones follow: got %v, want ErrCorrupt from the pre-check", err)
+	}
+}
+
+// manifestDir returns a filesystem with a directory /data whose MANIFEST
+// holds several records, and whose write-ahead logs hold tail records of
+// 1000 bytes, never synced, after them.
+func manifestDir(t *testing.T, tail uint64) vfs.FS {
+	t.Helper()
+	fs := vfs.NewMem()
+	// NoSync: the tail is never synced, and so is damage there a crash
+	// can leave.
+	db, err := Open("/data", &Options{FS: fs, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := stores(t, db, groupID(1))
+	// Each flush adds a record to the MANIFEST.
+	for run := range 4 {
+		for i := uint64(1); i <= 50; i++ {
+			if err := st.Log.StoreLogs([]*raft.Log{mkLog(uint64(run)*50 + i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.pdb.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := uint64(1); i <= tail; i++ {
+		l := mkLog(200 + i)
+		l.Data = make([]byte, 1000) // random: it does not compress
+		_, _ = rand.NewChaCha8([32]byte{byte(i), byte(i >> 8)}).Read(l.Data)
+		if err := st.Log.StoreLogs([]*raft.Log{l}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Release()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+// damageManifest flips a bit in a record in the middle of the MANIFEST of
+// /data: Pebble alone would open the database as the records before it
+// describe.
+func damageManifest(t *testing.T, fs vfs.FS) {
+	t.Helper()
+	desc, err := pebble.Peek("/data", fs)
+	if err != nil || desc.ManifestFilename == "" {
+		t.Fatalf("peek: %v %+v", err, desc)
+	}
+	f, err := fs.OpenReadWrite(desc.ManifestFilename, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var starts []int64
+	rr := record.NewReader(f, 0)
+	for {
+		start := rr.Offset()
+		r, err := rr.Next()
+		if err != nil {
+			break
+		}
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			t.Fatal(err)
+		}
+		starts = append(starts, start)
+	}
+	if len(starts) < 3 {
+		t.Fatalf("the MANIFEST holds %d records: too few for the test", len(starts))
+	}
+	at := starts[len(starts)/2] + recordHeaderSize + 2
+	b := []byte{0}
+	if _, err := f.ReadAt(b, at); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x40
+	if _, err := f.WriteAt(b, at); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTruncateDamagedWALManifestRefused: Open refusing a damaged MANIFEST
+// leaves the write-ahead log as it was, although Options.TruncateDamagedWAL
+// would have cut it.
+func TestTruncateDamagedWALManifestRefused(t *testing.T) {
+	fs := manifestDir(t, 300)
+	read := func(name string) []byte {
+		f, err := fs.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		b, err := io.ReadAll(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// The newest log loses a page in its middle: cuttable.
+	wal := newestWAL(t, fs, "/data")
+	b := read(wal)
+	if len(b) < 2*recordBlockSize {
+		t.Fatalf("write-ahead log %s holds %d bytes: too short for the test", wal, len(b))
+	}
+	const lost = 8192
+	f, err := fs.OpenReadWrite(wal, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(make([]byte, 4096), lost); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	b = read(wal)
+	if err := checkWALs(fs, "/data", false, slog.New(slog.DiscardHandler)); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "TruncateDamagedWAL") {
+		t.Fatalf("the log's damage is not cuttable (%v): the test damages it wrongly", err)
+	}
+	damageManifest(t, fs)
+	_, err = Open("/data", &Options{FS: fs, TruncateDamagedWAL: true})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "MANIFEST") {
+		t.Fatalf("open: got %v, want ErrCorrupt for the MANIFEST", err)
+	}
+	if !bytes.Equal(read(wal), b) {
+		t.Fatal("the write-ahead log was cut although Open refused")
+	}
 }

@@ -619,17 +619,24 @@ func (t *RaftTransport) sendChunks(p PeerID, id uint64, data io.Reader) (sent in
 		f := queue[0]
 		queue = queue[1:]
 		defer f.stop()
-		wait := time.NewTimer(time.Until(f.at.Add(t.snapshotProgress())))
-		defer wait.Stop()
+		var err error
 		select {
-		case err := <-f.reply:
-			if err != nil {
-				return err
+		case err = <-f.reply:
+			// Here already: it counts, however long reading the chunks
+			// sent since took (a timer run out meanwhile would race it).
+		default:
+			wait := time.NewTimer(time.Until(f.at.Add(t.snapshotProgress())))
+			defer wait.Stop()
+			select {
+			case err = <-f.reply:
+			case <-wait.C:
+				return fmt.Errorf("%w: no acknowledgement within %v", ErrUnreachable, t.snapshotProgress())
+			case <-t.shutdown:
+				return ErrClosed
 			}
-		case <-wait.C:
-			return fmt.Errorf("%w: no acknowledgement within %v", ErrUnreachable, t.snapshotProgress())
-		case <-t.shutdown:
-			return ErrClosed
+		}
+		if err != nil {
+			return err
 		}
 		sent += int64(f.n)
 		spare = append(spare, f.frame)

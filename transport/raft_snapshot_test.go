@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"context"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -321,5 +322,37 @@ func TestSnapshotReceiverOutwaitsSender(t *testing.T) {
 		if idle, wait := rt.snapshotIdle(), rt.snapshotProgress(); idle < wait+timeout {
 			t.Errorf("timeout %v: the receiver drops a quiet transfer after %v, the sender waits %v per chunk", timeout, idle, wait)
 		}
+	}
+}
+
+// slowReader pauses before every Read of r.
+type slowReader struct {
+	r     io.Reader
+	pause time.Duration
+}
+
+func (s slowReader) Read(p []byte) (int, error) {
+	time.Sleep(s.pause)
+	return s.r.Read(p)
+}
+
+// TestSnapshotSlowSource: a snapshot whose source yields a chunk only every
+// third of snapshotProgress (a loaded disk) still goes through: a chunk
+// acknowledged while the sender read the chunks after it counts, although
+// more than snapshotProgress passed since it was sent when the sender
+// looks. Each of the six chunks has that chance to fail.
+func TestSnapshotSlowSource(t *testing.T) {
+	p := sealedPair(t)
+	a, b := p.transport(t, "slow", 200*time.Millisecond)
+	serve(t, b, func(rpc raft.RPC) {
+		_, err := io.Copy(io.Discard, rpc.Reader)
+		rpc.Respond(&raft.InstallSnapshotResponse{Term: 1, Success: true}, err)
+	})
+	size := 6 * a.snapshotChunk()
+	data := randomBytes(size, 1)
+	var resp raft.InstallSnapshotResponse
+	src := slowReader{r: bytes.NewReader(data), pause: a.snapshotProgress()/3 + 50*time.Millisecond}
+	if err := a.InstallSnapshot("b", b.LocalAddr(), snapshotRequest(int64(size)), &resp, src); err != nil || !resp.Success {
+		t.Fatalf("got %v, success %v", err, resp.Success)
 	}
 }
