@@ -48,7 +48,7 @@ type Options struct {
 	// cannot be opened while a node uses it.
 	ReadOnly bool
 
-	// TruncateDamagedWAL lets Open cut a write-ahead log at a damaged
+	// TruncateDamagedWAL lets Open cut the newest write-ahead log at a damaged
 	// chunk that valid chunks of the same log follow, which Open otherwise
 	// refuses with ErrCorrupt: the records from the damaged chunk on are
 	// zeroed and dropped, and the cut is logged. Set it to restart a node
