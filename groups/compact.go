@@ -26,14 +26,27 @@ type compactor struct {
 	c     *core
 	bytes atomic.Uint64 // command bytes applied since the last snapshot began
 	count atomic.Uint64 // entries applied since then
-	wake  chan struct{} // poked by applies past the threshold
+	wake  chan struct{} // poked by applies past threshold
+	// threshold is the bytes that wake the compactor: SnapshotLogBytes
+	// after a snapshot, then what due found due, so that applies below it
+	// do not make it list the snapshots again.
+	threshold atomic.Uint64
 	// lastSize is the size of the latest snapshot this member took or
 	// installed, as its store lists it; the compactor's goroutine only.
 	lastSize uint64
 }
 
 func newCompactor(c *core) *compactor {
-	return &compactor{c: c, wake: make(chan struct{}, 1)}
+	k := &compactor{c: c, wake: make(chan struct{}, 1)}
+	k.threshold.Store(c.cfg.SnapshotLogBytes)
+	return k
+}
+
+// restart counts from zero: a snapshot began or was installed.
+func (k *compactor) restart() {
+	k.bytes.Store(0)
+	k.count.Store(0)
+	k.threshold.Store(k.c.cfg.SnapshotLogBytes)
 }
 
 // compactingFSM counts the bytes Raft applies, for the compactor.
@@ -57,16 +70,14 @@ func (f compactingFSM) ApplyBatch(logs []*raft.Log) []any {
 // covered are not counted again: the next snapshot, by entries or by
 // bytes, covers them.)
 func (f compactingFSM) Snapshot() (raft.FSMSnapshot, error) {
-	f.k.bytes.Store(0)
-	f.k.count.Store(0)
+	f.k.restart()
 	return f.BatchingFSM.Snapshot()
 }
 
 // Restore starts counting again too: the log before the installed state
 // is no longer this member's to replace.
 func (f compactingFSM) Restore(rc io.ReadCloser) error {
-	f.k.bytes.Store(0)
-	f.k.count.Store(0)
+	f.k.restart()
 	return f.BatchingFSM.Restore(rc)
 }
 
@@ -78,7 +89,7 @@ func (k *compactor) applied(logs []*raft.Log) {
 		}
 	}
 	k.count.Add(uint64(len(logs)))
-	if k.bytes.Add(uint64(n)) >= k.c.cfg.SnapshotLogBytes {
+	if k.bytes.Add(uint64(n)) >= k.threshold.Load() {
 		select {
 		case k.wake <- struct{}{}:
 		default:
@@ -111,7 +122,9 @@ func (k *compactor) due() bool {
 	if metas, err := k.c.stores.Snapshots.List(); err == nil && len(metas) > 0 {
 		k.lastSize = uint64(max(metas[0].Size, 0))
 	}
-	return k.bytes.Load() >= max(k.c.cfg.SnapshotLogBytes, k.lastSize/2)
+	due := max(k.c.cfg.SnapshotLogBytes, k.lastSize/2)
+	k.threshold.Store(due)
+	return k.bytes.Load() >= due
 }
 
 // snapshot has Raft take a snapshot now, keeping about SnapshotLogBytes
