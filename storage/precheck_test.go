@@ -352,9 +352,9 @@ func TestCheckManifestTornTail(t *testing.T) {
 // TestTruncateDamagedWAL: a write-ahead log that lost a page of its
 // unsynced tail with valid pages of the same log after it (what a crash on
 // a disk that writes pages out of order can leave) is refused by Open,
-// with the way out named; Options.TruncateDamagedWAL cuts it at the lost
-// page, keeps every record before it intact, and leaves a directory that
-// opens again without the option.
+// with the way out named; with Options.TruncateDamagedWAL it opens, every
+// record before the lost page intact, and the directory opens again
+// without the option. (Where the cut falls: TestTruncateDamagedWALNewestOnly.)
 func TestTruncateDamagedWAL(t *testing.T) {
 	fs := vfs.NewMem()
 	const synced, total = 200, 600
@@ -385,25 +385,14 @@ func TestTruncateDamagedWAL(t *testing.T) {
 		}
 	}
 	wal := newestWAL(t, fs, "/data")
-	f, err := fs.OpenReadWrite(wal, vfs.WriteCategoryUnspecified)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	size := info.Size()
+	size := int64(len(readMem(t, fs, wal)))
 	lost := size / 2 &^ 4095 // a page in the middle of the log
 	if size < lost+2*recordBlockSize {
 		t.Fatalf("write-ahead log %s holds %d bytes: too short for the test", wal, size)
 	}
-	if _, err := f.WriteAt(make([]byte, 4096), lost); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	losePage(t, fs, wal, lost)
 
-	_, err = Open("/data", &Options{FS: fs})
+	_, err := Open("/data", &Options{FS: fs})
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "TruncateDamagedWAL") {
 		t.Fatalf("open with a lost page: got %v, want ErrCorrupt naming TruncateDamagedWAL", err)
 	}
@@ -444,12 +433,7 @@ func TestTruncateDamagedWAL(t *testing.T) {
 // and the log is left as it was.
 func TestTruncateDamagedWALRefusesPromised(t *testing.T) {
 	const logNum = 7
-	var w walFile
-	for i := range 80 {
-		w.add(walSyncFirst, logNum, -1, bytes.Repeat([]byte{byte(i)}, 1000))
-	}
-	b := bytes.Clone(w.b)
-	b[w.at[30]+walSyncHdr+10] ^= 0x40
+	b := damagedWAL(logNum, walSyncFirst)
 	fs := vfs.NewMem()
 	if err := fs.MkdirAll("/data", 0o700); err != nil {
 		t.Fatal(err)
@@ -460,14 +444,8 @@ func TestTruncateDamagedWALRefusesPromised(t *testing.T) {
 	if !errors.Is(err, ErrCorrupt) || strings.Contains(err.Error(), "TruncateDamagedWAL") {
 		t.Fatalf("got %v, want ErrCorrupt without the TruncateDamagedWAL hint", err)
 	}
-	f, err := fs.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	after, err := io.ReadAll(f)
-	if err != nil || !bytes.Equal(after, b) {
-		t.Fatalf("the log changed (%v)", err)
+	if !bytes.Equal(readMem(t, fs, name), b) {
+		t.Fatal("the log changed")
 	}
 }
 
@@ -496,39 +474,18 @@ func newestWAL(t *testing.T, fs vfs.FS, dir string) string {
 // it, so damage there is no crash's lost page: it is refused, without the
 // hint, and the log is left as it was.
 func TestTruncateDamagedWALNewestOnly(t *testing.T) {
-	damaged := func(logNum uint32) []byte {
-		var w walFile
-		for i := range 80 {
-			w.add(walRecyclableFirst, logNum, -1, bytes.Repeat([]byte{byte(i)}, 1000))
-		}
-		b := bytes.Clone(w.b)
-		b[w.at[30]+walRecyclableHdr+10] ^= 0x40
-		return b
-	}
 	fs := vfs.NewMem()
 	if err := fs.MkdirAll("/data", 0o700); err != nil {
 		t.Fatal(err)
 	}
-	older, newer := damaged(7), damaged(9)
+	older, newer := damagedWAL(7, walRecyclableFirst), damagedWAL(9, walRecyclableFirst)
 	memFile(t, fs, "/data/000007.log", older).Close()
 	memFile(t, fs, "/data/000009.log", newer).Close()
-	read := func(name string) []byte {
-		f, err := fs.Open(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		b, err := io.ReadAll(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
 	err := checkWALs(fs, "/data", true, slog.New(slog.DiscardHandler))
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "000007.log") || strings.Contains(err.Error(), "TruncateDamagedWAL") {
 		t.Fatalf("got %v, want ErrCorrupt for 000007.log without the TruncateDamagedWAL hint", err)
 	}
-	if !bytes.Equal(read("/data/000007.log"), older) {
+	if !bytes.Equal(readMem(t, fs, "/data/000007.log"), older) {
 		t.Fatal("the older log was changed")
 	}
 	// Alone, the newest one is cut.
@@ -538,8 +495,15 @@ func TestTruncateDamagedWALNewestOnly(t *testing.T) {
 	if err := checkWALs(fs, "/data", true, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatalf("the newest log alone: %v", err)
 	}
-	if got := read("/data/000009.log"); bytes.Equal(got, newer) {
-		t.Fatal("the newest log was not cut")
+	// Cut: everything before the damaged chunk as it was, zeros from it to
+	// the end.
+	var d *walDamage
+	if !errors.As(checkWALBytes(t, newer, 9), &d) {
+		t.Fatal("the newest log is not damaged: the test proves nothing")
+	}
+	got := readMem(t, fs, "/data/000009.log")
+	if len(got) != len(newer) || !bytes.Equal(got[:d.at], newer[:d.at]) || !allZero(got[d.at:]) {
+		t.Fatalf("the newest log is not cut at offset %d, the damaged chunk", d.at)
 	}
 }
 
@@ -547,18 +511,9 @@ func TestTruncateDamagedWALNewestOnly(t *testing.T) {
 // newest one, which Options.TruncateDamagedWAL would cut, is left as it
 // was too, whatever order the directory lists them in.
 func TestTruncateDamagedWALRefusalCutsNothing(t *testing.T) {
-	damaged := func(logNum uint32, family byte) []byte {
-		var w walFile
-		for i := range 80 {
-			w.add(family, logNum, -1, bytes.Repeat([]byte{byte(i)}, 1000))
-		}
-		b := bytes.Clone(w.b)
-		b[w.at[30]+walSyncHdr+10] ^= 0x40
-		return b
-	}
 	// The newest log's damage is cuttable (no chunk promises it was
 	// synced); the older one's is promised.
-	older, newer := damaged(7, walSyncFirst), damaged(9, walRecyclableFirst)
+	older, newer := damagedWAL(7, walSyncFirst), damagedWAL(9, walRecyclableFirst)
 	for i := range 20 {
 		fs := vfs.NewMem()
 		if err := fs.MkdirAll("/data", 0o700); err != nil {
@@ -570,14 +525,8 @@ func TestTruncateDamagedWALRefusalCutsNothing(t *testing.T) {
 		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "000007.log") {
 			t.Fatalf("try %d: got %v, want ErrCorrupt for 000007.log", i, err)
 		}
-		f, err := fs.Open("/data/000009.log")
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := io.ReadAll(f)
-		f.Close()
-		if err != nil || !bytes.Equal(got, newer) {
-			t.Fatalf("try %d: the newest log changed although Open refused (%v)", i, err)
+		if !bytes.Equal(readMem(t, fs, "/data/000009.log"), newer) {
+			t.Fatalf("try %d: the newest log changed although Open refused", i)
 		}
 	}
 }
@@ -681,43 +630,50 @@ func damageManifest(t *testing.T, fs vfs.FS) {
 // would have cut it.
 func TestTruncateDamagedWALManifestRefused(t *testing.T) {
 	fs := manifestDir(t, 300)
-	read := func(name string) []byte {
-		f, err := fs.Open(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		b, err := io.ReadAll(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
 	// The newest log loses a page in its middle: cuttable.
 	wal := newestWAL(t, fs, "/data")
-	b := read(wal)
+	b := readMem(t, fs, wal)
 	if len(b) < 2*recordBlockSize {
 		t.Fatalf("write-ahead log %s holds %d bytes: too short for the test", wal, len(b))
 	}
-	const lost = 8192
-	f, err := fs.OpenReadWrite(wal, vfs.WriteCategoryUnspecified)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteAt(make([]byte, 4096), lost); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	b = read(wal)
+	losePage(t, fs, wal, 8192)
+	b = readMem(t, fs, wal)
 	if err := checkWALs(fs, "/data", false, slog.New(slog.DiscardHandler)); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "TruncateDamagedWAL") {
 		t.Fatalf("the log's damage is not cuttable (%v): the test damages it wrongly", err)
 	}
 	damageManifest(t, fs)
-	_, err = Open("/data", &Options{FS: fs, TruncateDamagedWAL: true})
+	_, err := Open("/data", &Options{FS: fs, TruncateDamagedWAL: true})
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "MANIFEST") {
 		t.Fatalf("open: got %v, want ErrCorrupt for the MANIFEST", err)
 	}
-	if !bytes.Equal(read(wal), b) {
+	if !bytes.Equal(readMem(t, fs, wal), b) {
 		t.Fatal("the write-ahead log was cut although Open refused")
+	}
+}
+
+// damagedWAL is a write-ahead log of 80 records of 1000 bytes in the given
+// family (walSyncFirst: each chunk promises its record's start was synced;
+// walRecyclableFirst: no promises), with a bit flipped in record 30.
+func damagedWAL(logNum uint32, family byte) []byte {
+	var w walFile
+	for i := range 80 {
+		w.add(family, logNum, -1, bytes.Repeat([]byte{byte(i)}, 1000))
+	}
+	b := bytes.Clone(w.b)
+	b[w.at[30]+walSyncHdr+10] ^= 0x40
+	return b
+}
+
+// losePage zeroes the 4 KiB page of name at offset at, as a crash that lost
+// that page of an unsynced write leaves it.
+func losePage(t *testing.T, fs vfs.FS, name string, at int64) {
+	t.Helper()
+	f, err := fs.OpenReadWrite(name, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(make([]byte, 4096), at); err != nil {
+		t.Fatal(err)
 	}
 }
