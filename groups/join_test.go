@@ -106,16 +106,7 @@ func TestNewcomerTakesAnnouncedLeader(t *testing.T) {
 	cfg.BootstrapDelay = time.Hour // never founds: its configuration stays empty
 	n := c.add(cfg)
 	leader, other, stranger := transport.PeerID{1}, transport.PeerID{2}, transport.PeerID{3}
-	set := func(p transport.PeerID, named transport.PeerID, heard time.Time) {
-		n.g.peersMu.Lock()
-		defer n.g.peersMu.Unlock()
-		n.g.peers[p] = &peerState{ann: announcement{Leader: named}, heard: heard}
-	}
-	forget := func() {
-		n.g.peersMu.Lock()
-		defer n.g.peersMu.Unlock()
-		clear(n.g.peers)
-	}
+	set := func(p, named transport.PeerID, heard time.Time) { setPeer(n, p, named, heard, time.Time{}) }
 	stale := time.Now().Add(-time.Hour)
 	for _, tc := range []struct {
 		name  string
@@ -129,7 +120,7 @@ func TestNewcomerTakesAnnouncedLeader(t *testing.T) {
 		{"the member naming the sender is stale", func() { set(other, leader, stale) }, false},
 		{"the sender's own announcement is stale", func() { set(leader, leader, stale) }, false},
 	} {
-		forget()
+		forgetPeers(n)
 		tc.setup()
 		if got := n.g.allowRaft(leader); got != tc.allow {
 			t.Errorf("%s: allowRaft = %v, want %v", tc.name, got, tc.allow)
@@ -150,11 +141,7 @@ func TestNewcomerTakesAnnouncedLeaderTickets(t *testing.T) {
 	n := c.add(cfg)
 	leader, other := transport.PeerID{1}, transport.PeerID{2}
 	now, far, gone := time.Now(), time.Now().Add(time.Hour), time.Now().Add(-time.Second)
-	set := func(p, named transport.PeerID, heard, expires time.Time) {
-		n.g.peersMu.Lock()
-		defer n.g.peersMu.Unlock()
-		n.g.peers[p] = &peerState{ann: announcement{Leader: named}, heard: heard, expires: expires}
-	}
+	set := func(p, named transport.PeerID, heard, expires time.Time) { setPeer(n, p, named, heard, expires) }
 	stale := now.Add(-time.Hour)
 	for _, tc := range []struct {
 		name  string
@@ -173,12 +160,25 @@ func TestNewcomerTakesAnnouncedLeaderTickets(t *testing.T) {
 		}, false},
 		{"the sender announced itself, its ticket expired since", func() { set(leader, leader, now, gone) }, false},
 	} {
-		n.g.peersMu.Lock()
-		clear(n.g.peers)
-		n.g.peersMu.Unlock()
+		forgetPeers(n)
 		tc.setup()
 		if got := n.g.allowRaft(leader); got != tc.allow {
 			t.Errorf("%s: allowRaft = %v, want %v", tc.name, got, tc.allow)
 		}
 	}
+}
+
+// setPeer records in n's peer table that p announced named as leader,
+// heard at heard, its ticket holding until expires.
+func setPeer(n *node, p, named transport.PeerID, heard, expires time.Time) {
+	n.g.peersMu.Lock()
+	defer n.g.peersMu.Unlock()
+	n.g.peers[p] = &peerState{ann: announcement{Leader: named}, heard: heard, expires: expires}
+}
+
+// forgetPeers empties n's peer table.
+func forgetPeers(n *node) {
+	n.g.peersMu.Lock()
+	defer n.g.peersMu.Unlock()
+	clear(n.g.peers)
 }

@@ -618,11 +618,12 @@ func (c *core) allowRaft(from transport.PeerID) bool {
 	// In a group with Tickets, the sender must hold a ticket of its own, as
 	// its announcement showed: another member naming it leader does not
 	// admit it, nor does a ticket that expired since.
-	if ps := c.peers[from]; c.cfg.Tickets != nil && (ps == nil || !time.Now().Before(ps.expires)) {
+	ps := c.peers[from]
+	if c.cfg.Tickets != nil && (ps == nil || !time.Now().Before(ps.expires)) {
 		return false
 	}
 	live := func(ps *peerState) bool { return ps != nil && time.Since(ps.heard) <= c.cfg.liveWindow() }
-	if ps := c.peers[from]; live(ps) && (len(servers) == 0 || ps.ann.Leader == from) {
+	if live(ps) && (len(servers) == 0 || ps.ann.Leader == from) {
 		return true
 	}
 	// A leader's first AppendEntries to a newcomer it just added often

@@ -51,7 +51,7 @@ func TestSessionFloodVictim(t *testing.T) {
 	// The flood's batches hold no commands: they leave the machine's index
 	// alone, and converge does not wait for them. Raft's does.
 	waitFor(t, 15*time.Second, "every member to apply the flood", func() bool {
-		last := leader.g.fsm.AppliedRaft()
+		var last uint64
 		for _, nd := range nodes {
 			last = max(last, nd.g.fsm.AppliedRaft())
 		}
