@@ -17,23 +17,23 @@ func hashTableCheck[K comparable, V comparable](t *hashTable[K, V], model map[K]
 		return fmt.Errorf("count %d, model %d", t.len(), len(model))
 	}
 	used := 0
-	for j := range t.slots {
+	for j, g := range t.tags {
 		s := &t.slots[j]
-		if s.h == 0 {
+		if g == 0 {
 			if *s != (hslot[K, V]{}) {
 				return fmt.Errorf("empty slot %d not cleared", j)
 			}
 			continue
 		}
 		used++
-		if s.h != hash(s.k)|1 {
-			return fmt.Errorf("slot %d: hash %x of key %v, want %x", j, s.h, s.k, hash(s.k)|1)
+		if want := t.tag(s.k, hash(s.k)); g != want {
+			return fmt.Errorf("slot %d: tag %x of key %v, want %x", j, g, s.k, want)
 		}
 		if t.str && s.pre != prefix(as[K, string](s.k)) {
 			return fmt.Errorf("slot %d: prefix of %q wrong", j, as[K, string](s.k))
 		}
-		for i := t.home(s.h); i != j; i = (i + 1) % len(t.slots) {
-			if t.slots[i].h == 0 {
+		for i := t.home(g); i != j; i = (i + 1) % len(t.tags) {
+			if t.tags[i] == 0 {
 				return fmt.Errorf("key %v in slot %d, but slot %d between it and its home is empty", s.k, j, i)
 			}
 		}
@@ -117,12 +117,12 @@ func TestHashTableModel(t *testing.T) {
 func TestHashTableSized(t *testing.T) {
 	for _, n := range []int{0, 1, 7, 8, 9, 10, 69, 70, 71, 1000, 1 << 16, 1_000_003} {
 		tab := newHashTable[int, int](n, false)
-		slots := len(tab.slots)
+		slots := len(tab.tags)
 		for i := range n {
 			tab.set(i, uint64(i)*0x9e3779b97f4a7c15, i)
 		}
-		if len(tab.slots) != slots {
-			t.Errorf("a table for %d keys grew from %d to %d slots", n, slots, len(tab.slots))
+		if len(tab.tags) != slots || len(tab.slots) != slots {
+			t.Errorf("a table for %d keys grew from %d to %d slots", n, slots, len(tab.tags))
 		}
 	}
 }
