@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -34,10 +35,20 @@ type compactor struct {
 	// lastSize is the size of the latest snapshot this member took or
 	// installed, as its store lists it; the compactor's goroutine only.
 	lastSize uint64
+	// take asks Raft for the snapshot (snapshot; tests replace it).
+	take func() error
 }
+
+// A snapshot that fails is asked for again no sooner than a back-off that
+// doubles from compactRetryMin up to SnapshotInterval: one that Raft
+// refuses before the machine's Snapshot runs (a configuration change not
+// yet applied) leaves the count where it was, and every apply would ask
+// again.
+const compactRetryMin = 10 * time.Millisecond
 
 func newCompactor(c *core) *compactor {
 	k := &compactor{c: c, wake: make(chan struct{}, 1)}
+	k.take = k.snapshot
 	k.threshold.Store(c.cfg.SnapshotLogBytes)
 	return k
 }
@@ -98,6 +109,7 @@ func (k *compactor) applied(logs []*raft.Log) {
 }
 
 func (k *compactor) run() {
+	var backoff time.Duration
 	for {
 		select {
 		case <-k.c.closing:
@@ -110,8 +122,19 @@ func (k *compactor) run() {
 		// A Raft shut down is not the end: Recover starts another, whose
 		// snapshots are still due; a member that closes ends the loop by
 		// closing.
-		if err := k.snapshot(); err != nil && !errors.Is(err, raft.ErrRaftShutdown) {
-			k.c.log.Debug("groups: snapshot by log size failed", "err", err)
+		err := k.take()
+		if err == nil || errors.Is(err, raft.ErrRaftShutdown) {
+			backoff = 0
+			continue
+		}
+		backoff = min(max(2*backoff, compactRetryMin), max(k.c.cfg.SnapshotInterval, compactRetryMin))
+		k.c.log.Debug("groups: snapshot by log size failed", "err", err, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-k.c.closing:
+			t.Stop()
+			return
+		case <-t.C:
 		}
 	}
 }

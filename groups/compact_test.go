@@ -1,7 +1,10 @@
 package groups
 
 import (
+	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,4 +126,58 @@ func TestCompactorOutlivesRaftShutdown(t *testing.T) {
 	waitFor(t, 20*time.Second, "the log compacted by its bytes after the shutdown", func() bool {
 		return a.g.Status().LogSnapshot > 0
 	})
+}
+
+// A snapshot that fails is asked for again only after a back-off that
+// doubles from compactRetryMin, however many applies wake the compactor
+// meanwhile, and asked for again once the back-off ends.
+func TestCompactorBacksOff(t *testing.T) {
+	c := newCluster(t)
+	a := startDurable(t, c, t.TempDir(), &ledger{}, testConfig())
+	onlineAll(t, a)
+	// A second compactor on the member's core, with its own way to take
+	// a snapshot, driven by the test's wake-ups.
+	k := newCompactor(a.g.core)
+	var calls atomic.Int64
+	var fail atomic.Bool
+	fail.Store(true)
+	k.take = func() error {
+		calls.Add(1)
+		if fail.Load() {
+			return errors.New("refused")
+		}
+		return nil
+	}
+	k.bytes.Store(1 << 40)
+	var wg sync.WaitGroup
+	wg.Go(k.run)
+	poke := func() {
+		select {
+		case k.wake <- struct{}{}:
+		default:
+		}
+	}
+	start := time.Now()
+	for time.Since(start) < 500*time.Millisecond {
+		poke()
+		time.Sleep(time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	// n calls need n-1 back-offs before them: 10 ms × (2^(n-1) - 1) in all.
+	maxCalls := int64(1)
+	for next, total := compactRetryMin, compactRetryMin; total <= elapsed; next, total = 2*next, total+2*next {
+		maxCalls++
+	}
+	if n := calls.Load(); n < 1 || n > maxCalls {
+		t.Fatalf("%d snapshots asked for in %v of failures, want 1 to %d", n, elapsed, maxCalls)
+	}
+	// The back-off in progress ends (at most SnapshotInterval) and the
+	// compactor asks again.
+	fail.Store(false)
+	base := calls.Load()
+	waitFor(t, 20*time.Second, "a snapshot asked for after the failures", func() bool { poke(); return calls.Load() > base })
+	if err := a.g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
 }
