@@ -67,6 +67,8 @@ type core struct {
 	leading
 	divergence
 	lifecycle
+
+	selfVotersCache // the voters the self-commit policy last read (see latestVoters)
 }
 
 // raftLife is Raft and what it runs on. start sets it up; afterwards only
@@ -354,6 +356,7 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 	}
 	c.trans = trans
 	trans.SetAllow(c.allowRaft)
+	trans.SetSelfCommit(c.selfCommitAllowed)
 	// A lost heartbeat must not hold back the next ones past a
 	// follower's election timeout (Raft's HeartbeatTimeout).
 	trans.SetHeartbeatTimeout(c.cfg.ElectionTimeout * time.Duration(c.cfg.Preference.Factor()) / 4)
