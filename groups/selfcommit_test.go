@@ -183,3 +183,26 @@ func TestNoSelfCommitBeyondThreeVoters(t *testing.T) {
 		})
 	}
 }
+
+// A follower that does not commit by itself (a version without it, or its
+// configuration not yet the leader's) still gets no commit notice from a
+// leader of three voters, and learns of the commit from Raft's next
+// append: its writes return all the same.
+func TestSelfCommitOffStillCompletes(t *testing.T) {
+	_, fs := gateTallies(t, 3)
+	f := fs[0]
+	f.g.trans.SetSelfCommit(nil)
+	commits := f.g.trans.SelfCommits()
+	for i := range 10 {
+		rs, err := ExecuteApplied[int64](ctxFor(t, 20*time.Second), f.g, []tallyCmd{{Add: 1}})
+		if err != nil || rs[0].Value != int64(i+1) {
+			t.Fatalf("write %d: %+v, %v", i, rs, err)
+		}
+		if got := f.g.Applied(); got < rs[0].Index {
+			t.Fatalf("write %d returned at %d before the follower applied it (%d)", i, rs[0].Index, got)
+		}
+	}
+	if got := f.g.trans.SelfCommits(); got != commits {
+		t.Errorf("%d self-commits taken with the policy off", got-commits)
+	}
+}
