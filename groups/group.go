@@ -67,6 +67,8 @@ type core struct {
 	leading
 	divergence
 	lifecycle
+
+	selfVotersCache // the voters the self-commit policy last read (see latestVoters)
 }
 
 // raftLife is Raft and what it runs on. start sets it up; afterwards only
@@ -354,6 +356,7 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 	}
 	c.trans = trans
 	trans.SetAllow(c.allowRaft)
+	trans.SetSelfCommit(c.selfCommitAllowed)
 	// A lost heartbeat must not hold back the next ones past a
 	// follower's election timeout (Raft's HeartbeatTimeout).
 	trans.SetHeartbeatTimeout(c.cfg.ElectionTimeout * time.Duration(c.cfg.Preference.Factor()) / 4)
@@ -562,7 +565,10 @@ func ExecuteReply[A, C, Q, R any](ctx context.Context, g *Group[C, Q, R], cmd C)
 // ExecuteApplied is ExecuteMany that returns only once this member has
 // applied the commands too, so that its own reads see them; on a follower
 // the leader makes the commit known to it at once rather than with its next
-// entry. It returns one Reply per command, in order: for machines that
+// entry. A follower that with the leader is a majority of the voters (a
+// group of three) takes the commit as soon as it stored the entry, and
+// returns once it applied it, with the outcome its own replica recorded,
+// without waiting for the leader's reply. It returns one Reply per command, in order: for machines that
 // implement rsm.Replier, what ApplyReply answered, decoded into A (see
 // ExecuteReply; an answer that does not decode leaves A's zero value and
 // the error matches ErrReplyType); for other machines only the indexes.

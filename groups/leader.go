@@ -297,8 +297,10 @@ func (c *core) runCompleter() {
 		case x := <-c.completeCh:
 			r := c.finish(x)
 			// The notice first: the sender applies after it, which takes
-			// longer than reading the answer, and waits for both.
-			if x.local {
+			// longer than reading the answer, and waits for both. A
+			// sender that commits by itself needs none: it applied the
+			// batch already, or does so as it stores it.
+			if x.local && !c.followerSelfCommits(x.from) {
 				c.tellCommit(x.from)
 			}
 			x.reply(r)

@@ -74,19 +74,8 @@ func tallies(t *testing.T, c *cluster, n int) []*tallyNode {
 	key := NewKey()
 	var out []*tallyNode
 	for range n {
-		net, err := transport.New(context.Background(), transport.WithURL(c.url))
-		if err != nil {
-			t.Fatal(err)
-		}
-		nd := &tallyNode{net: net, sm: &tally{}}
-		if nd.g, err = Join(net, key, nd.sm, testConfig()); err != nil {
-			net.Close()
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			nd.g.Close()
-			nd.net.Close()
-		})
+		nd := &tallyNode{sm: &tally{}}
+		nd.net, nd.g = joinTally(t, c, key, nd.sm)
 		out = append(out, nd)
 	}
 	for _, nd := range out {
@@ -98,6 +87,26 @@ func tallies(t *testing.T, c *cluster, n int) []*tallyNode {
 		out[0], out[1] = out[1], out[0]
 	}
 	return out
+}
+
+// joinTally joins a member running sm to the group of key on c's server,
+// on a network of its own; both close when the test ends.
+func joinTally(t *testing.T, c *cluster, key Key, sm rsm.StateMachine[tallyCmd, struct{}, int64]) (*transport.Network, *Group[tallyCmd, struct{}, int64]) {
+	t.Helper()
+	net, err := transport.New(context.Background(), transport.WithURL(c.url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := Join(net, key, sm, testConfig())
+	if err != nil {
+		net.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		g.Close()
+		net.Close()
+	})
+	return net, g
 }
 
 // ExecuteReply returns each command's own answer, in the type the caller

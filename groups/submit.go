@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mosaik-go/mosaik/internal/replica"
@@ -143,6 +144,9 @@ type submitter struct {
 	leader    transport.PeerID
 	resendAt  time.Time
 	backoff   time.Duration
+	// selfResolved counts the batches resolved by this member's own apply
+	// before the leader's reply (see resolveApplied); for tests.
+	selfResolved atomic.Uint64
 }
 
 func newSubmitter(c *core) (*submitter, error) {
@@ -324,6 +328,10 @@ func (s *submitter) run() {
 	defer s.failAll(ErrClosed)
 	for {
 		s.pump()
+		applied, resolved := s.watchApplied()
+		if resolved {
+			continue // slots freed: send what waits
+		}
 		select {
 		case <-s.c.closing:
 			return
@@ -335,10 +343,91 @@ func (s *submitter) run() {
 		case <-s.gaveUp:
 			s.withdraw()
 		case <-s.c.when.changed.wait():
+		case <-applied:
 		case <-tick.C:
 			s.checkTimeouts()
 		}
 	}
+}
+
+// watchApplied resolves the batches this member's own replica has applied
+// (see resolveApplied). It returns a channel closed at the replica's next
+// apply while a batch is left that a later apply may resolve (nil if none),
+// and whether it resolved any.
+//
+// The run loop alone calls it: the submitter's goroutine owns inflight and
+// every batch in it, here as for the leader's replies; the replica is only
+// read (SessionOutcome, under the FSM's own lock), and a call is answered
+// under mu as on every other path (resolve).
+func (s *submitter) watchApplied() (<-chan struct{}, bool) {
+	if !s.mayResolveApplied() {
+		return nil, false
+	}
+	// Taken before reading the replica: an apply after the read closes it.
+	ch := s.c.when.applied.wait()
+	waiting, resolved := s.resolveApplied()
+	if resolved {
+		s.compact()
+	}
+	if !waiting {
+		return nil, resolved
+	}
+	return ch, resolved
+}
+
+// mayResolveApplied reports whether a batch in flight may be resolved by
+// this member's own apply: it forwards to another member, and a batch
+// without a Feed is unresolved.
+func (s *submitter) mayResolveApplied() bool {
+	if s.leader.IsZero() || s.leader == s.c.self {
+		// The leader's completer answers its own batches as it applies
+		// them: nothing to gain.
+		return false
+	}
+	for _, b := range s.inflight {
+		if !b.resolved && !b.feed {
+			return true
+		}
+	}
+	return false
+}
+
+// resolveApplied resolves every unresolved batch without a Feed whose
+// number this member's replica has applied in the current session, with
+// the outcome its replica recorded, without waiting for the leader's
+// reply. That outcome is the one the leader would send: both read it from
+// the session's record (see core.finish), which the first copy of the
+// batch to reach the log wrote, identically on every replica (the machine
+// is deterministic and drops every later copy as a repeat). Whatever
+// version of the batch applied (see withdraw), its count tells which, as in
+// the leader's reply. What this member applied was committed, so nothing
+// answered here can be lost. The leader's later reply then finds the batch
+// resolved (or gone) and is dropped (handleReplies).
+//
+// Every batch in inflight is of s.session: a new session starts only with
+// inflight empty (expire, form). A Feed's caller is answered once the
+// batch is appended, which only the leader tells, so a batch with a Feed
+// waits for the leader. A batch whose record says other than applied
+// (refused, or its session expired) also waits for the leader, which
+// tells the submitter what to do next. It returns whether an unresolved
+// batch is left that a later apply may resolve, and whether it resolved
+// any.
+func (s *submitter) resolveApplied() (waiting, resolved bool) {
+	for _, b := range s.inflight {
+		if b.resolved || b.feed {
+			continue
+		}
+		out, ok := s.c.fsm.SessionOutcome(s.session, b.seq)
+		switch {
+		case !ok:
+			waiting = true
+		case out.Status == replica.StatusApplied:
+			s.resolve(b, out, nil)
+			s.selfResolved.Add(1)
+			resolved = true
+		}
+	}
+	return waiting, resolved
 }
 
 func (s *submitter) drainIn() {

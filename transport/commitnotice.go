@@ -94,13 +94,7 @@ func (t *RaftTransport) sendNoticeLocked(p PeerID, s *noticeState) (send func())
 		return sendNothing
 	}
 	s.busy = true
-	req := &raft.AppendEntriesRequest{
-		RPCHeader:         m.header,
-		Term:              m.Term,
-		PrevLogEntry:      m.Index,
-		PrevLogTerm:       m.logTerm,
-		LeaderCommitIndex: commit,
-	}
+	req := commitRequest(m.header, m.Term, m.Index, m.logTerm, commit)
 	if t.net.cards.get(p) == nil {
 		// Sealing for p waits for its card: on a goroutine of its own.
 		go t.sendNotice(p, s, req)
@@ -184,6 +178,21 @@ func (t *RaftTransport) startNotice(p PeerID, s *noticeState, req *raft.AppendEn
 		c()
 		tm.Stop()
 		sc()
+	}
+}
+
+// commitRequest is a commit notice: an AppendEntries of term with no
+// entries, whose previous entry is (prevIndex, prevTerm), telling that the
+// log is committed up to commit. Raft takes it only if it holds that entry
+// and term is still current (see the top of this file); a follower's own
+// transport makes one too (see selfCommit).
+func commitRequest(header raft.RPCHeader, term, prevIndex, prevTerm, commit uint64) *raft.AppendEntriesRequest {
+	return &raft.AppendEntriesRequest{
+		RPCHeader:         header,
+		Term:              term,
+		PrevLogEntry:      prevIndex,
+		PrevLogTerm:       prevTerm,
+		LeaderCommitIndex: commit,
 	}
 }
 

@@ -17,18 +17,7 @@ import (
 // of a commit only from the leader's next append, or from a notice: one
 // NotifyCommit makes it apply at once, and nothing else is appended.
 func TestCommitNotice(t *testing.T) {
-	first := newNet(t)
-	nets := []*Network{join(t, first), join(t, first), join(t, first)}
-	var servers []raft.Server
-	for _, n := range nets {
-		servers = append(servers, raft.Server{ID: raft.ServerID(n.ID().String()), Address: raft.ServerAddress(n.ID().String())})
-	}
-	slow := func(c *raft.Config) { c.CommitTimeout = time.Minute }
-	var nodes []*raftNode
-	for _, n := range nets {
-		nodes = append(nodes, startRaftWith(t, n, servers, 2*time.Second, slow))
-	}
-	leader := leaderOf(t, nodes)
+	nodes, leader := slowCommitCluster(t)
 	var follower *raftNode
 	for _, n := range nodes {
 		if n != leader {
@@ -99,6 +88,24 @@ func TestCommitNoticeCountedOnce(t *testing.T) {
 	if got := promtest.Sum(t, reg, "mosaik_transport_group_received_messages_total", labels...) - recv; got != 1 {
 		t.Errorf("one notice's answer counted as %v messages received", got)
 	}
+}
+
+// slowCommitCluster starts three Raft nodes over NATS whose leader tells
+// followers of a commit only with its next append or after a minute, and
+// returns them with their leader.
+func slowCommitCluster(t *testing.T) (nodes []*raftNode, leader *raftNode) {
+	t.Helper()
+	first := newNet(t)
+	nets := []*Network{join(t, first), join(t, first), join(t, first)}
+	var servers []raft.Server
+	for _, n := range nets {
+		servers = append(servers, raft.Server{ID: raft.ServerID(n.ID().String()), Address: raft.ServerAddress(n.ID().String())})
+	}
+	slow := func(c *raft.Config) { c.CommitTimeout = time.Minute }
+	for _, n := range nets {
+		nodes = append(nodes, startRaftWith(t, n, servers, 2*time.Second, slow))
+	}
+	return nodes, leaderOf(t, nodes)
 }
 
 // noticePair is a leader-side transport a and a follower-side b that

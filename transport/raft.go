@@ -68,6 +68,9 @@ type RaftTransport struct {
 	notices      map[PeerID]*noticeState // see NotifyCommit
 	noticesTaken atomic.Uint64           // commit notices a follower took
 
+	selfAllow   atomic.Pointer[func(PeerID) bool] // nil: no self-commit (see SetSelfCommit)
+	selfCommits atomic.Uint64                     // self-commit notices this node's Raft took
+
 	shutdown chan struct{}
 	ctx      context.Context // cancelled by Close, so RPCs in flight end at once
 	cancel   context.CancelFunc
@@ -757,6 +760,7 @@ func (t *RaftTransport) onRPC(m *Msg) {
 	}
 	if r, ok := t.await(respCh); ok {
 		t.respond(m, r)
+		t.selfCommit(m.From, cmd, r) // after the answer, never delaying it
 	}
 }
 
