@@ -17,7 +17,8 @@
 // # Commands and queries
 //
 // Execute (ExecuteMany for an unbroken run) returns once a command is
-// committed and applied on the leader; ExecuteApplied once this member has
+// committed and applied on the leader, or on this member where it commits by
+// itself (a follower of three voters); ExecuteApplied once this member has
 // applied it too; Feed once the leader has assigned an index. A machine that
 // implements rsm.Replier answers each command: ExecuteReply[A] and
 // ExecuteApplied[A] decode the answer into the type A the caller names. A follower forwards commands to the leader.

@@ -504,7 +504,8 @@ func (c *core) Applied() rsm.Index { return c.fsm.Applied() }
 func (c *core) LogPosition() rsm.Cursor { return c.fsm.Last() }
 
 // Execute submits cmd and waits until it is committed and applied on the
-// leader. It returns the command's index.
+// leader, or on this member where it commits by itself (a follower of three
+// voters; see ExecuteApplied). It returns the command's index.
 func (g *Group[C, Q, R]) Execute(ctx context.Context, cmd C) (rsm.Index, error) {
 	res, err := g.submit(ctx, []C{cmd}, false, false)
 	if err != nil {
@@ -514,7 +515,7 @@ func (g *Group[C, Q, R]) Execute(ctx context.Context, cmd C) (rsm.Index, error) 
 }
 
 // ExecuteMany submits cmds as one batch applied as an unbroken run, and
-// waits until it is applied on the leader. It returns the indexes the
+// waits until it is applied, as Execute does. It returns the indexes the
 // commands occupy, in order.
 func (g *Group[C, Q, R]) ExecuteMany(ctx context.Context, cmds []C) (rsm.IndexRange, error) {
 	res, err := g.submit(ctx, cmds, false, false)
