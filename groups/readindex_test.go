@@ -7,15 +7,21 @@ import (
 	"github.com/mosaik-go/mosaik/transport"
 )
 
+// fakePeers returns six distinct peer ids, for rules that only compare them.
+func fakePeers() [6]transport.PeerID {
+	var ids [6]transport.PeerID
+	for i := range ids {
+		ids[i][0] = byte(i + 1)
+	}
+	return ids
+}
+
 // TestQuickReadRule: a read index skips the heartbeat round only when the
 // leader and the asker hold every majority of the recorded voters, the
 // asker was in the leader's term, and no configuration change started since
 // the voters were recorded.
 func TestQuickReadRule(t *testing.T) {
-	var ids [6]transport.PeerID
-	for i := range ids {
-		ids[i][0] = byte(i + 1)
-	}
+	ids := fakePeers()
 	self, asker := ids[0], ids[1]
 	c := &core{self: self}
 	lead := func(voters ...transport.PeerID) *leadership {

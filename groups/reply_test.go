@@ -63,23 +63,23 @@ func (l *tally) applied(idx rsm.Index) (tallyCmd, bool) {
 
 type tallyNode struct {
 	net *transport.Network
-	sm  *tally
+	sm  *gateTally // a tally unless a test sets its gate
 	g   *Group[tallyCmd, struct{}, int64]
 }
 
-// ledgers starts n tally members of one group, on c's server, and waits
-// for a leader; the first is a follower unless n is 1.
+// tallies starts n tally members of one group, on c's server, and waits
+// until each is online; the first is a follower unless n is 1.
 func tallies(t *testing.T, c *cluster, n int) []*tallyNode {
 	t.Helper()
 	key := NewKey()
 	var out []*tallyNode
 	for range n {
-		nd := &tallyNode{sm: &tally{}}
+		nd := &tallyNode{sm: &gateTally{}}
 		nd.net, nd.g = joinTally(t, c, key, nd.sm)
 		out = append(out, nd)
 	}
 	for _, nd := range out {
-		if err := nd.g.When().Online(ctxFor(t, 10*time.Second)); err != nil {
+		if err := nd.g.When().Online(ctxFor(t, 20*time.Second)); err != nil {
 			t.Fatal(err)
 		}
 	}

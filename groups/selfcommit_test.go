@@ -1,6 +1,7 @@
 package groups
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,10 +12,7 @@ import (
 )
 
 func TestSelfCommitQuorum(t *testing.T) {
-	var p [6]transport.PeerID
-	for i := range p {
-		p[i][0] = byte(i + 1)
-	}
+	p := fakePeers()
 	f, l := p[0], p[1]
 	cases := []struct {
 		name   string
@@ -57,24 +55,11 @@ func (g *gateTally) ApplyReply(cmd tallyCmd, ctx rsm.ApplyContext) any {
 	return g.tally.ApplyReply(cmd, ctx)
 }
 
-type gateNode struct {
-	net *transport.Network
-	sm  *gateTally
-	g   *Group[tallyCmd, struct{}, int64]
-}
-
-// gateTallies starts n members of one group and waits until all n are
-// voters; it returns the leader and the others.
-func gateTallies(t *testing.T, n int) (leader *gateNode, followers []*gateNode) {
+// gateTallies starts n tally members of one group and waits until all n
+// are voters under one leader; it returns the leader and the others.
+func gateTallies(t *testing.T, n int) (leader *tallyNode, followers []*tallyNode) {
 	t.Helper()
-	c := newCluster(t)
-	key := NewKey()
-	var all []*gateNode
-	for range n {
-		nd := &gateNode{sm: &gateTally{}}
-		nd.net, nd.g = joinTally(t, c, key, nd.sm)
-		all = append(all, nd)
-	}
+	all := tallies(t, newCluster(t), n)
 	waitFor(t, 60*time.Second, "all voters under one leader", func() bool {
 		leader, followers = nil, nil
 		for _, nd := range all {
@@ -90,11 +75,6 @@ func gateTallies(t *testing.T, n int) (leader *gateNode, followers []*gateNode) 
 		v, _ := voters(leader.g.Members())
 		return v == n
 	})
-	for _, nd := range all {
-		if err := nd.g.When().Online(ctxFor(t, 20*time.Second)); err != nil {
-			t.Fatal(err)
-		}
-	}
 	return leader, followers
 }
 
@@ -159,7 +139,7 @@ func TestSelfCommitBeforeLeaderOutcome(t *testing.T) {
 // nobody takes a self-commit, and writes at a follower still return right.
 func TestNoSelfCommitBeyondThreeVoters(t *testing.T) {
 	for _, n := range []int{4, 5} {
-		t.Run(string(rune('0'+n))+" voters", func(t *testing.T) {
+		t.Run(fmt.Sprintf("%d voters", n), func(t *testing.T) {
 			l, fs := gateTallies(t, n)
 			f := fs[0]
 			all := append(fs, l)

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"sync"
 	"testing"
 	"time"
 
@@ -159,8 +160,14 @@ func TestSelfCommitOverNATS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var mu sync.Mutex
 	var asked []PeerID
-	on.tr.SetSelfCommit(func(p PeerID) bool { asked = append(asked, p); return true }) // one delivery goroutine
+	on.tr.SetSelfCommit(func(p PeerID) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		asked = append(asked, p)
+		return true
+	})
 	off.tr.SetSelfCommit(func(PeerID) bool { return false })
 	for i, cmd := range []string{"a", "b", "c"} {
 		if err := leader.raft.Apply([]byte(cmd), waitTimeout).Error(); err != nil {
@@ -181,6 +188,8 @@ func TestSelfCommitOverNATS(t *testing.T) {
 	if got := off.tr.SelfCommits(); got != 0 {
 		t.Errorf("the refused follower took %d self-commits", got)
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	for _, p := range asked {
 		if p != lp {
 			t.Errorf("policy asked about %s, not the leader %s", p.Short(), lp.Short())
