@@ -244,7 +244,7 @@ func BenchmarkMapHeap1M(b *testing.B) {
 // hash index), then read (with one), and closes it.
 func reportHeap(b *testing.B, m *mapMachine[string, []byte], before uint64) {
 	defer m.closeIndex()
-	n := float64(m.cur.Load().m.Len())
+	n := float64(m.load().m.Len())
 	m.builds.Wait()
 	unread := heapAlloc()
 	waitIndexed(b, m)
@@ -277,8 +277,8 @@ func BenchmarkMapRestore1M(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		if m.cur.Load().m.Len() != n {
-			b.Fatalf("restored %d entries", m.cur.Load().m.Len())
+		if m.load().m.Len() != n {
+			b.Fatalf("restored %d entries", m.load().m.Len())
 		}
 		m.closeIndex()
 		b.StartTimer()

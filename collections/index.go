@@ -164,6 +164,19 @@ func (x *indexer[K, V]) reset() {
 	x.since, x.sinceF = nil, nil
 }
 
+// deltaFull says the delta has grown enough for the index to be rebuilt,
+// or dropped if nobody read it since the last build. Needs base.
+func (x *indexer[K, V]) deltaFull() bool {
+	return x.delta.Len() > max(indexMinDelta, x.base.len()/indexDeltaShare)
+}
+
+// due says a rebuild (or drop) is due for an index that is not building:
+// its owner then freezes a state to start it from, rather than wait for a
+// read to freeze one while the delta goes on growing.
+func (x *indexer[K, V]) due() bool {
+	return x.on && !x.building && x.base != nil && x.deltaFull()
+}
+
 // buildJob builds the base table of one published state.
 type buildJob[K comparable, V any] struct {
 	x    *indexer[K, V]
@@ -184,7 +197,7 @@ func (x *indexer[K, V]) startBuild(st *mapState[K, V]) (*buildJob[K, V], bool) {
 	switch {
 	case x.base == nil && n < indexMinEntries:
 		return nil, false
-	case x.base != nil && x.delta.Len() <= max(indexMinDelta, x.base.len()/indexDeltaShare):
+	case x.base != nil && !x.deltaFull():
 		return nil, false
 	case !x.read.Load():
 		// Not read since the last build: drop the index rather than

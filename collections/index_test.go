@@ -16,7 +16,7 @@ func waitIndexed[K comparable, V any](t testing.TB, m *mapMachine[K, V]) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	var zero K
-	for m.get(zero); m.cur.Load().idx == nil; m.get(zero) {
+	for m.get(zero); m.load().idx == nil; m.get(zero) {
 		if time.Now().After(deadline) {
 			t.Fatal("the map was not indexed")
 		}
@@ -51,7 +51,7 @@ func TestMapIndexAgreesWithModel(t *testing.T) {
 						if i%64 == 0 {
 							runtime.Gosched() // share the CPUs with Apply
 						}
-						st := m.cur.Load()
+						st := m.load()
 						if st.idx == nil {
 							time.Sleep(time.Millisecond)
 							continue
@@ -179,7 +179,7 @@ func TestMapIndexOnlyWhenRead(t *testing.T) {
 	write := newKeysWriter(m)
 	write(4 * indexMinEntries)
 	m.builds.Wait()
-	if m.cur.Load().idx != nil || m.ix.base != nil {
+	if m.load().idx != nil || m.ix.base != nil {
 		t.Fatal("an index was built for a map nobody read")
 	}
 	waitIndexed(t, m) // a Get asks; the waker builds it
@@ -193,7 +193,7 @@ func TestMapIndexOnlyWhenRead(t *testing.T) {
 	m.mu.Lock()
 	dropped := m.ix.base == nil
 	m.mu.Unlock()
-	if !dropped || m.cur.Load().idx != nil {
+	if !dropped || m.load().idx != nil {
 		t.Fatal("an index nobody read was rebuilt")
 	}
 	waitIndexed(t, m)
@@ -225,14 +225,14 @@ func TestMapIndexReadNotedLate(t *testing.T) {
 			break
 		}
 	}
-	if m.cur.Load().idx == nil {
+	if m.load().idx == nil {
 		t.Fatal("setup: the state published with the drop has no index")
 	}
 	// A Get loads that state ...
-	st := m.cur.Load()
+	st := m.load()
 	// ... one more batch is published, without an index ...
 	write(1)
-	if m.cur.Load().idx != nil {
+	if m.load().idx != nil {
 		t.Fatal("setup: expected a state without an index")
 	}
 	// ... and the Get goes on as get does with st.
@@ -241,7 +241,7 @@ func TestMapIndexReadNotedLate(t *testing.T) {
 	}
 	// The map is now quiet and read.
 	deadline := time.Now().Add(5 * time.Second)
-	for m.get("k0000001"); m.cur.Load().idx == nil; m.get("k0000001") {
+	for m.get("k0000001"); m.load().idx == nil; m.get("k0000001") {
 		if time.Now().After(deadline) {
 			t.Fatal("a quiet, read map was never indexed")
 		}

@@ -52,23 +52,33 @@ type mapState[K comparable, V any] struct {
 
 // mapMachine is the Map's state machine: a deterministic core over a
 // persistent sorted tree, with no I/O. Apply edits a working copy of the
-// tree in place where it owns the nodes; Publish freezes it after every
-// batch, and readers load the frozen state atomically.
+// tree in place where it owns the nodes, and readers load a frozen state
+// atomically. Publish does not freeze the working tree: it marks it dirty,
+// and the first read after it freezes it (load). A tree frozen after every
+// batch made the next batch copy every leaf and branch it touched, half the
+// bytes a write allocated; a replica nobody reads (a leader, or a follower
+// that only writes) now copies a node once, not once per batch. A read that
+// comes during a batch freezes the commands applied so far: each command
+// applies whole, and a read sees at least what was published.
 //
 // It owns mu, which guards the working state and the index's working part,
-// and the goroutines that build the hash index: a build started by Publish
+// and the goroutines that build the hash index: a build started by a freeze
 // when the index has grown stale, and a waker, started by the first Get
 // that wants an index, which starts one for a map nobody writes. The
 // indexer only keeps data; it never calls back.
 type mapMachine[K comparable, V any] struct {
-	sig  string
-	cmp  immutable.Comparer[K]
-	cur  atomic.Pointer[mapState[K, V]]
-	hist *history[MapChange[K, V]]
-	ix   *indexer[K, V]
+	sig string
+	cmp immutable.Comparer[K]
+	cur atomic.Pointer[mapState[K, V]] // the frozen state; see load
+	// dirty says Publish left changes in work that cur does not show yet.
+	// ver is the version of the last Publish (or freeze), which reads see.
+	dirty atomic.Bool
+	ver   atomic.Uint64
+	hist  *history[MapChange[K, V]]
+	ix    *indexer[K, V]
 
 	mu    sync.Mutex
-	work  *btreeEditor[K, V] // Apply's working state, published once per batch
+	work  *btreeEditor[K, V] // Apply's working state, frozen by the first read after a Publish
 	stage stage[MapChange[K, V]]
 
 	wake    chan struct{}
@@ -151,11 +161,15 @@ func (m *mapMachine[K, V]) noteRead() {
 }
 
 // buildOnRead builds the index a Get asked for, unless commands wait to be
-// published: the next Publish builds it then.
+// published: the next freeze builds it then.
 func (m *mapMachine[K, V]) buildOnRead() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !m.stage.pending() {
+	switch {
+	case m.stage.pending():
+	case m.dirty.Load():
+		m.freeze()
+	default:
 		m.build(m.cur.Load())
 	}
 }
@@ -182,7 +196,66 @@ func (m *mapMachine[K, V]) Apply(cmd mapCmd[K, V], ctx rsm.ApplyContext) { m.App
 // Query implements rsm.StateMachine; reads go through the published state.
 func (m *mapMachine[K, V]) Query(struct{}) reply { return reply{} }
 
-func (m *mapMachine[K, V]) version() Version { return m.cur.Load().v }
+func (m *mapMachine[K, V]) version() Version { return Version(m.ver.Load()) }
+
+// load returns the published state, first freezing what Publish left in the
+// working tree. Small enough to inline, so that a Range's iterator stays
+// on its caller's stack.
+func (m *mapMachine[K, V]) load() *mapState[K, V] {
+	if m.dirty.Load() {
+		m.freezeDirty()
+	}
+	return m.cur.Load()
+}
+
+func (m *mapMachine[K, V]) freezeDirty() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.dirty.Load() {
+		m.freeze()
+	}
+}
+
+// freeze publishes the working tree as the current state, with the commands
+// applied since the last Publish, if any. Under m.mu.
+func (m *mapMachine[K, V]) freeze() {
+	if m.stage.pending() {
+		m.stage.flush(m.hist)
+	}
+	ns := &mapState[K, V]{v: m.stage.v, m: m.work.Freeze(), idx: m.ix.frozen()}
+	m.cur.Store(ns)
+	m.ver.Store(uint64(ns.v))
+	m.dirty.Store(false)
+	m.build(ns)
+}
+
+// peek returns the published tree for an iterator to hold from its call,
+// or nil if Publish left changes unfrozen: the iterator then takes the
+// state when its loop begins (held). It calls nothing, so that Range,
+// Backward and All inline and a for-range loop over them allocates nothing.
+func (m *mapMachine[K, V]) peek() *btree[K, V] {
+	if m.dirty.Load() {
+		return nil
+	}
+	return m.cur.Load().m
+}
+
+// held returns t, the tree an iterator held from its call, or else the
+// current state's.
+func (m *mapMachine[K, V]) held(t *btree[K, V]) *btree[K, V] {
+	if t == nil {
+		return m.load().m
+	}
+	return t
+}
+
+// workLen returns the number of entries in the working tree: after
+// Publish, what the map holds.
+func (m *mapMachine[K, V]) workLen() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.work.Len()
+}
 
 // ApplyReply implements rsm.Replier.
 func (m *mapMachine[K, V]) ApplyReply(cmd mapCmd[K, V], ctx rsm.ApplyContext) any {
@@ -239,24 +312,30 @@ func (m *mapMachine[K, V]) ApplyReply(cmd mapCmd[K, V], ctx rsm.ApplyContext) an
 	return r
 }
 
-// Publish implements rsm.Publisher.
+// Publish implements rsm.Publisher. It leaves the working tree to the
+// next read to freeze (load), unless the index is due for a rebuild;
+// watchers hear of the batch now. dirty is set before the version, so a
+// reader that sees the version freezes.
 func (m *mapMachine[K, V]) Publish() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.stage.pending() {
 		return
 	}
-	ns := &mapState[K, V]{v: m.stage.v, m: m.work.Freeze(), idx: m.ix.frozen()}
-	m.cur.Store(ns)
+	m.dirty.Store(true)
+	m.ver.Store(uint64(m.stage.v))
+	if m.ix.due() {
+		m.freeze()
+		return
+	}
 	m.stage.flush(m.hist)
-	m.build(ns)
 }
 
 // republish publishes the state again with the index just built, unless
-// commands applied since the last Publish: the next one publishes it then.
+// commands applied since the last freeze: the next one publishes it then.
 // Under m.mu.
 func (m *mapMachine[K, V]) republish() {
-	if m.stage.pending() {
+	if m.stage.pending() || m.dirty.Load() {
 		return
 	}
 	ns := *m.cur.Load()
@@ -265,7 +344,7 @@ func (m *mapMachine[K, V]) republish() {
 }
 
 // get reads key from the current state, through the index if there is one.
-func (m *mapMachine[K, V]) get(key K) (V, bool) { return m.getIn(m.cur.Load(), key) }
+func (m *mapMachine[K, V]) get(key K) (V, bool) { return m.getIn(m.load(), key) }
 
 // getIn reads key from st, one of m's published states.
 func (m *mapMachine[K, V]) getIn(st *mapState[K, V], key K) (V, bool) {
@@ -283,7 +362,7 @@ func (m *mapMachine[K, V]) getIn(st *mapState[K, V], key K) (V, bool) {
 
 // Snapshot implements rsm.Snapshotter: it captures the immutable state.
 func (m *mapMachine[K, V]) Snapshot() (rsm.Snapshot, error) {
-	st := m.cur.Load()
+	st := m.load()
 	return snapshotFunc(func(w io.Writer) error { return writeMapSnapshot(w, st) }), nil
 }
 
@@ -305,6 +384,8 @@ func (m *mapMachine[K, V]) install(b *treeLoader[K, V], v Version) {
 	m.work = b.edit()
 	ns := &mapState[K, V]{v: v, m: m.work.Freeze()}
 	m.cur.Store(ns)
+	m.ver.Store(uint64(v))
+	m.dirty.Store(false)
 	m.hist.reset(v)
 	m.build(ns)
 }
@@ -355,7 +436,7 @@ func NewMapReader[K comparable, V any](net *transport.Network, name string, opts
 	return &MapReader[K, V]{r}, nil
 }
 
-func (r mapReads[K, V]) state() *btree[K, V] { return r.m.cur.Load().m }
+func (r mapReads[K, V]) state() *btree[K, V] { return r.m.load().m }
 
 // Len returns the number of entries.
 func (r mapReads[K, V]) Len() int { return r.state().Len() }
@@ -373,9 +454,13 @@ func (r mapReads[K, V]) ContainsKey(key K) bool {
 func (r mapReads[K, V]) Get(key K) (V, bool) { return r.m.get(key) }
 
 // All iterates over the entries in key order, the same on every replica,
-// over the state as it was when All was called.
+// over one version: the state when All was called or, if writes applied
+// since the last read of this map, the state when the loop begins. Either
+// holds every write this handle made or was told of (by Version, When,
+// Watch or Sync) before the call.
 func (r mapReads[K, V]) All() iter.Seq2[K, V] {
-	return r.state().All()
+	held := r.m.peek()
+	return func(yield func(K, V) bool) { btreeWalk(r.m.held(held).root, yield) }
 }
 
 // Keys iterates over the keys in order.
@@ -478,7 +563,7 @@ func (w *MapWriter[K, V]) CompareExchange(ctx context.Context, key K, expected, 
 
 // state returns the current state as inserts, and its version.
 func (m *mapMachine[K, V]) state() (Version, iter.Seq[MapChange[K, V]]) {
-	st := m.cur.Load()
+	st := m.load()
 	return st.v, func(yield func(MapChange[K, V]) bool) {
 		st.m.AllVersioned(func(k K, v V, ver Version) bool {
 			return yield(MapChange[K, V]{Op: OpInsert, Key: k, Value: v, Version: ver})
@@ -488,7 +573,7 @@ func (m *mapMachine[K, V]) state() (Version, iter.Seq[MapChange[K, V]]) {
 
 // frozen returns the current state for an inspect dump.
 func (m *mapMachine[K, V]) frozen() frozen[MapChange[K, V]] {
-	st := m.cur.Load()
+	st := m.load()
 	return frozen[MapChange[K, V]]{v: st.v, n: st.m.Len(), after: func(last *MapChange[K, V]) iter.Seq[MapChange[K, V]] {
 		all := st.m.All()
 		if last != nil {

@@ -66,14 +66,17 @@ type anyKeyRange interface {
 }
 
 // Range iterates in ascending key order over the entries whose keys lie
-// in kr, over the state as it was when Range was called (one version, the
-// same entries on every replica at that version). It copies nothing: it
+// in kr, over one version, the same entries on every replica at that
+// version: the state when Range was called or, if writes applied since the
+// last read of this map, the state when the loop begins (see All). It
+// copies nothing: it
 // walks the immutable tree of that state, costing O(log n) to find the
 // first key and O(1) per entry after, with a constant number of
 // allocations. Stop early by breaking out of the loop.
 func (r mapReads[K, V]) Range(kr KeyRange[K]) iter.Seq2[K, V] {
-	st := r.state()
+	held := r.m.peek()
 	return func(yield func(K, V) bool) {
+		st := r.m.held(held)
 		if !kr.b.empty(st.cmp) {
 			btreeAscend(st.cmp, st.root, kr.b, yield)
 		}
@@ -83,8 +86,9 @@ func (r mapReads[K, V]) Range(kr KeyRange[K]) iter.Seq2[K, V] {
 // Backward iterates as Range does, in descending key order.
 // Backward(KeyRange[K]{}) yields every entry, from the last key down.
 func (r mapReads[K, V]) Backward(kr KeyRange[K]) iter.Seq2[K, V] {
-	st := r.state()
+	held := r.m.peek()
 	return func(yield func(K, V) bool) {
+		st := r.m.held(held)
 		if !kr.b.empty(st.cmp) {
 			btreeDescend(st.cmp, st.root, kr.b, yield)
 		}
@@ -121,7 +125,7 @@ func (r mapReads[K, V]) watchKeys(ctx context.Context, opts []WatchOption) iter.
 	}
 	cmp := r.m.cmp
 	initial := func() (Version, iter.Seq[MapChange[K, V]]) {
-		st := r.m.cur.Load()
+		st := r.m.load()
 		return st.v, func(yield func(MapChange[K, V]) bool) {
 			if kr.b.empty(cmp) {
 				return

@@ -323,7 +323,7 @@ func TestMapKeyOrder(t *testing.T) {
 	for i, k := range []point{{2, 1}, {1, 2}, {1, 1}} {
 		applied(structs, mapCmd[point, bool]{Op: mapInsert, Key: k, Value: new(true)}, fakeCtx(i+1))
 	}
-	if n := structs.cur.Load().m.Len(); n != 3 {
+	if n := structs.load().m.Len(); n != 3 {
 		t.Fatalf("struct keys: %d entries, want 3", n)
 	}
 	if _, ok := (mapReads[point, bool]{m: structs}).Get(point{1, 2}); !ok {

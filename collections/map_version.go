@@ -24,7 +24,7 @@ import (
 // set, and whether key is present. A key that is absent has version 0. The
 // version is the same on every replica that holds the same state.
 func (r mapReads[K, V]) GetWithVersion(key K) (V, Version, bool) {
-	return r.m.cur.Load().m.GetVersioned(key)
+	return r.m.load().m.GetVersioned(key)
 }
 
 // CompareVersionExchange sets key to replacement if its version (as

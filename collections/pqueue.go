@@ -201,7 +201,7 @@ func newPQMachine[P any, K comparable, V any](history, capacity int) *pqMachine[
 		hist:     newHistory[PQChange[P, K, V]](history),
 		order:    newBTree[pqOrd[P, K], V](cmp).Edit(),
 	}
-	m.cur.Store(&pqState[P, K, V]{order: m.order.Freeze(), keys: m.keys.cur.Load()})
+	m.cur.Store(&pqState[P, K, V]{order: m.order.Freeze(), keys: m.keys.load()})
 	return m
 }
 
@@ -369,7 +369,7 @@ func (m *pqMachine[P, K, V]) ascend(n *bnode[pqOrd[P, K], V], lo, hi *P, ends ui
 func (m *pqMachine[P, K, V]) Publish() {
 	m.keys.Publish()
 	if m.stage.pending() {
-		m.cur.Store(&pqState[P, K, V]{v: m.stage.v, order: m.order.Freeze(), keys: m.keys.cur.Load()})
+		m.cur.Store(&pqState[P, K, V]{v: m.stage.v, order: m.order.Freeze(), keys: m.keys.load()})
 		m.stage.flush(m.hist)
 	}
 }
@@ -444,7 +444,7 @@ func (m *pqMachine[P, K, V]) Restore(r io.Reader) error {
 	}
 	m.keys.install(keys, v)
 	m.order = order.Edit()
-	m.cur.Store(&pqState[P, K, V]{v: v, order: m.order.Freeze(), keys: m.keys.cur.Load()})
+	m.cur.Store(&pqState[P, K, V]{v: v, order: m.order.Freeze(), keys: m.keys.load()})
 	m.hist.reset(v)
 	return nil
 }
@@ -577,7 +577,7 @@ func (r pqReads[P, K, V]) Get(key K) (V, P, bool) {
 // by the hash index built for it since.
 func (r pqReads[P, K, V]) slot(key K) (pqSlot[P, V], bool) {
 	st := r.m.cur.Load()
-	ks := r.m.keys.cur.Load()
+	ks := r.m.keys.load()
 	if ks.v != st.keys.v {
 		ks = st.keys
 	}

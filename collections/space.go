@@ -334,7 +334,7 @@ func (s *spaceMachine[K, V]) dropEmpty(names []string) {
 	s.mu.Lock()
 	drop := func(name string) {
 		m, ok := s.maps[name]
-		if !ok || s.held[name] > 0 || m.cur.Load().m.Len() > 0 {
+		if !ok || s.held[name] > 0 || m.workLen() > 0 {
 			return
 		}
 		delete(s.maps, name)
@@ -360,7 +360,7 @@ func (s *spaceMachine[K, V]) written() []string {
 	defer s.mu.Unlock()
 	var names []string
 	for name, m := range s.maps {
-		if m.cur.Load().m.Len() > 0 {
+		if m.load().m.Len() > 0 {
 			names = append(names, name)
 		}
 	}
@@ -398,7 +398,7 @@ func (s *spaceMachine[K, V]) Snapshot() (rsm.Snapshot, error) {
 	s.mu.Lock()
 	var maps []named
 	for name, m := range s.maps {
-		if st := m.cur.Load(); st.m.Len() > 0 {
+		if st := m.load(); st.m.Len() > 0 {
 			maps = append(maps, named{name, st})
 		}
 	}

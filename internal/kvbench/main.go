@@ -40,7 +40,7 @@
 //	go run ./internal/kvbench -short       # everything briefly (20-25 s), to try it
 //	go run ./internal/kvbench -modes memory -workloads put1f,put64f -d 10s
 //
-// -cpuprofile and -trace record the whole run (use -nats=false and one
+// -cpuprofile, -memprofile and -trace record the whole run (use -nats=false and one
 // workload to see mosaik alone); -floor measures only request/reply round
 // trips at concurrency 1 on the same cluster, plain NATS clients on one
 // server and across a route and the transport's sealed Scope, the floor
@@ -74,6 +74,7 @@ func main() {
 	short := flag.Bool("short", false, "everything briefly: -d 150ms -warmup 50ms -join 10000")
 	cpuprof := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	traceOut := flag.String("trace", "", "write an execution trace of the whole run to this file")
+	memprof := flag.String("memprofile", "", "write the allocations of the whole run to this file")
 	floorOnly := flag.Bool("floor", false, "measure only request/reply round trips (NATS and the transport) on the cluster")
 	flag.Parse()
 	if *cpuprof != "" {
@@ -83,6 +84,9 @@ func main() {
 	if *traceOut != "" {
 		record(*traceOut, trace.Start)
 		defer trace.Stop()
+	}
+	if *memprof != "" {
+		defer writeAllocs(*memprof)
 	}
 	if f := os.Getenv("MOSAIK_KVBENCH_LOG"); f != "" {
 		fh, err := os.Create(f)
@@ -130,6 +134,20 @@ func main() {
 		pprof.StopCPUProfile()
 		trace.Stop()
 		os.Exit(1)
+	}
+}
+
+// writeAllocs writes the allocation profile of the run so far to path.
+func writeAllocs(path string) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kvbench:", err)
 	}
 }
 
