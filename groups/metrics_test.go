@@ -113,6 +113,21 @@ func TestMetrics(t *testing.T) {
 	if got := get("forwarded_commands_total", follower); got < writes {
 		t.Errorf("follower forwarded %v commands, want at least %d", got, writes)
 	}
+	// The follower is one of three voters: it commits by itself, and
+	// answers its writes at its own apply, usually before the leader's
+	// reply comes (write more until one did).
+	if got := get("self_commits_total", follower); got < 1 {
+		t.Errorf("follower of three voters took %v commits by itself", got)
+	}
+	if got := get("self_commits_total", leader); got != 0 {
+		t.Errorf("the leader counts %v self-commits", got)
+	}
+	waitFor(t, 20*time.Second, "a batch the follower answered at its own apply", func() bool {
+		if _, err := follower.g.Execute(ctxT(t, 10*time.Second), ledgerCmd{V: 1}); err != nil {
+			t.Fatal(err)
+		}
+		return get("self_resolved_batches_total", follower) >= 1
+	})
 	if got := get("appended_commands_total", leader); got < writes {
 		t.Errorf("leader appended %v commands, want at least %d", got, writes)
 	}
