@@ -1,7 +1,7 @@
 // Package collections gives Go services replicated, strongly consistent
 // data structures: Map, Vec and Set. Every node that opens a collection by
 // name on the same network holds the same contents. Writes go through Raft;
-// reads are local, lock-free and never touch the network.
+// reads are local and never touch the network.
 //
 // # Opening
 //
@@ -30,8 +30,9 @@
 // shows a write once When().Reaches(v). A write's error says what is known:
 // ErrOffline and ErrNotApplied mean it did not apply and may be issued again,
 // ErrOutcomeUnknown that it may apply, once (Outcome tells later). Reads
-// (Get, All, Len, ...) read an immutable snapshot of the applied state and
-// never block writers.
+// (Get, All, Len, ...) read an immutable snapshot of the applied state, a
+// whole batch of writes or none of it, and never block writers for longer
+// than a Map's first read after an unread batch takes to freeze its tree.
 //
 // # Watching
 //

@@ -97,9 +97,10 @@ func (ix *mapIndex[K, V]) get(k K, hasher keyHasher[K]) (V, bool) {
 }
 
 // indexer keeps the working index: Apply records every change in it, and
-// Publish freezes it with the state. It has no lock and starts nothing: its
-// owner (the Map machine) calls it under its own lock, runs the builds it
-// prepares (buildJob.run, without the lock) and installs what they return.
+// a freeze of the state (mapMachine.freeze) freezes it with the state. It
+// has no lock and starts nothing: its owner (the Map machine) calls it
+// under its own lock, runs the builds it prepares (buildJob.run, without
+// the lock) and installs what they return.
 // Only read is touched without the lock, by every Get.
 type indexer[K comparable, V any] struct {
 	// Read by every Get: kept apart from the owner's lock, which every

@@ -215,7 +215,12 @@ func TestMapIndexReadNotedLate(t *testing.T) {
 	write(4 * indexMinEntries)
 	waitIndexed(t, m)
 	m.ix.read.Store(false)
-	// Writes until the index is dropped; the current state still has one.
+	// A Get loads a state with the index ...
+	st := m.load()
+	if st.idx == nil {
+		t.Fatal("setup: the state has no index")
+	}
+	// ... writes go on until the index is dropped ...
 	for {
 		write(64)
 		m.mu.Lock()
@@ -225,11 +230,6 @@ func TestMapIndexReadNotedLate(t *testing.T) {
 			break
 		}
 	}
-	if m.load().idx == nil {
-		t.Fatal("setup: the state published with the drop has no index")
-	}
-	// A Get loads that state ...
-	st := m.load()
 	// ... one more batch is published, without an index ...
 	write(1)
 	if m.load().idx != nil {

@@ -53,13 +53,14 @@ type mapState[K comparable, V any] struct {
 // mapMachine is the Map's state machine: a deterministic core over a
 // persistent sorted tree, with no I/O. Apply edits a working copy of the
 // tree in place where it owns the nodes, and readers load a frozen state
-// atomically. Publish does not freeze the working tree: it marks it dirty,
-// and the first read after it freezes it (load). A tree frozen after every
+// atomically. Publish freezes the working tree only if the map was read
+// since the last Publish (or an index rebuild is due); otherwise it marks
+// it dirty and the first read freezes it (load). A tree frozen after every
 // batch made the next batch copy every leaf and branch it touched, half the
 // bytes a write allocated; a replica nobody reads (a leader, or a follower
 // that only writes) now copies a node once, not once per batch. A read that
-// comes during a batch freezes the commands applied so far: each command
-// applies whole, and a read sees at least what was published.
+// finds the tree dirty while a batch applies waits for that batch's
+// Publish: the tree then holds part of a batch, which no read may see.
 //
 // It owns mu, which guards the working state and the index's working part,
 // and the goroutines that build the hash index: a build started by a freeze
@@ -72,14 +73,19 @@ type mapMachine[K comparable, V any] struct {
 	cur atomic.Pointer[mapState[K, V]] // the frozen state; see load
 	// dirty says Publish left changes in work that cur does not show yet.
 	// ver is the version of the last Publish (or freeze), which reads see.
+	// seen says a read loaded the state since the last Publish.
 	dirty atomic.Bool
 	ver   atomic.Uint64
+	seen  atomic.Bool
 	hist  *history[MapChange[K, V]]
 	ix    *indexer[K, V]
 
 	mu    sync.Mutex
 	work  *btreeEditor[K, V] // Apply's working state, frozen by the first read after a Publish
 	stage stage[MapChange[K, V]]
+	// pubWait, if set, is closed by the next Publish, which then freezes:
+	// readers that found the tree dirty in the middle of a batch wait on it.
+	pubWait chan struct{}
 
 	wake    chan struct{}
 	started sync.Once // starts the waker, at most once
@@ -202,31 +208,59 @@ func (m *mapMachine[K, V]) version() Version { return Version(m.ver.Load()) }
 // working tree. Small enough to inline, so that a Range's iterator stays
 // on its caller's stack.
 func (m *mapMachine[K, V]) load() *mapState[K, V] {
+	if !m.seen.Load() {
+		m.seen.Store(true)
+	}
 	if m.dirty.Load() {
 		m.freezeDirty()
 	}
 	return m.cur.Load()
 }
 
+// freezeDirty freezes what Publish left in the working tree, or, if a
+// batch is applying now, waits for its Publish to do it.
 func (m *mapMachine[K, V]) freezeDirty() {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.dirty.Load() {
-		m.freeze()
+	if !m.dirty.Load() {
+		m.mu.Unlock()
+		return
 	}
+	if !m.stage.pending() {
+		m.freeze()
+		m.mu.Unlock()
+		return
+	}
+	if m.pubWait == nil {
+		m.pubWait = make(chan struct{})
+	}
+	ch := m.pubWait
+	m.mu.Unlock()
+	<-ch // Publish comes at the end of every batch
 }
 
-// freeze publishes the working tree as the current state, with the commands
-// applied since the last Publish, if any. Under m.mu.
+// freeze publishes the working tree as the current state, and then the
+// batch's changes to watchers if Publish calls it. Under m.mu, never in the
+// middle of a batch.
 func (m *mapMachine[K, V]) freeze() {
-	if m.stage.pending() {
-		m.stage.flush(m.hist)
-	}
 	ns := &mapState[K, V]{v: m.stage.v, m: m.work.Freeze(), idx: m.ix.frozen()}
 	m.cur.Store(ns)
 	m.ver.Store(uint64(ns.v))
 	m.dirty.Store(false)
+	if m.stage.pending() {
+		m.stage.flush(m.hist)
+	}
 	m.build(ns)
+	if ns.idx != nil && m.ix.base == nil {
+		// The build dropped an index nobody read: do not keep its table
+		// alive in a state that may stay current for long.
+		bare := *ns
+		bare.idx = nil
+		m.cur.Store(&bare)
+	}
+	if m.pubWait != nil {
+		close(m.pubWait)
+		m.pubWait = nil
+	}
 }
 
 // peek returns the published tree for an iterator to hold from its call,
@@ -312,22 +346,23 @@ func (m *mapMachine[K, V]) ApplyReply(cmd mapCmd[K, V], ctx rsm.ApplyContext) an
 	return r
 }
 
-// Publish implements rsm.Publisher. It leaves the working tree to the
-// next read to freeze (load), unless the index is due for a rebuild;
-// watchers hear of the batch now. dirty is set before the version, so a
-// reader that sees the version freezes.
+// Publish implements rsm.Publisher. It freezes the working tree if the map
+// was read since the last Publish, a reader waits, or the index is due for
+// a rebuild; else it leaves it to the next read (load). Watchers hear of
+// the batch now either way. dirty is set before the version, and both
+// before watchers hear, so a reader told of the batch freezes.
 func (m *mapMachine[K, V]) Publish() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.stage.pending() {
 		return
 	}
-	m.dirty.Store(true)
-	m.ver.Store(uint64(m.stage.v))
-	if m.ix.due() {
+	if m.seen.Swap(false) || m.pubWait != nil || m.ix.due() {
 		m.freeze()
 		return
 	}
+	m.dirty.Store(true)
+	m.ver.Store(uint64(m.stage.v))
 	m.stage.flush(m.hist)
 }
 
@@ -396,7 +431,8 @@ type mapReads[K comparable, V any] struct {
 	m *mapMachine[K, V]
 }
 
-// MapReader follows a replicated map. Reads are local and lock-free. It is
+// MapReader follows a replicated map. Reads are local; they take no lock
+// unless they are the first since a batch nobody read (see mapMachine). It is
 // safe for concurrent use.
 type MapReader[K comparable, V any] struct{ mapReads[K, V] }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -356,16 +357,24 @@ func (s *spaceMachine[K, V]) dropEmpty(names []string) {
 
 // written returns the names of the maps that hold entries, sorted.
 func (s *spaceMachine[K, V]) written() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	maps := s.all()
 	var names []string
-	for name, m := range s.maps {
+	for name, m := range maps {
+		// Outside s.mu: a read may wait for the batch applying now,
+		// whose Apply takes s.mu.
 		if m.load().m.Len() > 0 {
 			names = append(names, name)
 		}
 	}
 	slices.Sort(names)
 	return names
+}
+
+// all returns the maps by name, as they are now.
+func (s *spaceMachine[K, V]) all() map[string]*mapMachine[K, V] {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.maps)
 }
 
 // closeIndexes stops the index builders of every map: nothing applies now.
@@ -395,15 +404,13 @@ func (s *spaceMachine[K, V]) Snapshot() (rsm.Snapshot, error) {
 		name string
 		st   *mapState[K, V]
 	}
-	s.mu.Lock()
-	var maps []named
-	for name, m := range s.maps {
+	var held []named
+	for name, m := range s.all() {
 		if st := m.load(); st.m.Len() > 0 {
-			maps = append(maps, named{name, st})
+			held = append(held, named{name, st})
 		}
 	}
-	s.mu.Unlock()
-	slices.SortFunc(maps, func(a, b named) int {
+	slices.SortFunc(held, func(a, b named) int {
 		switch {
 		case a.name < b.name:
 			return -1
@@ -414,8 +421,8 @@ func (s *spaceMachine[K, V]) Snapshot() (rsm.Snapshot, error) {
 	})
 	v := s.version()
 	return snapshotFunc(func(w io.Writer) error {
-		return writeSnapshotAs(w, spaceSnapshotMagic, v, len(maps), func(sw *snapshotWriter) error {
-			for _, m := range maps {
+		return writeSnapshotAs(w, spaceSnapshotMagic, v, len(held), func(sw *snapshotWriter) error {
+			for _, m := range held {
 				if err := writeField(sw, m.name); err != nil {
 					return err
 				}

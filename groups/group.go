@@ -61,6 +61,9 @@ type core struct {
 	metrics *groupMetrics // nil without a registry
 	refused refusals      // what hostile or broken input cost; counted, logged once per interval
 	sub     *submitter    // this member's session; its own goroutine (submitter.run)
+	// unsent counts the applied outcomes this member, as leader, did not
+	// send to a follower that answers them at its own apply (runCompleter).
+	unsent atomic.Uint64
 
 	raftLife
 	membership

@@ -300,12 +300,40 @@ func (c *core) runCompleter() {
 			// longer than reading the answer, and waits for both. A
 			// sender that commits by itself needs none: it applied the
 			// batch already, or does so as it stores it.
-			if x.local && !c.followerSelfCommits(x.from) {
+			selfCommits := x.local && c.followerSelfCommits(x.from)
+			if x.local && !selfCommits {
 				c.tellCommit(x.from)
+			}
+			if c.quietOutcome(x, r, selfCommits) {
+				c.unsent.Add(1)
+				continue
 			}
 			x.reply(r)
 		}
 	}
+}
+
+// quietOutcome says whether the outcome r of x, answered by runCompleter,
+// may go unsent. A sender that commits by itself (selfCommits) and waits to
+// apply the batch answers its callers at its own apply
+// (submitter.resolveApplied) and drops this reply, once it has stored the
+// batch's entry: so only an applied outcome goes unsent, and only when the
+// sender acknowledged the entry to this leader in its current term. Before
+// that acknowledgement the reply still goes: it gives a sender that lags
+// the indexes (ExecuteApplied's ErrNotAppliedHere). Every other answer (an
+// error, a refusal, an expired session, a repeat) is sent. A sender whose
+// configuration, against this leader's expectation, lets it not commit by
+// itself learns of the commit with Raft's next append or heartbeat.
+func (c *core) quietOutcome(x completion, r forwardReply, selfCommits bool) bool {
+	if !selfCommits || x.future == nil || r.Kind != replyOutcome || r.Outcome.Status != replica.StatusApplied {
+		return false
+	}
+	rf := c.raft.Load()
+	if rf == nil || c.trans == nil {
+		return false
+	}
+	m := c.trans.Matched(x.from)
+	return m.Term == rf.CurrentTerm() && m.Index >= x.future.f.Index()
 }
 
 // tellCommit tells member p at once how far the log is committed: its

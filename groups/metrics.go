@@ -84,6 +84,7 @@ func (m *groupMetrics) start() {
 		counter("busy_read_index_total", "Read-index requests refused because too many were in flight.", m.c.refused.readIndex.Load),
 		counter("refused_sessions_total", "New sessions refused by this leader because their member opened too many.", m.c.refused.sessions.Load),
 		counter("self_commits_total", "Commits the member took by itself, as a follower that with the leader is a majority of the voters, without waiting to hear of them.", m.c.trans.SelfCommits),
+		counter("unsent_outcomes_total", "Applied outcomes the member, as leader, did not send to a follower that answers them at its own apply.", m.c.unsent.Load),
 		counter("self_resolved_batches_total", "Forwarded batches the member answered at its own apply, before the leader's reply.", m.c.sub.selfResolved.Load),
 		gauge("voters", "Voters in the group's configuration as the member knows it.", func() float64 { return float64(m.count(raft.Voter)) }),
 		gauge("nonvoters", "Non-voters in the group's configuration as the member knows it.", func() float64 { return float64(m.count(raft.Nonvoter)) }),

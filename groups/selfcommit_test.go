@@ -112,8 +112,12 @@ func TestSelfCommitBeforeLeaderOutcome(t *testing.T) {
 			t.Errorf("index %d on the follower holds %+v (%v), want add %d", rs[i].Index, got, ok, want)
 		}
 	}
-	if got := f.g.trans.SelfCommits(); got <= commits {
-		t.Error("the follower took no self-commit")
+	// Not asserted per write: when the other follower acknowledges first,
+	// the leader may send this one the entry with its commit already in it
+	// (seen under -race), and it needs no self-commit. Over both writes one
+	// is all but certain; TestSelfCommitOverNATS proves the mechanism.
+	if got := f.g.trans.SelfCommits(); got == 0 && commits == 0 {
+		t.Error("the follower took no self-commit in two writes")
 	}
 	if got := f.g.sub.selfResolved.Load(); got <= resolved {
 		t.Error("the batch was not resolved by the follower's own apply")

@@ -417,9 +417,12 @@ func (s *submitter) resolveApplied() (waiting, resolved bool) {
 		if b.resolved || b.feed {
 			continue
 		}
-		out, ok := s.c.fsm.SessionOutcome(s.session, b.seq)
+		// Not waiting out an apply in progress, which may be long (a
+		// machine stuck, a large restore): its end wakes the run loop,
+		// which meanwhile still handles replies and resends.
+		out, ok, busy := s.c.fsm.TrySessionOutcome(s.session, b.seq)
 		switch {
-		case !ok:
+		case busy || !ok:
 			waiting = true
 		case out.Status == replica.StatusApplied:
 			s.resolve(b, out, nil)

@@ -162,6 +162,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		}
 	}
 	f.mu.Lock()
+	f.applying.Store(true)
 	err = snapper.Restore(r)
 	if err == nil {
 		f.cluster, f.last, f.raftIdx = h.Cluster, h.Last, h.RaftIdx
@@ -172,6 +173,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		f.sessions.trim() // a snapshot from before the bound; alike everywhere
 		f.publish()
 	}
+	f.applying.Store(false)
 	f.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("replica: restore: %w", err)
