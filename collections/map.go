@@ -205,8 +205,8 @@ func (m *mapMachine[K, V]) Query(struct{}) reply { return reply{} }
 func (m *mapMachine[K, V]) version() Version { return Version(m.ver.Load()) }
 
 // load returns the published state, first freezing what Publish left in the
-// working tree. Small enough to inline, so that a Range's iterator stays
-// on its caller's stack.
+// working tree, and notes the read, so the next Publish freezes at once.
+// Iterators use peek instead, which inlines.
 func (m *mapMachine[K, V]) load() *mapState[K, V] {
 	if !m.seen.Load() {
 		m.seen.Store(true)
