@@ -14,8 +14,8 @@ import (
 // entries, never part of one: an Extend run is seen whole or not at all."
 // Every write here is an Extend of run fresh keys, so every state a read
 // may see holds a multiple of run entries. A read that comes while a batch
-// applies, after a Publish nobody read, freezes the commands applied so far
-// (load, freeze): part of an Extend run.
+// applies, after a Publish nobody read, must wait for the batch's Publish
+// (freezeDirty), not freeze the commands applied so far: part of a run.
 func TestLazyExtendSeenWhole(t *testing.T) {
 	const run = 64
 	tn := newTestNet(t)

@@ -7,11 +7,10 @@ import (
 // An index nobody read since it was built is dropped when its rebuild falls
 // due, "so a replica that is only written pays nothing for it" (indexer).
 // The drop happens in the freeze that Publish makes for it, after that
-// freeze took the index into the state it published; with the freeze now
-// left to the next read, no later Publish replaces that state, and a
-// replica nobody reads keeps the dropped index's hash table (a slot per
-// entry of the map) referenced from its current state for as long as it
-// is only written.
+// freeze took the index into the state it published; no later Publish of a
+// map nobody reads replaces that state, so the freeze must publish it again
+// without the index, or the dropped hash table (a slot per entry of the
+// map) stays referenced for as long as the map is only written.
 func TestLazyDroppedIndexNotRetained(t *testing.T) {
 	m := newMapMachine[string, int](64)
 	defer m.closeIndex()

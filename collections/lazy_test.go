@@ -14,9 +14,6 @@ import (
 // tree, and the next batch copies what it touches again. Without the lazy
 // freeze both loops below allocate alike.
 func TestMapUnreadBatchesCopyLess(t *testing.T) {
-	if raceEnabled {
-		t.Skip("the race detector's allocations blur the difference")
-	}
 	const keys, batch, rounds = 20_000, 64, 200
 	m := newMapMachine[string, int](1)
 	defer m.closeIndex()

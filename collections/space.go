@@ -357,9 +357,8 @@ func (s *spaceMachine[K, V]) dropEmpty(names []string) {
 
 // written returns the names of the maps that hold entries, sorted.
 func (s *spaceMachine[K, V]) written() []string {
-	maps := s.all()
 	var names []string
-	for name, m := range maps {
+	for name, m := range s.all() {
 		// Outside s.mu: a read may wait for the batch applying now,
 		// whose Apply takes s.mu.
 		if m.load().m.Len() > 0 {
@@ -379,13 +378,7 @@ func (s *spaceMachine[K, V]) all() map[string]*mapMachine[K, V] {
 
 // closeIndexes stops the index builders of every map: nothing applies now.
 func (s *spaceMachine[K, V]) closeIndexes() {
-	s.mu.Lock()
-	maps := make([]*mapMachine[K, V], 0, len(s.maps))
-	for _, m := range s.maps {
-		maps = append(maps, m)
-	}
-	s.mu.Unlock()
-	for _, m := range maps {
+	for _, m := range s.all() {
 		m.closeIndex()
 	}
 }

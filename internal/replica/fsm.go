@@ -38,8 +38,9 @@ type FSM struct {
 	applied     atomic.Uint64
 	appliedRaft atomic.Uint64
 	malformed   atomic.Uint64
-	// applying is set, under mu, while entries apply or a snapshot
-	// restores: TrySessionOutcome does not wait for that.
+	// applying is set, from before mu is taken until it is released,
+	// while entries apply or a snapshot restores: TrySessionOutcome does
+	// not wait for that.
 	applying atomic.Bool
 }
 
@@ -199,8 +200,8 @@ func (f *FSM) SessionOutcome(id SessionID, seq uint64) (Outcome, bool) {
 
 // Apply implements raft.FSM. Command entries return an Outcome.
 func (f *FSM) Apply(l *raft.Log) any {
-	f.mu.Lock()
 	f.applying.Store(true)
+	f.mu.Lock()
 	out := f.applyLog(l)
 	f.publish()
 	f.applying.Store(false)
@@ -230,8 +231,8 @@ func (f *FSM) TrySessionOutcome(id SessionID, seq uint64) (out Outcome, ok, busy
 // ApplyBatch implements raft.BatchingFSM.
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	outs := make([]any, len(logs))
-	f.mu.Lock()
 	f.applying.Store(true)
+	f.mu.Lock()
 	for i, l := range logs {
 		outs[i] = f.applyLog(l)
 	}

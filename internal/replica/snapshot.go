@@ -161,8 +161,8 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 			return fmt.Errorf("replica: restore: session %x is malformed", id[:4])
 		}
 	}
-	f.mu.Lock()
 	f.applying.Store(true)
+	f.mu.Lock()
 	err = snapper.Restore(r)
 	if err == nil {
 		f.cluster, f.last, f.raftIdx = h.Cluster, h.Last, h.RaftIdx
