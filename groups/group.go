@@ -242,7 +242,10 @@ func Join[C, Q, R any](net *transport.Network, key Key, sm rsm.StateMachine[C, Q
 	}
 	c.when = newWhen(c.self, nil)
 	c.when.explain = c.whyNotOnline
-	fsm := replica.New(sm, c.when.applied.broadcast)
+	fsm := replica.New(sm, func() {
+		c.sub.applied() // first: the callers waiting on it
+		c.when.applied.broadcast()
+	})
 	c.when.index = fsm.Applied
 	c.when.readIndex = c.readIndex
 	c.fsm = fsm.FSM

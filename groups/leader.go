@@ -316,7 +316,7 @@ func (c *core) runCompleter() {
 // quietOutcome says whether the outcome r of x, answered by runCompleter,
 // may go unsent. A sender that commits by itself (selfCommits) and waits to
 // apply the batch answers its callers at its own apply
-// (submitter.resolveApplied) and drops this reply, once it has stored the
+// (submitter.applied) and drops this reply, once it has stored the
 // batch's entry: so only an applied outcome goes unsent, and only when the
 // sender acknowledged the entry to this leader in its current term. Before
 // that acknowledgement the reply still goes: it gives a sender that lags

@@ -12,7 +12,7 @@ import (
 // at once, when it and the leader are a majority of the voters of its
 // latest configuration: in practice a group of three voters (or two). Its
 // writer then returns once its own replica applied the batch (see
-// submitter.resolveApplied), about one network round trip earlier than the
+// submitter.applied), about one network round trip earlier than the
 // leader's commit notice and outcome reply arrive.
 //
 // Why it is safe. Say this member F stored entry i of term T from L, the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,6 +81,10 @@ type batch struct {
 	sentAt   time.Time
 	cancel   func()
 	resolved bool
+	listed   bool // in submitter.fast once sent (run loop only)
+	// forwarded: its latest attempt went to another member. Under
+	// submitter.mu.
+	forwarded bool
 }
 
 type version struct {
@@ -130,6 +135,10 @@ type submitter struct {
 	records map[WriteID]*record
 	settled []WriteID // settled records, oldest first
 	gaveUp  chan struct{}
+	// fast holds, under mu, the sent batches without a Feed of session
+	// fastSession, which this member's own apply answers (see applied).
+	fast        []*batch
+	fastSession replica.SessionID
 
 	chosen   replica.SessionID // the session id sent to the leader
 	session  replica.SessionID // the same, as the log names it (see bindSession)
@@ -144,8 +153,8 @@ type submitter struct {
 	leader    transport.PeerID
 	resendAt  time.Time
 	backoff   time.Duration
-	// selfResolved counts the batches resolved by this member's own apply
-	// before the leader's reply (see resolveApplied); for tests.
+	// selfResolved counts the forwarded batches answered at this member's
+	// own apply (see applied).
 	selfResolved atomic.Uint64
 }
 
@@ -328,10 +337,6 @@ func (s *submitter) run() {
 	defer s.failAll(ErrClosed)
 	for {
 		s.pump()
-		applied, resolved := s.watchApplied()
-		if resolved {
-			continue // slots freed: send what waits
-		}
 		select {
 		case <-s.c.closing:
 			return
@@ -343,94 +348,80 @@ func (s *submitter) run() {
 		case <-s.gaveUp:
 			s.withdraw()
 		case <-s.c.when.changed.wait():
-		case <-applied:
 		case <-tick.C:
 			s.checkTimeouts()
 		}
 	}
 }
 
-// watchApplied resolves the batches this member's own replica has applied
-// (see resolveApplied). It returns a channel closed at the replica's next
-// apply while a batch is left that a later apply may resolve (nil if none),
-// and whether it resolved any.
+// applied runs on the goroutine that applies the log, after each apply or
+// restore. It answers the callers of every batch in fast that this
+// member's replica has applied, with the outcome the replica recorded,
+// without waiting for the leader's reply or for the run loop, and hands
+// the run loop that outcome as if the leader had sent it: the run loop
+// then resolves the batch (its callers are answered already) and sends
+// what waits.
 //
-// The run loop alone calls it: the submitter's goroutine owns inflight and
-// every batch in it, here as for the leader's replies; the replica is only
-// read (SessionOutcome, under the FSM's own lock), and a call is answered
-// under mu as on every other path (resolve).
-func (s *submitter) watchApplied() (<-chan struct{}, bool) {
-	if !s.mayResolveApplied() {
-		return nil, false
-	}
-	// Taken before reading the replica: an apply after the read closes it.
-	ch := s.c.when.applied.wait()
-	waiting, resolved := s.resolveApplied()
-	if resolved {
-		s.compact()
-	}
-	if !waiting {
-		return nil, resolved
-	}
-	return ch, resolved
-}
-
-// mayResolveApplied reports whether a batch in flight may be resolved by
-// this member's own apply: it forwards to another member, and a batch
-// without a Feed is unresolved.
-func (s *submitter) mayResolveApplied() bool {
-	if s.leader.IsZero() || s.leader == s.c.self {
-		// The leader's completer answers its own batches as it applies
-		// them: nothing to gain.
-		return false
-	}
-	for _, b := range s.inflight {
-		if !b.resolved && !b.feed {
-			return true
-		}
-	}
-	return false
-}
-
-// resolveApplied resolves every unresolved batch without a Feed whose
-// number this member's replica has applied in the current session, with
-// the outcome its replica recorded, without waiting for the leader's
-// reply. That outcome is the one the leader would send: both read it from
-// the session's record (see core.finish), which the first copy of the
-// batch to reach the log wrote, identically on every replica (the machine
-// is deterministic and drops every later copy as a repeat). Whatever
-// version of the batch applied (see withdraw), its count tells which, as in
-// the leader's reply. What this member applied was committed, so nothing
-// answered here can be lost. The leader's later reply then finds the batch
-// resolved (or gone) and is dropped (handleReplies).
+// That outcome is the one the leader sends: both read it from the
+// session's record (see core.finish), which the first copy of the batch to
+// reach the log wrote, identically on every replica (the machine is
+// deterministic and drops every later copy as a repeat). Whatever version
+// of the batch applied (see withdraw), its count tells which, as in the
+// leader's reply. What this member applied was committed, so nothing
+// answered here can be lost. On a follower that commits by itself (see
+// selfcommit.go) this is about a network round trip before the leader's
+// reply, which then finds the batch resolved and is dropped
+// (handleReplies); on the leader it spares the completer's and the run
+// loop's hand-offs.
 //
-// Every batch in inflight is of s.session: a new session starts only with
-// inflight empty (expire, form). A Feed's caller is answered once the
-// batch is appended, which only the leader tells, so a batch with a Feed
-// waits for the leader. A batch whose record says other than applied
-// (refused, or its session expired) also waits for the leader, which
-// tells the submitter what to do next. It returns whether an unresolved
-// batch is left that a later apply may resolve, and whether it resolved
-// any.
-func (s *submitter) resolveApplied() (waiting, resolved bool) {
-	for _, b := range s.inflight {
-		if b.resolved || b.feed {
+// A batch with a Feed is not in fast: its Feed is answered once the batch
+// is appended, which only the leader tells. A batch whose record says
+// other than applied (refused, or its session expired) waits for the
+// leader, which tells the submitter what to do next. Lock order: mu, then
+// the replica's.
+func (s *submitter) applied() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kept := s.fast[:0]
+	for _, b := range s.fast {
+		out, ok := s.c.fsm.SessionOutcome(s.fastSession, b.seq)
+		if !ok || out.Status != replica.StatusApplied {
+			kept = append(kept, b)
 			continue
 		}
-		// Not waiting out an apply in progress, which may be long (a
-		// machine stuck, a large restore): its end wakes the run loop,
-		// which meanwhile still handles replies and resends.
-		out, ok, busy := s.c.fsm.TrySessionOutcome(s.session, b.seq)
-		switch {
-		case busy || !ok:
-			waiting = true
-		case out.Status == replica.StatusApplied:
-			s.resolve(b, out, nil)
+		s.answerBatchLocked(b, out, nil)
+		if b.forwarded {
 			s.selfResolved.Add(1)
-			resolved = true
 		}
+		s.pushReply(forwardReply{Seq: b.seq, Attempt: b.first, Kind: replyOutcome, Outcome: out})
 	}
-	return waiting, resolved
+	clear(s.fast[len(kept):])
+	s.fast = kept
+}
+
+// list puts a batch being sent in fast (see applied), once. Run loop only.
+func (s *submitter) list(b *batch) {
+	if b.feed {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b.forwarded = s.leader != s.c.self
+	if b.listed {
+		return
+	}
+	b.listed = true
+	if len(s.fast) == 0 || s.fastSession != s.session {
+		s.fast, s.fastSession = s.fast[:0], s.session
+	}
+	s.fast = append(s.fast, b)
+}
+
+// unlist takes a batch out of fast. Under mu.
+func (s *submitter) unlistLocked(b *batch) {
+	if i := slices.Index(s.fast, b); i >= 0 {
+		s.fast = slices.Delete(s.fast, i, i+1)
+	}
 }
 
 func (s *submitter) drainIn() {
@@ -549,6 +540,7 @@ func (s *submitter) send(b *batch) {
 	if b.first == 0 {
 		b.first = b.attempt
 	}
+	s.list(b)
 	b.sentAt = time.Now()
 	if b.cancel != nil {
 		b.cancel()
@@ -683,6 +675,7 @@ func (s *submitter) expire(b *batch, r forwardReply) {
 			x.cancel = nil
 		}
 		s.mu.Lock()
+		s.unlistLocked(x)
 		for _, p := range x.parts {
 			if p.rec != nil {
 				// Its caller gave up, and nothing applied: it never will.
@@ -715,14 +708,21 @@ func (s *submitter) resolve(b *batch, out replica.Outcome, err error) {
 		b.cancel = nil
 	}
 	s.backoff = 0
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unlistLocked(b)
+	s.answerBatchLocked(b, out, err)
+}
+
+// answerBatchLocked answers every call of a batch with its share of the
+// outcome. Calls answered already are left as they are. Under mu.
+func (s *submitter) answerBatchLocked(b *batch, out replica.Outcome, err error) {
 	k := 0
 	if err == nil {
 		if k = b.versionWith(out.Count); k < 0 {
 			err = fmt.Errorf("%w: the batch applied with %d commands, which no copy this member sent had", ErrOutcomeUnknown, out.Count)
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	off := 0
 	for _, p := range b.parts {
 		n := len(p.cmds)
@@ -815,5 +815,5 @@ func (s *submitter) failAll(err error) {
 	for _, p := range s.queue {
 		s.answerLocked(p, replica.Outcome{}, err, true)
 	}
-	s.inflight, s.queue = nil, nil
+	s.inflight, s.queue, s.fast = nil, nil, nil
 }

@@ -38,10 +38,6 @@ type FSM struct {
 	applied     atomic.Uint64
 	appliedRaft atomic.Uint64
 	malformed   atomic.Uint64
-	// applying is set, from before mu is taken until it is released,
-	// while entries apply or a snapshot restores: TrySessionOutcome does
-	// not wait for that.
-	applying atomic.Bool
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)
@@ -200,11 +196,9 @@ func (f *FSM) SessionOutcome(id SessionID, seq uint64) (Outcome, bool) {
 
 // Apply implements raft.FSM. Command entries return an Outcome.
 func (f *FSM) Apply(l *raft.Log) any {
-	f.applying.Store(true)
 	f.mu.Lock()
 	out := f.applyLog(l)
 	f.publish()
-	f.applying.Store(false)
 	f.mu.Unlock()
 	if f.notify != nil {
 		f.notify()
@@ -212,32 +206,14 @@ func (f *FSM) Apply(l *raft.Log) any {
 	return out
 }
 
-// TrySessionOutcome is SessionOutcome for a caller that must not wait out
-// an apply (or a restore) in progress, which may take long: busy says one
-// is, and its end calls notify. A caller that polls on notify loses
-// nothing by it.
-func (f *FSM) TrySessionOutcome(id SessionID, seq uint64) (out Outcome, ok, busy bool) {
-	if !f.mu.TryLock() {
-		if f.applying.Load() {
-			return Outcome{}, false, true
-		}
-		f.mu.Lock() // a short read holds it
-	}
-	defer f.mu.Unlock()
-	out, ok = f.sessions.outcome(id, seq)
-	return out, ok, false
-}
-
 // ApplyBatch implements raft.BatchingFSM.
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	outs := make([]any, len(logs))
-	f.applying.Store(true)
 	f.mu.Lock()
 	for i, l := range logs {
 		outs[i] = f.applyLog(l)
 	}
 	f.publish()
-	f.applying.Store(false)
 	f.mu.Unlock()
 	if f.notify != nil {
 		f.notify()

@@ -2,7 +2,6 @@ package replica
 
 import (
 	"testing"
-	"time"
 
 	"github.com/mosaik-go/mosaik/rsm"
 )
@@ -116,56 +115,5 @@ func TestSessionOutcomeAnswersAsApply(t *testing.T) {
 		if a := outcome(t, f.Apply(l.entry(Entry{Session: s, Seq: seq, Base: seq - 1, First: f.Applied() + 1, Cmds: cmds(t, 1)}))); a.Status != o.Status || a.First != o.First {
 			t.Fatalf("batch %d: SessionOutcome %+v, Apply %+v", seq, o, a)
 		}
-	}
-}
-
-// stuck blocks every Apply until release is closed.
-type stuck struct {
-	plain
-	entered chan struct{}
-	release chan struct{}
-}
-
-func (s *stuck) Apply(c int64, ctx rsm.ApplyContext) {
-	close(s.entered)
-	<-s.release
-	s.plain.Apply(c, ctx)
-}
-
-// TestTrySessionOutcomeDoesNotWaitForApply: while an apply holds the
-// machine (here it is stuck), TrySessionOutcome says busy at once instead
-// of waiting; once the apply ends it tells the outcome.
-func TestTrySessionOutcomeDoesNotWaitForApply(t *testing.T) {
-	m := &stuck{entered: make(chan struct{}), release: make(chan struct{})}
-	f := New[int64, struct{}, int64](m, nil)
-	l := &logs{t: t, term: 1}
-	s, err := NewSessionID(f.Applied())
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f.Apply(l.entry(Entry{Session: s, Seq: 1, First: f.Applied() + 1, Cmds: cmds(t, 1)}))
-	}()
-	<-m.entered
-	answered := make(chan bool, 1)
-	go func() {
-		_, ok, busy := f.TrySessionOutcome(s, 1)
-		answered <- busy && !ok
-	}()
-	select {
-	case busy := <-answered:
-		if !busy {
-			t.Fatal("TrySessionOutcome during a stuck apply did not say busy")
-		}
-	case <-time.After(10 * time.Second):
-		close(m.release)
-		t.Fatal("TrySessionOutcome waited for the apply")
-	}
-	close(m.release)
-	<-done
-	if o, ok, busy := f.TrySessionOutcome(s, 1); !ok || busy || o.Status != StatusApplied {
-		t.Fatalf("after the apply: %+v ok %v busy %v", o, ok, busy)
 	}
 }

@@ -161,7 +161,6 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 			return fmt.Errorf("replica: restore: session %x is malformed", id[:4])
 		}
 	}
-	f.applying.Store(true)
 	f.mu.Lock()
 	err = snapper.Restore(r)
 	if err == nil {
@@ -173,7 +172,6 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		f.sessions.trim() // a snapshot from before the bound; alike everywhere
 		f.publish()
 	}
-	f.applying.Store(false)
 	f.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("replica: restore: %w", err)
