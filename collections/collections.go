@@ -41,7 +41,8 @@ var (
 	ErrClosed = errors.New("collections: closed")
 	// ErrOutOfRange is returned for a Vec index out of range; nothing changed.
 	ErrOutOfRange = errors.New("collections: index out of range")
-	// ErrEmpty is returned by a pop from an empty Vec; nothing changed.
+	// ErrEmpty is returned by a pop from an empty Vec or PriorityQueue;
+	// nothing changed.
 	ErrEmpty = errors.New("collections: empty")
 	// ErrTooLarge is returned for a key or value over the limits; nothing
 	// was written. It matches ErrNotApplied.

@@ -2,6 +2,7 @@ package collections_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -410,12 +411,12 @@ func ExampleNewPriorityQueueWriter() {
 		panic(err)
 	}
 	for {
-		job, ok, _, err := jobs.PopMin(ctx)
+		job, _, err := jobs.PopMin(ctx)
+		if errors.Is(err, collections.ErrEmpty) {
+			break
+		}
 		if err != nil {
 			panic(err)
-		}
-		if !ok {
-			break // empty
 		}
 		fmt.Println(job.Priority, job.Key, job.Value)
 	}

@@ -794,30 +794,34 @@ func (w *PriorityQueueWriter[P, K, V]) Clear(ctx context.Context) (Version, erro
 	return v, err
 }
 
-// PopMin removes the first entry (see Min) and returns it; ok is false if
-// the queue was empty, which changes nothing and still has a version.
-func (w *PriorityQueueWriter[P, K, V]) PopMin(ctx context.Context) (e PQEntry[P, K, V], ok bool, v Version, err error) {
+// PopMin removes the first entry (see Min) and returns it; ErrEmpty if
+// the queue was empty, which changes nothing (the write still has a
+// version), as VecWriter.PopFront.
+func (w *PriorityQueueWriter[P, K, V]) PopMin(ctx context.Context) (PQEntry[P, K, V], Version, error) {
 	return w.pop(ctx, pqPopMin)
 }
 
 // PopMax removes the last entry (see Max) and returns it, as PopMin does.
-func (w *PriorityQueueWriter[P, K, V]) PopMax(ctx context.Context) (e PQEntry[P, K, V], ok bool, v Version, err error) {
+func (w *PriorityQueueWriter[P, K, V]) PopMax(ctx context.Context) (PQEntry[P, K, V], Version, error) {
 	return w.pop(ctx, pqPopMax)
 }
 
-func (w *PriorityQueueWriter[P, K, V]) pop(ctx context.Context, op uint8) (PQEntry[P, K, V], bool, Version, error) {
+func (w *PriorityQueueWriter[P, K, V]) pop(ctx context.Context, op uint8) (PQEntry[P, K, V], Version, error) {
 	v, r, err := w.execute1(ctx, pqCmd[P, K, V]{Op: op})
-	if err != nil || r.Code == codeEmpty {
-		return PQEntry[P, K, V]{}, false, v, err
+	if err == nil {
+		err = r.err()
+	}
+	if err != nil {
+		return PQEntry[P, K, V]{}, v, err
 	}
 	es, err := replyEntry[P, K, V](r)
 	if err == nil && len(es) == 0 {
 		err = errors.New("collections: a pop's reply holds no entry")
 	}
 	if err != nil {
-		return PQEntry[P, K, V]{}, false, v, err
+		return PQEntry[P, K, V]{}, v, err
 	}
-	return es[0], true, v, nil
+	return es[0], v, nil
 }
 
 // Outcome tells what became of a write of this writer that failed with

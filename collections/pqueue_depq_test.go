@@ -1,6 +1,7 @@
 package collections
 
 import (
+	"errors"
 	"fmt"
 	"iter"
 	"slices"
@@ -709,11 +710,11 @@ func TestPQDef(t *testing.T) {
 // changes nothing. Not in mosaik, which has no pop.
 func TestPQPop(t *testing.T) {
 	w, r := pqPair(t)
-	e, ok, v, err := w.PopMin(tctx(t))
-	wrote(t, v, err, r)
-	if ok || e != (pqU{}) || v == 0 {
-		t.Fatalf("a pop of an empty queue: %+v, %v at %d", e, ok, v)
+	e, v, err := w.PopMin(tctx(t))
+	if !errors.Is(err, ErrEmpty) || e != (pqU{}) || v == 0 {
+		t.Fatalf("a pop of an empty queue: %+v at %d, %v; want ErrEmpty with a version", e, v, err)
 	}
+	wrote(t, v, nil, r)
 	ext(t, w, triples([3]uint64{10, 2, 200}, [3]uint64{10, 1, 100}, [3]uint64{30, 3, 300}, [3]uint64{30, 4, 400}), r)
 	for _, want := range []struct {
 		max bool
@@ -723,10 +724,10 @@ func TestPQPop(t *testing.T) {
 		if want.max {
 			pop = w.PopMax
 		}
-		e, ok, v, err := pop(tctx(t))
+		e, v, err := pop(tctx(t))
 		wrote(t, v, err, r)
-		if !ok || e != want.e {
-			t.Fatalf("pop (max %v) took %+v, %v; want %+v", want.max, e, ok, want.e)
+		if e != want.e {
+			t.Fatalf("pop (max %v) took %+v; want %+v", want.max, e, want.e)
 		}
 		wantNone(t, r.pqReads, e.Key)
 	}

@@ -3,6 +3,7 @@ package collections
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -426,8 +427,11 @@ func (d *pqClusterDoer) pop(max bool) (pqE, bool, error) {
 	if max {
 		pop = w.PopMax
 	}
-	e, ok, v, err := pop(tctx(d.t))
-	return e, ok, d.note(v, err)
+	e, v, err := pop(tctx(d.t))
+	if errors.Is(err, ErrEmpty) {
+		return e, false, d.note(v, nil) // a write that changed nothing
+	}
+	return e, err == nil, d.note(v, err)
 }
 
 func (d *pqClusterDoer) writer() pqReads[int, string, int] { return d.cur.pqReads }
