@@ -2,7 +2,10 @@ package groups
 
 import (
 	"context"
+	"errors"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/mosaik-go/mosaik/internal/replica"
@@ -97,4 +100,69 @@ func TestAnsweredAtOwnApply(t *testing.T) {
 	if len(a.done) != 0 || len(c.done) != 0 {
 		t.Fatal("a call was answered twice")
 	}
+}
+
+// slowQuery is a tally whose Query holds the replica's lock until release
+// is closed.
+type slowQuery struct {
+	tally
+	entered, release chan struct{}
+}
+
+func (q *slowQuery) Query(struct{}) int64 {
+	close(q.entered)
+	<-q.release
+	return 0
+}
+
+// A caller giving up returns at once even while the apply goroutine looks
+// for batches to answer and somebody's Query holds the replica: applied
+// reads the replica without the submitter's lock.
+func TestGiveUpNotHeldByQuery(t *testing.T) {
+	q := &slowQuery{entered: make(chan struct{}), release: make(chan struct{})}
+	m := replica.New[tallyCmd, struct{}, int64](q, nil)
+	self := transport.PeerID{1}
+	s := &submitter{c: &core{lifecycle: lifecycle{closing: make(chan struct{})}, fsm: m.FSM, self: self},
+		records: map[WriteID]*record{}, gaveUp: make(chan struct{}, 1), repSig: make(chan struct{}, 1), nextSeq: 2}
+	chosen, err := replica.NewSessionID(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.chosen, s.session, s.leader = chosen, bindSession(self, chosen), transport.PeerID{2}
+	p := &pending{ctx: context.Background(), done: make(chan pendingResult, 1), cmds: [][]byte{{0x80}}}
+	b := &batch{seq: 1, parts: []*pending{p}, cmds: p.cmds, versions: []version{{count: 1}}}
+	p.id = WriteID{Session: s.session, Seq: 1}
+	s.inflight = []*batch{b}
+	s.attempts, b.first, b.attempt = 1, 1, 1
+	s.list(b)
+
+	queried := make(chan struct{})
+	go func() { m.Query(struct{}{}); close(queried) }()
+	<-q.entered // the Query holds the replica's lock
+	applied := make(chan struct{})
+	go func() { s.applied(); close(applied) }() // an apply just ended
+	// Let applied take the submitter's lock first, if it would hold it
+	// while it reads the replica (it must not); give up looking after 1 s.
+	for end := time.Now().Add(time.Second); time.Now().Before(end) && s.mu.TryLock(); {
+		s.mu.Unlock()
+		runtime.Gosched()
+	}
+
+	gaveUp := make(chan error, 1)
+	go func() {
+		_, err := s.giveUp(p, context.DeadlineExceeded)
+		gaveUp <- err
+	}()
+	select {
+	case err := <-gaveUp:
+		var u *UnknownOutcomeError
+		if !errors.As(err, &u) {
+			t.Errorf("giveUp: %v, want an *UnknownOutcomeError", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("giveUp waited for somebody's Query")
+	}
+	close(q.release)
+	<-queried
+	<-applied
 }

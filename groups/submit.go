@@ -39,7 +39,7 @@ type pending struct {
 	id       WriteID // where it was sent; zero while queued
 	rec      *record // its caller gave up after it was sent: settle this
 
-	out int // the first version of its batch without it; 0: in every one (run loop only)
+	out int // the first version of its batch without it; 0: in every one (written under mu)
 }
 
 // record is what a caller that gave up after its write was sent leaves
@@ -377,26 +377,42 @@ func (s *submitter) run() {
 // A batch with a Feed is not in fast: its Feed is answered once the batch
 // is appended, which only the leader tells. A batch whose record says
 // other than applied (refused, or its session expired) waits for the
-// leader, which tells the submitter what to do next. Lock order: mu, then
-// the replica's.
+// leader, which tells the submitter what to do next.
+//
+// The replica is read without mu: a Query holds the replica's lock as long
+// as the machine's Query runs, and neither a caller giving up nor the run
+// loop may wait for that. Only this goroutine applies, so what it read
+// stays true while it answers.
 func (s *submitter) applied() {
+	var (
+		bsBuf   [maxInflight]*batch
+		outsBuf [maxInflight]replica.Outcome
+	)
+	s.mu.Lock()
+	session, bs := s.fastSession, append(bsBuf[:0], s.fast...)
+	s.mu.Unlock()
+	outs := outsBuf[:0]
+	for _, b := range bs {
+		out, ok := s.c.fsm.SessionOutcome(session, b.seq)
+		if !ok {
+			out = replica.Outcome{}
+		}
+		outs = append(outs, out)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	kept := s.fast[:0]
-	for _, b := range s.fast {
-		out, ok := s.c.fsm.SessionOutcome(s.fastSession, b.seq)
-		if !ok || out.Status != replica.StatusApplied {
-			kept = append(kept, b)
+	for i, b := range bs {
+		j := slices.Index(s.fast, b) // gone if the run loop resolved it meanwhile
+		if outs[i].Status != replica.StatusApplied || j < 0 {
 			continue
 		}
-		s.answerBatchLocked(b, out, nil)
+		s.fast = slices.Delete(s.fast, j, j+1)
+		s.answerBatchLocked(b, outs[i], nil)
 		if b.forwarded {
 			s.selfResolved.Add(1)
 		}
-		s.pushReply(forwardReply{Seq: b.seq, Attempt: b.first, Kind: replyOutcome, Outcome: out})
+		s.pushReply(forwardReply{Seq: b.seq, Attempt: b.first, Kind: replyOutcome, Outcome: outs[i]})
 	}
-	clear(s.fast[len(kept):])
-	s.fast = kept
 }
 
 // list puts a batch being sent in fast (see applied), once. Run loop only.
