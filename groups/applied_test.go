@@ -76,6 +76,9 @@ func TestAnsweredAtOwnApply(t *testing.T) {
 	if ra.err != nil || ra.out.First != 1 || ra.out.Count != 2 || rc.err != nil || rc.out.First != 3 || rc.out.Count != 1 {
 		t.Fatalf("shares: %+v %v, %+v %v", ra.out, ra.err, rc.out, rc.err)
 	}
+	if len(ra.out.Replies) != 2 {
+		t.Fatalf("the first call got %d replies, want 2", len(ra.out.Replies))
+	}
 	for i, want := range []int64{1, 2} {
 		var got int64
 		if err := rsm.Unmarshal(ra.out.Replies[i], &got); err != nil || got != want {
