@@ -13,6 +13,22 @@ import (
 	"github.com/mosaik-go/mosaik/transport"
 )
 
+// forwardingSubmitter returns the submitter of a member that is not the
+// leader, over fsm, with a session chosen and its first batch (number 1)
+// next to form; its run loop does not run.
+func forwardingSubmitter(t *testing.T, fsm *replica.FSM) *submitter {
+	t.Helper()
+	self := transport.PeerID{1}
+	s := &submitter{c: &core{lifecycle: lifecycle{closing: make(chan struct{})}, fsm: fsm, self: self},
+		records: map[WriteID]*record{}, gaveUp: make(chan struct{}, 1), repSig: make(chan struct{}, 1), nextSeq: 2}
+	chosen, err := replica.NewSessionID(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.chosen, s.session, s.leader = chosen, bindSession(self, chosen), transport.PeerID{2}
+	return s
+}
+
 // A batch forwarded to the leader is answered by this member's own apply,
 // on the applying goroutine, with each call's share of the copy that
 // applied (here the one without the call whose caller gave up); the run
@@ -21,14 +37,7 @@ import (
 // an apply answers nothing.
 func TestAnsweredAtOwnApply(t *testing.T) {
 	m := replica.New[tallyCmd, struct{}, int64](&tally{}, nil)
-	self, leader := transport.PeerID{1}, transport.PeerID{2}
-	s := &submitter{c: &core{lifecycle: lifecycle{closing: make(chan struct{})}, fsm: m.FSM, self: self},
-		records: map[WriteID]*record{}, gaveUp: make(chan struct{}, 1), repSig: make(chan struct{}, 1), nextSeq: 2}
-	chosen, err := replica.NewSessionID(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.chosen, s.session, s.leader = chosen, bindSession(self, chosen), leader
+	s := forwardingSubmitter(t, m.FSM)
 
 	newP := func(n int) *pending {
 		p := &pending{ctx: context.Background(), done: make(chan pendingResult, 1), local: true}
@@ -124,14 +133,7 @@ func (q *slowQuery) Query(struct{}) int64 {
 func TestGiveUpNotHeldByQuery(t *testing.T) {
 	q := &slowQuery{entered: make(chan struct{}), release: make(chan struct{})}
 	m := replica.New[tallyCmd, struct{}, int64](q, nil)
-	self := transport.PeerID{1}
-	s := &submitter{c: &core{lifecycle: lifecycle{closing: make(chan struct{})}, fsm: m.FSM, self: self},
-		records: map[WriteID]*record{}, gaveUp: make(chan struct{}, 1), repSig: make(chan struct{}, 1), nextSeq: 2}
-	chosen, err := replica.NewSessionID(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.chosen, s.session, s.leader = chosen, bindSession(self, chosen), transport.PeerID{2}
+	s := forwardingSubmitter(t, m.FSM)
 	p := &pending{ctx: context.Background(), done: make(chan pendingResult, 1), cmds: [][]byte{{0x80}}}
 	b := &batch{seq: 1, parts: []*pending{p}, cmds: p.cmds, versions: []version{{count: 1}}}
 	p.id = WriteID{Session: s.session, Seq: 1}
