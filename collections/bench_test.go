@@ -425,11 +425,13 @@ func BenchmarkPQGet(b *testing.B) {
 
 // BenchmarkPQWrite is PriorityQueue.Insert and PopMin through the leader
 // of three replicas in one process, one call at a time and from 64
-// goroutines at once, next to Map.Insert in the same setting, and reports
-// writes per second. PopMin's queue is filled with enough entries first.
+// goroutines at once, next to Map.Insert and Set.Insert in the same
+// setting (a Set's tree is still frozen after every batch, a Map's only
+// when read), and reports writes per second. PopMin's queue is filled with
+// enough entries first.
 func BenchmarkPQWrite(b *testing.B) {
 	for _, conc := range []int{1, 64} {
-		for _, what := range []string{"pqueue.Insert", "pqueue.PopMin", "map.Insert"} {
+		for _, what := range []string{"pqueue.Insert", "pqueue.PopMin", "map.Insert", "set.Insert"} {
 			b.Run(fmt.Sprintf("replicas=3/link=process/via=leader/concurrency=%d/%s", conc, what), func(b *testing.B) {
 				tn := newTestNet(b)
 				nets := []*transport.Network{tn.node(), tn.node(), tn.node()}
@@ -443,6 +445,15 @@ func BenchmarkPQWrite(b *testing.B) {
 						ws, leaderOf = append(ws, w), w.Leader
 						writes[i] = func(ctx context.Context, i int) error {
 							_, err := w.Insert(ctx, benchKey(i), benchValue(i))
+							return err
+						}
+						continue
+					}
+					if what == "set.Insert" {
+						w := openSetW[string](b, n, "bench")
+						ws, leaderOf = append(ws, w), w.Leader
+						writes[i] = func(ctx context.Context, i int) error {
+							_, err := w.Insert(ctx, benchKey(i))
 							return err
 						}
 						continue
