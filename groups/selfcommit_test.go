@@ -190,3 +190,26 @@ func TestSelfCommitOffStillCompletes(t *testing.T) {
 		t.Errorf("%d self-commits taken with the policy off", got-commits)
 	}
 }
+
+// latestVoters reads Raft's configuration anew only when it changed: its
+// cache keys on the address of the servers slice Raft keeps for its latest
+// configuration (hashicorp/raft v1.8 hands out that slice, not a copy). A
+// version of Raft that copied it on every read would make every append
+// parse the voters again; this test says so. TestNoSelfCommitBeyondThreeVoters
+// shows the cache follows a change.
+func TestLatestVotersCached(t *testing.T) {
+	l, fs := gateTallies(t, 3)
+	for _, nd := range append(fs, l) {
+		vs, ok := nd.g.latestVoters()
+		if !ok || len(vs) != 3 {
+			t.Fatalf("%s: voters %v, %v; want 3", nd.net.ID().Short(), vs, ok)
+		}
+		cached := nd.g.selfVoters.Load()
+		for range 100 {
+			nd.g.latestVoters()
+		}
+		if nd.g.selfVoters.Load() != cached {
+			t.Fatalf("%s read Raft's unchanged configuration anew: Raft no longer hands out the same servers slice (see latestVoters)", nd.net.ID().Short())
+		}
+	}
+}
