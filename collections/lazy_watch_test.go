@@ -87,16 +87,7 @@ func TestLazyWatchRebuildsState(t *testing.T) {
 						return
 					}
 					prev = ev.Version
-					for _, c := range ev.Changes {
-						switch c.Op {
-						case OpInsert:
-							got[c.Key] = c.Value
-						case OpRemove:
-							delete(got, c.Key)
-						case OpClear:
-							clear(got)
-						}
-					}
+					replayMap(got, []Event[MapChange[string, int]]{ev})
 					if done() {
 						return
 					}

@@ -82,9 +82,6 @@ type batch struct {
 	cancel   func()
 	resolved bool
 	listed   bool // put in submitter.fast once (run loop only)
-	// forwarded: its latest attempt went to another member. Under
-	// submitter.mu.
-	forwarded bool
 }
 
 type version struct {
@@ -154,8 +151,8 @@ type submitter struct {
 	leader    transport.PeerID
 	resendAt  time.Time
 	backoff   time.Duration
-	// selfResolved counts the forwarded batches answered at this member's
-	// own apply (see applied).
+	// selfResolved counts the batches answered at this member's own apply
+	// (see applied): forwarded ones, as only those are listed.
 	selfResolved atomic.Uint64
 }
 
@@ -391,6 +388,9 @@ func (s *submitter) applied() {
 	s.mu.Lock()
 	session, bs := s.fastSession, append(bsBuf[:0], s.fast...)
 	s.mu.Unlock()
+	if len(bs) == 0 {
+		return // the leader's case, and a follower's between writes
+	}
 	outs := outsBuf[:0]
 	for _, b := range bs {
 		out, ok := s.c.fsm.SessionOutcome(session, b.seq)
@@ -402,15 +402,12 @@ func (s *submitter) applied() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, b := range bs {
-		j := slices.Index(s.fast, b) // gone if the run loop resolved it meanwhile
-		if outs[i].Status != replica.StatusApplied || j < 0 {
+		// Not listed any more if the run loop resolved it meanwhile.
+		if outs[i].Status != replica.StatusApplied || !s.unlistLocked(b) {
 			continue
 		}
-		s.fast = slices.Delete(s.fast, j, j+1)
 		s.answerBatchLocked(b, outs[i], nil)
-		if b.forwarded {
-			s.selfResolved.Add(1)
-		}
+		s.selfResolved.Add(1)
 		s.pushReply(forwardReply{Seq: b.seq, Attempt: b.first, Kind: replyOutcome, Outcome: outs[i]})
 	}
 }
@@ -420,27 +417,27 @@ func (s *submitter) applied() {
 // completer answers it, which at 64 writers was faster than answering them
 // all on the goroutine that applies.
 func (s *submitter) list(b *batch) {
-	if b.feed {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b.forwarded = s.leader != s.c.self
-	if b.listed || !b.forwarded {
+	if b.listed || b.feed || s.leader == s.c.self {
 		return
 	}
 	b.listed = true
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if len(s.fast) == 0 || s.fastSession != s.session {
 		s.fast, s.fastSession = s.fast[:0], s.session
 	}
 	s.fast = append(s.fast, b)
 }
 
-// unlist takes a batch out of fast. Under mu.
-func (s *submitter) unlistLocked(b *batch) {
-	if i := slices.Index(s.fast, b); i >= 0 {
-		s.fast = slices.Delete(s.fast, i, i+1)
+// unlistLocked takes a batch out of fast and reports whether it was there.
+// Under mu.
+func (s *submitter) unlistLocked(b *batch) bool {
+	i := slices.Index(s.fast, b)
+	if i < 0 {
+		return false
 	}
+	s.fast = slices.Delete(s.fast, i, i+1)
+	return true
 }
 
 func (s *submitter) drainIn() {
