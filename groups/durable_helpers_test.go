@@ -36,7 +36,14 @@ type dnode[C, Q, R any] struct {
 // stops the node at the end of the test (before the cluster's server).
 func startDurable[C, Q, R any](t testing.TB, c *cluster, dir string, sm rsm.StateMachine[C, Q, R], cfg *Config) *dnode[C, Q, R] {
 	t.Helper()
-	db, err := storage.Open(dir, nil)
+	return startDurableOn(t, c, dir, nil, sm, cfg)
+}
+
+// startDurableOn is startDurable with the storage's options (its file
+// system, for one).
+func startDurableOn[C, Q, R any](t testing.TB, c *cluster, dir string, opts *storage.Options, sm rsm.StateMachine[C, Q, R], cfg *Config) *dnode[C, Q, R] {
+	t.Helper()
+	db, err := storage.Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -159,6 +159,9 @@ type divergence struct {
 	// after this member applied it (see guardLog); zero while it has not.
 	divergedAt    atomic.Uint64
 	divergeLogged atomic.Int64 // when the divergence was last logged, Unix nanoseconds
+	// storageErr is why this member's storage failed under Raft, which
+	// stopped it (see storageFailed); nil while it works.
+	storageErr atomic.Pointer[error]
 }
 
 // lifecycle is how the member's goroutines end: closing is closed once, by
@@ -363,6 +366,9 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 	c.trans = trans
 	trans.SetAllow(c.allowRaft)
 	trans.SetSelfCommit(c.selfCommitAllowed)
+	// Raft stores a newer term on its main loop, where a failure to store
+	// it can end that goroutine rather than the process (storagefail.go).
+	trans.SetHeartbeatFast(c.heartbeatFast)
 	// A lost heartbeat must not hold back the next ones past a
 	// follower's election timeout (Raft's HeartbeatTimeout).
 	trans.SetHeartbeatTimeout(c.cfg.ElectionTimeout * time.Duration(c.cfg.Preference.Factor()) / 4)
@@ -373,7 +379,7 @@ func (c *core) start(fsm raft.BatchingFSM) error {
 	}
 	c.raftFSM = c.metrics.wrap(fsm)
 	c.raftTrans = keepOpen{trans}
-	r, err := raft.NewRaft(c.raftConfig(c.fsm.CanSnapshot()), c.raftFSM, stores.Log, stores.Stable, stores.Snapshots, c.raftTrans)
+	r, err := raft.NewRaft(c.raftConfig(c.fsm.CanSnapshot()), c.raftFSM, raftLogStore{stores.Log, c}, newRaftStableStore(stores.Stable, c), stores.Snapshots, c.raftTrans)
 	if err != nil {
 		_ = trans.Close()
 		return fail(fmt.Errorf("groups: start raft: %w", err))
@@ -810,7 +816,7 @@ func (c *core) Close() error {
 	c.closeOnce.Do(func() {
 		// Hand over first: a leader that removed itself would leave the
 		// others naming it until their election timeout.
-		if c.raft.Load().State() == raft.Leader {
+		if c.raft.Load().State() == raft.Leader && c.StorageErr() == nil {
 			c.handOver()
 		}
 		if !c.cfg.Storage.Durable() {
@@ -842,7 +848,16 @@ func (c *core) Leave(ctx context.Context) error {
 func (c *core) handOver() {
 	ctx, cancel := context.WithTimeout(context.Background(), c.closeBudget())
 	defer cancel()
-	err := c.raft.Load().LeadershipTransfer().Error()
+	// Raft's main loop may be gone (its storage failed: storagefail.go)
+	// and never take or answer the request: wait at most the budget.
+	errc := make(chan error, 1)
+	go func() { errc <- c.raft.Load().LeadershipTransfer().Error() }()
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
 	if err == nil {
 		_, err = c.when.until(ctx, func(s status) bool { return !s.leader.IsZero() && s.leader != c.self })
 	}
@@ -879,6 +894,9 @@ func (c *core) stop() {
 		errs = append(errs, err)
 	}
 	c.wg.Wait()
+	if err := c.StorageErr(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.stores.Release != nil {
 		if err := c.stores.Release(); err != nil {
 			errs = append(errs, fmt.Errorf("groups: release storage: %w", err))

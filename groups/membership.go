@@ -372,7 +372,17 @@ func (c *core) maybeBootstrap() {
 		}
 		servers = append(servers, c.server(p, raft.Voter))
 	}
-	err := c.raft.Load().BootstrapCluster(raft.Configuration{Servers: servers}).Error()
+	// Raft's main loop may end while it stores the founding configuration
+	// (its storage failed: storagefail.go) and never answer: the member
+	// then stops, and so does this wait.
+	errc := make(chan error, 1)
+	go func() { errc <- c.raft.Load().BootstrapCluster(raft.Configuration{Servers: servers}).Error() }()
+	var err error
+	select {
+	case err = <-errc:
+	case <-c.closing:
+		return
+	}
 	switch err {
 	case nil:
 		c.log.Info("groups: founded the group", "voters", len(servers))

@@ -95,7 +95,7 @@ func (c *core) reform() (Recovery, error) {
 	if _, ok := c.raftFSM.(replayGuard); !ok {
 		c.raftFSM = replayGuard{BatchingFSM: c.raftFSM, applied: c.fsm.AppliedRaft}
 	}
-	r, err := raft.NewRaft(conf, c.raftFSM, c.stores.Log, c.stores.Stable, c.stores.Snapshots, c.raftTrans)
+	r, err := raft.NewRaft(conf, c.raftFSM, raftLogStore{c.stores.Log, c}, newRaftStableStore(c.stores.Stable, c), c.stores.Snapshots, c.raftTrans)
 	if err != nil {
 		// Without a Raft the member cannot go on: stop it. Not in wg:
 		// Close waits for wg.

@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/hashicorp/raft"
+	"github.com/mosaik-go/mosaik/internal/faultfs"
 )
 
 // TestCrashKeepsAcknowledged writes from several groups at once (so Pebble
@@ -176,19 +177,6 @@ func TestCrashLosesUnsyncedWithNoSync(t *testing.T) {
 	}
 }
 
-// walSyncFailure fails every sync of a write-ahead log file once on.
-func walSyncFailure() *errorfs.Toggle {
-	return &errorfs.Toggle{Injector: errorfs.InjectorFunc(func(op errorfs.Op) error {
-		switch op.Kind {
-		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
-			if strings.HasSuffix(op.Path, ".log") {
-				return errorfs.ErrInjected
-			}
-		}
-		return nil
-	})}
-}
-
 // TestSyncFailureSurfaces injects a failed fsync of the write-ahead log:
 // the writer gets the error, every operation after it fails, and a crash
 // image opened afterwards holds exactly what was acknowledged.
@@ -205,7 +193,7 @@ func TestSyncFailureSurfaces(t *testing.T) {
 	for _, c := range ops {
 		t.Run(c.name, func(t *testing.T) {
 			mem := vfs.NewCrashableMem()
-			inj := walSyncFailure()
+			inj := faultfs.WALSyncFailure()
 			db, err := Open("/data", &Options{FS: errorfs.Wrap(mem, inj)})
 			if err != nil {
 				t.Fatal(err)
@@ -266,7 +254,7 @@ func TestSyncFailureSurfaces(t *testing.T) {
 // to Raft by Close and is not listed after reopening.
 func TestSnapshotSyncFailure(t *testing.T) {
 	mem := vfs.NewCrashableMem()
-	inj := walSyncFailure()
+	inj := faultfs.WALSyncFailure()
 	db, err := Open("/data", &Options{FS: errorfs.Wrap(mem, inj), SnapshotChunkSize: 4096})
 	if err != nil {
 		t.Fatal(err)

@@ -40,6 +40,8 @@ type RaftTransport struct {
 
 	hbMu sync.Mutex
 	hbFn func(raft.RPC)
+	// hbFastFn chooses the heartbeats hbFn takes (SetHeartbeatFast); nil: all.
+	hbFastFn func(term uint64) bool
 
 	rpcSub, hbSub, snapSub *Subscription
 
@@ -272,6 +274,16 @@ func (t *RaftTransport) EncodePeer(_ raft.ServerID, addr raft.ServerAddress) []b
 
 // DecodePeer implements raft.Transport.
 func (t *RaftTransport) DecodePeer(b []byte) raft.ServerAddress { return raft.ServerAddress(b) }
+
+// SetHeartbeatFast sets which heartbeats take Raft's fast path (the
+// heartbeat handler, which runs on this transport's goroutine): those whose
+// term fast accepts. The others go to Raft's main loop with every other
+// RPC. nil (the default): all of them.
+func (t *RaftTransport) SetHeartbeatFast(fast func(term uint64) bool) {
+	t.hbMu.Lock()
+	defer t.hbMu.Unlock()
+	t.hbFastFn = fast
+}
 
 // SetHeartbeatHandler implements raft.Transport.
 func (t *RaftTransport) SetHeartbeatHandler(fn func(raft.RPC)) {
@@ -712,7 +724,7 @@ func (t *RaftTransport) onHeartbeat(m *Msg) {
 		return
 	}
 	t.hbMu.Lock()
-	fn := t.hbFn
+	fn, fast := t.hbFn, t.hbFastFn
 	t.hbMu.Unlock()
 	if err := checkRPC(m.From, req); err != nil {
 		t.malformed(m, err)
@@ -720,7 +732,7 @@ func (t *RaftTransport) onHeartbeat(m *Msg) {
 	}
 	respCh := make(chan raft.RPCResponse, 1)
 	rpc := raft.RPC{Command: req, RespChan: respCh}
-	if fn != nil && isHeartbeat(req) {
+	if fn != nil && isHeartbeat(req) && (fast == nil || fast(req.Term)) {
 		fn(rpc)
 	} else if !t.dispatch(rpc) {
 		return

@@ -1137,3 +1137,34 @@ func testConfiguration() []byte {
 	p := NewPeerID().String()
 	return raft.EncodeConfiguration(raft.Configuration{Servers: []raft.Server{{ID: raft.ServerID(p), Address: raft.ServerAddress(p)}}})
 }
+
+// TestHeartbeatFast: with SetHeartbeatFast, only heartbeats whose term it
+// accepts take the handler; the others reach Raft's main loop (the
+// consumer), as every other RPC does.
+func TestHeartbeatFast(t *testing.T) {
+	p := newPair(t, NewSecret(), nil, nil)
+	var fast, slow atomic.Int32
+	p.b.SetHeartbeatHandler(func(rpc raft.RPC) {
+		fast.Add(1)
+		rpc.Respond(&raft.AppendEntriesResponse{Term: rpc.Command.(*raft.AppendEntriesRequest).Term, Success: true}, nil)
+	})
+	serve(t, p.b, func(rpc raft.RPC) {
+		slow.Add(1)
+		rpc.Respond(&raft.AppendEntriesResponse{Term: rpc.Command.(*raft.AppendEntriesRequest).Term, Success: true}, nil)
+	})
+	p.b.SetHeartbeatFast(func(term uint64) bool { return term <= 5 })
+	for _, term := range []uint64{4, 5, 6, 9, 5} {
+		var resp raft.AppendEntriesResponse
+		if err := p.a.AppendEntries("b", p.b.LocalAddr(), heartbeat(p, term), &resp); err != nil || resp.Term != term {
+			t.Fatalf("heartbeat of term %d: %v %+v", term, err, resp)
+		}
+	}
+	if fast.Load() != 3 || slow.Load() != 2 {
+		t.Errorf("%d heartbeats took the handler and %d the consumer, want 3 and 2", fast.Load(), slow.Load())
+	}
+	p.b.SetHeartbeatFast(nil)
+	var resp raft.AppendEntriesResponse
+	if err := p.a.AppendEntries("b", p.b.LocalAddr(), heartbeat(p, 9), &resp); err != nil || fast.Load() != 4 {
+		t.Errorf("without a filter a heartbeat of term 9: %v, handler took %d (want 4)", err, fast.Load())
+	}
+}
