@@ -848,14 +848,8 @@ func (c *core) Leave(ctx context.Context) error {
 func (c *core) handOver() {
 	ctx, cancel := context.WithTimeout(context.Background(), c.closeBudget())
 	defer cancel()
-	// Raft's main loop may be gone (its storage failed: storagefail.go)
-	// and never take or answer the request: wait at most the budget.
-	errc := make(chan error, 1)
-	go func() { errc <- c.raft.Load().LeadershipTransfer().Error() }()
-	var err error
-	select {
-	case err = <-errc:
-	case <-ctx.Done():
+	answered, err := untilAnswered(ctx.Done(), func() raft.Future { return c.raft.Load().LeadershipTransfer() })
+	if !answered {
 		err = ctx.Err()
 	}
 	if err == nil {

@@ -372,16 +372,11 @@ func (c *core) maybeBootstrap() {
 		}
 		servers = append(servers, c.server(p, raft.Voter))
 	}
-	// Raft's main loop may end while it stores the founding configuration
-	// (its storage failed: storagefail.go) and never answer: the member
-	// then stops, and so does this wait.
-	errc := make(chan error, 1)
-	go func() { errc <- c.raft.Load().BootstrapCluster(raft.Configuration{Servers: servers}).Error() }()
-	var err error
-	select {
-	case err = <-errc:
-	case <-c.closing:
-		return
+	answered, err := untilAnswered(c.closing, func() raft.Future {
+		return c.raft.Load().BootstrapCluster(raft.Configuration{Servers: servers})
+	})
+	if !answered {
+		return // the member stops
 	}
 	switch err {
 	case nil:

@@ -111,6 +111,22 @@ func (c *core) storageFailed(err error, exit bool) error {
 	return err
 }
 
+// untilAnswered makes the Raft call start and waits for its answer, or
+// until done closes (answered false): Raft's main loop may be gone (its
+// storage failed) and never take or answer the call. The goroutine that
+// waits for the answer then ends when Raft shuts down, or never if the
+// main loop took the call before it ended.
+func untilAnswered(done <-chan struct{}, start func() raft.Future) (answered bool, err error) {
+	errc := make(chan error, 1)
+	go func() { errc <- start().Error() }()
+	select {
+	case err = <-errc:
+		return true, err
+	case <-done:
+		return false, nil
+	}
+}
+
 // heartbeatFast says whether a heartbeat of term may take Raft's fast path
 // (transport.RaftTransport.SetHeartbeatFast): only if it is not newer than
 // Raft's term. Terms only grow, so one let through can make Raft store only

@@ -16,10 +16,10 @@ import (
 // of the write-ahead log) stops with the storage error instead of taking
 // the process down (hashicorp/raft panics when it cannot store its term or
 // read an entry to apply), and the other two go on. As a follower it meets
-// the failure storing a new term; as the leader, storing a write. An
-// observer hears of a new term first by a heartbeat (it gets no vote
-// requests), which Raft would handle on the transport's goroutine, where
-// the member cannot end it: it goes to Raft's main loop instead.
+// the failure storing a new term; as the leader, storing a write; as an
+// observer (no vote requests), storing the term of the new leader's first
+// append. (A heartbeat of a newer term arriving first is
+// TestStorageFailureCandidateHeartbeat's last step.)
 func TestStorageFailureStopsMember(t *testing.T) {
 	for _, role := range []string{"follower", "leader", "observer"} {
 		t.Run(role, func(t *testing.T) { testStorageFailure(t, role) })
@@ -28,34 +28,22 @@ func TestStorageFailureStopsMember(t *testing.T) {
 
 func testStorageFailure(t *testing.T, role string) {
 	leads := role == "leader"
-	c := newCluster(t)
-	inj := faultfs.WALSyncFailure()
 	cfg := testConfig()
 	if role == "observer" {
 		cfg.Preference = Observer
 	}
-	bad := startDurableOn(t, c, "/data", &storage.Options{FS: errorfs.Wrap(vfs.NewMem(), inj)}, &counter{}, cfg)
-	a := startDurable(t, c, t.TempDir(), &counter{}, nil)
-	b := startDurable(t, c, t.TempDir(), &counter{}, nil)
+	inj, bad, a, b := failingTrio(t, cfg)
 	nodes := []*dnode[counterCmd, struct{}, int64]{bad, a, b}
-	onlineAll(t, nodes...)
 	if _, err := a.g.Execute(ctxFor(t, 10*time.Second), counterCmd{Add: 1}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 20*time.Second, "the failing member to apply the first write", func() bool { return bad.g.fsm.Applied() > 0 })
-	transfer := func(from, to *dnode[counterCmd, struct{}, int64]) {
-		t.Helper()
-		id := to.id().String()
-		if err := from.g.raft.Load().LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(id)).Error(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	l := leaderOf(t, nodes...)
 	switch {
 	case leads && l != bad:
-		transfer(l, bad)
+		transferLead(t, l, bad)
 	case !leads && l == bad:
-		transfer(bad, a)
+		transferLead(t, bad, a)
 	}
 	l = leaderOf(t, nodes...)
 	inj.On()
@@ -71,9 +59,32 @@ func testStorageFailure(t *testing.T, role string) {
 		if l == a {
 			other = b
 		}
-		transfer(l, other)
+		transferLead(t, l, other)
 	}
 	expectStopped(t, bad, a, b)
+}
+
+// failingTrio starts three durable members; the first (bad, with cfg)
+// keeps its data on a file system whose write-ahead log syncs fail once
+// inj is switched on.
+func failingTrio(t *testing.T, cfg *Config) (inj *errorfs.Toggle, bad, a, b *dnode[counterCmd, struct{}, int64]) {
+	t.Helper()
+	c := newCluster(t)
+	inj = faultfs.WALSyncFailure()
+	bad = startDurableOn(t, c, "/data", &storage.Options{FS: errorfs.Wrap(vfs.NewMem(), inj)}, &counter{}, cfg)
+	a = startDurable(t, c, t.TempDir(), &counter{}, nil)
+	b = startDurable(t, c, t.TempDir(), &counter{}, nil)
+	onlineAll(t, bad, a, b)
+	return inj, bad, a, b
+}
+
+// transferLead makes from, the leader, hand leadership to to.
+func transferLead(t *testing.T, from, to *dnode[counterCmd, struct{}, int64]) {
+	t.Helper()
+	id := to.id().String()
+	if err := from.g.raft.Load().LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(id)).Error(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // expectStopped waits until bad, whose storage failed, stopped and says
@@ -122,22 +133,10 @@ func TestHeartbeatFastFollowsTerm(t *testing.T) {
 // brings to Raft's main loop (found by review: the process died with
 // "failed to save current term" from onHeartbeat, 4 of 4 runs).
 func TestStorageFailureCandidateHeartbeat(t *testing.T) {
-	c := newCluster(t)
-	inj := faultfs.WALSyncFailure()
-	bad := startDurableOn(t, c, "/data", &storage.Options{FS: errorfs.Wrap(vfs.NewMem(), inj)}, &counter{}, nil)
-	a := startDurable(t, c, t.TempDir(), &counter{}, nil)
-	b := startDurable(t, c, t.TempDir(), &counter{}, nil)
+	inj, bad, a, b := failingTrio(t, nil)
 	nodes := []*dnode[counterCmd, struct{}, int64]{bad, a, b}
-	onlineAll(t, nodes...)
-	transfer := func(from, to *dnode[counterCmd, struct{}, int64]) {
-		t.Helper()
-		id := to.id().String()
-		if err := from.g.raft.Load().LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(id)).Error(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	if leaderOf(t, nodes...) == bad {
-		transfer(bad, a)
+		transferLead(t, bad, a)
 	}
 	l := leaderOf(t, nodes...)
 	o := a
